@@ -1,0 +1,22 @@
+//! The core of the auth platform: access tokens (RFC 9068), signing keys and JWKS, PKCE, scopes, secrets
+//! and the wire types every service shares. No HTTP server and no SQL live here.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`scope`] | RFC 6749 §3.3 scope sets |
+//! | [`pkce`] | RFC 7636 S256 challenges |
+//! | [`token`] | RFC 9068 claims, [`token::issue`] and [`token::verify`] |
+//! | [`keys`] | signing keys, PKCS#8 storage, at-rest encryption, JWK export, RFC 7638 `kid` |
+//! | [`jwks`] | key sets by `kid`; with feature `remote`, a fetched-and-cached JWKS |
+//! | [`secret`] | opaque tokens, SHA-256 digests, constant-time comparison, argon2id |
+//! | [`wire`] | token, error, introspection and metadata bodies |
+//! | [`clock`] | time as a parameter |
+
+pub mod clock;
+pub mod jwks;
+pub mod keys;
+pub mod pkce;
+pub mod scope;
+pub mod secret;
+pub mod token;
+pub mod wire;

@@ -1,0 +1,271 @@
+//! Opaque secrets (refresh tokens, authorization codes, client secrets, CSRF tokens), their storage digests,
+//! constant-time comparison, and argon2id password hashing.
+//!
+//! Opaque secrets are 256 random bits, so a fast SHA-256 digest is enough to store them: nobody can
+//! brute-force 2^256 candidates, and a slow hash would only cost the token endpoint its throughput.
+//! Passwords are low-entropy and get argon2id.
+
+use std::fmt;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// Bytes of randomness in every opaque secret: 256 bits (RFC 6749 §10.10, RFC 9700 §4.13).
+pub const OPAQUE_TOKEN_BYTES: usize = 32;
+
+/// Why a secret operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The operating system's random number generator failed.
+    #[error("the operating system random number generator failed")]
+    Random,
+    /// A stored password hash is not a valid PHC string.
+    #[error("stored password hash is malformed")]
+    MalformedHash,
+    /// argon2 refused its input (e.g. a password longer than it accepts).
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+/// Fills `buffer` from the operating system's random number generator.
+pub fn fill_random(buffer: &mut [u8]) -> Result<(), SecretError> {
+    getrandom::fill(buffer).map_err(|_| SecretError::Random)
+}
+
+/// A freshly generated opaque secret, base64url without padding (43 characters).
+///
+/// The text zeroizes on drop and never shows in `Debug`; the holder sends it once and keeps only its
+/// [`SecretDigest`].
+///
+/// ```
+/// use auth_core::secret::{OpaqueToken, SecretDigest};
+///
+/// let token = OpaqueToken::generate();
+/// let stored = SecretDigest::of(token.as_str());
+/// assert!(stored.matches(token.as_str()));
+/// assert_eq!(token.as_str().len(), 43);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct OpaqueToken(Zeroizing<String>);
+
+impl OpaqueToken {
+    /// 256 bits from the OS RNG. If the OS RNG fails there is no safe fallback (weak randomness would
+    /// be worse than stopping), so the process aborts; [`OpaqueToken::try_generate`] returns the error.
+    pub fn generate() -> Self {
+        match Self::try_generate() {
+            Ok(token) => token,
+            // getrandom only fails when the kernel interface is missing; there is no safe fallback.
+            Err(_) => std::process::abort(),
+        }
+    }
+
+    /// 256 bits from the OS RNG, or an error when the RNG fails.
+    pub fn try_generate() -> Result<Self, SecretError> {
+        let mut bytes = Zeroizing::new([0u8; OPAQUE_TOKEN_BYTES]);
+        fill_random(bytes.as_mut())?;
+        Ok(Self(Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()))))
+    }
+
+    /// The token text, to send to its holder.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The digest to store.
+    pub fn digest(&self) -> SecretDigest {
+        SecretDigest::of(&self.0)
+    }
+
+    /// Gives up the text (for a response body).
+    pub fn into_string(self) -> String {
+        self.0.as_str().to_owned()
+    }
+}
+
+impl fmt::Debug for OpaqueToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OpaqueToken(<redacted>)")
+    }
+}
+
+/// The SHA-256 digest of an opaque secret: what the database stores and looks up by.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretDigest([u8; 32]);
+
+impl SecretDigest {
+    /// The digest of a presented secret.
+    pub fn of(secret: &str) -> Self {
+        Self(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Rebuilds a digest from its 32 stored bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Rebuilds a digest from its stored hex form.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (index, pair) in text.as_bytes().chunks_exact(2).enumerate() {
+            let high = (pair[0] as char).to_digit(16)?;
+            let low = (pair[1] as char).to_digit(16)?;
+            bytes[index] = u8::try_from(high * 16 + low).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
+    /// The raw digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lowercase hex, the stored text form.
+    pub fn to_hex(&self) -> String {
+        use fmt::Write;
+        let mut text = String::with_capacity(64);
+        for byte in self.0 {
+            let _ = write!(text, "{byte:02x}");
+        }
+        text
+    }
+
+    /// Does `presented` hash to this digest? Compared in constant time.
+    pub fn matches(&self, presented: &str) -> bool {
+        constant_time_eq(&Self::of(presented).0, &self.0)
+    }
+}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A digest is not the secret, but there is no reason to put it in logs either.
+        write!(f, "SecretDigest({}…)", &self.to_hex()[..8])
+    }
+}
+
+/// Constant-time equality of two byte strings (the length is not hidden).
+pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    bool::from(left.ct_eq(right))
+}
+
+/// argon2id password hashing with the crate's default parameters (RFC 9106 second recommended option:
+/// m = 19 MiB, t = 2, p = 1), stored as PHC strings.
+///
+/// Both calls are CPU-heavy (tens of milliseconds): servers run them on a blocking thread pool.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    argon2: Argon2<'static>,
+    /// A hash of a random password, verified against when the user does not exist, so that a wrong
+    /// username costs the same time as a wrong password (no user enumeration by timing).
+    dummy_hash: String,
+}
+
+impl fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordHasher").finish_non_exhaustive()
+    }
+}
+
+impl PasswordHasher {
+    /// A hasher with default argon2id parameters.
+    pub fn new() -> Result<Self, SecretError> {
+        let argon2 = Argon2::default();
+        let random = OpaqueToken::try_generate()?;
+        let dummy_hash = argon2
+            .hash_password(random.as_str().as_bytes())
+            .map_err(|error| SecretError::Hashing(error.to_string()))?
+            .to_string();
+        Ok(Self { argon2, dummy_hash })
+    }
+
+    /// Hashes a password with a fresh random salt into a PHC string.
+    pub fn hash(&self, password: &str) -> Result<String, SecretError> {
+        Ok(self
+            .argon2
+            .hash_password(password.as_bytes())
+            .map_err(|error| SecretError::Hashing(error.to_string()))?
+            .to_string())
+    }
+
+    /// Checks a password against a stored PHC string.
+    pub fn verify(&self, password: &str, stored: &str) -> Result<bool, SecretError> {
+        let parsed = PasswordHash::new(stored).map_err(|_| SecretError::MalformedHash)?;
+        Ok(self
+            .argon2
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    }
+
+    /// Spends the time of one verification and answers `false`: for logins naming an unknown user.
+    pub fn verify_unknown_user(&self, password: &str) -> bool {
+        let _ = self.verify(password, &self.dummy_hash);
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opaque_tokens_are_256_bits_base64url() {
+        let token = OpaqueToken::generate();
+        let decoded = URL_SAFE_NO_PAD.decode(token.as_str()).unwrap();
+        assert_eq!(decoded.len(), 32);
+        assert_ne!(token, OpaqueToken::generate());
+        assert_eq!(format!("{token:?}"), "OpaqueToken(<redacted>)");
+    }
+
+    #[test]
+    fn digest_known_answer_and_hex_round_trip() {
+        // SHA-256("abc"), FIPS 180-2 Appendix B.1.
+        let digest = SecretDigest::of("abc");
+        assert_eq!(
+            digest.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(SecretDigest::from_hex(&digest.to_hex()), Some(digest));
+        assert_eq!(SecretDigest::from_hex("zz"), None);
+        assert_eq!(SecretDigest::from_hex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn digest_matches_only_its_secret() {
+        let token = OpaqueToken::generate();
+        let digest = token.digest();
+        assert!(digest.matches(token.as_str()));
+        assert!(!digest.matches("something else"));
+        assert!(!digest.matches(""));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_content_and_length() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn password_hash_and_verify() {
+        let hasher = PasswordHasher::new().unwrap();
+        let stored = hasher.hash("correct horse").unwrap();
+        assert!(stored.starts_with("$argon2id$"));
+        assert!(hasher.verify("correct horse", &stored).unwrap());
+        assert!(!hasher.verify("wrong horse", &stored).unwrap());
+        assert!(matches!(
+            hasher.verify("x", "not a phc string"),
+            Err(SecretError::MalformedHash)
+        ));
+        assert!(!hasher.verify_unknown_user("anything"));
+        // Two hashes of one password differ by their salt.
+        assert_ne!(stored, hasher.hash("correct horse").unwrap());
+    }
+}

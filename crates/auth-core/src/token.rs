@@ -1,0 +1,819 @@
+//! RFC 9068 JWT access tokens: the claims, issuing them with a kept key, and verifying them under a
+//! [`ValidationPolicy`] that follows RFC 8725 (JWT BCP).
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::SharedClock;
+use crate::jwks::KeySet;
+use crate::keys::{KeyError, SigningAlgorithm, SigningKey};
+use crate::scope::ScopeSet;
+
+/// The JWS `typ` of access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// The largest token we look at. Real access tokens are well under 2 KiB; refusing larger input early
+/// bounds the work an attacker can cause.
+pub const MAX_TOKEN_LENGTH: usize = 8 * 1024;
+
+/// The largest clock-skew leeway a policy accepts, in seconds.
+pub const MAX_LEEWAY_SECONDS: i64 = 60;
+
+/// The `aud` claim: one audience or several (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience, serialized as a string.
+    One(String),
+    /// Several audiences, serialized as an array.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// True when `audience` is among the values.
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Self::One(value) => value == audience,
+            Self::Many(values) => values.iter().any(|value| value == audience),
+        }
+    }
+
+    /// The values.
+    pub fn values(&self) -> Vec<&str> {
+        match self {
+            Self::One(value) => vec![value.as_str()],
+            Self::Many(values) => values.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+impl fmt::Display for Audience {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.values().join(" "))
+    }
+}
+
+/// The claims of an access token (RFC 9068 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    /// Issuer: exactly the authorization server's issuer identifier.
+    pub iss: String,
+    /// Subject: the user id for user grants, the client id for client_credentials.
+    pub sub: String,
+    /// Audience: the resource server(s) the token is for.
+    pub aud: Audience,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Granted scope, space separated; omitted when empty.
+    #[serde(default, skip_serializing_if = "ScopeSet::is_empty")]
+    pub scope: ScopeSet,
+    /// Issued at.
+    pub iat: i64,
+    /// Expiry.
+    pub exp: i64,
+    /// Not before, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Unique token id (used by revocation deny lists).
+    pub jti: String,
+    /// When the user authenticated (RFC 9068 §2.2.1), for user grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+/// Why a token was not issued or not accepted. Each rejection has its own variant, so callers and tests
+/// can tell them apart; all of them mean "invalid_token" to a client (RFC 6750 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Larger than [`MAX_TOKEN_LENGTH`].
+    #[error("token is too large")]
+    TooLarge,
+    /// Not three base64url parts, or a part that does not decode or parse.
+    #[error("token is malformed")]
+    Malformed,
+    /// `alg: none` (RFC 8725 §2.1, §3.1).
+    #[error("unsecured tokens (alg none) are refused")]
+    AlgNone,
+    /// An algorithm outside the allow list, HS* included (RFC 8725 §3.1).
+    #[error("algorithm {0:?} is not accepted")]
+    UnsupportedAlgorithm(String),
+    /// The header names no `kid`.
+    #[error("token header has no kid")]
+    MissingKeyId,
+    /// No key with the header's `kid`.
+    #[error("no key with kid {0:?}")]
+    UnknownKey(String),
+    /// The header's `alg` is not the algorithm of the key named by `kid` (algorithm confusion, RFC 8725 §2.1).
+    #[error("header alg {header} does not match the key's algorithm {key}")]
+    AlgorithmMismatch {
+        /// What the header says.
+        header: SigningAlgorithm,
+        /// What the key is for.
+        key: SigningAlgorithm,
+    },
+    /// `typ` is not `at+jwt` (RFC 9068 §4, RFC 8725 §3.11).
+    #[error("token type {0:?} is not at+jwt")]
+    WrongType(Option<String>),
+    /// The header carries `crit` extensions we do not understand (RFC 7515 §4.1.11).
+    #[error("token header has critical extensions")]
+    CriticalHeader,
+    /// The signature does not verify.
+    #[error("signature is invalid")]
+    InvalidSignature,
+    /// A claim RFC 9068 §2.2 requires is missing.
+    #[error("required claim {0} is missing")]
+    MissingClaim(&'static str),
+    /// A claim has the wrong type or form.
+    #[error("claim {0} is invalid")]
+    InvalidClaim(&'static str),
+    /// `iss` is not the expected issuer.
+    #[error("issuer does not match")]
+    IssuerMismatch,
+    /// `aud` does not contain the expected audience.
+    #[error("audience does not match")]
+    AudienceMismatch,
+    /// Past `exp` by more than the leeway.
+    #[error("token has expired")]
+    Expired,
+    /// Before `nbf` (or `iat`) by more than the leeway.
+    #[error("token is not yet valid")]
+    NotYetValid,
+    /// Signing failed.
+    #[error("signing failed")]
+    Signing,
+}
+
+impl From<KeyError> for TokenError {
+    fn from(_: KeyError) -> Self {
+        Self::Signing
+    }
+}
+
+/// Signs `claims` with `key` as a compact JWS with header `{"alg", "typ": "at+jwt", "kid"}`.
+///
+/// ```
+/// use auth_core::clock::{Clock, ManualClock};
+/// use auth_core::jwks::KeySet;
+/// use auth_core::keys::{SigningAlgorithm, SigningKey};
+/// use auth_core::token::{issue, verify, AccessTokenClaims, Audience, ValidationPolicy};
+/// use std::sync::Arc;
+///
+/// let key = SigningKey::generate(SigningAlgorithm::Es256)?;
+/// let clock = ManualClock::new(1_800_000_000);
+/// let claims = AccessTokenClaims {
+///     iss: "https://as.example".into(),
+///     sub: "alice".into(),
+///     aud: Audience::One("resource-api".into()),
+///     client_id: "app".into(),
+///     scope: "read".parse()?,
+///     iat: clock.now(),
+///     exp: clock.now() + 900,
+///     nbf: None,
+///     jti: "id-1".into(),
+///     auth_time: None,
+/// };
+/// let token = issue(&claims, &key)?;
+/// let keys = KeySet::from_signing_keys([&key]);
+/// let policy = ValidationPolicy::new("https://as.example", "resource-api", Arc::new(clock.clone()));
+/// assert_eq!(verify(&token, &keys, &policy)?, claims);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn issue(claims: &AccessTokenClaims, key: &SigningKey) -> Result<String, TokenError> {
+    let payload = serde_json::to_vec(claims).map_err(|_| TokenError::Signing)?;
+    let header = key.encoded_access_token_header();
+    let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 400);
+    token.push_str(header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let signature = key.sign(token.as_bytes())?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+    Ok(token)
+}
+
+/// What a resource server (or the introspection endpoint) requires of a token.
+#[derive(Clone)]
+pub struct ValidationPolicy {
+    issuer: String,
+    audience: Option<String>,
+    leeway: i64,
+    clock: SharedClock,
+}
+
+impl fmt::Debug for ValidationPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidationPolicy")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ValidationPolicy {
+    /// Requires `iss == issuer` exactly and `aud` containing `audience`; 60 s leeway.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, clock: SharedClock) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: Some(audience.into()),
+            leeway: MAX_LEEWAY_SECONDS,
+            clock,
+        }
+    }
+
+    /// For the issuer itself (introspection): any audience is acceptable, the issuer must still match.
+    pub fn any_audience(issuer: impl Into<String>, clock: SharedClock) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: None,
+            leeway: MAX_LEEWAY_SECONDS,
+            clock,
+        }
+    }
+
+    /// Sets the clock-skew leeway, clamped to 0..=60 seconds.
+    pub fn with_leeway(mut self, seconds: i64) -> Self {
+        self.leeway = seconds.clamp(0, MAX_LEEWAY_SECONDS);
+        self
+    }
+
+    /// The leeway in seconds.
+    pub fn leeway(&self) -> i64 {
+        self.leeway
+    }
+
+    /// The expected issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: Option<String>,
+    typ: Option<String>,
+    kid: Option<String>,
+    crit: Option<serde_json::Value>,
+}
+
+/// Claims as they arrive, every member optional, so a missing one gets its own error.
+#[derive(Deserialize)]
+struct ReceivedClaims {
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<Audience>,
+    client_id: Option<String>,
+    scope: Option<String>,
+    iat: Option<i64>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    jti: Option<String>,
+    auth_time: Option<i64>,
+}
+
+/// `typ` compares case-insensitively and may carry the `application/` prefix (RFC 7515 §4.1.9).
+fn is_access_token_type(typ: &str) -> bool {
+    let typ = if typ.len() > 12 && typ[..12].eq_ignore_ascii_case("application/") {
+        &typ[12..]
+    } else {
+        typ
+    };
+    typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
+}
+
+/// Splits a compact JWS into its three parts.
+fn split_compact(token: &str) -> Result<(&str, &str, &str), TokenError> {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(header), Some(payload), Some(signature), None) => Ok((header, payload, signature)),
+        _ => Err(TokenError::Malformed),
+    }
+}
+
+/// Reads the header and the `kid` it names, checking everything that needs no key.
+/// Returns the header's `kid` and algorithm.
+pub fn inspect_header(token: &str) -> Result<(String, SigningAlgorithm), TokenError> {
+    if token.len() > MAX_TOKEN_LENGTH {
+        return Err(TokenError::TooLarge);
+    }
+    let (header, _, _) = split_compact(token)?;
+    let header_bytes = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| TokenError::Malformed)?;
+    let header: JoseHeader =
+        serde_json::from_slice(&header_bytes).map_err(|_| TokenError::Malformed)?;
+    let alg_name = header.alg.ok_or(TokenError::Malformed)?;
+    if alg_name.eq_ignore_ascii_case("none") {
+        return Err(TokenError::AlgNone);
+    }
+    let alg: SigningAlgorithm = alg_name
+        .parse()
+        .map_err(|_| TokenError::UnsupportedAlgorithm(alg_name.clone()))?;
+    if header.crit.is_some() {
+        return Err(TokenError::CriticalHeader);
+    }
+    match header.typ.as_deref() {
+        Some(typ) if is_access_token_type(typ) => {}
+        other => return Err(TokenError::WrongType(other.map(str::to_owned))),
+    }
+    let kid = header.kid.ok_or(TokenError::MissingKeyId)?;
+    Ok((kid, alg))
+}
+
+/// Verifies an access token and returns its claims.
+///
+/// The algorithm comes from the key that the header's `kid` names, never from the header alone: a header
+/// whose `alg` differs from its key's is refused before any cryptography (RFC 8725 §2.1, §3.1). The
+/// signature is checked with jsonwebtoken's aws-lc-rs backend; the claims are then checked under `policy`.
+pub fn verify(
+    token: &str,
+    keys: &KeySet,
+    policy: &ValidationPolicy,
+) -> Result<AccessTokenClaims, TokenError> {
+    let (kid, header_alg) = inspect_header(token)?;
+    let key = keys
+        .get(&kid)
+        .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
+    if key.alg() != header_alg {
+        return Err(TokenError::AlgorithmMismatch {
+            header: header_alg,
+            key: key.alg(),
+        });
+    }
+    // split_compact succeeded inside inspect_header; the signing input is everything before the last dot.
+    let (_, payload, signature) = split_compact(token)?;
+    let signing_input_len = token.len() - signature.len() - 1;
+    let signing_input = &token.as_bytes()[..signing_input_len];
+    // Strict base64url (no padding, no stray trailing bits): a token has exactly one encoding, so any
+    // changed byte is a different token that fails.
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| TokenError::Malformed)?;
+    let provider = jsonwebtoken::crypto::CryptoProvider::try_get_default()
+        .ok_or(TokenError::InvalidSignature)?;
+    let verifier = (provider.verifier_factory)(&key.alg().to_jsonwebtoken(), key.decoding_key())
+        .map_err(|_| TokenError::InvalidSignature)?;
+    verifier
+        .verify(signing_input, &signature)
+        .map_err(|_| TokenError::InvalidSignature)?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed)?;
+    let received: ReceivedClaims =
+        serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+    check_claims(received, policy)
+}
+
+fn check_claims(
+    received: ReceivedClaims,
+    policy: &ValidationPolicy,
+) -> Result<AccessTokenClaims, TokenError> {
+    let iss = received.iss.ok_or(TokenError::MissingClaim("iss"))?;
+    let exp = received.exp.ok_or(TokenError::MissingClaim("exp"))?;
+    let aud = received.aud.ok_or(TokenError::MissingClaim("aud"))?;
+    let sub = received.sub.ok_or(TokenError::MissingClaim("sub"))?;
+    let client_id = received
+        .client_id
+        .ok_or(TokenError::MissingClaim("client_id"))?;
+    let iat = received.iat.ok_or(TokenError::MissingClaim("iat"))?;
+    let jti = received.jti.ok_or(TokenError::MissingClaim("jti"))?;
+    let scope = match received.scope {
+        Some(text) => ScopeSet::parse(&text).map_err(|_| TokenError::InvalidClaim("scope"))?,
+        None => ScopeSet::empty(),
+    };
+    if iss != policy.issuer {
+        return Err(TokenError::IssuerMismatch);
+    }
+    if let Some(expected) = &policy.audience
+        && !aud.contains(expected)
+    {
+        return Err(TokenError::AudienceMismatch);
+    }
+    let now = policy.clock.now();
+    if now > exp.saturating_add(policy.leeway) {
+        return Err(TokenError::Expired);
+    }
+    if let Some(nbf) = received.nbf
+        && now.saturating_add(policy.leeway) < nbf
+    {
+        return Err(TokenError::NotYetValid);
+    }
+    // A token issued in the future was minted by a server with a broken clock or forged; either way not yet.
+    if now.saturating_add(policy.leeway) < iat {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(AccessTokenClaims {
+        iss,
+        sub,
+        aud,
+        client_id,
+        scope,
+        iat,
+        exp,
+        nbf: received.nbf,
+        jti,
+        auth_time: received.auth_time,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use proptest::prelude::*;
+    use std::sync::{Arc, OnceLock};
+
+    const ISSUER: &str = "https://as.example";
+    const NOW: i64 = 1_800_000_000;
+
+    fn keys() -> &'static [SigningKey; 3] {
+        // RSA generation is slow in debug builds: generate each key once for all tests.
+        static KEYS: OnceLock<[SigningKey; 3]> = OnceLock::new();
+        KEYS.get_or_init(|| SigningAlgorithm::ALL.map(|alg| SigningKey::generate(alg).unwrap()))
+    }
+
+    fn es256() -> &'static SigningKey {
+        &keys()[0]
+    }
+
+    fn claims(now: i64) -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: ISSUER.into(),
+            sub: "alice".into(),
+            aud: Audience::Many(vec!["other".into(), "resource-api".into()]),
+            client_id: "app".into(),
+            scope: "read write".parse().unwrap(),
+            iat: now,
+            exp: now + 900,
+            nbf: None,
+            jti: "jti-1".into(),
+            auth_time: Some(now - 5),
+        }
+    }
+
+    fn policy(clock: &ManualClock) -> ValidationPolicy {
+        ValidationPolicy::new(ISSUER, "resource-api", Arc::new(clock.clone()))
+    }
+
+    fn keyset() -> KeySet {
+        KeySet::from_signing_keys(keys().iter())
+    }
+
+    /// Builds a token from raw header and payload JSON, signed with `key` (or with `signature`).
+    fn forge(header: &serde_json::Value, payload: &serde_json::Value, key: &SigningKey) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(payload.to_string())
+        );
+        let signature = key.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    fn header(key: &SigningKey) -> serde_json::Value {
+        serde_json::json!({ "alg": key.alg().as_str(), "typ": "at+jwt", "kid": key.kid() })
+    }
+
+    #[test]
+    fn issue_and_verify_every_algorithm() {
+        let clock = ManualClock::new(NOW);
+        for key in keys() {
+            let token = issue(&claims(NOW), key).unwrap();
+            assert_eq!(
+                verify(&token, &keyset(), &policy(&clock)).unwrap(),
+                claims(NOW),
+                "{}",
+                key.alg()
+            );
+        }
+    }
+
+    #[test]
+    fn issued_tokens_verify_with_plain_jsonwebtoken_decode() {
+        // Interop: a stock jsonwebtoken consumer accepts what our kept-key signer produces.
+        for key in keys() {
+            let token = issue(&claims(NOW), key).unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+            assert_eq!(header.kid.as_deref(), Some(key.kid()));
+            let jwk: jsonwebtoken::jwk::Jwk =
+                serde_json::from_value(serde_json::to_value(key.public_jwk()).unwrap()).unwrap();
+            let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+            let mut validation = jsonwebtoken::Validation::new(key.alg().to_jsonwebtoken());
+            validation.set_audience(&["resource-api"]);
+            validation.set_issuer(&[ISSUER]);
+            validation.validate_exp = false;
+            let decoded =
+                jsonwebtoken::decode::<AccessTokenClaims>(&token, &decoding, &validation).unwrap();
+            assert_eq!(decoded.claims, claims(NOW));
+        }
+    }
+
+    #[test]
+    fn tokens_from_jsonwebtoken_encode_verify_here() {
+        let key = es256();
+        let encoding = jsonwebtoken::EncodingKey::from_ec_der(key.pkcs8_der());
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(key.kid().into());
+        let token = jsonwebtoken::encode(&header, &claims(NOW), &encoding).unwrap();
+        let clock = ManualClock::new(NOW);
+        assert_eq!(
+            verify(&token, &keyset(), &policy(&clock)).unwrap(),
+            claims(NOW)
+        );
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let clock = ManualClock::new(NOW);
+        for none in ["none", "None", "NONE"] {
+            let header = serde_json::json!({ "alg": none, "typ": "at+jwt", "kid": es256().kid() });
+            let token = format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(serde_json::to_string(&claims(NOW)).unwrap())
+            );
+            assert_eq!(
+                verify(&token, &keyset(), &policy(&clock)),
+                Err(TokenError::AlgNone)
+            );
+        }
+    }
+
+    #[test]
+    fn hs256_signed_with_the_public_key_is_refused() {
+        // The classic algorithm-confusion attack: HMAC keyed with the public key bytes.
+        use aws_lc_rs::hmac;
+        let key = es256();
+        let public = serde_json::to_vec(key.public_jwk()).unwrap();
+        let header = serde_json::json!({ "alg": "HS256", "typ": "at+jwt", "kid": key.kid() });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(serde_json::to_string(&claims(NOW)).unwrap())
+        );
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &public),
+            input.as_bytes(),
+        );
+        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+        let clock = ManualClock::new(NOW);
+        assert_eq!(
+            verify(&token, &keyset(), &policy(&clock)),
+            Err(TokenError::UnsupportedAlgorithm("HS256".into()))
+        );
+    }
+
+    #[test]
+    fn header_alg_must_match_the_keys_algorithm() {
+        let [es, ed, _] = keys();
+        // Signed by the EdDSA key but the header names the ES256 key's kid with alg EdDSA.
+        let header = serde_json::json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": es.kid() });
+        let token = forge(&header, &serde_json::to_value(claims(NOW)).unwrap(), ed);
+        let clock = ManualClock::new(NOW);
+        assert_eq!(
+            verify(&token, &keyset(), &policy(&clock)),
+            Err(TokenError::AlgorithmMismatch {
+                header: SigningAlgorithm::EdDsa,
+                key: SigningAlgorithm::Es256
+            })
+        );
+    }
+
+    #[test]
+    fn wrong_or_missing_typ_is_refused() {
+        let clock = ManualClock::new(NOW);
+        let payload = serde_json::to_value(claims(NOW)).unwrap();
+        let key = es256();
+        let jwt = serde_json::json!({ "alg": "ES256", "typ": "JWT", "kid": key.kid() });
+        assert_eq!(
+            verify(&forge(&jwt, &payload, key), &keyset(), &policy(&clock)),
+            Err(TokenError::WrongType(Some("JWT".into())))
+        );
+        let untyped = serde_json::json!({ "alg": "ES256", "kid": key.kid() });
+        assert_eq!(
+            verify(&forge(&untyped, &payload, key), &keyset(), &policy(&clock)),
+            Err(TokenError::WrongType(None))
+        );
+        // The full media type is the same type (RFC 7515 §4.1.9).
+        let long =
+            serde_json::json!({ "alg": "ES256", "typ": "application/AT+JWT", "kid": key.kid() });
+        assert!(verify(&forge(&long, &payload, key), &keyset(), &policy(&clock)).is_ok());
+    }
+
+    #[test]
+    fn crit_header_missing_kid_and_unknown_kid_are_refused() {
+        let clock = ManualClock::new(NOW);
+        let payload = serde_json::to_value(claims(NOW)).unwrap();
+        let key = es256();
+        let crit = serde_json::json!({ "alg": "ES256", "typ": "at+jwt", "kid": key.kid(), "crit": ["exp"] });
+        assert_eq!(
+            verify(&forge(&crit, &payload, key), &keyset(), &policy(&clock)),
+            Err(TokenError::CriticalHeader)
+        );
+        let no_kid = serde_json::json!({ "alg": "ES256", "typ": "at+jwt" });
+        assert_eq!(
+            verify(&forge(&no_kid, &payload, key), &keyset(), &policy(&clock)),
+            Err(TokenError::MissingKeyId)
+        );
+        let unknown = serde_json::json!({ "alg": "ES256", "typ": "at+jwt", "kid": "made-up" });
+        assert_eq!(
+            verify(&forge(&unknown, &payload, key), &keyset(), &policy(&clock)),
+            Err(TokenError::UnknownKey("made-up".into()))
+        );
+    }
+
+    #[test]
+    fn a_token_signed_by_another_key_with_the_same_kid_fails_the_signature() {
+        let stranger = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
+        let token = forge(
+            &header(es256()),
+            &serde_json::to_value(claims(NOW)).unwrap(),
+            &stranger,
+        );
+        let clock = ManualClock::new(NOW);
+        assert_eq!(
+            verify(&token, &keyset(), &policy(&clock)),
+            Err(TokenError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn altered_payload_fails_the_signature() {
+        let token = issue(&claims(NOW), es256()).unwrap();
+        let (header, _, signature) = split_compact(&token).unwrap();
+        let mut altered = claims(NOW);
+        altered.scope = "admin".parse().unwrap();
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_string(&altered).unwrap());
+        let clock = ManualClock::new(NOW);
+        assert_eq!(
+            verify(
+                &format!("{header}.{payload}.{signature}"),
+                &keyset(),
+                &policy(&clock)
+            ),
+            Err(TokenError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn issuer_and_audience_must_match() {
+        let clock = ManualClock::new(NOW);
+        let token = issue(&claims(NOW), es256()).unwrap();
+        let other_issuer = ValidationPolicy::new(
+            "https://as.example/",
+            "resource-api",
+            Arc::new(clock.clone()),
+        );
+        assert_eq!(
+            verify(&token, &keyset(), &other_issuer),
+            Err(TokenError::IssuerMismatch)
+        );
+        let other_audience = ValidationPolicy::new(ISSUER, "billing", Arc::new(clock.clone()));
+        assert_eq!(
+            verify(&token, &keyset(), &other_audience),
+            Err(TokenError::AudienceMismatch)
+        );
+        let any = ValidationPolicy::any_audience(ISSUER, Arc::new(clock.clone()));
+        assert!(verify(&token, &keyset(), &any).is_ok());
+    }
+
+    #[test]
+    fn expiry_and_not_before_honour_the_leeway() {
+        let clock = ManualClock::new(NOW);
+        let mut early = claims(NOW);
+        early.nbf = Some(NOW + 30);
+        let token = issue(&claims(NOW), es256()).unwrap();
+        let not_yet = issue(&early, es256()).unwrap();
+
+        let strict = policy(&clock).with_leeway(0);
+        assert_eq!(
+            verify(&not_yet, &keyset(), &strict),
+            Err(TokenError::NotYetValid)
+        );
+        assert!(
+            verify(&not_yet, &keyset(), &policy(&clock)).is_ok(),
+            "30 s early is inside 60 s leeway"
+        );
+
+        clock.set(NOW + 900 + 60);
+        assert!(
+            verify(&token, &keyset(), &policy(&clock)).is_ok(),
+            "exactly at exp + leeway"
+        );
+        clock.advance(1);
+        assert_eq!(
+            verify(&token, &keyset(), &policy(&clock)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            policy(&clock).with_leeway(3_600).leeway(),
+            60,
+            "leeway is capped"
+        );
+    }
+
+    #[test]
+    fn tokens_issued_in_the_future_are_not_yet_valid() {
+        let clock = ManualClock::new(NOW);
+        let token = issue(&claims(NOW + 120), es256()).unwrap();
+        assert_eq!(
+            verify(&token, &keyset(), &policy(&clock)),
+            Err(TokenError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn every_required_claim_is_required() {
+        let clock = ManualClock::new(NOW);
+        let required: [&'static str; 7] = ["iss", "sub", "aud", "client_id", "iat", "exp", "jti"];
+        for claim in required {
+            let mut payload = serde_json::to_value(claims(NOW)).unwrap();
+            payload.as_object_mut().unwrap().remove(claim);
+            let token = forge(&header(es256()), &payload, es256());
+            assert_eq!(
+                verify(&token, &keyset(), &policy(&clock)),
+                Err(TokenError::MissingClaim(claim)),
+                "{claim}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_inputs_are_malformed_or_too_large() {
+        let clock = ManualClock::new(NOW);
+        for bad in [
+            "",
+            "a",
+            "a.b",
+            "a.b.c.d",
+            "!!!.e30.sig",
+            "e30.e30.e30",
+            "..",
+        ] {
+            let result = verify(bad, &keyset(), &policy(&clock));
+            assert!(
+                matches!(result, Err(TokenError::Malformed)),
+                "{bad:?}: {result:?}"
+            );
+        }
+        let huge = "a".repeat(MAX_TOKEN_LENGTH + 1);
+        assert_eq!(
+            verify(&huge, &keyset(), &policy(&clock)),
+            Err(TokenError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn claims_serialize_scope_as_a_string_and_skip_empty_members() {
+        let mut claims = claims(NOW);
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["scope"], "read write");
+        claims.scope = ScopeSet::empty();
+        claims.auth_time = None;
+        claims.aud = Audience::One("resource-api".into());
+        let json = serde_json::to_value(&claims).unwrap();
+        assert!(json.get("scope").is_none());
+        assert!(json.get("nbf").is_none());
+        assert_eq!(json["aud"], "resource-api");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_tampered_byte_fails_verification(index in any::<prop::sample::Index>(), replacement in any::<u8>()) {
+            let clock = ManualClock::new(NOW);
+            let token = issue(&claims(NOW), es256()).unwrap();
+            let mut bytes = token.clone().into_bytes();
+            let position = index.index(bytes.len());
+            prop_assume!(bytes[position] != replacement);
+            bytes[position] = replacement;
+            let tampered = String::from_utf8_lossy(&bytes).into_owned();
+            prop_assert!(verify(&tampered, &keyset(), &policy(&clock)).is_err());
+        }
+
+        #[test]
+        fn verify_never_panics_on_arbitrary_strings(input in "\\PC{0,300}") {
+            let clock = ManualClock::new(NOW);
+            prop_assert!(verify(&input, &keyset(), &policy(&clock)).is_err());
+        }
+
+        #[test]
+        fn verify_never_panics_on_arbitrary_dotted_base64(header in "[A-Za-z0-9_-]{0,80}", payload in "[A-Za-z0-9_-]{0,80}", signature in "[A-Za-z0-9_-]{0,90}") {
+            let clock = ManualClock::new(NOW);
+            let token = format!("{header}.{payload}.{signature}");
+            prop_assert!(verify(&token, &keyset(), &policy(&clock)).is_err());
+        }
+    }
+
+    #[test]
+    fn clock_is_used_for_now() {
+        let clock = ManualClock::new(NOW);
+        assert_eq!(policy(&clock).clock.now(), NOW);
+    }
+}

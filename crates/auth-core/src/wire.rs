@@ -1,0 +1,316 @@
+//! Wire types every crate shares: token responses (RFC 6749 §5.1), error bodies and codes (RFC 6749 §5.2,
+//! RFC 6750 §3.1, RFC 8707 §2), introspection responses (RFC 7662 §2.2) and server metadata (RFC 8414 §2).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The grant types the server implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// RFC 6749 §4.1.
+    AuthorizationCode,
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+    /// RFC 6749 §6.
+    RefreshToken,
+}
+
+impl GrantType {
+    /// Every grant type.
+    pub const ALL: [GrantType; 3] = [
+        Self::AuthorizationCode,
+        Self::ClientCredentials,
+        Self::RefreshToken,
+    ];
+
+    /// The `grant_type` parameter value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::ClientCredentials => "client_credentials",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+impl fmt::Display for GrantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for GrantType {
+    type Err = ErrorCode;
+
+    /// An unknown value is `unsupported_grant_type` (RFC 6749 §5.2).
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "authorization_code" => Ok(Self::AuthorizationCode),
+            "client_credentials" => Ok(Self::ClientCredentials),
+            "refresh_token" => Ok(Self::RefreshToken),
+            _ => Err(ErrorCode::UnsupportedGrantType),
+        }
+    }
+}
+
+/// OAuth error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// RFC 6749 §5.2.
+    InvalidRequest,
+    /// RFC 6749 §5.2 (HTTP 401).
+    InvalidClient,
+    /// RFC 6749 §5.2.
+    InvalidGrant,
+    /// RFC 6749 §5.2.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2.
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2.
+    InvalidScope,
+    /// RFC 8707 §2.
+    InvalidTarget,
+    /// RFC 6749 §4.1.2.1.
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1.
+    UnsupportedResponseType,
+    /// RFC 6749 §4.1.2.1.
+    ServerError,
+    /// RFC 6749 §4.1.2.1.
+    TemporarilyUnavailable,
+    /// RFC 7009 §2.2.1.
+    UnsupportedTokenType,
+    /// RFC 6750 §3.1.
+    InvalidToken,
+    /// RFC 6750 §3.1.
+    InsufficientScope,
+}
+
+impl ErrorCode {
+    /// The code as it goes on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error body of RFC 6749 §5.2: `{"error", "error_description"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// The code.
+    pub error: ErrorCode,
+    /// Human-readable detail for the client developer (never internal error text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+impl ErrorResponse {
+    /// An error with a description.
+    pub fn new(error: ErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            error,
+            error_description: Some(description.into()),
+        }
+    }
+}
+
+/// Always `Bearer` (RFC 6750).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenType {
+    /// RFC 6750.
+    Bearer,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// The JWT access token.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: TokenType,
+    /// Lifetime in seconds, a JSON number.
+    pub expires_in: u64,
+    /// Granted scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// A refresh token, when one was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// An introspection response (RFC 7662 §2.2). Inactive tokens carry `active: false` and nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntrospectionResponse {
+    /// Whether the token is active.
+    pub active: bool,
+    /// Scope, space separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The client the token was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Resource owner name, for user tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `Bearer` for access tokens; `refresh_token` for refresh tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// Expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// Not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<crate::token::Audience>,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Token id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+impl IntrospectionResponse {
+    /// `{"active": false}`: for expired, revoked, malformed and unknown tokens alike (RFC 7662 §2.2).
+    pub fn inactive() -> Self {
+        Self::default()
+    }
+}
+
+/// Authorization server metadata (RFC 8414 §2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationServerMetadata {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// RFC 6749 authorization endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// RFC 6749 token endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// RFC 7517 JWK set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Supported scopes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes_supported: Vec<String>,
+    /// `["code"]`.
+    #[serde(default)]
+    pub response_types_supported: Vec<String>,
+    /// Supported grants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant_types_supported: Vec<String>,
+    /// Client authentication methods at the token endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 7009 revocation endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// Client authentication methods at the revocation endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 7662 introspection endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    /// Client authentication methods at the introspection endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 7636: `["S256"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_serialize_as_rfc_strings() {
+        for code in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::InvalidTarget,
+            ErrorCode::UnsupportedGrantType,
+            ErrorCode::InsufficientScope,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+        let body = serde_json::to_value(ErrorResponse::new(
+            ErrorCode::InvalidGrant,
+            "code was already used",
+        ))
+        .unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({ "error": "invalid_grant", "error_description": "code was already used" })
+        );
+    }
+
+    #[test]
+    fn token_response_has_numeric_expires_in_and_omits_absent_refresh_token() {
+        let response = TokenResponse {
+            access_token: "a.b.c".into(),
+            token_type: TokenType::Bearer,
+            expires_in: 900,
+            scope: Some("read".into()),
+            refresh_token: None,
+        };
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(json["token_type"], "Bearer");
+        assert_eq!(json["expires_in"], 900);
+        assert!(json.get("refresh_token").is_none());
+    }
+
+    #[test]
+    fn inactive_introspection_is_only_active_false() {
+        assert_eq!(
+            serde_json::to_value(IntrospectionResponse::inactive()).unwrap(),
+            serde_json::json!({ "active": false })
+        );
+    }
+
+    #[test]
+    fn grant_types_parse_and_unknown_is_unsupported() {
+        for grant in GrantType::ALL {
+            assert_eq!(grant.as_str().parse::<GrantType>().unwrap(), grant);
+        }
+        assert_eq!(
+            "password".parse::<GrantType>(),
+            Err(ErrorCode::UnsupportedGrantType)
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! `cargo xtask`: project automation (test, ci, bench). It runs cargo and links none of our crates.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  test     fmt check, clippy -D warnings, every test of the workspace
+  ci       what CI runs: test, then the benches compiled and run once each in test mode
+  bench    Criterion benches of auth-core (extra args go to Criterion, e.g. `cargo xtask bench token/ES256`)
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let root = project_root()?;
+    env::set_current_dir(&root).with_context(|| format!("entering {}", root.display()))?;
+    match task.as_deref() {
+        Some("test") => test(),
+        Some("ci") => ci(),
+        Some("bench") => bench(&rest),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task {other:?}\n{USAGE}"),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn project_root() -> Result<PathBuf> {
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask must live one directory below the workspace root")
+}
+
+/// Runs `cargo <args>` with the cargo that runs us (the `CARGO` env var).
+fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    eprintln!("xtask: $ cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {cargo}"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&[
+        "test",
+        "--workspace",
+        "--all-features",
+        "--lib",
+        "--bins",
+        "--tests",
+        "--examples",
+    ])?;
+    cargo(&["test", "--workspace", "--all-features", "--doc"])
+}
+
+fn ci() -> Result<()> {
+    test()?;
+    // Criterion benches run each function once in test mode: a broken bench fails CI, and no timing is taken.
+    cargo(&["test", "--workspace", "--all-features", "--benches"])
+}
+
+fn bench(extra: &[String]) -> Result<()> {
+    let mut args = vec![
+        "bench",
+        "--package",
+        "auth-core",
+        "--all-features",
+        "--bench",
+        "auth_core",
+    ];
+    if !extra.is_empty() {
+        args.push("--");
+        args.extend(extra.iter().map(String::as_str));
+    }
+    cargo(&args)
+}
