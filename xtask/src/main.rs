@@ -98,6 +98,8 @@ fn ci() -> Result<()> {
 }
 
 fn bench(extra: &[String]) -> Result<()> {
+    // `cargo xtask bench -- --warm-up-time 1` and `cargo xtask bench --warm-up-time 1` mean the same.
+    let extra = extra.strip_prefix(&["--".to_owned()]).unwrap_or(extra);
     let mut args = vec![
         "bench",
         "--package",
