@@ -68,7 +68,20 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Says, in one loud line, where the PostgreSQL half of the tests will run.
+fn announce_postgres() {
+    match env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => {
+            eprintln!("xtask: PostgreSQL tests run against DATABASE_URL")
+        }
+        _ => eprintln!(
+            "xtask: NOTICE: DATABASE_URL is not set to a postgres:// URL: the PostgreSQL half of the tests will be SKIPPED"
+        ),
+    }
+}
+
 fn test() -> Result<()> {
+    announce_postgres();
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",

@@ -1,0 +1,229 @@
+//! The one-shot subcommands: `migrate`, `client create`, `user create`, `keys rotate`.
+
+use std::io::Read;
+
+use anyhow::{Context, Result, bail};
+use auth_core::keys::{KeyEncryptionKey, SigningKey};
+use auth_core::scope::ScopeSet;
+use auth_core::secret::{OpaqueToken, PasswordHasher, SecretDigest};
+use auth_core::wire::GrantType;
+
+use crate::config::{ClientCreate, KeysRotate, UserCreate};
+use crate::keyring::stored_form;
+use crate::store::{ClientRecord, ClientStore, KeyStore, SqlStore, UserRecord, UserStore};
+
+fn now() -> i64 {
+    auth_core::clock::Clock::now(&auth_core::clock::SystemClock)
+}
+
+fn read_stdin_line(what: &str) -> Result<String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading the {what} from stdin"))?;
+    let text = text.trim_end_matches(['\r', '\n']).to_owned();
+    if text.is_empty() {
+        bail!("the {what} on stdin is empty");
+    }
+    Ok(text)
+}
+
+/// Redirect URIs are stored as URL parsing serializes them (`http://h:9` → `http://h:9/`) and may not
+/// carry a fragment (RFC 6749 §3.1.2).
+pub fn normalize_redirect_uri(text: &str) -> Result<String> {
+    let url = url::Url::parse(text)
+        .with_context(|| format!("redirect URI {text:?} is not an absolute URI"))?;
+    if url.fragment().is_some() {
+        bail!("redirect URI {text:?} must not contain a fragment");
+    }
+    if url.cannot_be_a_base() {
+        bail!("redirect URI {text:?} is not a hierarchical URI");
+    }
+    Ok(url.to_string())
+}
+
+/// Builds the record of `client create` and the secret to show once (`None` for public clients).
+pub fn client_record(
+    create: &ClientCreate,
+    stdin_secret: Option<String>,
+) -> Result<(ClientRecord, Option<String>)> {
+    let grant_types = create
+        .grant_types
+        .iter()
+        .map(|grant| {
+            grant
+                .parse::<GrantType>()
+                .map_err(|_| anyhow::anyhow!("unknown grant type {grant:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if create.public && grant_types.contains(&GrantType::ClientCredentials) {
+        bail!("a public client cannot use client_credentials (RFC 6749 §4.4)");
+    }
+    if create.public && create.secret_stdin {
+        bail!("a public client has no secret");
+    }
+    if grant_types.contains(&GrantType::AuthorizationCode) && create.redirect_uris.is_empty() {
+        bail!("authorization_code needs at least one --redirect-uri");
+    }
+    let redirect_uris = create
+        .redirect_uris
+        .iter()
+        .map(|uri| normalize_redirect_uri(uri))
+        .collect::<Result<Vec<_>>>()?;
+    let scope =
+        ScopeSet::parse(&create.scope).map_err(|error| anyhow::anyhow!("--scope: {error}"))?;
+    if create.client_id.is_empty()
+        || create.client_id.contains([' ', ':'])
+        || create.client_id.chars().any(char::is_control)
+    {
+        bail!("--client-id must be non-empty without spaces, colons or control characters");
+    }
+    if create
+        .audiences
+        .iter()
+        .any(|audience| audience.is_empty() || audience.contains(' '))
+    {
+        bail!("--audience values must be non-empty without spaces");
+    }
+    let secret = match (create.public, stdin_secret) {
+        (true, _) => None,
+        (false, Some(secret)) => Some(secret),
+        (false, None) => Some(OpaqueToken::generate().into_string()),
+    };
+    let record = ClientRecord {
+        client_id: create.client_id.clone(),
+        secret_digest: secret.as_deref().map(SecretDigest::of),
+        is_public: create.public,
+        grant_types,
+        redirect_uris,
+        scope,
+        audiences: create.audiences.clone(),
+        skip_consent: create.skip_consent,
+    };
+    Ok((record, secret))
+}
+
+/// `client create`: prints `{"client_id", "client_secret"}`; the secret is shown this once.
+pub async fn client_create(store: &SqlStore, create: &ClientCreate) -> Result<()> {
+    let stdin_secret = if create.secret_stdin {
+        Some(read_stdin_line("client secret")?)
+    } else {
+        None
+    };
+    let (record, secret) = client_record(create, stdin_secret)?;
+    store
+        .create_client(&record, now())
+        .await
+        .context("storing the client")?;
+    println!(
+        "{}",
+        serde_json::json!({ "client_id": record.client_id, "client_secret": secret })
+    );
+    Ok(())
+}
+
+/// `user create`: the password comes from stdin, never the command line.
+pub async fn user_create(store: &SqlStore, create: &UserCreate) -> Result<()> {
+    if create.username.is_empty() || create.username.chars().any(char::is_control) {
+        bail!("--username must be non-empty without control characters");
+    }
+    let password = read_stdin_line("password")?;
+    let hasher = PasswordHasher::new().context("initialising argon2")?;
+    let password_hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
+        .await
+        .context("hashing")?
+        .context("hashing the password")?;
+    let user = UserRecord {
+        user_id: uuid::Uuid::new_v4().to_string(),
+        username: create.username.clone(),
+        password_hash,
+    };
+    store
+        .create_user(&user, now())
+        .await
+        .context("storing the user")?;
+    println!(
+        "{}",
+        serde_json::json!({ "user_id": user.user_id, "username": user.username })
+    );
+    Ok(())
+}
+
+/// `keys rotate`: the new key is published at once and signs after `activate_after` seconds.
+pub async fn keys_rotate(
+    store: &SqlStore,
+    rotate: &KeysRotate,
+    kek: Option<&KeyEncryptionKey>,
+) -> Result<()> {
+    let created_at = now();
+    let active_from = created_at
+        + i64::try_from(rotate.activate_after).context("--activate-after is too large")?;
+    let key = SigningKey::generate(rotate.signing_alg).context("generating the key")?;
+    store
+        .insert_key(&stored_form(&key, kek, created_at, active_from)?)
+        .await
+        .context("storing the key")?;
+    tracing::info!(target: "audit", event = "key_rotation", kid = key.kid(), alg = %rotate.signing_alg, active_from, outcome = "created", "signing key rotated");
+    println!(
+        "{}",
+        serde_json::json!({ "kid": key.kid(), "alg": rotate.signing_alg.as_str(), "active_from": active_from })
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(grants: &[&str], uris: &[&str], public: bool) -> ClientCreate {
+        ClientCreate {
+            client_id: "app".into(),
+            public,
+            secret_stdin: false,
+            grant_types: grants.iter().map(|g| g.to_string()).collect(),
+            redirect_uris: uris.iter().map(|u| u.to_string()).collect(),
+            scope: "read write".into(),
+            audiences: vec![],
+            skip_consent: false,
+        }
+    }
+
+    #[test]
+    fn redirect_uris_are_stored_as_url_parsing_serializes_them() {
+        assert_eq!(normalize_redirect_uri("http://h:9").unwrap(), "http://h:9/");
+        assert_eq!(
+            normalize_redirect_uri("HTTP://Example.COM/cb?x=1").unwrap(),
+            "http://example.com/cb?x=1"
+        );
+        assert!(normalize_redirect_uri("http://h/cb#frag").is_err());
+        assert!(normalize_redirect_uri("/relative").is_err());
+        assert!(normalize_redirect_uri("mailto:a@b").is_err());
+    }
+
+    #[test]
+    fn generated_secrets_are_256_bits_and_stored_as_digests() {
+        let (record, secret) =
+            client_record(&create(&["client_credentials"], &[], false), None).unwrap();
+        let secret = secret.unwrap();
+        assert_eq!(secret.len(), 43);
+        assert!(record.secret_digest.unwrap().matches(&secret));
+    }
+
+    #[test]
+    fn inconsistent_clients_are_refused() {
+        assert!(
+            client_record(&create(&["client_credentials"], &[], true), None).is_err(),
+            "public + client_credentials"
+        );
+        assert!(
+            client_record(&create(&["authorization_code"], &[], false), None).is_err(),
+            "code without redirect URI"
+        );
+        let (public, secret) = client_record(
+            &create(&["authorization_code"], &["http://a/cb"], true),
+            None,
+        )
+        .unwrap();
+        assert!(public.secret_digest.is_none() && secret.is_none());
+    }
+}

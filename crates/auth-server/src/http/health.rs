@@ -1,0 +1,42 @@
+//! `GET /healthz` (liveness), `GET /readyz` (the database answers), `GET /metrics` (Prometheus text).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health_live_get))
+        .route("/readyz", get(health_ready_get))
+        .route("/metrics", get(health_metrics_get))
+}
+
+async fn health_live_get() -> &'static str {
+    "ok"
+}
+
+async fn health_ready_get(State(state): State<AppState>) -> impl IntoResponse {
+    let database =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
+    match database {
+        Ok(Ok(())) if state.keys.snapshot().signer.is_some() => (StatusCode::OK, "ready"),
+        Ok(Ok(())) => (StatusCode::SERVICE_UNAVAILABLE, "no active signing key"),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database timed out"),
+    }
+}
+
+async fn health_metrics_get(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

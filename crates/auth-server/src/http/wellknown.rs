@@ -1,0 +1,83 @@
+//! `GET /.well-known/oauth-authorization-server` (RFC 8414) and `GET /jwks.json` (RFC 7517).
+
+use auth_core::wire::{AuthorizationServerMetadata, GrantType};
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::client_auth::AUTH_METHODS;
+use crate::config::JWKS_MAX_AGE_SECONDS;
+use crate::state::AppState;
+
+/// The well-known path (RFC 8414 §3).
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+/// The routes of this module. For an issuer with a path `/p`, the metadata is also served at
+/// `/.well-known/oauth-authorization-server/p` (RFC 8414 §3.1).
+pub fn router(issuer_path: Option<&str>) -> Router<AppState> {
+    let mut router = Router::new()
+        .route(METADATA_PATH, get(wellknown_metadata_get))
+        .route("/jwks.json", get(wellknown_jwks_get));
+    if let Some(path) = issuer_path {
+        router = router.route(
+            &format!("{METADATA_PATH}{path}"),
+            get(wellknown_metadata_get),
+        );
+    }
+    router
+}
+
+/// The metadata document of this server.
+pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
+    let base = &state.settings.base_url;
+    let methods: Vec<String> = AUTH_METHODS
+        .iter()
+        .map(|method| (*method).to_owned())
+        .collect();
+    let confidential: Vec<String> = methods
+        .iter()
+        .filter(|method| *method != "none")
+        .cloned()
+        .collect();
+    AuthorizationServerMetadata {
+        issuer: state.settings.issuer.clone(),
+        authorization_endpoint: Some(format!("{base}/authorize")),
+        token_endpoint: Some(format!("{base}/token")),
+        jwks_uri: Some(format!("{base}/jwks.json")),
+        scopes_supported: Vec::new(),
+        response_types_supported: vec!["code".into()],
+        grant_types_supported: GrantType::ALL
+            .iter()
+            .map(|grant| grant.as_str().to_owned())
+            .collect(),
+        token_endpoint_auth_methods_supported: methods.clone(),
+        revocation_endpoint: Some(format!("{base}/revoke")),
+        revocation_endpoint_auth_methods_supported: methods,
+        introspection_endpoint: Some(format!("{base}/introspect")),
+        introspection_endpoint_auth_methods_supported: confidential,
+        code_challenge_methods_supported: vec!["S256".into()],
+        authorization_response_iss_parameter_supported: true,
+    }
+}
+
+async fn wellknown_metadata_get(
+    State(state): State<AppState>,
+) -> Json<AuthorizationServerMetadata> {
+    Json(metadata(&state))
+}
+
+async fn wellknown_jwks_get(State(state): State<AppState>) -> Response {
+    let snapshot = state.keys.snapshot();
+    let mut response = (
+        [(header::CONTENT_TYPE, "application/json")],
+        snapshot.jwks_json.clone(),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECONDS}")) {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    response
+}

@@ -1,0 +1,219 @@
+//! Building and running the server: bind the listener, connect and migrate the store, load keys, start the
+//! background poller (cross-replica cache invalidation, key schedule, purging), serve until stopped.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use auth_core::clock::SharedClock;
+use auth_core::keys::KeyEncryptionKey;
+use auth_core::secret::PasswordHasher;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::ServeConfig;
+use crate::keyring::KeyRing;
+use crate::state::{AppInner, AppState, ClientCache, Settings, Throttle};
+use crate::store::SqlStore;
+use crate::telemetry;
+
+/// What `serve` needs.
+pub struct ApplicationConfig {
+    /// The `serve` flags.
+    pub serve: ServeConfig,
+    /// The database URL.
+    pub database_url: String,
+    /// The key-encryption key, when configured.
+    pub key_encryption_key: Option<KeyEncryptionKey>,
+    /// The clock (the system clock in production).
+    pub clock: SharedClock,
+}
+
+/// Purge expired rows every this many poll ticks (at the default 1 s poll: every 10 minutes).
+const PURGE_EVERY_TICKS: u64 = 600;
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    poller: JoinHandle<()>,
+}
+
+/// Settings from the `serve` flags; a bad issuer is a one-line error.
+pub fn settings(serve: &ServeConfig) -> Result<Settings> {
+    let url = url::Url::parse(&serve.issuer)
+        .with_context(|| format!("--issuer {:?} is not a URL", serve.issuer))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("--issuer must be an http or https URL");
+    }
+    // RFC 8414 §2: the issuer has no query or fragment.
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("--issuer must not have a query or fragment");
+    }
+    let path = url.path().trim_end_matches('/');
+    let ttl = |value: u64, name: &str| {
+        i64::try_from(value).with_context(|| format!("{name} is too large"))
+    };
+    Ok(Settings {
+        issuer: serve.issuer.clone(),
+        base_url: serve.issuer.trim_end_matches('/').to_owned(),
+        issuer_path: (!path.is_empty()).then(|| path.to_owned()),
+        access_token_ttl: ttl(serve.access_token_ttl, "--access-token-ttl")?,
+        refresh_token_ttl: ttl(serve.refresh_token_ttl, "--refresh-token-ttl")?,
+        auth_code_ttl: ttl(serve.auth_code_ttl, "--auth-code-ttl")?,
+        session_ttl: ttl(serve.session_ttl, "--session-ttl")?,
+        default_audience: serve.default_audience.clone(),
+        secure_cookies: url.scheme() == "https",
+    })
+}
+
+impl Application {
+    /// Connects, migrates, loads keys and binds the listener.
+    pub async fn build(config: ApplicationConfig) -> Result<Self> {
+        let settings = settings(&config.serve)?;
+        let store = SqlStore::connect(&config.database_url, config.serve.db_max_connections.max(1))
+            .await
+            .context("connecting to the database")?;
+        let now = config.clock.now();
+        let keys = KeyRing::load(
+            &store,
+            config.key_encryption_key.as_ref(),
+            config.serve.signing_alg,
+            settings.access_token_ttl,
+            now,
+        )
+        .await
+        .context("loading signing keys")?;
+        let hasher = PasswordHasher::new().context("initialising argon2")?;
+        let listener = TcpListener::bind(config.serve.listen)
+            .await
+            .with_context(|| format!("binding {}", config.serve.listen))?;
+        let state: AppState = Arc::new(AppInner {
+            settings,
+            store: Arc::new(store),
+            clock: config.clock,
+            keys,
+            clients: ClientCache::default(),
+            hasher,
+            throttle: Throttle::new(60),
+            metrics: telemetry::prometheus(),
+            kek: config.key_encryption_key,
+        });
+        let poller = tokio::spawn(poll_changes(
+            state.clone(),
+            Duration::from_millis(config.serve.config_poll_ms.max(50)),
+        ));
+        let router = crate::http::router(
+            state.clone(),
+            Duration::from_secs(config.serve.request_timeout.max(1)),
+        );
+        Ok(Self {
+            listener,
+            router,
+            state,
+            poller,
+        })
+    }
+
+    /// The bound port (for servers bound to port 0).
+    pub fn port(&self) -> u16 {
+        self.local_addr().map(|address| address.port()).unwrap_or(0)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (tests use it to move the clock or look at keys).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then finishes the requests in flight.
+    pub async fn run_until_stopped(self) -> Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        tracing::info!(address = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(), issuer = %self.state.settings.issuer, "auth-server listening");
+        let result = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP");
+        self.poller.abort();
+        tracing::info!("auth-server stopped");
+        result
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}
+
+/// Every tick: if another replica (or a CLI command) changed clients or keys, drop the caches and reload
+/// keys; recompute which key signs and which are published; now and then purge expired rows.
+async fn poll_changes(state: AppState, interval: Duration) {
+    let mut known_version = state.store.config_version().await.ok();
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::time::sleep(interval).await;
+        ticks += 1;
+        let now = state.clock.now();
+        match state.store.config_version().await {
+            Ok(version) if Some(version) != known_version => {
+                state.clients.clear();
+                match state
+                    .keys
+                    .reload(state.store.as_ref(), state.kek.as_ref(), now)
+                    .await
+                {
+                    Ok(()) => known_version = Some(version),
+                    Err(error) => {
+                        tracing::warn!(%error, "reloading signing keys failed; will retry")
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "config version poll failed; will retry"),
+        }
+        state.keys.refresh(now);
+        if ticks.is_multiple_of(PURGE_EVERY_TICKS) {
+            match state.store.purge_expired(now).await {
+                Ok(purged) => tracing::debug!(purged, "expired rows purged"),
+                Err(error) => tracing::warn!(%error, "purging expired rows failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Storage behind traits: handlers and the grant logic see these traits, never a pool. The SQL lives in
+//! [`sql`], one implementation per back-end (SQLite and PostgreSQL). Nothing here knows HTTP.
+
+use async_trait::async_trait;
+use auth_core::keys::SigningAlgorithm;
+use auth_core::scope::ScopeSet;
+use auth_core::secret::SecretDigest;
+use auth_core::wire::GrantType;
+
+pub mod sql;
+
+pub use sql::SqlStore;
+
+/// A storage failure. Client input never causes one; they mean the database is unreachable or broken.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database did not answer or refused the operation.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A unique key already exists (e.g. a client id or username taken).
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    /// A stored row does not parse (a bug or a hand-edited database).
+    #[error("stored {0} is corrupt")]
+    Corrupt(&'static str),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A registered client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// The id.
+    pub client_id: String,
+    /// Digest of the secret; `None` for public clients.
+    pub secret_digest: Option<SecretDigest>,
+    /// Public clients authenticate with `none` and must use PKCE.
+    pub is_public: bool,
+    /// Grants it may use.
+    pub grant_types: Vec<GrantType>,
+    /// Exact redirect URIs, as URL parsing serializes them.
+    pub redirect_uris: Vec<String>,
+    /// The most it may ask for.
+    pub scope: ScopeSet,
+    /// Audiences it may ask for; the first is its default.
+    pub audiences: Vec<String>,
+    /// Approve without showing the consent form.
+    pub skip_consent: bool,
+}
+
+impl ClientRecord {
+    /// May the client use this grant?
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Stable id (the `sub` of its tokens).
+    pub user_id: String,
+    /// Login name.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// A signing key as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// Its algorithm.
+    pub alg: SigningAlgorithm,
+    /// PKCS#8 DER, sealed when `encrypted`.
+    pub private_key: Vec<u8>,
+    /// Sealed with the key-encryption key.
+    pub encrypted: bool,
+    /// Published from this time.
+    pub created_at: i64,
+    /// Signs from this time.
+    pub active_from: i64,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("encrypted", &self.encrypted)
+            .field("active_from", &self.active_from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an authorization is bound to: carried by codes and refresh tokens of one family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    /// The family (one authorization).
+    pub family_id: String,
+    /// The client.
+    pub client_id: String,
+    /// The user.
+    pub user_id: String,
+    /// Granted scope.
+    pub scope: ScopeSet,
+    /// The audience of its access tokens.
+    pub audience: String,
+    /// When the user logged in.
+    pub auth_time: i64,
+}
+
+/// An authorization code, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCodeRecord {
+    /// Digest of the code.
+    pub code_digest: SecretDigest,
+    /// What it authorizes.
+    pub authorization: Authorization,
+    /// The redirect URI it was issued for.
+    pub redirect_uri: String,
+    /// The S256 challenge.
+    pub code_challenge: String,
+    /// Expiry.
+    pub expires_at: i64,
+    /// Set once exchanged.
+    pub used_at: Option<i64>,
+}
+
+/// A refresh token, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    /// Digest of the token.
+    pub token_digest: SecretDigest,
+    /// What it authorizes (its scope may be narrower than the family's first grant).
+    pub authorization: Authorization,
+    /// Issued at.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: i64,
+    /// Set when rotated away.
+    pub used_at: Option<i64>,
+    /// The family has been revoked.
+    pub family_revoked: bool,
+}
+
+/// The access token issued alongside a stored grant, remembered so revoking its family deny-lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedAccessToken {
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `exp`.
+    pub expires_at: i64,
+}
+
+/// The result of trying to exchange a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeExchange {
+    /// The code was unused and is now consumed; the new grant was stored.
+    Exchanged,
+    /// The code had been used already (replay): the caller must revoke its family.
+    AlreadyUsed,
+}
+
+/// The result of trying to rotate a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old token was live and is now used; the new one is stored.
+    Rotated,
+    /// The old token had been rotated away already (reuse): the caller must revoke the family.
+    AlreadyUsed,
+}
+
+/// Clients.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Registers a client; fails with `AlreadyExists` when the id is taken.
+    async fn create_client(&self, client: &ClientRecord, now: i64) -> Result<(), StoreError>;
+    /// Looks a client up.
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+}
+
+/// Users and their login sessions.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Registers a user; fails with `AlreadyExists` when the name is taken.
+    async fn create_user(&self, user: &UserRecord, now: i64) -> Result<(), StoreError>;
+    /// Looks a user up by login name.
+    async fn find_user_by_username(&self, username: &str)
+    -> Result<Option<UserRecord>, StoreError>;
+    /// Looks a user up by id.
+    async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Stores a login session.
+    async fn create_session(
+        &self,
+        digest: &SecretDigest,
+        user_id: &str,
+        auth_time: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The user id and auth time of a live session.
+    async fn find_session(
+        &self,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> Result<Option<(String, i64)>, StoreError>;
+}
+
+/// Signing keys.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores a key.
+    async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Every stored key, oldest activation first.
+    async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+}
+
+/// Codes, refresh-token families and revocations.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Stores a new family and its code in one transaction.
+    async fn create_code(&self, code: &AuthorizationCodeRecord, now: i64)
+    -> Result<(), StoreError>;
+    /// Looks a code up.
+    async fn find_code(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<AuthorizationCodeRecord>, StoreError>;
+    /// Atomically marks the code used (if it was unused) and stores what it produced: the access token's
+    /// jti and, when given, a refresh token. All or nothing.
+    async fn exchange_code(
+        &self,
+        digest: &SecretDigest,
+        family_id: &str,
+        now: i64,
+        access_token: &IssuedAccessToken,
+        refresh_token: Option<&RefreshTokenRecord>,
+    ) -> Result<CodeExchange, StoreError>;
+    /// Looks a refresh token up (with its family's revocation state).
+    async fn find_refresh_token(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
+    /// Atomically marks the old refresh token used (compare-and-set on `used_at is null`) and stores the new
+    /// one and the new access token's jti. Of concurrent calls with one old token exactly one rotates.
+    async fn rotate_refresh_token(
+        &self,
+        old: &SecretDigest,
+        now: i64,
+        access_token: &IssuedAccessToken,
+        new: &RefreshTokenRecord,
+    ) -> Result<Rotation, StoreError>;
+    /// Revokes a family: its refresh tokens die and its unexpired access tokens are deny-listed.
+    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
+    /// Deny-lists an access token until its expiry.
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
+    /// Is this access token deny-listed?
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    /// Deletes expired codes, sessions and deny-list entries; returns how many rows went.
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+}
+
+/// Readiness and cross-replica change detection.
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    /// A round trip to the database.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// A number bumped by every change to clients or keys.
+    async fn config_version(&self) -> Result<i64, StoreError>;
+}
+
+/// Everything the server needs from storage.
+pub trait Store: ClientStore + UserStore + KeyStore + GrantStore + HealthStore {}
+
+impl<T: ClientStore + UserStore + KeyStore + GrantStore + HealthStore> Store for T {}

@@ -1,0 +1,214 @@
+//! The real binary: subcommands, one-line errors, graceful shutdown.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestDatabase};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_auth-server");
+
+backend_tests!(cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm);
+
+fn run(args: &[&str], database_url: &str, stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run auth-server");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let (ok, out, err) = run(&["migrate"], &db.url, None);
+    assert!(ok, "{err}");
+    assert!(out.contains("migrations applied"));
+    let (ok, out, err) = run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "cli",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read",
+        ],
+        &db.url,
+        None,
+    );
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(created["client_id"], "cli");
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 43, "256 bits, base64url");
+    let (ok, out, _) = run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "given",
+            "--secret-stdin",
+            "--grant-type",
+            "client_credentials",
+        ],
+        &db.url,
+        Some("my-own-secret\n"),
+    );
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(out.trim()).unwrap()["client_secret"],
+        "my-own-secret"
+    );
+    let (ok, _, err) = run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "cli",
+            "--grant-type",
+            "client_credentials",
+        ],
+        &db.url,
+        None,
+    );
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("already exists"));
+    let (ok, _, err) = run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "frag",
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            "http://a/cb#x",
+        ],
+        &db.url,
+        None,
+    );
+    assert!(!ok && err.contains("fragment"), "{err}");
+    let (ok, out, err) = run(
+        &["user", "create", "--username", "alice", "--password-stdin"],
+        &db.url,
+        Some("hunter2 hunter2\n"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(out.trim()).unwrap()["username"],
+        "alice"
+    );
+    let (ok, out, err) = run(&["keys", "rotate", "--activate-after", "0"], &db.url, None);
+    assert!(ok, "{err}");
+    assert!(serde_json::from_str::<Value>(out.trim()).unwrap()["kid"].is_string());
+
+    // serve: answers, then stops cleanly on SIGTERM.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Command::new(BINARY)
+        .args([
+            "serve",
+            "--listen",
+            &listen,
+            "--issuer",
+            &format!("http://{listen}"),
+        ])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("http://{listen}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server became ready");
+    let token = http
+        .post(format!("http://{listen}/token"))
+        .basic_auth("cli", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+#[test]
+fn bad_configuration_ends_with_one_line_and_no_panic() {
+    for (args, url, expected) in [
+        (
+            &["migrate"][..],
+            "postgres://nobody@127.0.0.1:1/none",
+            "connecting to the database",
+        ),
+        (&["migrate"][..], "mysql://x/y", "sqlite: or postgres://"),
+        (
+            &["serve", "--issuer", "ftp://x", "--listen", "127.0.0.1:0"][..],
+            "sqlite::memory:",
+            "--issuer",
+        ),
+        (
+            &["--key-encryption-key", "short", "migrate"][..],
+            "sqlite::memory:",
+            "AUTH_KEY_ENCRYPTION_KEY",
+        ),
+    ] {
+        let (ok, _, err) = run(args, url, None);
+        assert!(!ok, "{args:?} should fail");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(expected), "{expected} not in {err}");
+    }
+    let (ok, _, err) = run(&["serve", "--signing-alg", "none"], "sqlite::memory:", None);
+    assert!(!ok && err.contains("none"), "{err}");
+}

@@ -1,0 +1,80 @@
+//! Health, readiness, metrics and request ids.
+
+use reqwest::StatusCode;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, spawn_app};
+
+backend_tests!(health_readiness_and_metrics, responses_carry_a_request_id);
+
+async fn health_readiness_and_metrics(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let client = app.machine_client().await;
+    app.client_credentials(&client).await;
+    app.post_token(
+        &client,
+        &[("grant_type", "client_credentials"), ("scope", "admin")],
+    )
+    .await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "http_requests_total{route=\"/token\",method=\"POST\",status=\"200\"}",
+        "http_request_duration_seconds_bucket{route=\"/token\",method=\"POST\"",
+        "auth_tokens_issued_total{grant=\"client_credentials\"}",
+        "auth_oauth_errors_total{error=\"invalid_scope\"}",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing from:\n{metrics}"
+        );
+    }
+}
+
+async fn responses_carry_a_request_id(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert!(
+        response
+            .headers()
+            .get("x-request-id")
+            .is_some_and(|id| id.len() >= 32)
+    );
+    let given = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        given.headers()["x-request-id"],
+        "abc-123",
+        "a caller's id is kept"
+    );
+}
