@@ -39,6 +39,8 @@ pub struct LoadedKey {
     pub created_at: i64,
     /// Signs from.
     pub active_from: i64,
+    /// Insertion order: among keys activating at the same second, the later one signs.
+    pub sequence: i64,
 }
 
 /// One consistent view of the keys at a point in time.
@@ -56,14 +58,13 @@ pub struct KeySnapshot {
 pub struct KeyRing {
     keys: RwLock<Vec<LoadedKey>>,
     snapshot: RwLock<Arc<KeySnapshot>>,
-    preferred_alg: SigningAlgorithm,
     access_token_ttl: i64,
 }
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRing")
-            .field("preferred_alg", &self.preferred_alg)
+            .field("access_token_ttl", &self.access_token_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +94,7 @@ pub fn stored_form(
         encrypted,
         created_at,
         active_from,
+        sequence: 0,
     })
 }
 
@@ -118,11 +120,13 @@ fn load(stored: &StoredKey, kek: Option<&KeyEncryptionKey>) -> Result<LoadedKey,
         key: Arc::new(key),
         created_at: stored.created_at,
         active_from: stored.active_from,
+        sequence: stored.sequence,
     })
 }
 
 impl KeyRing {
-    /// Loads every stored key; when none exists yet, generates one of `preferred_alg` that signs at once.
+    /// Loads every stored key. When no key signs yet, or the signing key is not of `preferred_alg` (the
+    /// configured algorithm changed), generates a key of `preferred_alg` that signs at once.
     pub async fn load(
         store: &dyn KeyStore,
         kek: Option<&KeyEncryptionKey>,
@@ -137,23 +141,22 @@ impl KeyRing {
                 published: KeySet::default(),
                 jwks_json: "{\"keys\":[]}".into(),
             })),
-            preferred_alg,
             access_token_ttl,
         };
         ring.reload(store, kek, now).await?;
-        let has_preferred = ring
-            .keys
-            .read()
-            .map(|keys| keys.iter().any(|loaded| loaded.key.alg() == preferred_alg))
-            .unwrap_or(false);
-        if !has_preferred {
+        let signs_preferred = ring
+            .snapshot()
+            .signer
+            .as_ref()
+            .is_some_and(|signer| signer.alg() == preferred_alg);
+        if !signs_preferred {
             let key =
                 SigningKey::generate(preferred_alg).map_err(|error| KeyRingError::BadKey {
                     kid: "new".into(),
                     reason: error.to_string(),
                 })?;
             store.insert_key(&stored_form(&key, kek, now, now)?).await?;
-            tracing::info!(target: "audit", event = "key_created", kid = key.kid(), alg = %preferred_alg, "first signing key generated");
+            tracing::info!(target: "audit", event = "key_created", kid = key.kid(), alg = %preferred_alg, "signing key generated");
             ring.reload(store, kek, now).await?;
         }
         Ok(ring)
@@ -182,19 +185,14 @@ impl KeyRing {
                 Some(existing) => loaded.push(LoadedKey {
                     active_from: record.active_from,
                     created_at: record.created_at,
+                    sequence: record.sequence,
                     ..existing.clone()
                 }),
                 None => loaded.push(load(record, kek)?),
             }
         }
-        // Activation order; a later creation wins a tie (an emergency rotation in the same second).
-        loaded.sort_by(|a, b| {
-            (a.active_from, a.created_at, a.key.kid()).cmp(&(
-                b.active_from,
-                b.created_at,
-                b.key.kid(),
-            ))
-        });
+        // Activation order; insertion order breaks ties (an emergency rotation in the same second).
+        loaded.sort_by_key(|loaded| (loaded.active_from, loaded.sequence));
         if let Ok(mut keys) = self.keys.write() {
             *keys = loaded;
         }
@@ -209,7 +207,7 @@ impl KeyRing {
             .read()
             .map(|keys| keys.clone())
             .unwrap_or_default();
-        let snapshot = compute_snapshot(&keys, self.preferred_alg, self.access_token_ttl, now);
+        let snapshot = compute_snapshot(&keys, self.access_token_ttl, now);
         if let Ok(mut current) = self.snapshot.write() {
             *current = Arc::new(snapshot);
         }
@@ -227,23 +225,13 @@ impl KeyRing {
 /// Verifiers accept tokens up to 60 s past `exp`; a retired key stays published that much longer.
 const VERIFIER_LEEWAY: i64 = 60;
 
-fn compute_snapshot(
-    keys: &[LoadedKey],
-    preferred: SigningAlgorithm,
-    access_token_ttl: i64,
-    now: i64,
-) -> KeySnapshot {
-    // Keys are sorted by activation. The signer is the newest active key of the preferred algorithm (or,
-    // failing that, of any algorithm).
-    let active: Vec<&LoadedKey> = keys
-        .iter()
-        .filter(|loaded| loaded.active_from <= now)
-        .collect();
-    let signer = active
+fn compute_snapshot(keys: &[LoadedKey], access_token_ttl: i64, now: i64) -> KeySnapshot {
+    // Keys are sorted by activation: the signer is the newest active key, whatever its algorithm (a
+    // rotation to another algorithm is the operator's decision).
+    let signer = keys
         .iter()
         .rev()
-        .find(|loaded| loaded.key.alg() == preferred)
-        .or_else(|| active.last())
+        .find(|loaded| loaded.active_from <= now)
         .map(|loaded| loaded.key.clone());
     let published: Vec<&SigningKey> = keys
         .iter()
@@ -277,6 +265,7 @@ mod tests {
             key: Arc::new(SigningKey::generate(alg).unwrap()),
             created_at: active_from - 300,
             active_from,
+            sequence: active_from,
         }
     }
 
@@ -287,7 +276,7 @@ mod tests {
         let keys = vec![old.clone(), new.clone()];
         let ttl = 900;
 
-        let before = compute_snapshot(&keys, SigningAlgorithm::Es256, ttl, 1_500);
+        let before = compute_snapshot(&keys, ttl, 1_500);
         assert_eq!(before.signer.as_ref().unwrap().kid(), old.key.kid());
         assert_eq!(
             before.published.len(),
@@ -295,49 +284,30 @@ mod tests {
             "the new key is published before it signs"
         );
 
-        let after = compute_snapshot(&keys, SigningAlgorithm::Es256, ttl, 2_000);
+        let after = compute_snapshot(&keys, ttl, 2_000);
         assert_eq!(after.signer.as_ref().unwrap().kid(), new.key.kid());
         assert!(after.published.contains(old.key.kid()));
 
-        let last_moment = compute_snapshot(
-            &keys,
-            SigningAlgorithm::Es256,
-            ttl,
-            2_000 + ttl + VERIFIER_LEEWAY - 1,
-        );
+        let last_moment = compute_snapshot(&keys, ttl, 2_000 + ttl + VERIFIER_LEEWAY - 1);
         assert!(
             last_moment.published.contains(old.key.kid()),
             "old tokens may still be valid"
         );
-        let retired = compute_snapshot(
-            &keys,
-            SigningAlgorithm::Es256,
-            ttl,
-            2_000 + ttl + VERIFIER_LEEWAY,
-        );
+        let retired = compute_snapshot(&keys, ttl, 2_000 + ttl + VERIFIER_LEEWAY);
         assert!(!retired.published.contains(old.key.kid()));
         assert!(retired.published.contains(new.key.kid()));
         assert!(!retired.jwks_json.contains(old.key.kid()));
     }
 
     #[test]
-    fn the_preferred_algorithm_signs_when_available() {
-        let ed = loaded(SigningAlgorithm::EdDsa, 1_000);
+    fn the_newest_active_key_signs_whatever_its_algorithm() {
         let es = loaded(SigningAlgorithm::Es256, 500);
-        let snapshot = compute_snapshot(
-            &[es.clone(), ed.clone()],
-            SigningAlgorithm::Es256,
-            900,
-            1_200,
-        );
-        assert_eq!(snapshot.signer.unwrap().kid(), es.key.kid());
-        let snapshot = compute_snapshot(
-            std::slice::from_ref(&ed),
-            SigningAlgorithm::Es256,
-            900,
-            1_200,
-        );
+        let ed = loaded(SigningAlgorithm::EdDsa, 1_000);
+        let snapshot = compute_snapshot(&[es.clone(), ed.clone()], 900, 1_200);
         assert_eq!(snapshot.signer.unwrap().kid(), ed.key.kid());
+        let before_activation = compute_snapshot(&[es.clone(), ed.clone()], 900, 800);
+        assert_eq!(before_activation.signer.unwrap().kid(), es.key.kid());
+        assert!(compute_snapshot(&[], 900, 800).signer.is_none());
     }
 
     #[test]

@@ -193,6 +193,28 @@ async fn fetch_document(
     Ok((body, cache_control))
 }
 
+/// Fetches an issuer's RFC 8414 metadata and checks that it names that issuer exactly (§3.3).
+pub async fn fetch_metadata(
+    client: &reqwest::Client,
+    issuer: &str,
+    timeout: Duration,
+) -> Result<AuthorizationServerMetadata, RemoteError> {
+    let url = metadata_url(issuer);
+    let (body, _) = fetch_document(client, &url, timeout).await?;
+    let metadata: AuthorizationServerMetadata =
+        serde_json::from_slice(&body).map_err(|error| RemoteError::Document {
+            url: url.clone(),
+            reason: error.to_string(),
+        })?;
+    if metadata.issuer != issuer {
+        return Err(RemoteError::IssuerMismatch {
+            expected: issuer.to_owned(),
+            found: metadata.issuer,
+        });
+    }
+    Ok(metadata)
+}
+
 impl RemoteJwks {
     /// A cache of the JWKS at `jwks_uri`. Nothing is fetched until keys are first needed.
     pub fn new(
@@ -218,21 +240,9 @@ impl RemoteJwks {
         client: reqwest::Client,
         options: RemoteJwksOptions,
     ) -> Result<Self, RemoteError> {
-        let url = metadata_url(issuer);
-        let (body, _) = fetch_document(&client, &url, options.fetch_timeout).await?;
-        let metadata: AuthorizationServerMetadata =
-            serde_json::from_slice(&body).map_err(|error| RemoteError::Document {
-                url: url.clone(),
-                reason: error.to_string(),
-            })?;
-        if metadata.issuer != issuer {
-            return Err(RemoteError::IssuerMismatch {
-                expected: issuer.to_owned(),
-                found: metadata.issuer,
-            });
-        }
+        let metadata = fetch_metadata(&client, issuer, options.fetch_timeout).await?;
         let jwks_uri = metadata.jwks_uri.ok_or_else(|| RemoteError::Document {
-            url,
+            url: metadata_url(issuer),
             reason: "no jwks_uri".into(),
         })?;
         Ok(Self::new(jwks_uri, client, options))

@@ -21,7 +21,8 @@ create table app_user (
 );
 
 create table signing_key (
-    kid text primary key,
+    signing_key_id integer primary key autoincrement,  -- insertion order: breaks activation ties
+    kid text not null unique,
     alg text not null,
     private_key blob not null,         -- PKCS#8 DER, AES-256-GCM sealed when encrypted is true
     encrypted boolean not null,

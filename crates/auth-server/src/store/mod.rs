@@ -82,6 +82,9 @@ pub struct StoredKey {
     pub created_at: i64,
     /// Signs from this time.
     pub active_from: i64,
+    /// Insertion order (assigned by the database; ignored on insert): among keys activating at the same
+    /// second, the later one wins.
+    pub sequence: i64,
 }
 
 impl std::fmt::Debug for StoredKey {

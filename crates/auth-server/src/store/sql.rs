@@ -436,7 +436,8 @@ impl KeyStore for SqlStore {
     async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         on_backend!(self, pool => {
             let rows = sqlx::query(
-                "select kid, alg, private_key, encrypted, created_at, active_from from signing_key order by active_from, kid",
+                "select signing_key_id, kid, alg, private_key, encrypted, created_at, active_from from signing_key \
+                 order by active_from, signing_key_id",
             )
             .fetch_all(pool)
             .await?;
@@ -450,6 +451,7 @@ impl KeyStore for SqlStore {
                     encrypted: row.try_get("encrypted")?,
                     created_at: row.try_get("created_at")?,
                     active_from: row.try_get("active_from")?,
+                    sequence: row.try_get("signing_key_id")?,
                 });
             }
             Ok(keys)

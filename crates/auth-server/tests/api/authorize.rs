@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 
 use crate::backend_tests;
 use crate::helpers::{
-    Backend, REDIRECT_URI, hidden_fields, location_params, param, pkce, spawn_app,
+    Backend, REDIRECT_URI, hidden_fields, location_params, param, pkce, spawn_app, spawn_app_with,
 };
 
 backend_tests!(
@@ -15,6 +15,7 @@ backend_tests!(
     login_form_is_protected_and_csrf_checked,
     wrong_username_and_wrong_password_get_the_same_answer_and_are_throttled,
     session_cookie_skips_the_login_form,
+    cookies_are_secure_when_the_issuer_is_https,
 );
 
 async fn unknown_client_or_unregistered_redirect_uri_is_a_page_never_a_redirect(backend: Backend) {
@@ -307,4 +308,22 @@ async fn session_cookie_skips_the_login_form(backend: Backend) {
     let html = again.text().await.unwrap();
     assert!(html.contains("value=\"approve\""), "consent, not login");
     assert!(!html.contains("name=\"password\""));
+}
+
+async fn cookies_are_secure_when_the_issuer_is_https(backend: Backend) {
+    // TLS is terminated in front of the server; the issuer says https, so cookies must say Secure.
+    let app = spawn_app_with(backend, |serve| {
+        serve.issuer = format!("https://{}", serve.listen)
+    })
+    .await;
+    app.web_client(false).await;
+    let (_, challenge) = pkce();
+    let page = app
+        .http
+        .get(app.authorize_url("web", &challenge, &[]))
+        .send()
+        .await
+        .unwrap();
+    let set_cookie = page.headers()["set-cookie"].to_str().unwrap();
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
 }

@@ -11,7 +11,45 @@ use crate::helpers::{Backend, TestDatabase};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_auth-server");
 
-backend_tests!(cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm);
+backend_tests!(
+    cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm,
+    encrypted_keys_need_the_key_encryption_key
+);
+
+async fn encrypted_keys_need_the_key_encryption_key(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let kek = auth_core::keys::KeyEncryptionKey::generate_base64().unwrap();
+    let (ok, _, err) = run(
+        &[
+            "--key-encryption-key",
+            &kek,
+            "keys",
+            "rotate",
+            "--activate-after",
+            "0",
+        ],
+        &db.url,
+        None,
+    );
+    assert!(ok, "{err}");
+    // The private key is sealed in the database: no PKCS#8 header in the clear.
+    let store = auth_server::store::SqlStore::connect(&db.url, 1)
+        .await
+        .unwrap();
+    let keys = auth_server::store::KeyStore::list_keys(&store)
+        .await
+        .unwrap();
+    assert!(
+        keys.iter()
+            .all(|key| key.encrypted && !key.private_key.starts_with(&[0x30]))
+    );
+    store.close().await;
+    // Serving without the key is a one-line error.
+    let (ok, _, err) = run(&["serve", "--listen", "127.0.0.1:0"], &db.url, None);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("AUTH_KEY_ENCRYPTION_KEY"), "{err}");
+}
 
 fn run(args: &[&str], database_url: &str, stdin: Option<&str>) -> (bool, String, String) {
     let mut child = Command::new(BINARY)

@@ -12,6 +12,7 @@ backend_tests!(
     revoking_a_refresh_token_revokes_its_family,
     revoke_answers_200_for_unknown_and_foreign_tokens_without_effect,
     introspection_requires_client_authentication,
+    expired_deny_list_entries_and_codes_are_purged,
 );
 
 async fn introspection_describes_active_tokens_and_hides_everything_else(backend: Backend) {
@@ -161,4 +162,26 @@ async fn introspection_requires_client_authentication(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(revoke_anonymous.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn expired_deny_list_entries_and_codes_are_purged(backend: Backend) {
+    use auth_core::clock::Clock;
+    let app = spawn_app(backend).await;
+    let client = app.machine_client().await;
+    let token = app.client_credentials(&client).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.revoke(&client, &token).await;
+    let now = app.clock.now();
+    assert_eq!(
+        app.state.store.purge_expired(now).await.unwrap(),
+        0,
+        "nothing has expired yet"
+    );
+    assert_eq!(
+        app.state.store.purge_expired(now + 901).await.unwrap(),
+        1,
+        "the deny-list entry outlives its token by nothing"
+    );
 }
