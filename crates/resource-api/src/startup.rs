@@ -1,0 +1,160 @@
+//! Building and running the API: bind, start discovering the issuer in the background (the API starts even
+//! when the issuer is down, answering 503 until it has keys), serve until stopped.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use auth_core::clock::SharedClock;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::bearer::{BearerAuth, BearerConfig, IntrospectionCredentials};
+use crate::config::{Config, LogFormat, introspection_secret};
+use crate::http::{ApiState, router};
+use crate::items::ItemStore;
+
+/// A built API, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    bearer: BearerAuth,
+    discovery: JoinHandle<()>,
+}
+
+/// Installs tracing on stderr.
+pub fn init_tracing(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+impl Application {
+    /// Binds the listener and prepares validation; the introspection secret comes from
+    /// `RESOURCE_API_INTROSPECTION_SECRET`. The issuer is contacted in the background.
+    pub async fn build(config: Config, clock: SharedClock) -> Result<Self> {
+        Self::build_with_introspection_secret(config, clock, introspection_secret()).await
+    }
+
+    /// [`Application::build`] with the introspection secret given directly.
+    pub async fn build_with_introspection_secret(
+        config: Config,
+        clock: SharedClock,
+        introspection_secret: Option<String>,
+    ) -> Result<Self> {
+        let mut bearer_config = BearerConfig::new(config.issuer.clone(), config.audience.clone());
+        bearer_config.jwks.cooldown = Duration::from_millis(config.jwks_cooldown_ms);
+        bearer_config.introspection = match (&config.introspection_client_id, introspection_secret)
+        {
+            (Some(client_id), Some(client_secret)) => Some(IntrospectionCredentials {
+                client_id: client_id.clone(),
+                client_secret,
+            }),
+            (Some(_), None) => {
+                anyhow::bail!("--introspection-client-id needs RESOURCE_API_INTROSPECTION_SECRET")
+            }
+            (None, _) => None,
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("building the HTTP client")?;
+        let bearer = BearerAuth::new(bearer_config, http, clock);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let state = ApiState {
+            bearer: bearer.clone(),
+            items: Arc::new(ItemStore::default()),
+            metrics: Arc::new(PrometheusBuilder::new().build_recorder()),
+        };
+        let discovery = tokio::spawn(discover_until_ready(
+            bearer.clone(),
+            Duration::from_millis(config.jwks_cooldown_ms.max(100)),
+        ));
+        Ok(Self {
+            listener,
+            router: router(state),
+            bearer,
+            discovery,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr().map(|address| address.port()).unwrap_or(0)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The validation layer (tests read its fetch count).
+    pub fn bearer(&self) -> &BearerAuth {
+        &self.bearer
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) -> Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then finishes requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        tracing::info!(address = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(), "resource-api listening");
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP");
+        self.discovery.abort();
+        result
+    }
+}
+
+/// Tries to reach the issuer until it answers, so readiness recovers without traffic.
+async fn discover_until_ready(bearer: BearerAuth, interval: Duration) {
+    loop {
+        match bearer.discover().await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, "issuer not reachable yet; protected routes answer 503")
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,257 @@
+//! Harness for the platform tests: an auth-server and a resource-api, each the real application on
+//! 127.0.0.1:0, talking HTTP to each other and to the test like any client.
+
+// This crate exists for tests: a failed expectation should fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_core::clock::{Clock, ManualClock, SystemClock};
+use auth_server::commands::client_record;
+use auth_server::config::{ClientCreate, ServeConfig};
+use auth_server::startup::{Application as AuthApplication, ApplicationConfig};
+use auth_server::state::AppState;
+use resource_api::bearer::BearerAuth;
+use resource_api::config::{Config as ApiConfig, LogFormat};
+use resource_api::startup::Application as ApiApplication;
+use serde_json::Value;
+
+/// A free port on loopback (bound, then released).
+pub fn free_address() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// A running authorization server.
+pub struct Issuer {
+    pub base: String,
+    pub state: AppState,
+    pub clock: ManualClock,
+    pub http: reqwest::Client,
+    _dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Issuer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path =
+            std::env::temp_dir().join(format!("platform-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts an auth-server (SQLite) at `address`, with `configure` applied.
+pub async fn start_issuer_at(
+    address: SocketAddr,
+    configure: impl FnOnce(&mut ServeConfig),
+) -> Issuer {
+    let dir = TempDir::new();
+    let mut serve = ServeConfig {
+        listen: address,
+        issuer: format!("http://{address}"),
+        config_poll_ms: 100,
+        ..ServeConfig::default()
+    };
+    configure(&mut serve);
+    let clock = ManualClock::new(SystemClock.now());
+    let application = AuthApplication::build(ApplicationConfig {
+        serve: serve.clone(),
+        database_url: format!("sqlite://{}", dir.0.join("auth.db").display()),
+        key_encryption_key: None,
+        clock: Arc::new(clock.clone()),
+    })
+    .await
+    .unwrap();
+    let state = application.state().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    Issuer {
+        base: serve.issuer,
+        state,
+        clock,
+        http: reqwest::Client::new(),
+        _dir: dir,
+        stop: Some(stop),
+    }
+}
+
+/// Starts an auth-server on a free port.
+pub async fn start_issuer() -> Issuer {
+    start_issuer_at(free_address(), |_| {}).await
+}
+
+impl Issuer {
+    /// Registers a client; returns its secret.
+    pub async fn client(
+        &self,
+        id: &str,
+        grants: &[&str],
+        scope: &str,
+        audiences: &[&str],
+    ) -> String {
+        let create = ClientCreate {
+            client_id: id.into(),
+            public: false,
+            secret_stdin: false,
+            grant_types: grants.iter().map(|g| g.to_string()).collect(),
+            redirect_uris: vec![],
+            scope: scope.into(),
+            audiences: audiences.iter().map(|a| a.to_string()).collect(),
+            skip_consent: false,
+        };
+        let (record, secret) = client_record(&create, None).unwrap();
+        self.state
+            .store
+            .create_client(&record, self.clock.now())
+            .await
+            .unwrap();
+        secret.unwrap()
+    }
+
+    /// A client_credentials token.
+    pub async fn token(&self, id: &str, secret: &str, scope: Option<&str>) -> String {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        let response = self
+            .http
+            .post(format!("{}/token", self.base))
+            .basic_auth(id, Some(secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Revokes a token as its client.
+    pub async fn revoke(&self, id: &str, secret: &str, token: &str) {
+        let response = self
+            .http
+            .post(format!("{}/revoke", self.base))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+/// A running resource API.
+pub struct Api {
+    pub base: String,
+    pub bearer: BearerAuth,
+    pub clock: ManualClock,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts a resource API for `issuer` (a URL), optionally with introspection credentials.
+pub async fn start_api(
+    issuer: &str,
+    introspection: Option<(&str, &str)>,
+    jwks_cooldown_ms: u64,
+) -> Api {
+    let config = ApiConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        issuer: issuer.to_owned(),
+        audience: "resource-api".into(),
+        introspection_client_id: introspection.map(|(id, _)| id.to_owned()),
+        jwks_cooldown_ms,
+        log_format: LogFormat::Pretty,
+    };
+    let clock = ManualClock::new(SystemClock.now());
+    let application = ApiApplication::build_with_introspection_secret(
+        config,
+        Arc::new(clock.clone()),
+        introspection.map(|(_, s)| s.to_owned()),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", application.local_addr().unwrap());
+    let bearer = application.bearer().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    Api {
+        base,
+        bearer,
+        clock,
+        http: reqwest::Client::new(),
+        stop: Some(stop),
+    }
+}
+
+impl Api {
+    /// A request with a bearer token.
+    pub fn with_token(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+    }
+
+    /// Waits until the API has the issuer's keys.
+    pub async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if self
+                .http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("resource-api never became ready");
+    }
+}

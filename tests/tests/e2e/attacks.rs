@@ -1,0 +1,240 @@
+//! Tokens a resource server must refuse.
+
+use std::sync::Arc;
+
+use auth_core::clock::Clock;
+use auth_core::keys::{SigningAlgorithm, SigningKey};
+use auth_core::token::{AccessTokenClaims, Audience, issue};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use platform_tests::{Api, Issuer, start_api, start_issuer};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn stack() -> (Issuer, Api, String) {
+    let issuer = start_issuer().await;
+    let secret = issuer
+        .client("svc", &["client_credentials"], "read write", &[])
+        .await;
+    let api = start_api(&issuer.base, None, 5_000).await;
+    api.wait_ready().await;
+    let token = issuer.token("svc", &secret, None).await;
+    (issuer, api, token)
+}
+
+async fn status_and_challenge(api: &Api, token: &str) -> (u16, String) {
+    let response = api
+        .with_token(Method::GET, "/protected", token)
+        .send()
+        .await
+        .unwrap();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (response.status().as_u16(), challenge)
+}
+
+async fn assert_refused(api: &Api, token: &str, why: &str) {
+    let (status, challenge) = status_and_challenge(api, token).await;
+    assert_eq!(status, 401, "{why}");
+    assert!(
+        challenge.contains("error=\"invalid_token\""),
+        "{why}: {challenge}"
+    );
+}
+
+fn parts(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let header =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap();
+    let payload =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap();
+    (header, payload)
+}
+
+fn encode(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// Claims signed with the issuer's real key, for attacks on the claim checks.
+fn signed_by_issuer(issuer: &Issuer, edit: impl FnOnce(&mut AccessTokenClaims)) -> String {
+    let now = issuer.clock.now();
+    let mut claims = AccessTokenClaims {
+        iss: issuer.base.clone(),
+        sub: "svc".into(),
+        aud: Audience::One("resource-api".into()),
+        client_id: "svc".into(),
+        scope: "read".parse().unwrap(),
+        iat: now,
+        exp: now + 900,
+        nbf: None,
+        jti: uuid::Uuid::new_v4().to_string(),
+        auth_time: None,
+    };
+    edit(&mut claims);
+    let signer = issuer.state.keys.snapshot().signer.clone().unwrap();
+    issue(&claims, &signer).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alg_none_is_refused() {
+    let (_issuer, api, token) = stack().await;
+    let (mut header, payload) = parts(&token);
+    header["alg"] = json!("none");
+    assert_refused(
+        &api,
+        &format!("{}.{}.", encode(&header), encode(&payload)),
+        "alg none",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hs256_signed_with_the_public_key_is_refused() {
+    use aws_lc_rs::hmac;
+    let (issuer, api, token) = stack().await;
+    let (mut header, payload) = parts(&token);
+    header["alg"] = json!("HS256");
+    let jwks = issuer
+        .http
+        .get(format!("{}/jwks.json", issuer.base))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let input = format!("{}.{}", encode(&header), encode(&payload));
+    // Try the two usual "public key as HMAC secret" encodings: the JWKS bytes and the JWK itself.
+    let jwk = serde_json::from_slice::<Value>(&jwks).unwrap()["keys"][0].to_string();
+    for secret in [jwks.to_vec(), jwk.into_bytes()] {
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            input.as_bytes(),
+        );
+        assert_refused(
+            &api,
+            &format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())),
+            "HS256 confusion",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_altered_after_signing_is_refused() {
+    let (_issuer, api, token) = stack().await;
+    let mut pieces: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let (_, mut payload) = parts(&token);
+    payload["sub"] = json!("admin");
+    payload["scope"] = json!("read write admin");
+    pieces[1] = encode(&payload);
+    assert_refused(&api, &pieces.join("."), "altered payload").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_keys_are_refused_and_made_up_kids_cannot_hammer_the_issuer() {
+    let (issuer, api, _) = stack().await;
+    let fetches_before = api.bearer.jwks_fetch_count();
+    let stranger = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
+    let now = issuer.clock.now();
+    let claims = AccessTokenClaims {
+        iss: issuer.base.clone(),
+        sub: "svc".into(),
+        aud: Audience::One("resource-api".into()),
+        client_id: "svc".into(),
+        scope: "read".parse().unwrap(),
+        iat: now,
+        exp: now + 900,
+        nbf: None,
+        jti: "x".into(),
+        auth_time: None,
+    };
+    // A flood of tokens, each with a fresh made-up key and kid.
+    let api = Arc::new(api);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (api, claims) = (api.clone(), claims.clone());
+        tasks.push(tokio::spawn(async move {
+            let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
+            status_and_challenge(&api, &issue(&claims, &key).unwrap())
+                .await
+                .0
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 401);
+    }
+    assert_refused(&api, &issue(&claims, &stranger).unwrap(), "unknown key").await;
+    let refetches = api.bearer.jwks_fetch_count() - fetches_before;
+    assert!(
+        refetches <= 1,
+        "at most one refetch per 5 s cooldown, saw {refetches}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_audience_and_other_issuer_are_refused() {
+    let (issuer, api, _) = stack().await;
+    let wrong_audience = signed_by_issuer(&issuer, |claims| {
+        claims.aud = Audience::One("billing-api".into())
+    });
+    assert_refused(&api, &wrong_audience, "wrong audience").await;
+    let other_issuer =
+        signed_by_issuer(&issuer, |claims| claims.iss = "http://evil.example".into());
+    assert_refused(&api, &other_issuer, "other issuer").await;
+    // A real token from another real authorization server.
+    let stranger = start_issuer().await;
+    let secret = stranger
+        .client("svc", &["client_credentials"], "read", &[])
+        .await;
+    assert_refused(
+        &api,
+        &stranger.token("svc", &secret, None).await,
+        "other server",
+    )
+    .await;
+    // The right audience among several is accepted.
+    let several = signed_by_issuer(&issuer, |claims| {
+        claims.aud = Audience::Many(vec!["billing-api".into(), "resource-api".into()])
+    });
+    assert_eq!(status_and_challenge(&api, &several).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_typ_is_refused() {
+    let (issuer, api, _) = stack().await;
+    let signer = issuer.state.keys.snapshot().signer.clone().unwrap();
+    let token = signed_by_issuer(&issuer, |_| {});
+    let (mut header, payload) = parts(&token);
+    header["typ"] = json!("JWT");
+    let input = format!("{}.{}", encode(&header), encode(&payload));
+    let signature = URL_SAFE_NO_PAD.encode(signer.sign(input.as_bytes()).unwrap());
+    assert_refused(
+        &api,
+        &format!("{input}.{signature}"),
+        "typ JWT (e.g. an ID token)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tokens_are_refused_even_after_being_cached() {
+    let (issuer, api, _) = stack().await;
+    let token = signed_by_issuer(&issuer, |claims| claims.exp = claims.iat + 30);
+    assert_eq!(
+        status_and_challenge(&api, &token).await.0,
+        200,
+        "valid, and now in the verified cache"
+    );
+    api.clock.advance(30 + 60);
+    assert_eq!(
+        status_and_challenge(&api, &token).await.0,
+        200,
+        "inside the 60 s leeway"
+    );
+    api.clock.advance(1);
+    assert_refused(&api, &token, "expired past the leeway").await;
+}
