@@ -183,7 +183,8 @@ async fn shutdown_signal() {
 }
 
 /// Every tick: if another replica (or a CLI command) changed clients or keys, drop the caches and reload
-/// keys; recompute which key signs and which are published; now and then purge expired rows.
+/// keys; recompute which key signs and which are published; keep the metrics recorder bounded; now and
+/// then purge expired rows.
 async fn poll_changes(state: AppState, interval: Duration) {
     let mut known_version = state.store.config_version().await.ok();
     let mut ticks: u64 = 0;
@@ -209,6 +210,8 @@ async fn poll_changes(state: AppState, interval: Duration) {
             Err(error) => tracing::warn!(%error, "config version poll failed; will retry"),
         }
         state.keys.refresh(now);
+        // Drains histogram samples into their buckets; without it they accumulate until a scrape.
+        state.metrics.run_upkeep();
         if ticks.is_multiple_of(PURGE_EVERY_TICKS) {
             match state.store.purge_expired(now).await {
                 Ok(purged) => tracing::debug!(purged, "expired rows purged"),

@@ -2,6 +2,7 @@
 //! ring, the client cache, the password hasher and the failure throttle.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use auth_core::clock::SharedClock;
@@ -81,6 +82,9 @@ impl ClientCache {
 #[derive(Debug)]
 pub struct Throttle {
     windows: Mutex<HashMap<String, (i64, u32)>>,
+    /// How many keys `windows` holds, readable without the lock: with no recorded failures (the normal
+    /// case) checks and resets cost one atomic load instead of a mutex and a key allocation.
+    tracked: AtomicUsize,
     window_seconds: i64,
 }
 
@@ -92,12 +96,21 @@ impl Throttle {
     pub fn new(window_seconds: i64) -> Self {
         Self {
             windows: Mutex::new(HashMap::new()),
+            tracked: AtomicUsize::new(0),
             window_seconds,
         }
     }
 
+    /// True when no failure is on record: nothing can be throttled.
+    pub fn is_empty(&self) -> bool {
+        self.tracked.load(Ordering::Acquire) == 0
+    }
+
     /// `Err(retry_after_seconds)` when `key` has had `limit` failures in the current window.
     pub fn check(&self, key: &str, limit: u32, now: i64) -> Result<(), i64> {
+        if self.is_empty() {
+            return Ok(());
+        }
         let Ok(windows) = self.windows.lock() else {
             return Ok(());
         };
@@ -123,12 +136,17 @@ impl Throttle {
             *entry = (now, 0);
         }
         entry.1 = entry.1.saturating_add(1);
+        self.tracked.store(windows.len(), Ordering::Release);
     }
 
     /// Forgets `key` (after a success).
     pub fn reset(&self, key: &str) {
+        if self.is_empty() {
+            return;
+        }
         if let Ok(mut windows) = self.windows.lock() {
             windows.remove(key);
+            self.tracked.store(windows.len(), Ordering::Release);
         }
     }
 }
@@ -189,5 +207,9 @@ mod tests {
         assert!(throttle.check("user:a", 3, 161).is_ok());
         throttle.reset("user:a");
         assert!(throttle.check("user:a", 1, 161).is_ok());
+        assert!(
+            throttle.is_empty(),
+            "the fast path is back once every key is forgotten"
+        );
     }
 }

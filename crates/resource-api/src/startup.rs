@@ -73,15 +73,22 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let recorder = Arc::new(PrometheusBuilder::new().build_recorder());
         let state = ApiState {
             bearer: bearer.clone(),
             items: Arc::new(ItemStore::default()),
-            metrics: Arc::new(PrometheusBuilder::new().build_recorder()),
+            metrics: recorder.clone(),
         };
-        let discovery = tokio::spawn(discover_until_ready(
-            bearer.clone(),
-            Duration::from_millis(config.jwks_cooldown_ms.max(100)),
-        ));
+        let interval = Duration::from_millis(config.jwks_cooldown_ms.max(100));
+        let bearer_for_discovery = bearer.clone();
+        let discovery = tokio::spawn(async move {
+            discover_until_ready(bearer_for_discovery, interval).await;
+            // Then keep the recorder bounded: histogram samples accumulate until upkeep drains them.
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                recorder.handle().run_upkeep();
+            }
+        });
         Ok(Self {
             listener,
             router: router(state),

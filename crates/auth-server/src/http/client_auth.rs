@@ -108,16 +108,18 @@ pub async fn authenticate(
     };
     let basic_used = method == AuthMethod::ClientSecretBasic;
     let now = state.clock.now();
-    let client_key = format!("client:{client_id}");
-    let address_key = format!("client-addr:{address}");
-    if let Err(retry_after) = state
-        .throttle
-        .check(&client_key, CLIENT_AUTH_FAILURES_PER_CLIENT, now)
-        .and_then(|()| {
-            state
-                .throttle
-                .check(&address_key, CLIENT_AUTH_FAILURES_PER_ADDRESS, now)
-        })
+    let client_key = || format!("client:{client_id}");
+    let address_key = || format!("client-addr:{address}");
+    // With no failures on record (the normal case) this is one atomic load: no lock, no key strings.
+    if !state.throttle.is_empty()
+        && let Err(retry_after) = state
+            .throttle
+            .check(&client_key(), CLIENT_AUTH_FAILURES_PER_CLIENT, now)
+            .and_then(|()| {
+                state
+                    .throttle
+                    .check(&address_key(), CLIENT_AUTH_FAILURES_PER_ADDRESS, now)
+            })
     {
         tracing::warn!(target: "audit", event = "client_auth", client_id = %client_id, source = %address, outcome = "throttled", "client authentication throttled");
         return Err(ApiError::Throttled { retry_after });
@@ -138,12 +140,14 @@ pub async fn authenticate(
     };
     match client {
         Some(client) if authenticated => {
-            state.throttle.reset(&client_key);
+            if !state.throttle.is_empty() {
+                state.throttle.reset(&client_key());
+            }
             Ok(AuthenticatedClient { client, method })
         }
         _ => {
-            state.throttle.record_failure(&client_key, now);
-            state.throttle.record_failure(&address_key, now);
+            state.throttle.record_failure(&client_key(), now);
+            state.throttle.record_failure(&address_key(), now);
             tracing::warn!(target: "audit", event = "client_auth", client_id = %client_id, source = %address, outcome = "failure", "client authentication failed");
             Err(invalid_client(basic_used))
         }
