@@ -511,9 +511,9 @@ mod tests {
     async fn a_flood_of_unknown_kids_causes_at_most_one_fetch_per_cooldown() {
         let known = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
         let server = serve(&[&known], "max-age=3600").await;
-        let remote = RemoteJwks::new(&server.url, reqwest::Client::new(), options(1_000));
+        let remote = RemoteJwks::new(&server.url, reqwest::Client::new(), options(2_000));
         remote.keys().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
         let mut tasks = Vec::new();
         for _ in 0..200 {
             let remote = remote.clone();

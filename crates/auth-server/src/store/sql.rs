@@ -149,6 +149,17 @@ macro_rules! client_from_row {
     }};
 }
 
+macro_rules! user_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        UserRecord {
+            user_id: row.try_get("user_id")?,
+            username: row.try_get("username")?,
+            password_hash: row.try_get("password_hash")?,
+        }
+    }};
+}
+
 macro_rules! authorization_from_row {
     ($row:expr) => {{
         let row = $row;
@@ -344,11 +355,7 @@ impl UserStore for SqlStore {
                 .fetch_optional(pool)
                 .await?;
             Ok(match row {
-                Some(row) => Some(UserRecord {
-                    user_id: row.try_get("user_id")?,
-                    username: row.try_get("username")?,
-                    password_hash: row.try_get("password_hash")?,
-                }),
+                Some(row) => Some(user_from_row!(&row)),
                 None => None,
             })
         })
@@ -361,11 +368,7 @@ impl UserStore for SqlStore {
                 .fetch_optional(pool)
                 .await?;
             Ok(match row {
-                Some(row) => Some(UserRecord {
-                    user_id: row.try_get("user_id")?,
-                    username: row.try_get("username")?,
-                    password_hash: row.try_get("password_hash")?,
-                }),
+                Some(row) => Some(user_from_row!(&row)),
                 None => None,
             })
         })
