@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Validation throughput (issue 4 benchmark): GET /protected on resource-api with every request a different
+# valid token, and with a small set of repeated tokens, next to a plain axum handler and an axum handler that
+# only verifies an ES256 JWT, all in one run with wrk on loopback.
+# Needs: wrk (apt-get install wrk). Usage: scripts/bench-validation.sh [seconds per run, default 5]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-5}"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+wait_ready() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; exit 1; }
+
+cargo build --release -q -p auth-server --bin auth-server --example bench_baseline -p resource-api --bin resource-api
+bin=target/release/auth-server
+db="sqlite://$work/auth.db"
+secret=$(DATABASE_URL="$db" $bin client create --client-id bench --grant-type client_credentials --scope "read write" | sed -E 's/.*"client_secret":"([^"]+)".*/\1/')
+DATABASE_URL="$db" RUST_LOG=warn $bin serve --listen 127.0.0.1:8093 --issuer http://127.0.0.1:8093 --access-token-ttl 3600 >/dev/null 2>&1 & pids+=($!)
+wait_ready http://127.0.0.1:8093/readyz
+RUST_LOG=warn target/release/resource-api --listen 127.0.0.1:8094 --issuer http://127.0.0.1:8093 >/dev/null 2>&1 & pids+=($!)
+wait_ready http://127.0.0.1:8094/readyz
+target/release/examples/bench_baseline 127.0.0.1:8095 http://127.0.0.1:8093 >/dev/null 2>&1 & pids+=($!)
+wait_ready http://127.0.0.1:8095/plain
+
+# Mint distinct tokens (more than any run below can use), then stop loading the issuer.
+export TOKENS_FILE="$work/tokens.txt" THREADS=2
+BASIC="$(printf 'bench:%s' "$secret" | base64 -w0)" wrk -t2 -c32 -d"$((duration * 3))s" -s scripts/bench-collect-tokens.lua http://127.0.0.1:8093/token >/dev/null
+cat "$TOKENS_FILE".* > "$TOKENS_FILE"
+
+minted=$(wc -l < "$TOKENS_FILE")
+half=$((minted / 2))
+run() { # label connections url offset count
+  local out rps p50 p99 non2xx requests note=""
+  out=$(TOKENS_OFFSET="$4" TOKENS_COUNT="$5" wrk -t2 -c"$2" -d"${duration}s" --latency -s scripts/bench-bearer.lua "$3")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  [ "$5" -gt 16 ] && [ "$requests" -gt "$5" ] && note=" (tokens wrapped: $requests requests, $5 tokens)"
+  printf '| %s%s | %s | %s | %s | %s | %s |\n' "$1" "$note" "$2" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
+echo "| endpoint | connections | req/s | p50 | p99 | non-2xx |"
+echo "|---|---:|---:|---:|---:|---:|"
+slice=0
+for connections in 16 64; do
+  run "plain axum handler (GET /plain)" "$connections" http://127.0.0.1:8095/plain 0 16
+  run "verify-only axum handler, fresh tokens" "$connections" http://127.0.0.1:8095/verify 0 "$minted"
+  # resource-api caches verified tokens: each fresh run gets tokens it has never seen.
+  run "resource-api GET /protected, fresh tokens" "$connections" http://127.0.0.1:8094/protected "$slice" "$half"
+  slice=$((slice + half))
+  run "resource-api GET /protected, 16 repeated tokens" "$connections" http://127.0.0.1:8094/protected 0 16
+done
