@@ -255,3 +255,29 @@ impl Api {
         panic!("resource-api never became ready");
     }
 }
+
+/// An issuer with a client `svc` (client_credentials, `scope`), a resource API without introspection that
+/// already holds the issuer's keys, and a token of `svc` with all its scope.
+pub struct Stack {
+    pub issuer: Issuer,
+    pub api: Api,
+    pub secret: String,
+    pub token: String,
+}
+
+/// Starts a [`Stack`].
+pub async fn start_stack(scope: &str) -> Stack {
+    let issuer = start_issuer().await;
+    let secret = issuer
+        .client("svc", &["client_credentials"], scope, &[])
+        .await;
+    let api = start_api(&issuer.base, None, 5_000).await;
+    api.wait_ready().await;
+    let token = issuer.token("svc", &secret, None).await;
+    Stack {
+        issuer,
+        api,
+        secret,
+        token,
+    }
+}

@@ -7,18 +7,14 @@ use auth_core::keys::{SigningAlgorithm, SigningKey};
 use auth_core::token::{AccessTokenClaims, Audience, issue};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use platform_tests::{Api, Issuer, start_api, start_issuer};
+use platform_tests::{Api, Issuer, Stack, start_issuer, start_stack};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn stack() -> (Issuer, Api, String) {
-    let issuer = start_issuer().await;
-    let secret = issuer
-        .client("svc", &["client_credentials"], "read write", &[])
-        .await;
-    let api = start_api(&issuer.base, None, 5_000).await;
-    api.wait_ready().await;
-    let token = issuer.token("svc", &secret, None).await;
+    let Stack {
+        issuer, api, token, ..
+    } = start_stack("read write").await;
     (issuer, api, token)
 }
 

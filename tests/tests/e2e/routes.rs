@@ -1,18 +1,12 @@
 //! The routes of SPEC §4 and their RFC 6750 errors.
 
-use platform_tests::{start_api, start_issuer};
+use platform_tests::{Stack, start_api, start_issuer, start_stack};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protected_answers_secure_data_with_the_subject() {
-    let issuer = start_issuer().await;
-    let secret = issuer
-        .client("svc", &["client_credentials"], "read", &[])
-        .await;
-    let api = start_api(&issuer.base, None, 5_000).await;
-    api.wait_ready().await;
-    let token = issuer.token("svc", &secret, None).await;
+    let Stack { api, token, .. } = start_stack("read").await;
     let response = api
         .with_token(Method::GET, "/protected", &token)
         .send()
@@ -27,13 +21,7 @@ async fn protected_answers_secure_data_with_the_subject() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_is_401_with_a_bare_challenge_and_query_tokens_are_ignored() {
-    let issuer = start_issuer().await;
-    let secret = issuer
-        .client("svc", &["client_credentials"], "read", &[])
-        .await;
-    let api = start_api(&issuer.base, None, 5_000).await;
-    api.wait_ready().await;
-    let token = issuer.token("svc", &secret, None).await;
+    let Stack { api, token, .. } = start_stack("read").await;
     let none = api
         .http
         .get(format!("{}/protected", api.base))
@@ -220,13 +208,7 @@ async fn delete_needs_an_active_token_so_revocation_bites_before_exp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_without_introspection_configured_is_503_not_a_silent_pass() {
-    let issuer = start_issuer().await;
-    let secret = issuer
-        .client("svc", &["client_credentials"], "write", &[])
-        .await;
-    let api = start_api(&issuer.base, None, 5_000).await;
-    api.wait_ready().await;
-    let token = issuer.token("svc", &secret, None).await;
+    let Stack { api, token, .. } = start_stack("write").await;
     let response = api
         .with_token(Method::DELETE, "/items/1", &token)
         .send()
