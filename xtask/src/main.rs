@@ -1,4 +1,4 @@
-//! `cargo xtask`: project automation (test, ci, bench). It runs cargo and links none of our crates.
+//! `cargo xtask`: project automation (up, test, ci, bench). It runs cargo and links none of our crates.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -6,10 +6,13 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod up;
+
 const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
+  up       build and start auth-server + resource-api on SQLite, seed demo clients and a user, print curl commands
   test     fmt check, clippy -D warnings, every test of the workspace
   ci       what CI runs: test, then the benches compiled and run once each in test mode
   bench    Criterion benches of auth-core (extra args go to Criterion, e.g. `cargo xtask bench token/ES256`)
@@ -32,6 +35,7 @@ fn run() -> Result<()> {
     let root = project_root()?;
     env::set_current_dir(&root).with_context(|| format!("entering {}", root.display()))?;
     match task.as_deref() {
+        Some("up") => up::up(),
         Some("test") => test(),
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
