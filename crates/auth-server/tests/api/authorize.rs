@@ -134,14 +134,9 @@ async fn user_can_deny_consent(backend: Backend) {
     app.web_client(false).await;
     app.create_user("alice").await;
     let (_, challenge) = pkce();
-    let page = app
-        .http
-        .get(app.authorize_url("web", &challenge, &[]))
-        .send()
-        .await
-        .unwrap();
-    let cookies = crate::helpers::cookies_from(&page, "");
-    let mut form = hidden_fields(&page.text().await.unwrap());
+    let (cookies, mut form) = app
+        .login_page(&app.authorize_url("web", &challenge, &[]))
+        .await;
     form.push(("username".into(), "alice".into()));
     form.push(("password".into(), crate::helpers::PASSWORD.into()));
     let consent = app
@@ -244,14 +239,9 @@ async fn wrong_username_and_wrong_password_get_the_same_answer_and_are_throttled
     app.web_client(false).await;
     app.create_user("alice").await;
     let (_, challenge) = pkce();
-    let page = app
-        .http
-        .get(app.authorize_url("web", &challenge, &[]))
-        .send()
-        .await
-        .unwrap();
-    let cookies = crate::helpers::cookies_from(&page, "");
-    let fields = hidden_fields(&page.text().await.unwrap());
+    let (cookies, fields) = app
+        .login_page(&app.authorize_url("web", &challenge, &[]))
+        .await;
     let attempt = |username: &'static str, password: &'static str| {
         let mut form = fields.clone();
         form.push(("username".into(), username.into()));

@@ -245,10 +245,7 @@ async fn oauth2_crate_runs_the_code_flow(backend: Backend) {
         .set_pkce_challenge(challenge)
         .url();
     // The browser part: login form, then (skip-consent client) straight to the redirect.
-    let page = app.http.get(authorize_url.as_str()).send().await.unwrap();
-    let cookies = crate::helpers::cookies_from(&page, "");
-    let html = page.text().await.unwrap();
-    let mut form = crate::helpers::hidden_fields(&html);
+    let (cookies, mut form) = app.login_page(authorize_url.as_str()).await;
     form.push(("username".into(), "alice".into()));
     form.push(("password".into(), crate::helpers::PASSWORD.into()));
     let redirect = app

@@ -450,6 +450,28 @@ impl TestApp {
         user.user_id
     }
 
+    /// Opens an authorization URL in a fresh browser and expects the login form: returns the browser's
+    /// cookies and the form's hidden fields.
+    pub async fn login_page(&self, url: &str) -> (String, Vec<(String, String)>) {
+        let page = self.http.get(url).send().await.expect("GET /authorize");
+        assert_eq!(page.status(), StatusCode::OK);
+        let cookies = cookies_from(&page, "");
+        let html = page.text().await.expect("login page");
+        assert!(
+            html.contains("name=\"password\""),
+            "login form expected: {html}"
+        );
+        (cookies, hidden_fields(&html))
+    }
+
+    /// A client_credentials access token of `client`.
+    pub async fn access_token(&self, client: &TestClient) -> String {
+        self.client_credentials(client).await["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
     /// POST /token with Basic authentication.
     pub async fn post_token(
         &self,
@@ -538,20 +560,9 @@ impl TestApp {
         challenge: &str,
         extra: &[(&str, &str)],
     ) -> (String, String) {
-        let page = self
-            .http
-            .get(self.authorize_url(client_id, challenge, extra))
-            .send()
-            .await
-            .expect("GET /authorize");
-        assert_eq!(page.status(), StatusCode::OK);
-        let cookies = cookies_from(&page, "");
-        let html = page.text().await.expect("login page");
-        assert!(
-            html.contains("name=\"password\""),
-            "login form expected: {html}"
-        );
-        let mut form = hidden_fields(&html);
+        let (cookies, mut form) = self
+            .login_page(&self.authorize_url(client_id, challenge, extra))
+            .await;
         form.push(("username".into(), username.into()));
         form.push(("password".into(), PASSWORD.into()));
         let consent = self

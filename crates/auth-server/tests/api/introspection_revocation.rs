@@ -18,10 +18,7 @@ backend_tests!(
 async fn introspection_describes_active_tokens_and_hides_everything_else(backend: Backend) {
     let app = spawn_app(backend).await;
     let client = app.machine_client().await;
-    let token = app.client_credentials(&client).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.access_token(&client).await;
     let response = app
         .post_form(
             "/introspect",
@@ -75,10 +72,7 @@ async fn introspection_describes_active_tokens_and_hides_everything_else(backend
 async fn revoked_access_token_is_inactive_until_its_exp(backend: Backend) {
     let app = spawn_app(backend).await;
     let client = app.machine_client().await;
-    let token = app.client_credentials(&client).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.access_token(&client).await;
     assert_eq!(app.revoke(&client, &token).await, StatusCode::OK);
     assert_eq!(
         app.introspect(&client, &token).await,
@@ -122,10 +116,7 @@ async fn revoke_answers_200_for_unknown_and_foreign_tokens_without_effect(backen
     let other = app
         .create_client("other", &["client_credentials"], false, "read", &[], false)
         .await;
-    let token = app.client_credentials(&owner).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.access_token(&owner).await;
     assert_eq!(app.revoke(&other, "never-issued").await, StatusCode::OK);
     assert_eq!(
         app.revoke(&other, &token).await,
@@ -142,10 +133,7 @@ async fn revoke_answers_200_for_unknown_and_foreign_tokens_without_effect(backen
 async fn introspection_requires_client_authentication(backend: Backend) {
     let app = spawn_app(backend).await;
     let client = app.machine_client().await;
-    let token = app.client_credentials(&client).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.access_token(&client).await;
     let anonymous = app
         .http
         .post(app.url("/introspect"))
@@ -168,10 +156,7 @@ async fn expired_deny_list_entries_and_codes_are_purged(backend: Backend) {
     use auth_core::clock::Clock;
     let app = spawn_app(backend).await;
     let client = app.machine_client().await;
-    let token = app.client_credentials(&client).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.access_token(&client).await;
     app.revoke(&client, &token).await;
     let now = app.clock.now();
     assert_eq!(

@@ -142,10 +142,7 @@ async fn every_signing_algorithm_issues_tokens_that_verify_against_the_jwks(back
     ] {
         let app = spawn_app_with(backend.clone(), |serve| serve.signing_alg = alg).await;
         let client = app.machine_client().await;
-        let token = app.client_credentials(&client).await["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token = app.access_token(&client).await;
         assert_eq!(jwt_header(&token)["alg"], alg.as_str());
         let (_, body) = jwks(&app).await;
         let keys = KeySet::from_jwks_json(body.to_string().as_bytes()).unwrap();
@@ -178,10 +175,7 @@ fn kids(body: &Value) -> Vec<String> {
 async fn key_rotation_keeps_old_keys_published_until_their_tokens_expire(backend: Backend) {
     let app = spawn_app(backend).await;
     let client = app.machine_client().await;
-    let old_token = app.client_credentials(&client).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let old_token = app.access_token(&client).await;
     let old_kid = jwt_header(&old_token)["kid"].as_str().unwrap().to_owned();
 
     // `keys rotate --activate-after 300`, as the command does it.
@@ -198,10 +192,7 @@ async fn key_rotation_keeps_old_keys_published_until_their_tokens_expire(backend
         kids(&published).contains(&old_kid),
         "both keys are published"
     );
-    let still_old = app.client_credentials(&client).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let still_old = app.access_token(&client).await;
     assert_eq!(
         jwt_header(&still_old)["kid"],
         old_kid.as_str(),
@@ -210,10 +201,7 @@ async fn key_rotation_keeps_old_keys_published_until_their_tokens_expire(backend
 
     app.clock.advance(300);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let new_token = app.client_credentials(&client).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new_token = app.access_token(&client).await;
     assert_eq!(jwt_header(&new_token)["kid"], new_key.kid());
     let (_, body) = jwks(&app).await;
     let keys = KeySet::from_jwks_json(body.to_string().as_bytes()).unwrap();
