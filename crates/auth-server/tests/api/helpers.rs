@@ -251,6 +251,8 @@ pub async fn spawn_on(
         listen: address,
         issuer: format!("http://{address}"),
         config_poll_ms: 100,
+        // Tests run in parallel against one PostgreSQL (max_connections 100): keep each server's pool small.
+        db_max_connections: 4,
         ..ServeConfig::default()
     };
     configure(&mut serve);
