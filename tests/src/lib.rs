@@ -13,6 +13,7 @@ use auth_server::commands::client_record;
 use auth_server::config::{ClientCreate, ServeConfig};
 use auth_server::startup::{Application as AuthApplication, ApplicationConfig};
 use auth_server::state::AppState;
+use auth_server::store::UserRecord;
 use resource_api::bearer::BearerAuth;
 use resource_api::config::{Config as ApiConfig, LogFormat};
 use resource_api::startup::Application as ApiApplication;
@@ -51,6 +52,10 @@ impl TempDir {
             std::env::temp_dir().join(format!("platform-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&path).unwrap();
         Self(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
     }
 }
 
@@ -136,6 +141,40 @@ impl Issuer {
             .await
             .unwrap();
         secret.unwrap()
+    }
+
+    /// Registers a public PKCE client (authorization_code + refresh_token) with one redirect URI.
+    pub async fn public_client(&self, id: &str, redirect_uri: &str, scope: &str) {
+        let create = ClientCreate {
+            client_id: id.into(),
+            public: true,
+            secret_stdin: false,
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            redirect_uris: vec![redirect_uri.into()],
+            scope: scope.into(),
+            audiences: vec![],
+            skip_consent: false,
+        };
+        let (record, _) = client_record(&create, None).unwrap();
+        self.state
+            .store
+            .create_client(&record, self.clock.now())
+            .await
+            .unwrap();
+    }
+
+    /// Registers a user who signs in with `password`.
+    pub async fn user(&self, username: &str, password: &str) {
+        let user = UserRecord {
+            user_id: uuid::Uuid::new_v4().to_string(),
+            username: username.into(),
+            password_hash: self.state.hasher.hash(password).unwrap(),
+        };
+        self.state
+            .store
+            .create_user(&user, self.clock.now())
+            .await
+            .unwrap();
     }
 
     /// A client_credentials token.

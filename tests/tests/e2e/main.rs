@@ -5,4 +5,5 @@
 
 mod attacks;
 mod lifecycle;
+mod load;
 mod routes;

@@ -1,0 +1,361 @@
+//! The OAuth 2.0 exchanges the scenarios are made of, written once for both the measured run and the
+//! pre-flight check.
+
+use std::time::{Duration, Instant};
+
+use auth_core::pkce;
+use reqwest::Method;
+use reqwest::header::{COOKIE, LOCATION};
+use serde_json::Value;
+
+use crate::exchange::{Exchange, FlowError, Reply, Step};
+use crate::flow::{AuthorizationResponse, CookieJar, HtmlForm, authorization_response};
+use crate::target::Target;
+
+/// Report names of the steps (Goose groups requests by them).
+pub mod step {
+    pub const CLIENT_CREDENTIALS: &str = "token: client_credentials";
+    pub const REFRESH: &str = "token: refresh_token";
+    pub const CODE_EXCHANGE: &str = "token: authorization_code";
+    pub const INTROSPECT: &str = "introspect";
+    pub const PROTECTED: &str = "api: protected";
+    pub const AUTHORIZE: &str = "authorize: login form";
+    pub const LOGIN: &str = "authorize: sign in";
+    pub const CONSENT: &str = "authorize: consent";
+}
+
+/// An access token and when to stop using it (a little before it expires, as a careful client does).
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub token: String,
+    pub renew_at: Instant,
+}
+
+impl AccessToken {
+    pub fn is_fresh(&self) -> bool {
+        Instant::now() < self.renew_at
+    }
+}
+
+/// The tokens of one token response.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: AccessToken,
+    pub refresh_token: Option<String>,
+}
+
+fn tokens<E: Exchange>(exchange: &mut E, name: &str, reply: Reply) -> Result<Tokens, FlowError> {
+    let json = reply.json().unwrap_or(Value::Null);
+    let Some(access_token) = json.get("access_token").and_then(Value::as_str) else {
+        return Err(exchange.reject(name, reply, "the token response has no access_token".into()));
+    };
+    let lifetime = json
+        .get("expires_in")
+        .and_then(Value::as_u64)
+        .unwrap_or(300);
+    // Renew ten seconds early (or at half-life for very short tokens).
+    let margin = (lifetime / 2).min(10);
+    Ok(Tokens {
+        access: AccessToken {
+            token: access_token.to_owned(),
+            renew_at: Instant::now() + Duration::from_secs(lifetime - margin),
+        },
+        refresh_token: json
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+/// RFC 6749 §4.4: a client_credentials token.
+pub async fn client_credentials<E: Exchange>(
+    exchange: &mut E,
+    target: &Target,
+) -> Result<Tokens, FlowError> {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = &target.args.scope {
+        form.push(("scope", scope));
+    }
+    if let Some(resource) = &target.args.resource {
+        form.push(("resource", resource));
+    }
+    let step = Step {
+        name: step::CLIENT_CREDENTIALS,
+        method: Method::POST,
+        url: &target.token_endpoint,
+        expect: &[200],
+    };
+    let reply = exchange
+        .exchange(step, |request| {
+            request
+                .basic_auth(&target.args.client_id, Some(&target.args.client_secret))
+                .form(&form)
+        })
+        .await?;
+    tokens(exchange, step::CLIENT_CREDENTIALS, reply)
+}
+
+/// RFC 6749 §6: a refresh, as the public client. The server rotates refresh tokens, so the answer must
+/// carry the next one.
+pub async fn refresh<E: Exchange>(
+    exchange: &mut E,
+    target: &Target,
+    refresh_token: &str,
+) -> Result<Tokens, FlowError> {
+    let step = Step {
+        name: step::REFRESH,
+        method: Method::POST,
+        url: &target.token_endpoint,
+        expect: &[200],
+    };
+    let reply = exchange
+        .exchange(step, |request| {
+            request.form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", &target.args.public_client_id),
+            ])
+        })
+        .await?;
+    let json = reply.json().unwrap_or(Value::Null);
+    if json.get("refresh_token").and_then(Value::as_str).is_none() {
+        return Err(exchange.reject(
+            step::REFRESH,
+            reply,
+            "the refresh response carries no new refresh_token".into(),
+        ));
+    }
+    tokens(exchange, step::REFRESH, reply)
+}
+
+/// RFC 7662: introspects `token` with the confidential client's credentials; it must be active.
+pub async fn introspect<E: Exchange>(
+    exchange: &mut E,
+    target: &Target,
+    token: &str,
+) -> Result<(), FlowError> {
+    let url = target.introspection_endpoint()?;
+    let step = Step {
+        name: step::INTROSPECT,
+        method: Method::POST,
+        url,
+        expect: &[200],
+    };
+    let reply = exchange
+        .exchange(step, |request| {
+            request
+                .basic_auth(&target.args.client_id, Some(&target.args.client_secret))
+                .form(&[("token", token)])
+        })
+        .await?;
+    let active = reply
+        .json()
+        .and_then(|json| json.get("active").and_then(Value::as_bool));
+    if active != Some(true) {
+        return Err(exchange.reject(
+            step::INTROSPECT,
+            reply,
+            "a fresh token was reported inactive".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// RFC 6750 §2.1: calls the protected route with the token.
+pub async fn call_api<E: Exchange>(
+    exchange: &mut E,
+    target: &Target,
+    token: &str,
+) -> Result<(), FlowError> {
+    let step = Step {
+        name: step::PROTECTED,
+        method: Method::GET,
+        url: &target.protected_url,
+        expect: &[200],
+    };
+    exchange
+        .exchange(step, |request| request.bearer_auth(token))
+        .await?;
+    Ok(())
+}
+
+/// Resolves a form action against the page it came from.
+fn action_url(page: &str, action: Option<&str>) -> Result<String, FlowError> {
+    let base = url::Url::parse(page).map_err(|error| FlowError::Invalid {
+        step: step::AUTHORIZE.into(),
+        reason: format!("{page}: {error}"),
+    })?;
+    match action.filter(|action| !action.is_empty()) {
+        None => Ok(page.to_owned()),
+        Some(action) => base
+            .join(action)
+            .map(String::from)
+            .map_err(|error| FlowError::Invalid {
+                step: step::AUTHORIZE.into(),
+                reason: format!("form action {action:?}: {error}"),
+            }),
+    }
+}
+
+/// Posts an HTML form back, with its hidden fields, `extra` fields and the browser's cookies.
+async fn submit<E: Exchange>(
+    exchange: &mut E,
+    name: &str,
+    url: &str,
+    form: &HtmlForm,
+    extra: &[(&str, &str)],
+    jar: &mut CookieJar,
+) -> Result<Reply, FlowError> {
+    let mut fields: Vec<(&str, &str)> = form
+        .hidden
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    fields.extend_from_slice(extra);
+    let cookie = jar.header();
+    let step = Step {
+        name,
+        method: Method::POST,
+        url,
+        expect: &[200, 302, 303],
+    };
+    let reply = exchange
+        .exchange(step, |request| {
+            let request = request.form(&fields);
+            match cookie {
+                Some(cookie) => request.header(COOKIE, cookie),
+                None => request,
+            }
+        })
+        .await?;
+    jar.store(reply.set_cookies());
+    Ok(reply)
+}
+
+/// RFC 6749 §4.1 with RFC 7636 S256: a browser with an empty cookie jar opens the authorization URL, signs
+/// in on the HTML form, approves on the consent page, and the client exchanges the code.
+pub async fn authorization_code<E: Exchange>(
+    exchange: &mut E,
+    target: &Target,
+) -> Result<Tokens, FlowError> {
+    let endpoint = target.authorization_endpoint()?.to_owned();
+    let args = &target.args;
+    let verifier = pkce::generate_verifier();
+    let challenge = pkce::s256_challenge(&verifier);
+    let state = pkce::generate_verifier();
+    let mut url = url::Url::parse(&endpoint).map_err(|error| FlowError::Invalid {
+        step: step::AUTHORIZE.into(),
+        reason: format!("{endpoint}: {error}"),
+    })?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &args.public_client_id)
+        .append_pair("redirect_uri", &args.redirect_uri)
+        .append_pair("scope", &args.user_scope)
+        .append_pair("state", &state[..22])
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    if let Some(resource) = &args.resource {
+        url.query_pairs_mut().append_pair("resource", resource);
+    }
+    let page_url = String::from(url);
+
+    let mut jar = CookieJar::default();
+    let step = Step {
+        name: step::AUTHORIZE,
+        method: Method::GET,
+        url: &page_url,
+        expect: &[200],
+    };
+    let reply = exchange.exchange(step, |request| request).await?;
+    jar.store(reply.set_cookies());
+    let Some(login) = HtmlForm::parse(&reply.body) else {
+        return Err(exchange.reject(step::AUTHORIZE, reply, "no login form on the page".into()));
+    };
+    let login_url = action_url(&page_url, login.action.as_deref())?;
+    let mut reply = submit(
+        exchange,
+        step::LOGIN,
+        &login_url,
+        &login,
+        &[("username", &args.username), ("password", &args.password)],
+        &mut jar,
+    )
+    .await?;
+    if reply.status == 200 {
+        // Either the consent page, or the login form again with an error (a wrong password).
+        let Some(consent) = HtmlForm::parse(&reply.body) else {
+            return Err(exchange.reject(
+                step::LOGIN,
+                reply,
+                "no consent form after signing in".into(),
+            ));
+        };
+        if reply.body.contains("type=\"password\"") {
+            return Err(exchange.reject(
+                step::LOGIN,
+                reply,
+                format!(
+                    "user {:?} could not sign in (wrong password?)",
+                    args.username
+                ),
+            ));
+        }
+        let consent_url = action_url(&login_url, consent.action.as_deref())?;
+        reply = submit(
+            exchange,
+            step::CONSENT,
+            &consent_url,
+            &consent,
+            &[("decision", "approve")],
+            &mut jar,
+        )
+        .await?;
+    }
+    let location = reply
+        .header(LOCATION.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let code = match authorization_response(&location, &args.redirect_uri) {
+        Ok(AuthorizationResponse::Code {
+            code,
+            state: returned,
+        }) if returned.as_deref() == Some(&state[..22]) => code,
+        Ok(AuthorizationResponse::Code { .. }) => {
+            return Err(exchange.reject(
+                step::CONSENT,
+                reply,
+                "the state did not come back".into(),
+            ));
+        }
+        Ok(AuthorizationResponse::Error { error, description }) => {
+            return Err(exchange.reject(
+                step::CONSENT,
+                reply,
+                format!(
+                    "authorization refused: {error} {}",
+                    description.unwrap_or_default()
+                ),
+            ));
+        }
+        Err(reason) => return Err(exchange.reject(step::CONSENT, reply, reason)),
+    };
+    let step = Step {
+        name: step::CODE_EXCHANGE,
+        method: Method::POST,
+        url: &target.token_endpoint,
+        expect: &[200],
+    };
+    let reply = exchange
+        .exchange(step, |request| {
+            request.form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &args.redirect_uri),
+                ("client_id", &args.public_client_id),
+                ("code_verifier", &verifier),
+            ])
+        })
+        .await?;
+    tokens(exchange, step::CODE_EXCHANGE, reply)
+}

@@ -1,0 +1,164 @@
+//! The load tester against the real stack (SPEC §6): every scenario runs a few iterations with zero
+//! errors and writes both reports, so a broken scenario cannot go unnoticed. No timing is asserted.
+
+use goose::config::GooseConfiguration;
+use loadtest::{ScenarioKind, TargetArgs};
+use platform_tests::{Issuer, TempDir, free_address, start_api, start_issuer};
+
+const REDIRECT_URI: &str = "http://127.0.0.1:8082/callback";
+const PASSWORD: &str = "load-test-password";
+
+/// An issuer with the clients and user the scenarios need, and the target arguments that name them.
+async fn seeded_issuer() -> (Issuer, String, TargetArgs) {
+    let issuer = start_issuer().await;
+    let secret = issuer
+        .client("load", &["client_credentials"], "read write", &[])
+        .await;
+    let introspection_secret = issuer
+        .client("api-introspection", &["client_credentials"], "", &[])
+        .await;
+    issuer
+        .public_client("load-spa", REDIRECT_URI, "read write")
+        .await;
+    issuer.user("load-user", PASSWORD).await;
+    let target = TargetArgs {
+        issuer: issuer.base.clone(),
+        api: String::new(),
+        protected_path: "/protected".into(),
+        client_id: "load".into(),
+        client_secret: secret,
+        scope: None,
+        resource: None,
+        public_client_id: "load-spa".into(),
+        redirect_uri: REDIRECT_URI.into(),
+        user_scope: "read".into(),
+        username: "load-user".into(),
+        password: PASSWORD.into(),
+    };
+    (issuer, introspection_secret, target)
+}
+
+fn bounded(dir: &TempDir, name: &str) -> GooseConfiguration {
+    let mut goose = GooseConfiguration::default();
+    goose.users = Some(2);
+    goose.iterations = Some(3);
+    goose.increase_rate = Some("2".into());
+    goose.report_file = vec![
+        dir.path()
+            .join(format!("{name}.html"))
+            .display()
+            .to_string(),
+        dir.path()
+            .join(format!("{name}.json"))
+            .display()
+            .to_string(),
+    ];
+    goose.no_print_metrics = true;
+    goose.quiet = 1;
+    goose
+}
+
+/// The request names each scenario must have measured.
+fn expected_requests(kind: ScenarioKind) -> &'static [&'static str] {
+    match kind {
+        ScenarioKind::Issue => &["token: client_credentials"],
+        ScenarioKind::Validate => &["api: protected", "token: client_credentials"],
+        ScenarioKind::Introspect => &["introspect"],
+        ScenarioKind::Refresh => &["token: refresh_token", "token: authorization_code"],
+        ScenarioKind::Authcode => &[
+            "authorize: login form",
+            "authorize: sign in",
+            "authorize: consent",
+            "token: authorization_code",
+        ],
+        ScenarioKind::Mixed => &["api: protected", "token: client_credentials"],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_runs_without_errors_and_writes_both_reports() {
+    let (issuer, introspection_secret, mut target) = seeded_issuer().await;
+    let api = start_api(
+        &issuer.base,
+        Some(("api-introspection", &introspection_secret)),
+        5_000,
+    )
+    .await;
+    api.wait_ready().await;
+    target.api = api.base.clone();
+    // Goose runs one attack at a time per process: the scenarios run one after another.
+    for kind in ScenarioKind::ALL {
+        let dir = TempDir::new();
+        let summary = loadtest::run(target.clone(), kind, bounded(&dir, kind.name()))
+            .await
+            .unwrap_or_else(|error| panic!("{}: {error:#}", kind.name()));
+        let table = summary.render();
+        assert_eq!(summary.failures(), 0, "{table}");
+        // 2 users × 3 iterations, at least one measured request each.
+        assert!(summary.requests() >= 6, "{table}");
+        for name in expected_requests(kind) {
+            assert!(
+                summary
+                    .rows
+                    .iter()
+                    .any(|row| row.name.ends_with(name) && row.requests > 0),
+                "{}: no {name:?} requests\n{table}",
+                kind.name()
+            );
+        }
+        let html =
+            std::fs::read_to_string(dir.path().join(format!("{}.html", kind.name()))).unwrap();
+        assert!(
+            html.contains("<html") && html.contains("token"),
+            "{}",
+            kind.name()
+        );
+        let json: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join(format!("{}.json", kind.name()))).unwrap(),
+        )
+        .unwrap();
+        assert!(json.is_object(), "{}: {json}", kind.name());
+    }
+}
+
+#[tokio::test]
+async fn wrong_credentials_stop_the_run_with_a_clear_message() {
+    let (_issuer, _, target) = seeded_issuer().await;
+    let dir = TempDir::new();
+
+    let wrong_secret = TargetArgs {
+        client_secret: "not-the-secret".into(),
+        ..target.clone()
+    };
+    let error = loadtest::run(wrong_secret, ScenarioKind::Issue, bounded(&dir, "a"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("client \"load\" cannot get a token"),
+        "{error}"
+    );
+    assert!(error.contains("invalid_client"), "{error}");
+
+    let wrong_password = TargetArgs {
+        password: "not-the-password".into(),
+        ..target.clone()
+    };
+    let error = loadtest::run(wrong_password, ScenarioKind::Authcode, bounded(&dir, "b"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("could not sign in"), "{error}");
+
+    let nobody = TargetArgs {
+        issuer: format!("http://{}", free_address()),
+        ..target
+    };
+    let error = loadtest::run(nobody, ScenarioKind::Issue, bounded(&dir, "c"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("does not answer"), "{error}");
+    // Nothing was measured, so no report was written.
+    assert!(!dir.path().join("a.html").exists());
+}
