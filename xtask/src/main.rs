@@ -1,4 +1,5 @@
-//! `cargo xtask`: project automation (up, test, ci, bench). It runs cargo and links none of our crates.
+//! `cargo xtask`: project automation (up, test, load, bench, ci). It runs cargo and our binaries and links
+//! none of our crates.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -6,6 +7,9 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod load;
+mod postgres;
+mod stack;
 mod up;
 
 const USAGE: &str = "\
@@ -13,7 +17,10 @@ usage: cargo xtask <task> [args]
 
 tasks:
   up       build and start auth-server + resource-api on SQLite, seed demo clients and a user, print curl commands
-  test     fmt check, clippy -D warnings, every test of the workspace
+           (--database-url URL: on that database instead)
+  test     fmt check, clippy -D warnings, every test of the workspace (PostgreSQL: DATABASE_URL, else a
+           testcontainers PostgreSQL when Docker answers, else skipped with a notice)
+  load     release build, start the stack, run Goose scenarios, reports in target/loadtest/ (`load --help`)
   ci       what CI runs: test, then the benches compiled and run once each in test mode
   bench    Criterion benches of auth-core (extra args go to Criterion, e.g. `cargo xtask bench token/ES256`)
 ";
@@ -35,7 +42,12 @@ fn run() -> Result<()> {
     let root = project_root()?;
     env::set_current_dir(&root).with_context(|| format!("entering {}", root.display()))?;
     match task.as_deref() {
-        Some("up") => up::up(),
+        Some("up") => up::up(&rest),
+        Some("load") if rest.iter().any(|a| a == "--help" || a == "-h") => {
+            println!("{}", load::USAGE);
+            Ok(())
+        }
+        Some("load") => load::load(&rest),
         Some("test") => test(),
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
@@ -60,10 +72,16 @@ fn project_root() -> Result<PathBuf> {
 
 /// Runs `cargo <args>` with the cargo that runs us (the `CARGO` env var).
 fn cargo(args: &[&str]) -> Result<()> {
+    cargo_with_env(args, &[])
+}
+
+/// Runs `cargo <args>` with extra environment variables for it and its children.
+fn cargo_with_env(args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("xtask: $ cargo {}", args.join(" "));
     let status = Command::new(&cargo)
         .args(args)
+        .envs(envs.iter().copied())
         .status()
         .with_context(|| format!("running {cargo}"))?;
     if !status.success() {
@@ -72,20 +90,15 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Says, in one loud line, where the PostgreSQL half of the tests will run.
-fn announce_postgres() {
-    match env::var("DATABASE_URL") {
-        Ok(url) if url.starts_with("postgres") => {
-            eprintln!("xtask: PostgreSQL tests run against DATABASE_URL")
-        }
-        _ => eprintln!(
-            "xtask: NOTICE: DATABASE_URL is not set to a postgres:// URL: the PostgreSQL half of the tests will be SKIPPED"
-        ),
-    }
+/// Seconds since the Unix epoch (unique-enough suffixes for seeded ids).
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default()
 }
 
 fn test() -> Result<()> {
-    announce_postgres();
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
@@ -96,16 +109,25 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ])?;
-    cargo(&[
-        "test",
-        "--workspace",
-        "--all-features",
-        "--lib",
-        "--bins",
-        "--tests",
-        "--examples",
-    ])?;
-    cargo(&["test", "--workspace", "--all-features", "--doc"])
+    let postgres = postgres::for_tests()?;
+    let envs: Vec<(&str, &str)> = postgres
+        .url_for_children()
+        .map(|url| ("DATABASE_URL", url))
+        .into_iter()
+        .collect();
+    cargo_with_env(
+        &[
+            "test",
+            "--workspace",
+            "--all-features",
+            "--lib",
+            "--bins",
+            "--tests",
+            "--examples",
+        ],
+        &envs,
+    )?;
+    cargo_with_env(&["test", "--workspace", "--all-features", "--doc"], &envs)
 }
 
 fn ci() -> Result<()> {

@@ -1,0 +1,384 @@
+//! `cargo xtask load`: release-build, start auth-server + resource-api on a fresh SQLite database (or a given
+//! PostgreSQL), seed clients and a user, run the Goose scenarios with the loadtest binary, and leave Goose's
+//! HTML and JSON reports and a summary under target/loadtest/. Only 127.0.0.1 is loaded, for a bounded time.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::stack::{Children, free_port, fresh_sqlite, log_file, release_binary, seed, wait_ready};
+use crate::{cargo, unix_seconds};
+
+pub const USAGE: &str = "\
+usage: cargo xtask load [--scenario NAME]... [--users N] [--run-time 30s | --iterations N]
+                        [--database-url URL] [-- extra loadtest/Goose options]
+  --scenario     issue | validate | refresh | introspect | authcode | mixed | all   (default mixed; repeatable)
+  --users        concurrent Goose users, 1 to 512                                     (default 8)
+  --run-time     how long each scenario runs: 20s, 2m, 1m30s; at most 1h             (default 30s)
+  --iterations   instead of --run-time: iterations per user, at most 100000
+  --database-url auth-server's database (default: a fresh SQLite file in target/loadtest/)";
+
+const SCENARIOS: [&str; 6] = [
+    "issue",
+    "validate",
+    "refresh",
+    "introspect",
+    "authcode",
+    "mixed",
+];
+const MAX_USERS: usize = 512;
+const MAX_SECONDS: u64 = 3_600;
+const MAX_ITERATIONS: usize = 100_000;
+
+/// How long, or how many times, each scenario runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    RunTime(String),
+    Iterations(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadArgs {
+    pub scenarios: Vec<String>,
+    pub users: usize,
+    pub bound: Bound,
+    pub database_url: Option<String>,
+    /// Passed to the loadtest binary as they are (after `--`).
+    pub extra: Vec<String>,
+}
+
+/// Seconds in a Goose duration: a bare number of seconds, or `1h30m10s`-style parts.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(seconds);
+    }
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        let value: u64 = digits.parse().ok()?;
+        total = total.checked_add(value.checked_mul(unit)?)?;
+        digits.clear();
+    }
+    (digits.is_empty() && !text.is_empty()).then_some(total)
+}
+
+impl LoadArgs {
+    pub fn parse(args: &[String]) -> Result<Self> {
+        let mut scenarios = Vec::new();
+        let mut users = 8;
+        let mut run_time = None;
+        let mut iterations = None;
+        let mut database_url = None;
+        let mut extra = Vec::new();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+                _ => (arg.as_str(), None),
+            };
+            if flag == "--" {
+                extra.extend(args.by_ref().cloned());
+                break;
+            }
+            let mut value = || -> Result<String> {
+                match inline.clone() {
+                    Some(value) => Ok(value),
+                    None => args
+                        .next()
+                        .cloned()
+                        .with_context(|| format!("{flag} needs a value\n{USAGE}")),
+                }
+            };
+            match flag {
+                "--scenario" => {
+                    let name = value()?;
+                    if name == "all" {
+                        scenarios.extend(SCENARIOS.iter().map(|s| s.to_string()));
+                    } else if SCENARIOS.contains(&name.as_str()) {
+                        scenarios.push(name);
+                    } else {
+                        bail!("unknown scenario {name:?}\n{USAGE}");
+                    }
+                }
+                "--users" => {
+                    let text = value()?;
+                    users = text
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_USERS).contains(n))
+                        .with_context(|| format!("--users {text:?}: give 1 to {MAX_USERS}"))?;
+                }
+                "--run-time" => {
+                    let text = value()?;
+                    match parse_duration(&text) {
+                        Some(seconds) if (1..=MAX_SECONDS).contains(&seconds) => {
+                            run_time = Some(text)
+                        }
+                        _ => bail!("--run-time {text:?}: give 1s to 1h, e.g. 30s, 2m, 1m30s"),
+                    }
+                }
+                "--iterations" => {
+                    let text = value()?;
+                    iterations = Some(
+                        text.parse()
+                            .ok()
+                            .filter(|n| (1..=MAX_ITERATIONS).contains(n))
+                            .with_context(|| {
+                                format!("--iterations {text:?}: give 1 to {MAX_ITERATIONS}")
+                            })?,
+                    );
+                }
+                "--database-url" => database_url = Some(value()?),
+                other => bail!("unknown option {other:?}\n{USAGE}"),
+            }
+        }
+        let bound = match (run_time, iterations) {
+            (Some(_), Some(_)) => bail!("give --run-time or --iterations, not both"),
+            (_, Some(iterations)) => Bound::Iterations(iterations),
+            (Some(run_time), None) => Bound::RunTime(run_time),
+            (None, None) => Bound::RunTime("30s".into()),
+        };
+        if scenarios.is_empty() {
+            scenarios.push("mixed".into());
+        }
+        scenarios.dedup();
+        Ok(Self {
+            scenarios,
+            users,
+            bound,
+            database_url,
+            extra,
+        })
+    }
+
+    /// The loadtest binary's arguments for one scenario, reports under `out`.
+    pub fn loadtest_args(&self, scenario: &str, out: &Path) -> Vec<String> {
+        let report = |ext: &str| out.join(format!("{scenario}.{ext}")).display().to_string();
+        let mut args = vec![
+            "--scenario".to_owned(),
+            scenario.to_owned(),
+            "--users".to_owned(),
+            self.users.to_string(),
+            // Start every user at once: the measured part is the steady state, not a ramp.
+            "--increase-rate".to_owned(),
+            self.users.to_string(),
+            "--report-file".to_owned(),
+            report("html"),
+            "--report-file".to_owned(),
+            report("json"),
+            "--summary-file".to_owned(),
+            out.join(format!("{scenario}-summary.json"))
+                .display()
+                .to_string(),
+            "--no-print-metrics".to_owned(),
+        ];
+        match &self.bound {
+            Bound::RunTime(run_time) => args.extend(["--run-time".to_owned(), run_time.clone()]),
+            Bound::Iterations(n) => args.extend(["--iterations".to_owned(), n.to_string()]),
+        }
+        args.extend(self.extra.iter().cloned());
+        args
+    }
+}
+
+pub fn load(args: &[String]) -> Result<()> {
+    let args = LoadArgs::parse(args)?;
+    cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "auth-server",
+        "--package",
+        "resource-api",
+        "--package",
+        "loadtest",
+    ])?;
+    let out = Path::new("target/loadtest");
+    let (database_url, suffix) = match &args.database_url {
+        // Someone's database keeps its rows: this run seeds its own ids.
+        Some(url) => (url.clone(), format!("-{}", unix_seconds())),
+        None => (fresh_sqlite(out)?, String::new()),
+    };
+    let auth_server = release_binary("auth-server");
+    let password = format!("load-{}", unix_seconds());
+    let seeded = seed(&auth_server, &database_url, &suffix, &password)?;
+
+    let auth_address = format!("127.0.0.1:{}", free_port()?);
+    let issuer = format!("http://{auth_address}");
+    let mut children = Children::default();
+    let (stdout, stderr) = log_file(&out.join("auth-server.log"))?;
+    children.push(
+        "auth-server",
+        Command::new(&auth_server)
+            .args(["serve", "--listen", &auth_address, "--issuer", &issuer])
+            .env("DATABASE_URL", &database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .context("starting auth-server")?,
+    );
+    wait_ready(&auth_address, "/readyz", "auth-server")?;
+    let api_address = format!("127.0.0.1:{}", free_port()?);
+    let (stdout, stderr) = log_file(&out.join("resource-api.log"))?;
+    children.push(
+        "resource-api",
+        Command::new(release_binary("resource-api"))
+            .args([
+                "--listen",
+                &api_address,
+                "--issuer",
+                &issuer,
+                "--introspection-client-id",
+                &seeded.introspection_client_id,
+            ])
+            .env(
+                "RESOURCE_API_INTROSPECTION_SECRET",
+                &seeded.introspection_secret,
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .context("starting resource-api")?,
+    );
+    wait_ready(&api_address, "/readyz", "resource-api")?;
+    eprintln!(
+        "xtask: auth-server {issuer} ({}), resource-api http://{api_address}; logs in {}",
+        if args.database_url.is_some() {
+            "given database"
+        } else {
+            "SQLite"
+        },
+        out.display()
+    );
+
+    for scenario in &args.scenarios {
+        eprintln!("xtask: load scenario {scenario}");
+        let status = Command::new(release_binary("loadtest"))
+            .args(args.loadtest_args(scenario, out))
+            .env("LOADTEST_ISSUER", &issuer)
+            .env("LOADTEST_API", format!("http://{api_address}"))
+            .env("LOADTEST_CLIENT_ID", &seeded.client_id)
+            .env("LOADTEST_CLIENT_SECRET", &seeded.client_secret)
+            .env("LOADTEST_PUBLIC_CLIENT_ID", &seeded.public_client_id)
+            .env("LOADTEST_REDIRECT_URI", &seeded.redirect_uri)
+            .env("LOADTEST_USERNAME", &seeded.username)
+            .env("LOADTEST_PASSWORD", &seeded.password)
+            .status()
+            .context("running loadtest")?;
+        if !status.success() {
+            bail!("loadtest {scenario} failed ({status})");
+        }
+        eprintln!(
+            "xtask: reports: {0}/{scenario}.html {0}/{scenario}.json {0}/{scenario}-summary.json",
+            out.display()
+        );
+    }
+    drop(children);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<LoadArgs> {
+        LoadArgs::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn defaults_to_thirty_seconds_of_mixed_with_eight_users() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.scenarios, ["mixed"]);
+        assert_eq!(args.users, 8);
+        assert_eq!(args.bound, Bound::RunTime("30s".into()));
+        assert_eq!(args.database_url, None);
+    }
+
+    #[test]
+    fn reads_every_option_both_ways() {
+        let args = parse(&[
+            "--scenario",
+            "issue",
+            "--scenario=validate",
+            "--users=16",
+            "--run-time",
+            "1m30s",
+            "--database-url",
+            "postgres://localhost/load",
+            "--",
+            "--co-mitigation",
+            "average",
+        ])
+        .unwrap();
+        assert_eq!(args.scenarios, ["issue", "validate"]);
+        assert_eq!(args.users, 16);
+        assert_eq!(args.bound, Bound::RunTime("1m30s".into()));
+        assert_eq!(
+            args.database_url.as_deref(),
+            Some("postgres://localhost/load")
+        );
+        assert_eq!(args.extra, ["--co-mitigation", "average"]);
+        assert_eq!(parse(&["--scenario", "all"]).unwrap().scenarios, SCENARIOS);
+        assert_eq!(
+            parse(&["--iterations", "5"]).unwrap().bound,
+            Bound::Iterations(5)
+        );
+    }
+
+    #[test]
+    fn refuses_unbounded_or_unknown_input() {
+        for bad in [
+            &["--scenario", "flood"][..],
+            &["--users", "0"],
+            &["--users", "100000"],
+            &["--run-time", "2h"],
+            &["--run-time", "0"],
+            &["--run-time", "ten"],
+            &["--iterations", "0"],
+            &["--run-time", "10s", "--iterations", "3"],
+            &["--users"],
+            &["--host", "http://example.com"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn reads_goose_durations() {
+        assert_eq!(parse_duration("45"), Some(45));
+        assert_eq!(parse_duration("20s"), Some(20));
+        assert_eq!(parse_duration("2m"), Some(120));
+        assert_eq!(parse_duration("1h1m1s"), Some(3_661));
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("10x"), None);
+        assert_eq!(parse_duration("10s5"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn passes_reports_and_bounds_to_the_load_tester() {
+        let args = parse(&["--scenario", "issue", "--iterations", "3", "--users", "2"]).unwrap();
+        let line = args
+            .loadtest_args("issue", Path::new("target/loadtest"))
+            .join(" ");
+        assert!(line.contains("--scenario issue --users 2 --increase-rate 2"));
+        assert!(line.contains("--report-file target/loadtest/issue.html"));
+        assert!(line.contains("--report-file target/loadtest/issue.json"));
+        assert!(line.contains("--summary-file target/loadtest/issue-summary.json"));
+        assert!(line.ends_with("--iterations 3"));
+        assert!(!line.contains("--run-time"));
+    }
+}

@@ -1,0 +1,268 @@
+//! Starting the real binaries: seed an auth-server database through its CLI, start auth-server and
+//! resource-api, wait until they answer, and stop them (SIGTERM, so they shut down gracefully).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// Runs one auth-server subcommand against `database_url`; returns its stdout.
+pub fn run_capture(
+    binary: &Path,
+    args: &[&str],
+    database_url: &str,
+    stdin: Option<&str>,
+) -> Result<String> {
+    let mut child = Command::new(binary)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("running {}", binary.display()))?;
+    if let Some(mut input) = child.stdin.take()
+        && let Some(text) = stdin
+    {
+        input
+            .write_all(text.as_bytes())
+            .context("writing to stdin")?;
+    }
+    let output = child
+        .wait_with_output()
+        .context("waiting for the seed command")?;
+    if !output.status.success() {
+        bail!("`{} {}` failed", binary.display(), args.join(" "));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The value of a string member in one line of JSON (the CLI prints `{"client_id":…,"client_secret":…}`).
+pub fn json_string_member(json: &str, member: &str) -> Option<String> {
+    let marker = format!("\"{member}\":\"");
+    let start = json.find(&marker)? + marker.len();
+    let end = json[start..].find('"')? + start;
+    Some(json[start..end].to_owned())
+}
+
+/// A free port on loopback (bound, then released for the server to take).
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Waits until something listens on `address`.
+pub fn wait_for(address: &str, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(address).is_ok() {
+            return Ok(());
+        }
+        sleep(Duration::from_millis(100));
+    }
+    bail!("{what} did not start listening on {address}")
+}
+
+/// Waits until `GET path` on `address` answers 200 (a plain HTTP/1.1 request: xtask links no HTTP client).
+pub fn wait_ready(address: &str, path: &str, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = TcpStream::connect(address) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+            let mut reply = String::new();
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_to_string(&mut reply).is_ok()
+                && reply.starts_with("HTTP/1.1 200")
+            {
+                return Ok(());
+            }
+        }
+        sleep(Duration::from_millis(200));
+    }
+    bail!("{what} at {address} did not become ready ({path})")
+}
+
+/// Children stopped with SIGTERM (then killed after 10 s) when dropped: on success, on error, on return.
+#[derive(Default)]
+pub struct Children(Vec<(String, Child)>);
+
+impl Children {
+    pub fn push(&mut self, name: &str, child: Child) {
+        self.0.push((name.to_owned(), child));
+    }
+
+    /// Waits for all of them (they stop on Ctrl-C, which reaches the whole process group).
+    pub fn wait(&mut self) {
+        for (_, child) in &mut self.0 {
+            let _ = child.wait();
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            // SIGTERM through kill(1): the servers drain their connections and exit.
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (name, child) in &mut self.0 {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(50)),
+                    Ok(None) => {
+                        eprintln!("xtask: {name} did not stop on SIGTERM; killing it");
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A seeded database: who can do what.
+pub struct Seed {
+    pub client_id: String,
+    pub client_secret: String,
+    pub introspection_client_id: String,
+    pub introspection_secret: String,
+    pub public_client_id: String,
+    pub redirect_uri: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// Seeds a confidential client (client_credentials), an introspection client for resource-api, a public
+/// PKCE client (authorization_code + refresh_token) and a user. `suffix` makes the ids unique, so a run
+/// against an existing PostgreSQL database adds its own rows instead of colliding with earlier ones.
+pub fn seed(auth_server: &Path, database_url: &str, suffix: &str, password: &str) -> Result<Seed> {
+    let client_id = format!("demo{suffix}");
+    let machine = run_capture(
+        auth_server,
+        &[
+            "client",
+            "create",
+            "--client-id",
+            &client_id,
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read write",
+        ],
+        database_url,
+        None,
+    )?;
+    let client_secret = json_string_member(&machine, "client_secret")
+        .context("reading the demo client's secret")?;
+    let introspection_client_id = format!("resource-api{suffix}");
+    let introspection = run_capture(
+        auth_server,
+        &[
+            "client",
+            "create",
+            "--client-id",
+            &introspection_client_id,
+            "--grant-type",
+            "client_credentials",
+        ],
+        database_url,
+        None,
+    )?;
+    let introspection_secret = json_string_member(&introspection, "client_secret")
+        .context("reading the introspection secret")?;
+    let public_client_id = format!("demo-spa{suffix}");
+    let redirect_uri = "http://127.0.0.1:8082/callback".to_owned();
+    run_capture(
+        auth_server,
+        &[
+            "client",
+            "create",
+            "--client-id",
+            &public_client_id,
+            "--public",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--redirect-uri",
+            &redirect_uri,
+            "--scope",
+            "read write",
+        ],
+        database_url,
+        None,
+    )?;
+    let username = format!("demo{suffix}");
+    run_capture(
+        auth_server,
+        &[
+            "user",
+            "create",
+            "--username",
+            &username,
+            "--password-stdin",
+        ],
+        database_url,
+        Some(password),
+    )?;
+    Ok(Seed {
+        client_id,
+        client_secret,
+        introspection_client_id,
+        introspection_secret,
+        public_client_id,
+        redirect_uri,
+        username,
+        password: password.to_owned(),
+    })
+}
+
+/// A fresh SQLite database file under `dir` (old files removed), as a URL.
+pub fn fresh_sqlite(dir: &Path) -> Result<String> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for file in ["auth.db", "auth.db-wal", "auth.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+    Ok(format!("sqlite://{}", dir.join("auth.db").display()))
+}
+
+/// Where `cargo build --release` puts a binary of this workspace.
+pub fn release_binary(name: &str) -> PathBuf {
+    Path::new("target/release").join(name)
+}
+
+/// A server's output goes to a log file, so that the load tester's table is what the terminal shows.
+pub fn log_file(path: &Path) -> Result<(Stdio, Stdio)> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let copy = file.try_clone()?;
+    Ok((Stdio::from(file), Stdio::from(copy)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_secret_from_the_cli_output() {
+        let output = "{\"client_id\":\"demo\",\"client_secret\":\"abc_DEF-123\"}\n";
+        assert_eq!(
+            json_string_member(output, "client_secret").as_deref(),
+            Some("abc_DEF-123")
+        );
+        assert_eq!(json_string_member(output, "missing"), None);
+    }
+}
