@@ -241,6 +241,7 @@ pub async fn start_api(
         audience: "resource-api".into(),
         introspection_client_id: introspection.map(|(id, _)| id.to_owned()),
         jwks_cooldown_ms,
+        header_read_timeout_ms: 10_000,
         log_format: LogFormat::Pretty,
     };
     let clock = ManualClock::new(SystemClock.now());

@@ -137,6 +137,9 @@ pub struct ServeConfig {
     /// Request timeout, seconds.
     #[arg(long, env = "AUTH_REQUEST_TIMEOUT", default_value_t = 10)]
     pub request_timeout: u64,
+    /// Time a client has to send a request's headers, milliseconds (slow-header clients are cut off).
+    #[arg(long, env = "AUTH_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -153,6 +156,7 @@ impl Default for ServeConfig {
             db_max_connections: 16,
             config_poll_ms: 1_000,
             request_timeout: 10,
+            header_read_timeout_ms: 10_000,
         }
     }
 }

@@ -14,6 +14,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use service_kit::{ServeLimits, shutdown_signal};
+
 use crate::config::ServeConfig;
 use crate::keyring::KeyRing;
 use crate::state::{AppInner, AppState, ClientCache, Settings, Throttle};
@@ -41,6 +43,7 @@ pub struct Application {
     router: Router,
     state: AppState,
     poller: JoinHandle<()>,
+    limits: ServeLimits,
 }
 
 /// Settings from the `serve` flags; a bad issuer is a one-line error.
@@ -116,6 +119,10 @@ impl Application {
             router,
             state,
             poller,
+            limits: ServeLimits {
+                header_read_timeout: Duration::from_millis(config.serve.header_read_timeout_ms),
+                ..ServeLimits::default()
+            },
         })
     }
 
@@ -145,41 +152,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         tracing::info!(address = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(), issuer = %self.state.settings.issuer, "auth-server listening");
-        let result = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP");
+        service_kit::serve(self.listener, self.router, self.limits, shutdown).await;
         self.poller.abort();
         tracing::info!("auth-server stopped");
-        result
+        Ok(())
     }
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received; finishing requests in flight");
 }
 
 /// Every tick: if another replica (or a CLI command) changed clients or keys, drop the caches and reload

@@ -41,6 +41,9 @@ pub struct Config {
     /// Minimum time between JWKS refetches for unknown key ids, milliseconds.
     #[arg(long, env = "RESOURCE_API_JWKS_COOLDOWN_MS", default_value_t = 5_000)]
     pub jwks_cooldown_ms: u64,
+    /// Time a client has to send a request's headers, milliseconds (slow-header clients are cut off).
+    #[arg(long, env = "RESOURCE_API_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub header_read_timeout_ms: u64,
     /// Log format on stderr (filter with RUST_LOG).
     #[arg(
         long,

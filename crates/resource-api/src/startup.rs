@@ -13,6 +13,8 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use service_kit::{ServeLimits, shutdown_signal};
+
 use crate::bearer::{BearerAuth, BearerConfig, IntrospectionCredentials};
 use crate::config::{Config, LogFormat, introspection_secret};
 use crate::http::{ApiState, router};
@@ -24,6 +26,7 @@ pub struct Application {
     router: Router,
     bearer: BearerAuth,
     discovery: JoinHandle<()>,
+    limits: ServeLimits,
 }
 
 /// Installs tracing on stderr.
@@ -94,6 +97,10 @@ impl Application {
             router: router(state),
             bearer,
             discovery,
+            limits: ServeLimits {
+                header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+                ..ServeLimits::default()
+            },
         })
     }
 
@@ -123,12 +130,10 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         tracing::info!(address = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(), "resource-api listening");
-        let result = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP");
+        service_kit::serve(self.listener, self.router, self.limits, shutdown).await;
         self.discovery.abort();
-        result
+        tracing::info!("resource-api stopped");
+        Ok(())
     }
 }
 
@@ -142,26 +147,5 @@ async fn discover_until_ready(bearer: BearerAuth, interval: Duration) {
             }
         }
         tokio::time::sleep(interval).await;
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

@@ -1,0 +1,119 @@
+//! Hostile clients (issue 6): a flood of bad secrets, and a client trickling its headers. The server
+//! throttles or cuts them off and keeps serving everyone else. Both are about the HTTP layer and the
+//! in-memory throttle, so they run on SQLite only.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{Backend, TestClient, spawn_app, spawn_app_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_bad_secrets_are_throttled_and_others_keep_being_served() {
+    const REQUESTS: usize = 10_000;
+    const WORKERS: usize = 32;
+    let app = spawn_app(Backend::Sqlite).await;
+    let victim = app.machine_client().await;
+    let other = app
+        .create_client("other", &["client_credentials"], false, "read", &[], false)
+        .await;
+    let wrong = TestClient {
+        id: victim.id.clone(),
+        secret: Some("guess".into()),
+    };
+    let url = app.url("/token");
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..WORKERS {
+        let (http, url, wrong) = (app.http.clone(), url.clone(), wrong.clone());
+        workers.spawn(async move {
+            let mut statuses = Vec::with_capacity(REQUESTS / WORKERS);
+            for _ in 0..REQUESTS / WORKERS {
+                let response = http
+                    .post(&url)
+                    .basic_auth(&wrong.id, wrong.secret.as_deref())
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(response.status());
+            }
+            statuses
+        });
+    }
+    // While the flood runs, another client of the same address is served every time.
+    let mut served = 0;
+    for _ in 0..50 {
+        let response = app
+            .post_token(&other, &[("grant_type", "client_credentials")])
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        served += 1;
+    }
+    let mut statuses = Vec::new();
+    while let Some(worker) = workers.join_next().await {
+        statuses.extend(worker.unwrap());
+    }
+    let unauthorized = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(unauthorized + throttled, statuses.len(), "only 401 and 429");
+    // Ten failures open the throttle; requests already past the check when it closed add at most one
+    // per worker. Every guess after that is refused without a comparison.
+    assert!(
+        (10..=10 + WORKERS).contains(&unauthorized),
+        "{unauthorized} guesses were compared"
+    );
+    assert!(throttled >= REQUESTS / WORKERS * WORKERS - 10 - WORKERS);
+    assert!(served > 0);
+    // The right secret waits for the window too (the guesser may have it); the other client does not.
+    let response = app
+        .post_token(&victim, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let response = app
+        .post_token(&other, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_headers_is_cut_off_while_others_are_served() {
+    let app = spawn_app_with(Backend::Sqlite, |serve| serve.header_read_timeout_ms = 500).await;
+    let mut slow = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    slow.write_all(b"POST /token HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut closed = false;
+    // A header line every 100 ms for up to 10 s; the server must hang up long before.
+    for i in 0..100 {
+        if slow
+            .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            closed = true;
+            break;
+        }
+        let mut buffer = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => {
+                closed = true;
+                break;
+            }
+            // hyper may answer 408 before closing; the request never reached a handler.
+            Ok(Ok(n)) => assert!(!String::from_utf8_lossy(&buffer[..n]).contains("invalid_client")),
+            Err(_) => {}
+        }
+        if i == 2 {
+            let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+    assert!(closed, "the trickling connection was still open after 10 s");
+}

@@ -1,0 +1,227 @@
+//! What auth-server and resource-api share below their applications: the HTTP connection loop and shutdown
+//! on signals. It knows no OAuth and no storage.
+//!
+//! [`serve`] runs an axum router on hyper with what `axum::serve` leaves out: a deadline for reading a
+//! request's headers (a client trickling header bytes, "slowloris", is cut off instead of holding a
+//! connection and a task forever) and a bounded drain on shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// Timeouts of the connection layer.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// From the first byte of a request until its headers are complete.
+    pub header_read_timeout: Duration,
+    /// How long open connections may take to finish after shutdown begins.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains open connections.
+/// Handlers see the peer address through `ConnectInfo<SocketAddr>`, as with axum's own `serve`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(request.map(Body::new)).await;
+                Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
+            }
+        });
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            builder.http2().timer(TokioTimer::new());
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%peer, error = %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.drain_timeout) => {
+            tracing::warn!(timeout = ?limits.drain_timeout, "connections still open after the drain timeout; closing");
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn start(
+        limits: ServeLimits,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = Router::new().route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(serve(listener, router, limits, async {
+            let _ = stopped.await;
+        }));
+        (address, stop, handle)
+    }
+
+    #[tokio::test]
+    async fn handlers_see_the_peer_address() {
+        let (address, _stop, _) = start(ServeLimits::default()).await;
+        let body = reqwest::get(format!("http://{address}/peer"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "127.0.0.1");
+    }
+
+    #[tokio::test]
+    async fn a_header_trickle_is_cut_off_while_others_are_served() {
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_millis(500),
+            drain_timeout: Duration::from_secs(1),
+        };
+        let (address, _stop, _) = start(limits).await;
+        let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+        slow.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        // One header line every 100 ms, for up to 10 s: the server must close the connection long before.
+        let mut closed = false;
+        for i in 0..100 {
+            if slow
+                .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                closed = true;
+                break;
+            }
+            let mut buffer = [0u8; 256];
+            match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buffer)).await {
+                Ok(Ok(0) | Err(_)) => {
+                    closed = true;
+                    break;
+                }
+                // Whatever hyper answers (a 408), the request never reached the router.
+                Ok(Ok(n)) => assert!(!String::from_utf8_lossy(&buffer[..n]).contains("127.0.0.1")),
+                Err(_) => {}
+            }
+            // Meanwhile a well-behaved client is served.
+            if i == 2 {
+                let body = reqwest::get(format!("http://{address}/peer"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                assert_eq!(body, "127.0.0.1");
+            }
+        }
+        assert!(closed, "the slow connection was still open after 10 s");
+    }
+
+    #[tokio::test]
+    async fn shutdown_finishes_requests_in_flight_and_stops_accepting() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "done"
+            }),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, ServeLimits::default(), async {
+            let _ = stopped.await;
+        }));
+        let in_flight = tokio::spawn(reqwest::get(format!("http://{address}/slow")));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.send(()).unwrap();
+        let response = in_flight.await.unwrap().unwrap();
+        assert_eq!(response.text().await.unwrap(), "done");
+        server.await.unwrap();
+        assert!(tokio::net::TcpStream::connect(address).await.is_err());
+    }
+}
