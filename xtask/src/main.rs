@@ -21,6 +21,8 @@ tasks:
   test     fmt check, clippy -D warnings, every test of the workspace (PostgreSQL: DATABASE_URL, else a
            testcontainers PostgreSQL when Docker answers, else skipped with a notice)
   load     release build, start the stack, run Goose scenarios, reports in target/loadtest/ (`load --help`)
+  fuzz     the fuzz targets (verifier, scope parser, /token, /introspect, /revoke, /authorize) for longer:
+           `cargo xtask fuzz [CASES]` (default 20000 cases per target; CI runs 256-512)
   ci       what CI runs: test, then the benches compiled and run once each in test mode
   bench    Criterion benches of auth-core (extra args go to Criterion, e.g. `cargo xtask bench token/ES256`)
 ";
@@ -48,6 +50,7 @@ fn run() -> Result<()> {
             Ok(())
         }
         Some("load") => load::load(&rest),
+        Some("fuzz") => fuzz(&rest),
         Some("test") => test(),
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
@@ -128,6 +131,32 @@ fn test() -> Result<()> {
         &envs,
     )?;
     cargo_with_env(&["test", "--workspace", "--all-features", "--doc"], &envs)
+}
+
+/// The proptest-driven fuzz targets (every test named `fuzz_…`) with many more cases than CI gives them.
+fn fuzz(args: &[String]) -> Result<()> {
+    let cases = match args {
+        [] => 20_000,
+        [cases] => cases
+            .parse::<u32>()
+            .ok()
+            .filter(|cases| (1..=10_000_000).contains(cases))
+            .with_context(|| format!("cargo xtask fuzz [CASES]: {cases:?} is not 1 to 10000000"))?,
+        _ => bail!("usage: cargo xtask fuzz [CASES]"),
+    };
+    let cases = cases.to_string();
+    eprintln!("xtask: fuzz targets with {cases} cases each");
+    cargo_with_env(
+        &[
+            "test",
+            "--workspace",
+            "--all-features",
+            "--lib",
+            "--tests",
+            "fuzz_",
+        ],
+        &[("PROPTEST_CASES", &cases)],
+    )
 }
 
 fn ci() -> Result<()> {

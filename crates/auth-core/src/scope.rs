@@ -223,9 +223,23 @@ mod tests {
             prop_assert_eq!(again.to_string(), set.to_string());
         }
 
+    }
+
+    proptest! {
+        // PROPTEST_CASES raises the count under `cargo xtask fuzz`; CI runs the default.
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(512)
+        ))]
+
+        /// Fuzz target for the scope parser: any text, valid-looking or not. Nothing panics, and what
+        /// parses is canonical (formatting re-parses to the same set) and made of NQCHAR only (RFC 6749 §3.3).
         #[test]
-        fn parse_never_panics(text in "\\PC{0,40}") {
-            let _ = ScopeSet::parse(&text);
+        fn fuzz_scope_parse(text in prop_oneof!["\\PC{0,40}", "[ -~]{0,40}", "(read|write| |  |\\t|\u{7f}|\"|\\\\){0,10}"]) {
+            if let Ok(set) = ScopeSet::parse(&text) {
+                let formatted = set.to_string();
+                prop_assert_eq!(ScopeSet::parse(&formatted).unwrap(), set);
+                prop_assert!(formatted.chars().all(|c| c == ' ' || matches!(c, '\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e')));
+            }
         }
     }
 }

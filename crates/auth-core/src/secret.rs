@@ -156,8 +156,8 @@ pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     bool::from(left.ct_eq(right))
 }
 
-/// argon2id password hashing with the crate's default parameters (RFC 9106 second recommended option:
-/// m = 19 MiB, t = 2, p = 1), stored as PHC strings.
+/// argon2id password hashing with the crate's default parameters (m = 19 MiB, t = 2, p = 1: OWASP's
+/// recommended minimum; RFC 9106's recommended options need 64 MiB or more per hash), stored as PHC strings.
 ///
 /// Both calls are CPU-heavy (tens of milliseconds): servers run them on a blocking thread pool.
 #[derive(Clone)]

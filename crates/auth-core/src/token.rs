@@ -811,6 +811,125 @@ mod tests {
         }
     }
 
+    /// Cases for the `fuzz_` properties: PROPTEST_CASES when set (`cargo xtask fuzz` sets it high), else a
+    /// bounded number for every CI run.
+    fn fuzz_config() -> ProptestConfig {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(256);
+        ProptestConfig::with_cases(cases)
+    }
+
+    /// A JOSE header as an attacker writes it: known and unknown algorithms (RFC 8725 §2.1, §3.1), real and
+    /// made-up kids, every `typ` spelling, `crit`, `jku`/`x5u` pointers, and members of the wrong JSON type.
+    fn hostile_header() -> impl Strategy<Value = serde_json::Value> {
+        let alg = prop_oneof![
+            Just(serde_json::json!("ES256")),
+            Just(serde_json::json!("EdDSA")),
+            Just(serde_json::json!("RS256")),
+            Just(serde_json::json!("HS256")),
+            Just(serde_json::json!("none")),
+            Just(serde_json::json!("None")),
+            Just(serde_json::json!(null)),
+            Just(serde_json::json!(256)),
+            "\\PC{0,12}".prop_map(serde_json::Value::from),
+        ];
+        let kid = prop_oneof![
+            (0usize..3).prop_map(|i| serde_json::Value::from(keys()[i].kid())),
+            "\\PC{0,50}".prop_map(serde_json::Value::from),
+            Just(serde_json::json!(["a"])),
+            Just(serde_json::Value::Null),
+        ];
+        let typ = prop_oneof![
+            Just(serde_json::json!("at+jwt")),
+            Just(serde_json::json!("application/at+jwt")),
+            Just(serde_json::json!("AT+JWT")),
+            Just(serde_json::json!("JWT")),
+            Just(serde_json::Value::Null),
+        ];
+        (alg, kid, typ, any::<bool>(), any::<bool>()).prop_map(|(alg, kid, typ, crit, jku)| {
+            let mut header = serde_json::json!({ "alg": alg, "kid": kid, "typ": typ });
+            if crit {
+                header["crit"] = serde_json::json!(["exp"]);
+            }
+            if jku {
+                header["jku"] = serde_json::json!("https://attacker.example/jwks.json");
+            }
+            header
+        })
+    }
+
+    /// Claims with each member either right, wrong, missing or of the wrong type.
+    fn hostile_claims() -> impl Strategy<Value = serde_json::Value> {
+        let time = prop_oneof![
+            Just(serde_json::json!(NOW)),
+            Just(serde_json::json!(NOW + 900)),
+            Just(serde_json::json!(NOW - 900)),
+            Just(serde_json::json!(i64::MAX)),
+            Just(serde_json::json!(-1)),
+            Just(serde_json::json!(1e300)),
+            Just(serde_json::json!("1800000000")),
+        ];
+        let text = prop_oneof![
+            Just(serde_json::json!(ISSUER)),
+            Just(serde_json::json!("resource-api")),
+            Just(serde_json::json!(["resource-api", ISSUER])),
+            Just(serde_json::json!([])),
+            "\\PC{0,20}".prop_map(serde_json::Value::from),
+            Just(serde_json::json!(7)),
+        ];
+        (
+            time.clone(),
+            time.clone(),
+            time,
+            text.clone(),
+            text.clone(),
+            text.clone(),
+            text,
+        )
+            .prop_map(|(iat, exp, nbf, iss, aud, scope, client_id)| {
+                serde_json::json!({
+                    "iss": iss, "aud": aud, "sub": "alice", "client_id": client_id, "scope": scope,
+                    "iat": iat, "exp": exp, "nbf": nbf, "jti": "j",
+                })
+            })
+    }
+
+    proptest! {
+        #![proptest_config(fuzz_config())]
+
+        /// Fuzz target for the verifier: hostile headers and claims, signed by one of the real keys (so the
+        /// signature can be right) or carrying random bytes. Nothing panics, a random signature never
+        /// verifies, and whatever verifies was signed by the key its kid names with that key's algorithm.
+        #[test]
+        fn fuzz_verify_hostile_tokens(
+            header in hostile_header(),
+            payload in hostile_claims(),
+            signer in 0usize..3,
+            random_signature in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
+        ) {
+            let clock = ManualClock::new(NOW);
+            let key = &keys()[signer];
+            let token = match &random_signature {
+                Some(signature) => format!(
+                    "{}.{}.{}",
+                    URL_SAFE_NO_PAD.encode(header.to_string()),
+                    URL_SAFE_NO_PAD.encode(payload.to_string()),
+                    URL_SAFE_NO_PAD.encode(signature)
+                ),
+                None => forge(&header, &payload, key),
+            };
+            let result = verify(&token, &keyset(), &policy(&clock));
+            if let Ok(verified) = result {
+                prop_assert!(random_signature.is_none());
+                prop_assert_eq!(&header["kid"], &serde_json::json!(key.kid()));
+                prop_assert_eq!(&header["alg"], &serde_json::json!(key.alg().as_str()));
+                prop_assert!(verified.exp > NOW);
+            }
+        }
+    }
+
     #[test]
     fn clock_is_used_for_now() {
         let clock = ManualClock::new(NOW);

@@ -1,0 +1,267 @@
+//! Fuzz targets over HTTP (issue 6): hostile input at /token, /introspect, /revoke (form bodies, content
+//! types, Basic credentials) and at /authorize (query strings and forms). The server must answer every one
+//! with a client error or a success, never a 5xx, and /authorize must never redirect anywhere but the
+//! registered redirect URI (no open redirector, RFC 9700 §4.11). Bounded in CI; `cargo xtask fuzz` raises
+//! PROPTEST_CASES. The parsers do not depend on the back-end, so these run on SQLite only.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+
+use crate::helpers::{Backend, REDIRECT_URI, TestApp, TestClient, spawn_app};
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(256)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A parameter name: the ones the endpoints read, or anything.
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "grant_type",
+            "client_id",
+            "client_secret",
+            "code",
+            "redirect_uri",
+            "code_verifier",
+            "refresh_token",
+            "scope",
+            "resource",
+            "token",
+            "token_type_hint",
+            "response_type",
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+            "csrf_token",
+            "username",
+            "password",
+            "decision",
+        ])
+        .prop_map(str::to_owned),
+        "\\PC{0,12}",
+    ]
+}
+
+/// A parameter value: meaningful ones, hostile ones, anything.
+fn value(secret: String) -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "client_credentials".to_owned(),
+            "authorization_code".to_owned(),
+            "refresh_token".to_owned(),
+            "password".to_owned(),
+            "implicit".to_owned(),
+            "machine".to_owned(),
+            "web".to_owned(),
+            "code".to_owned(),
+            "token".to_owned(),
+            "S256".to_owned(),
+            "plain".to_owned(),
+            "read write".to_owned(),
+            "read  write".to_owned(),
+            REDIRECT_URI.to_owned(),
+            format!("{REDIRECT_URI}/../evil"),
+            "https://evil.example/callback".to_owned(),
+            "//evil.example".to_owned(),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned(),
+            "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.".to_owned(),
+            "a".repeat(5_000),
+            secret,
+        ]),
+        "\\PC{0,60}",
+        "[\\x00-\\x1f%&=+;]{0,20}",
+    ]
+}
+
+/// Pairs joined into a query or form body, either properly encoded or raw (stray `%`, `+`, `&&`, `==`,
+/// percent-encoded invalid UTF-8).
+fn encoded_pairs(secret: String) -> impl Strategy<Value = String> {
+    let pairs = prop::collection::vec((name(), value(secret)), 0..8);
+    (pairs, any::<bool>(), any::<bool>()).prop_map(|(pairs, encode, invalid_utf8)| {
+        let mut text = if encode {
+            let mut serializer = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in &pairs {
+                serializer.append_pair(name, value);
+            }
+            serializer.finish()
+        } else {
+            pairs
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        if invalid_utf8 {
+            text.push_str("&scope=%FF%FE%80&x=%&y=%zz&&==");
+        }
+        text
+    })
+}
+
+/// An Authorization header: none, right, wrong, malformed.
+fn authorization(secret: String) -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(format!(
+            "Basic {}",
+            STANDARD.encode(format!("machine:{secret}"))
+        ))),
+        ("[ -~]{0,20}", "[ -~]{0,20}").prop_map(|(id, secret)| Some(format!(
+            "Basic {}",
+            STANDARD.encode(format!("{id}:{secret}"))
+        ))),
+        "[ -~]{0,40}".prop_map(|text| Some(format!("Basic {text}"))),
+        prop::sample::select(vec![
+            "Basic",
+            "Basic ====",
+            "Bearer x",
+            "basic bWFjaGluZTp4",
+            "Digest a=b"
+        ])
+        .prop_map(|text| Some(text.to_owned())),
+    ]
+}
+
+fn content_type() -> impl Strategy<Value = Option<&'static str>> {
+    prop::sample::select(vec![
+        Some("application/x-www-form-urlencoded"),
+        Some("application/x-www-form-urlencoded; charset=UTF-8"),
+        Some("application/json"),
+        Some("text/plain"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ])
+}
+
+/// RFC 6749 §5.2 error codes (and RFC 7009's unsupported_token_type).
+const ERROR_CODES: [&str; 8] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "invalid_target",
+    "unsupported_token_type",
+];
+
+async fn setup(runtime: &tokio::runtime::Runtime) -> (TestApp, TestClient) {
+    let _guard = runtime.enter();
+    let app = spawn_app(Backend::Sqlite).await;
+    let machine = app.machine_client().await;
+    app.web_client(false).await;
+    (app, machine)
+}
+
+#[test]
+fn fuzz_token_introspect_and_revoke_never_fail_with_5xx() {
+    let runtime = runtime();
+    let (app, machine) = runtime.block_on(setup(&runtime));
+    let secret = machine.secret.clone().unwrap();
+    let input = (
+        prop::sample::select(vec!["/token", "/introspect", "/revoke"]),
+        prop_oneof![
+            encoded_pairs(secret.clone()).prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..300),
+        ],
+        content_type(),
+        authorization(secret),
+        prop::sample::select(vec![
+            reqwest::Method::POST,
+            reqwest::Method::GET,
+            reqwest::Method::PUT,
+        ]),
+    );
+    let mut runner = TestRunner::new(Config::with_cases(cases()));
+    runner
+        .run(
+            &input,
+            |(path, body, content_type, authorization, method)| {
+                runtime.block_on(async {
+                    let mut request = app
+                        .http
+                        .request(method.clone(), app.url(path))
+                        .body(body.clone());
+                    if let Some(content_type) = content_type {
+                        request = request.header(CONTENT_TYPE, content_type);
+                    }
+                    if let Some(authorization) = &authorization {
+                        request = request.header(AUTHORIZATION, authorization);
+                    }
+                    let response = request
+                        .send()
+                        .await
+                        .map_err(|error| TestCaseError::fail(error.to_string()))?;
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    prop_assert!(status.as_u16() < 500, "{method} {path}: {status} {text}");
+                    if path == "/token" && (status == 400 || status == 401) {
+                        let json: serde_json::Value =
+                            serde_json::from_str(&text).map_err(|_| {
+                                TestCaseError::fail(format!("{status} without a JSON body: {text}"))
+                            })?;
+                        let code = json["error"].as_str().unwrap_or_default();
+                        prop_assert!(ERROR_CODES.contains(&code), "{status} {text}");
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .unwrap();
+}
+
+#[test]
+fn fuzz_authorize_never_fails_with_5xx_nor_redirects_elsewhere() {
+    let runtime = runtime();
+    let (app, _) = runtime.block_on(setup(&runtime));
+    let input = (encoded_pairs(String::new()), any::<bool>(), any::<bool>());
+    let mut runner = TestRunner::new(Config::with_cases(cases()));
+    runner
+        .run(&input, |(query, post, with_base)| {
+            runtime.block_on(async {
+                // Most cases start from a valid request, so the fuzz reaches past the first check.
+                let base = "response_type=code&client_id=web&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback\
+                            &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&";
+                let query = if with_base { format!("{base}{query}") } else { query };
+                let request = if post {
+                    app.http
+                        .post(app.url("/authorize"))
+                        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(query.clone())
+                } else {
+                    app.http.get(format!("{}?{query}", app.url("/authorize")))
+                };
+                let response = request.send().await.map_err(|error| TestCaseError::fail(error.to_string()))?;
+                let status = response.status();
+                if status.is_redirection() {
+                    let location = response
+                        .headers()
+                        .get("location")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    prop_assert!(
+                        location.starts_with(&format!("{REDIRECT_URI}?")),
+                        "redirected to {location:?} for {query:?}"
+                    );
+                }
+                prop_assert!(status.as_u16() < 500, "{status} for {query:?}");
+                Ok(())
+            })
+        })
+        .unwrap();
+}
