@@ -13,8 +13,86 @@ use crate::helpers::{Backend, spawn_app, spawn_replica};
 
 backend_tests!(
     a_token_issued_at_one_replica_is_refreshed_revoked_and_introspected_at_another,
-    key_rotation_at_one_replica_reaches_the_other
+    key_rotation_at_one_replica_reaches_the_other,
+    refresh_tokens_raced_across_replicas_succeed_exactly_once,
+    a_client_created_at_one_replica_is_accepted_by_the_other_within_the_poll_interval
 );
+
+/// Eight rotation chains; each refresh token is sent eight times at once, four to each replica, all chains
+/// together: every token yields exactly one success (the compare-and-set is in the database, not in a
+/// replica's memory), and the losers are told `invalid_grant`.
+async fn refresh_tokens_raced_across_replicas_succeed_exactly_once(backend: Backend) {
+    const CHAINS: usize = 8;
+    const COPIES: usize = 8;
+    let a = spawn_app(backend).await;
+    let b = spawn_replica(&a).await;
+    let client = a.web_client(true).await;
+    a.create_user("alice").await;
+    let mut tokens = Vec::new();
+    for _ in 0..CHAINS {
+        let issued = a.code_flow(&client, "alice").await;
+        tokens.push(issued["refresh_token"].as_str().unwrap().to_owned());
+    }
+    let mut requests = tokio::task::JoinSet::new();
+    for (chain, token) in tokens.iter().enumerate() {
+        for copy in 0..COPIES {
+            let replica = if copy % 2 == 0 { &a } else { &b };
+            let request = replica
+                .http
+                .post(replica.url("/token"))
+                .basic_auth(&client.id, client.secret.as_deref())
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", token)]);
+            requests.spawn(async move { (chain, request.send().await.unwrap()) });
+        }
+    }
+    let mut successes = [0usize; CHAINS];
+    while let Some(result) = requests.join_next().await {
+        let (chain, response) = result.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        match status {
+            StatusCode::OK => successes[chain] += 1,
+            StatusCode::BAD_REQUEST => assert_eq!(body["error"], "invalid_grant", "{body}"),
+            other => panic!("chain {chain}: {other} {body}"),
+        }
+    }
+    assert_eq!(successes, [1; CHAINS], "successes per refresh token");
+}
+
+async fn a_client_created_at_one_replica_is_accepted_by_the_other_within_the_poll_interval(
+    backend: Backend,
+) {
+    let a = spawn_app(backend).await;
+    let b = spawn_replica(&a).await;
+    let late = crate::helpers::TestClient {
+        id: "late".into(),
+        secret: Some("not yet".into()),
+    };
+    // B looks the id up first (and could remember that it does not exist).
+    let response = b
+        .post_token(&late, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let created = a
+        .create_client("late", &["client_credentials"], false, "read", &[], false)
+        .await;
+    // docs/operations.md: a change reaches every replica within about one poll interval (100 ms in tests);
+    // allow twenty for a loaded CI machine.
+    let poll = Duration::from_millis(100);
+    let mut accepted = false;
+    for _ in 0..40 {
+        if b.post_token(&created, &[("grant_type", "client_credentials")])
+            .await
+            .status()
+            == StatusCode::OK
+        {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(poll / 2).await;
+    }
+    assert!(accepted, "replica B never accepted the client created at A");
+}
 
 async fn a_token_issued_at_one_replica_is_refreshed_revoked_and_introspected_at_another(
     backend: Backend,

@@ -1,0 +1,217 @@
+//! Database faults (issue 6): the database goes away under a running server, and comes back.
+//! PostgreSQL is reached through a TCP proxy the test cuts (every open connection dropped, new ones
+//! refused) and restores; SQLite is locked by another connection holding a write transaction.
+//! The server must answer 503 with an RFC 6749 body (not hang, not 500), report not-ready, recover by
+//! itself, and leave no half-written grant: a refresh that failed during the outage did not rotate.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use auth_core::clock::{Clock, ManualClock, SystemClock};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+use crate::helpers::{Backend, TestApp, TestClient, TestDatabase, spawn_app, spawn_on};
+
+/// A TCP proxy in front of PostgreSQL that can be cut and restored.
+struct Proxy {
+    address: SocketAddr,
+    up: Arc<AtomicBool>,
+    connections: Arc<std::sync::Mutex<Vec<AbortHandle>>>,
+    accept: AbortHandle,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(std::sync::Mutex::new(Vec::<AbortHandle>::new()));
+        let (accept_up, accept_connections) = (up.clone(), connections.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !accept_up.load(Ordering::SeqCst) {
+                    // Down: the connection is closed at once, as when the server is gone.
+                    drop(inbound);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                accept_connections.lock().unwrap().push(task.abort_handle());
+            }
+        })
+        .abort_handle();
+        Self {
+            address,
+            up,
+            connections,
+            accept,
+        }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+async fn readyz(app: &TestApp) -> StatusCode {
+    app.http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Polls /readyz until it answers `status`; bounded, so a server that never notices fails the test.
+async fn wait_for_readyz(app: &TestApp, status: StatusCode) {
+    for _ in 0..150 {
+        if readyz(app).await == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/readyz never answered {status}");
+}
+
+async fn refresh(app: &TestApp, client: &TestClient, token: &str) -> (StatusCode, Value) {
+    // A client-side bound: a hang would fail here rather than stall the suite.
+    let response = tokio::time::timeout(
+        Duration::from_secs(20),
+        app.post_token(
+            client,
+            &[("grant_type", "refresh_token"), ("refresh_token", token)],
+        ),
+    )
+    .await
+    .expect("the token endpoint answered within 20 s");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_unavailable(status: StatusCode, body: &Value) {
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    let description = body["error_description"].as_str().unwrap_or_default();
+    assert!(
+        !description.contains("sqlx")
+            && !description.contains("postgres")
+            && !description.contains("database"),
+        "no internals in the body: {description}"
+    );
+}
+
+/// A code-flow refresh token of the web client, for user `alice`.
+async fn refresh_token(app: &TestApp) -> (TestClient, String) {
+    let web = app.web_client(true).await;
+    app.create_user("alice").await;
+    let tokens = app.code_flow(&web, "alice").await;
+    (web, tokens["refresh_token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_is_503_and_recovers_with_nothing_half_written() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let db = TestDatabase::create(&backend).await;
+    let mut url = url::Url::parse(&db.url).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = Proxy::start(upstream).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.address.port())).unwrap();
+    let app = spawn_on(url.as_str(), ManualClock::new(SystemClock.now()), |_| {}).await;
+    let (web, first) = refresh_token(&app).await;
+    let machine = app.machine_client().await;
+    let access = app.access_token(&machine).await;
+    assert_eq!(readyz(&app).await, StatusCode::OK);
+
+    proxy.cut();
+    wait_for_readyz(&app, StatusCode::SERVICE_UNAVAILABLE).await;
+    let (status, body) = refresh(&app, &web, &first).await;
+    assert_unavailable(status, &body);
+    // Introspection needs the deny list: it cannot say "active" without the database.
+    let response = app
+        .post_form("/introspect", &machine, &[("token", &access)])
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    proxy.restore();
+    wait_for_readyz(&app, StatusCode::OK).await;
+    // The failed rotation wrote nothing: the same refresh token still works, exactly once.
+    let (status, body) = refresh(&app, &web, &first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second = body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, _) = refresh(&app, &web, &second).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.introspect(&machine, &access).await["active"],
+        true,
+        "the access token issued before the outage is still good"
+    );
+    drop(app);
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_sqlite_is_503_and_recovers_with_nothing_half_written() {
+    use sqlx::Connection;
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let (web, first) = refresh_token(&app).await;
+    // Another process-like connection takes the write lock and keeps it (WAL: readers go on, writers wait).
+    let mut locker = sqlx::SqliteConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut locker, "BEGIN EXCLUSIVE")
+        .await
+        .unwrap();
+
+    // The rotation cannot write: after the busy timeout it answers 503, not 500 and not a hang.
+    let (status, body) = refresh(&app, &web, &first).await;
+    assert_unavailable(status, &body);
+
+    sqlx::Executor::execute(&mut locker, "ROLLBACK")
+        .await
+        .unwrap();
+    locker.close().await.unwrap();
+    let (status, body) = refresh(&app, &web, &first).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the failed rotation wrote nothing: {body}"
+    );
+    let (status, body) = refresh(&app, &web, &first).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "and now it is used: {body}"
+    );
+    assert_eq!(body["error"], "invalid_grant");
+}

@@ -1,0 +1,339 @@
+//! No secret in the logs (issue 6, RFC 9700 §4.14, RFC 6749 §10.3): the real binary at TRACE level, every
+//! dependency included, through the CLI, every grant, failures, refresh reuse and revocation. Then every
+//! secret, password, code, token, cookie and Basic header of the run is looked for in what it logged.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{
+    Backend, REDIRECT_URI, TestDatabase, cookies_from, hidden_fields, location_params,
+    no_redirect_client, param, pkce,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_auth-server");
+const PASSWORD: &str = "a-password-that-must-never-be-logged";
+
+/// Runs a CLI subcommand at TRACE; returns stdout and appends stderr to `log`.
+fn cli(args: &[&str], database_url: &str, stdin: Option<&str>, log: &mut String) -> String {
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    log.push_str(&String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{args:?}: {log}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn secret_of(json: &str) -> String {
+    serde_json::from_str::<Value>(json.trim()).unwrap()["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
+    let db = TestDatabase::create(&Backend::Sqlite).await;
+    let mut log = String::new();
+    let mut secrets: Vec<(&str, String)> = Vec::new();
+    let machine_secret = secret_of(&cli(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "machine",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read",
+        ],
+        &db.url,
+        None,
+        &mut log,
+    ));
+    let web_secret = secret_of(&cli(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "web",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--redirect-uri",
+            REDIRECT_URI,
+            "--scope",
+            "read",
+        ],
+        &db.url,
+        None,
+        &mut log,
+    ));
+    cli(
+        &["user", "create", "--username", "alice", "--password-stdin"],
+        &db.url,
+        Some(PASSWORD),
+        &mut log,
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = Command::new(BINARY)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--issuer",
+            &base,
+            "--log-format",
+            "json",
+        ])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read stderr on a thread, so a chatty TRACE log never fills the pipe and stalls the server.
+    let stderr = server.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut text);
+        text
+    });
+    let http = no_redirect_client();
+    let mut ready = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready);
+    let token = |form: Vec<(&'static str, String)>, basic: Option<(&str, &str)>| {
+        let mut request = http.post(format!("{base}/token")).form(&form);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        request.send()
+    };
+
+    // client_credentials, both ways of authenticating, and guesses.
+    let basic: Value = token(
+        vec![("grant_type", "client_credentials".into())],
+        Some(("machine", &machine_secret)),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let post: Value = token(
+        vec![
+            ("grant_type", "client_credentials".into()),
+            ("client_id", "machine".into()),
+            ("client_secret", machine_secret.clone()),
+        ],
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let guess = "a-guessed-secret-that-must-never-be-logged".to_owned();
+    let refused = token(
+        vec![("grant_type", "client_credentials".into())],
+        Some(("machine", &guess)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let access_basic = basic["access_token"].as_str().unwrap().to_owned();
+    let access_post = post["access_token"].as_str().unwrap().to_owned();
+    let introspected = http
+        .post(format!("{base}/introspect"))
+        .basic_auth("machine", Some(&machine_secret))
+        .form(&[("token", &access_basic)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(introspected.status(), StatusCode::OK);
+    let revoked = http
+        .post(format!("{base}/revoke"))
+        .basic_auth("machine", Some(&machine_secret))
+        .form(&[("token", &access_post)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+
+    // The browser flow: a wrong password, then the right one, consent, the code, refresh and reuse.
+    let (verifier, challenge) = pkce();
+    let authorize = format!(
+        "{base}/authorize?response_type=code&client_id=web&redirect_uri={}&scope=read&state=st\
+         &code_challenge={challenge}&code_challenge_method=S256",
+        form_urlencoded::byte_serialize(REDIRECT_URI.as_bytes()).collect::<String>()
+    );
+    let page = http.get(&authorize).send().await.unwrap();
+    let cookies = cookies_from(&page, "");
+    let form = hidden_fields(&page.text().await.unwrap());
+    let wrong_password = "a-wrong-password-that-must-never-be-logged";
+    for password in [wrong_password, PASSWORD] {
+        let mut login = form.clone();
+        login.push(("username".into(), "alice".into()));
+        login.push(("password".into(), password.into()));
+        let answer = http
+            .post(format!("{base}/authorize"))
+            .header("cookie", &cookies)
+            .form(&login)
+            .send()
+            .await
+            .unwrap();
+        if password == PASSWORD {
+            let cookies = cookies_from(&answer, &cookies);
+            let mut consent = hidden_fields(&answer.text().await.unwrap());
+            consent.push(("decision".into(), "approve".into()));
+            let redirect = http
+                .post(format!("{base}/authorize"))
+                .header("cookie", &cookies)
+                .form(&consent)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(redirect.status(), StatusCode::SEE_OTHER);
+            let (_, params) = location_params(&redirect);
+            let code = param(&params, "code").unwrap().to_owned();
+            let tokens: Value = token(
+                vec![
+                    ("grant_type", "authorization_code".into()),
+                    ("code", code.clone()),
+                    ("redirect_uri", REDIRECT_URI.into()),
+                    ("code_verifier", verifier.clone()),
+                ],
+                Some(("web", &web_secret)),
+            )
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+            let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+            let rotated: Value = token(
+                vec![
+                    ("grant_type", "refresh_token".into()),
+                    ("refresh_token", refresh.clone()),
+                ],
+                Some(("web", &web_secret)),
+            )
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+            let reuse = token(
+                vec![
+                    ("grant_type", "refresh_token".into()),
+                    ("refresh_token", refresh.clone()),
+                ],
+                Some(("web", &web_secret)),
+            )
+            .await
+            .unwrap();
+            assert_eq!(reuse.status(), StatusCode::BAD_REQUEST);
+            for cookie in cookies.split("; ") {
+                if let Some((_, value)) = cookie.split_once('=') {
+                    secrets.push(("cookie", value.to_owned()));
+                }
+            }
+            secrets.push(("code", code));
+            secrets.push((
+                "user access token",
+                tokens["access_token"].as_str().unwrap().to_owned(),
+            ));
+            secrets.push(("refresh token", refresh));
+            secrets.push((
+                "rotated refresh token",
+                rotated["refresh_token"].as_str().unwrap().to_owned(),
+            ));
+            secrets.push((
+                "rotated access token",
+                rotated["access_token"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    let exit = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success());
+    log.push_str(&reader.join().unwrap());
+
+    secrets.extend([
+        ("machine secret", machine_secret.clone()),
+        ("web secret", web_secret.clone()),
+        ("password", PASSWORD.to_owned()),
+        ("wrong password", wrong_password.to_owned()),
+        ("guessed secret", guess),
+        ("access token (basic)", access_basic),
+        ("access token (post)", access_post),
+        ("PKCE verifier", verifier),
+        (
+            "Basic header",
+            STANDARD.encode(format!("machine:{machine_secret}")),
+        ),
+        ("Basic header", STANDARD.encode(format!("web:{web_secret}"))),
+    ]);
+    // The log is real and detailed: every request, every SQL statement, the audit events of the failures.
+    for target in ["tower_http::trace::on_request", "sqlx::query", "audit"] {
+        assert!(
+            log.contains(&format!("\"target\":\"{target}\"")),
+            "no {target} events in {log}"
+        );
+    }
+    assert!(
+        log.contains("\"outcome\":\"failure\""),
+        "failed logins and guesses are audited"
+    );
+    for (what, secret) in &secrets {
+        assert!(
+            secret.len() >= 16,
+            "{what} is long enough to be a meaningful needle"
+        );
+        // A JWT is found by its signature, which is unique to it even where header and claims repeat.
+        let needle = secret.rsplit('.').next().unwrap_or(secret);
+        assert!(!log.contains(needle), "the {what} appears in the logs");
+    }
+}
