@@ -27,11 +27,15 @@ pub fn free_address() -> SocketAddr {
 
 /// A running authorization server.
 pub struct Issuer {
+    /// The issuer identifier (its own address, unless configured otherwise).
     pub base: String,
+    /// Where it listens.
+    pub address: SocketAddr,
+    pub database_url: String,
     pub state: AppState,
     pub clock: ManualClock,
     pub http: reqwest::Client,
-    _dir: TempDir,
+    dir: Option<TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -77,6 +81,26 @@ pub async fn start_issuer_at(
     configure: impl FnOnce(&mut ServeConfig),
 ) -> Issuer {
     let dir = TempDir::new();
+    let database_url = format!("sqlite://{}", dir.0.join("auth.db").display());
+    let mut issuer = start_on(&database_url, address, configure).await;
+    issuer.dir = Some(dir);
+    issuer
+}
+
+/// Another replica of `of`: the same database and issuer identifier, its own address.
+pub async fn start_replica(of: &Issuer) -> Issuer {
+    let issuer = of.base.clone();
+    start_on(&of.database_url, free_address(), |serve| {
+        serve.issuer = issuer
+    })
+    .await
+}
+
+async fn start_on(
+    database_url: &str,
+    address: SocketAddr,
+    configure: impl FnOnce(&mut ServeConfig),
+) -> Issuer {
     let mut serve = ServeConfig {
         listen: address,
         issuer: format!("http://{address}"),
@@ -89,7 +113,7 @@ pub async fn start_issuer_at(
     let clock = ManualClock::new(SystemClock.now());
     let application = AuthApplication::build(ApplicationConfig {
         serve: serve.clone(),
-        database_url: format!("sqlite://{}", dir.0.join("auth.db").display()),
+        database_url: database_url.to_owned(),
         key_encryption_key: None,
         clock: Arc::new(clock.clone()),
     })
@@ -102,10 +126,12 @@ pub async fn start_issuer_at(
     }));
     Issuer {
         base: serve.issuer,
+        address,
+        database_url: database_url.to_owned(),
         state,
         clock,
         http: reqwest::Client::new(),
-        _dir: dir,
+        dir: None,
         stop: Some(stop),
     }
 }
@@ -321,5 +347,99 @@ pub async fn start_stack(scope: &str) -> Stack {
         api,
         secret,
         token,
+    }
+}
+
+/// A round-robin load balancer in front of replicas: each request (not each connection) goes to the next
+/// one, so one client's flow crosses replicas at every step. Returns when it listens at `address`.
+pub async fn start_round_robin(address: SocketAddr, replicas: Vec<SocketAddr>) -> RoundRobin {
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::response::Response;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Balancer {
+        replicas: Vec<SocketAddr>,
+        next: AtomicUsize,
+        counts: Vec<AtomicUsize>,
+        http: reqwest::Client,
+    }
+    async fn forward(State(balancer): State<Arc<Balancer>>, request: Request) -> Response {
+        let index = balancer.next.fetch_add(1, Ordering::Relaxed) % balancer.replicas.len();
+        balancer.counts[index].fetch_add(1, Ordering::Relaxed);
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let mut forwarded = balancer
+            .http
+            .request(
+                parts.method,
+                format!("http://{}{path}", balancer.replicas[index]),
+            )
+            .body(body);
+        for (name, value) in &parts.headers {
+            if name != "host" && name != "content-length" && name != "connection" {
+                forwarded = forwarded.header(name, value);
+            }
+        }
+        let answer = forwarded.send().await.unwrap();
+        let mut response = Response::builder().status(answer.status());
+        for (name, value) in answer.headers() {
+            if name != "content-length" && name != "transfer-encoding" && name != "connection" {
+                response = response.header(name, value);
+            }
+        }
+        response
+            .body(Body::from(answer.bytes().await.unwrap()))
+            .unwrap()
+    }
+    let balancer = Arc::new(Balancer {
+        counts: replicas.iter().map(|_| AtomicUsize::new(0)).collect(),
+        replicas,
+        next: AtomicUsize::new(0),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    });
+    let router = axum::Router::new()
+        .fallback(forward)
+        .with_state(balancer.clone());
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    RoundRobin {
+        balancer_counts: Box::new(move || {
+            balancer
+                .counts
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect()
+        }),
+        task,
+    }
+}
+
+/// A running [`start_round_robin`] balancer; stops when dropped.
+pub struct RoundRobin {
+    balancer_counts: Box<dyn Fn() -> Vec<usize> + Send + Sync>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RoundRobin {
+    /// Requests forwarded to each replica so far.
+    pub fn counts(&self) -> Vec<usize> {
+        (self.balancer_counts)()
+    }
+}
+
+impl Drop for RoundRobin {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -3,14 +3,20 @@
 
 use goose::config::GooseConfiguration;
 use loadtest::{ScenarioKind, TargetArgs};
-use platform_tests::{Issuer, TempDir, free_address, start_api, start_issuer};
+use platform_tests::{
+    Issuer, TempDir, free_address, start_api, start_issuer, start_issuer_at, start_replica,
+    start_round_robin,
+};
 
 const REDIRECT_URI: &str = "http://127.0.0.1:8082/callback";
 const PASSWORD: &str = "load-test-password";
 
 /// An issuer with the clients and user the scenarios need, and the target arguments that name them.
 async fn seeded_issuer() -> (Issuer, String, TargetArgs) {
-    let issuer = start_issuer().await;
+    seed(start_issuer().await).await
+}
+
+async fn seed(issuer: Issuer) -> (Issuer, String, TargetArgs) {
     let secret = issuer
         .client("load", &["client_credentials"], "read write", &[])
         .await;
@@ -161,4 +167,55 @@ async fn wrong_credentials_stop_the_run_with_a_clear_message() {
     assert!(error.contains("does not answer"), "{error}");
     // Nothing was measured, so no report was written.
     assert!(!dir.path().join("a.html").exists());
+}
+
+/// Two replicas on one database behind a balancer that alternates per request: every step of every flow
+/// (metadata, login form, sign-in, consent, code exchange, each refresh, each introspection) lands on the
+/// other replica from the one before. `mixed` must still run without a single error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_runs_clean_across_two_replicas_behind_a_per_request_balancer() {
+    let balancer_address = free_address();
+    let issuer_url = format!("http://{balancer_address}");
+    let a = start_issuer_at(free_address(), |serve| serve.issuer = issuer_url.clone()).await;
+    let b = start_replica(&a).await;
+    let balancer = start_round_robin(balancer_address, vec![a.address, b.address]).await;
+    let (a, introspection_secret, mut target) = seed(a).await;
+    let api = start_api(
+        &issuer_url,
+        Some(("api-introspection", &introspection_secret)),
+        5_000,
+    )
+    .await;
+    api.wait_ready().await;
+    target.api = api.base.clone();
+    let dir = TempDir::new();
+    let mut goose = bounded(&dir, "replicas");
+    goose.users = Some(4);
+    goose.increase_rate = Some("4".into());
+    goose.iterations = Some(20);
+    let summary = loadtest::run(target, ScenarioKind::Mixed, goose)
+        .await
+        .unwrap();
+    let table = summary.render();
+    assert_eq!(summary.failures(), 0, "{table}");
+    for name in [
+        "token: refresh_token",
+        "introspect",
+        "authorize: consent",
+        "api: protected",
+    ] {
+        assert!(
+            summary
+                .rows
+                .iter()
+                .any(|row| row.name.ends_with(name) && row.requests > 0),
+            "no {name:?} requests\n{table}"
+        );
+    }
+    let counts = balancer.counts();
+    assert!(
+        counts.iter().all(|count| *count > 50),
+        "both replicas served: {counts:?}"
+    );
+    drop((a, b));
 }
