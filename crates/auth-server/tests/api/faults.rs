@@ -215,3 +215,61 @@ async fn locked_sqlite_is_503_and_recovers_with_nothing_half_written() {
     );
     assert_eq!(body["error"], "invalid_grant");
 }
+
+/// Makes files immutable with `chattr +i` (which binds root too, unlike file permissions) and undoes it
+/// when dropped, even if the test fails.
+struct Immutable(Vec<std::path::PathBuf>);
+
+impl Immutable {
+    /// `None` when this machine cannot (no chattr, no CAP_LINUX_IMMUTABLE, a file system without it).
+    fn set(paths: Vec<std::path::PathBuf>) -> Option<Self> {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .args(&paths)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        let guard = Self(paths);
+        status.success().then_some(guard)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .args(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_sqlite_is_503_and_recovers_with_nothing_half_written() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (web, first) = refresh_token(&app).await;
+    let file = std::path::PathBuf::from(app.database_url.trim_start_matches("sqlite://"));
+    let wal = file.with_extension("db-wal");
+    // The shared-memory index stays writable: SQLite maps it, and a mapped page that cannot be written
+    // is a SIGBUS, not an error. The database and its write-ahead log are what "read-only" means.
+    let Some(read_only) = Immutable::set(vec![file, wal]) else {
+        eprintln!(
+            "SKIPPED: chattr +i is not available here (needs CAP_LINUX_IMMUTABLE on ext4/xfs)"
+        );
+        return;
+    };
+    let (status, body) = refresh(&app, &web, &first).await;
+    assert_unavailable(status, &body);
+    // Reading still works, so the server stays ready for what needs no write.
+    assert_eq!(readyz(&app).await, StatusCode::OK);
+
+    drop(read_only);
+    let (status, body) = refresh(&app, &web, &first).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the failed rotation wrote nothing: {body}"
+    );
+    let second = body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, _) = refresh(&app, &web, &second).await;
+    assert_eq!(status, StatusCode::OK);
+}
