@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::stack::{Children, free_port, fresh_sqlite, log_file, release_binary, seed, wait_ready};
+use crate::stack::{Output, free_port, fresh_sqlite, release_binary, seed, start_servers};
 use crate::{cargo, unix_seconds};
 
 pub const USAGE: &str = "\
@@ -215,45 +215,16 @@ pub fn load(args: &[String]) -> Result<()> {
     let seeded = seed(&auth_server, &database_url, &suffix, &password)?;
 
     let auth_address = format!("127.0.0.1:{}", free_port()?);
-    let issuer = format!("http://{auth_address}");
-    let mut children = Children::default();
-    let (stdout, stderr) = log_file(&out.join("auth-server.log"))?;
-    children.push(
-        "auth-server",
-        Command::new(&auth_server)
-            .args(["serve", "--listen", &auth_address, "--issuer", &issuer])
-            .env("DATABASE_URL", &database_url)
-            .env("RUST_LOG", "warn")
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .context("starting auth-server")?,
-    );
-    wait_ready(&auth_address, "/readyz", "auth-server")?;
     let api_address = format!("127.0.0.1:{}", free_port()?);
-    let (stdout, stderr) = log_file(&out.join("resource-api.log"))?;
-    children.push(
-        "resource-api",
-        Command::new(release_binary("resource-api"))
-            .args([
-                "--listen",
-                &api_address,
-                "--issuer",
-                &issuer,
-                "--introspection-client-id",
-                &seeded.introspection_client_id,
-            ])
-            .env(
-                "RESOURCE_API_INTROSPECTION_SECRET",
-                &seeded.introspection_secret,
-            )
-            .env("RUST_LOG", "warn")
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .context("starting resource-api")?,
-    );
-    wait_ready(&api_address, "/readyz", "resource-api")?;
+    let issuer = format!("http://{auth_address}");
+    let children = start_servers(
+        &auth_address,
+        &api_address,
+        &issuer,
+        &database_url,
+        &seeded,
+        &Output::LogsIn(out),
+    )?;
     eprintln!(
         "xtask: auth-server {issuer} ({}), resource-api http://{api_address}; logs in {}",
         if args.database_url.is_some() {

@@ -56,18 +56,6 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Waits until something listens on `address`.
-pub fn wait_for(address: &str, what: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if TcpStream::connect(address).is_ok() {
-            return Ok(());
-        }
-        sleep(Duration::from_millis(100));
-    }
-    bail!("{what} did not start listening on {address}")
-}
-
 /// Waits until `GET path` on `address` answers 200 (a plain HTTP/1.1 request: xtask links no HTTP client).
 pub fn wait_ready(address: &str, path: &str, what: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -230,6 +218,70 @@ pub fn seed(auth_server: &Path, database_url: &str, suffix: &str, password: &str
     })
 }
 
+/// Where a server's output goes: the terminal (`up`), or a log file per server under a folder (`load`,
+/// so that the load tester's table is what the terminal shows).
+pub enum Output<'a> {
+    Terminal,
+    LogsIn(&'a Path),
+}
+
+impl Output<'_> {
+    fn apply(&self, command: &mut Command, name: &str) -> Result<()> {
+        if let Self::LogsIn(dir) = self {
+            let (stdout, stderr) = log_file(&dir.join(format!("{name}.log")))?;
+            command
+                .stdout(stdout)
+                .stderr(stderr)
+                .env("RUST_LOG", "warn");
+        }
+        Ok(())
+    }
+}
+
+/// Starts auth-server (`issuer`, on `database_url`) and resource-api (introspecting with the seeded
+/// client) on the given loopback addresses, and waits until both answer /readyz.
+pub fn start_servers(
+    auth_address: &str,
+    api_address: &str,
+    issuer: &str,
+    database_url: &str,
+    seeded: &Seed,
+    output: &Output<'_>,
+) -> Result<Children> {
+    let mut children = Children::default();
+    let mut auth_server = Command::new(release_binary("auth-server"));
+    auth_server
+        .args(["serve", "--listen", auth_address, "--issuer", issuer])
+        .env("DATABASE_URL", database_url);
+    output.apply(&mut auth_server, "auth-server")?;
+    children.push(
+        "auth-server",
+        auth_server.spawn().context("starting auth-server")?,
+    );
+    wait_ready(auth_address, "/readyz", "auth-server")?;
+    let mut resource_api = Command::new(release_binary("resource-api"));
+    resource_api
+        .args([
+            "--listen",
+            api_address,
+            "--issuer",
+            issuer,
+            "--introspection-client-id",
+            &seeded.introspection_client_id,
+        ])
+        .env(
+            "RESOURCE_API_INTROSPECTION_SECRET",
+            &seeded.introspection_secret,
+        );
+    output.apply(&mut resource_api, "resource-api")?;
+    children.push(
+        "resource-api",
+        resource_api.spawn().context("starting resource-api")?,
+    );
+    wait_ready(api_address, "/readyz", "resource-api")?;
+    Ok(children)
+}
+
 /// A fresh SQLite database file under `dir` (old files removed), as a URL.
 pub fn fresh_sqlite(dir: &Path) -> Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -245,7 +297,7 @@ pub fn release_binary(name: &str) -> PathBuf {
 }
 
 /// A server's output goes to a log file, so that the load tester's table is what the terminal shows.
-pub fn log_file(path: &Path) -> Result<(Stdio, Stdio)> {
+fn log_file(path: &Path) -> Result<(Stdio, Stdio)> {
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let copy = file.try_clone()?;

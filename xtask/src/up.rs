@@ -3,11 +3,10 @@
 //! commands, and run until Ctrl-C (which both servers receive and handle with a graceful shutdown).
 
 use std::path::Path;
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
-use crate::stack::{Children, fresh_sqlite, release_binary, seed, wait_for, wait_ready};
+use crate::stack::{Output, fresh_sqlite, release_binary, seed, start_servers};
 use crate::{cargo, unix_seconds};
 
 const ISSUER: &str = "http://127.0.0.1:8080";
@@ -30,7 +29,6 @@ pub fn up(args: &[String]) -> Result<()> {
         "resource-api",
     ])?;
     let auth_server = release_binary("auth-server");
-    let resource_api = release_binary("resource-api");
     // A database of the user's keeps its rows: this run's clients and user get their own ids.
     let (database_url, suffix, store) = match database_url {
         Some(url) => (url, format!("-{}", unix_seconds()), "the given database"),
@@ -48,35 +46,14 @@ pub fn up(args: &[String]) -> Result<()> {
         &seeded.username,
     );
 
-    let mut children = Children::default();
-    children.push(
-        "auth-server",
-        Command::new(&auth_server)
-            .args(["serve", "--listen", "127.0.0.1:8080", "--issuer", ISSUER])
-            .env("DATABASE_URL", &database_url)
-            .spawn()
-            .context("starting auth-server")?,
-    );
-    wait_for("127.0.0.1:8080", "auth-server")?;
-    children.push(
-        "resource-api",
-        Command::new(&resource_api)
-            .args([
-                "--listen",
-                "127.0.0.1:8081",
-                "--issuer",
-                ISSUER,
-                "--introspection-client-id",
-                &seeded.introspection_client_id,
-            ])
-            .env(
-                "RESOURCE_API_INTROSPECTION_SECRET",
-                &seeded.introspection_secret,
-            )
-            .spawn()
-            .context("starting resource-api")?,
-    );
-    wait_ready("127.0.0.1:8081", "/readyz", "resource-api")?;
+    let mut children = start_servers(
+        "127.0.0.1:8080",
+        "127.0.0.1:8081",
+        ISSUER,
+        &database_url,
+        &seeded,
+        &Output::Terminal,
+    )?;
 
     println!(
         "

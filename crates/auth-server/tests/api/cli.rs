@@ -2,12 +2,11 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestDatabase};
+use crate::helpers::{Backend, ServedBinary, TestDatabase};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_auth-server");
 
@@ -166,58 +165,16 @@ async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(bac
     assert!(serde_json::from_str::<Value>(out.trim()).unwrap()["kid"].is_string());
 
     // serve: answers, then stops cleanly on SIGTERM.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut server = Command::new(BINARY)
-        .args([
-            "serve",
-            "--listen",
-            &listen,
-            "--issuer",
-            &format!("http://{listen}"),
-        ])
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if http
-            .get(format!("http://{listen}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the server became ready");
-    let token = http
-        .post(format!("http://{listen}/token"))
+    let server = ServedBinary::start(&db.url, "warn", &[]).await;
+    let token = reqwest::Client::new()
+        .post(format!("{}/token", server.base))
         .basic_auth("cli", Some(&secret))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
         .unwrap();
     assert_eq!(token.status(), 200);
-    let status = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || server.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = server.stop().await;
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
 }
 

@@ -644,3 +644,61 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
     }
     fields
 }
+
+/// The real `auth-server serve` process on a free loopback port, ready when returned.
+pub struct ServedBinary {
+    pub base: String,
+    pub child: std::process::Child,
+}
+
+impl ServedBinary {
+    /// Starts `serve` on `database_url` with `RUST_LOG=rust_log` and `extra` flags; stderr is piped (take it
+    /// from `child` and read it, or a chatty log fills the pipe).
+    pub async fn start(database_url: &str, rust_log: &str, extra: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("address")
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let base = format!("http://{listen}");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_auth-server"))
+            .args(["serve", "--listen", &listen, "--issuer", &base])
+            .args(extra)
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", rust_log)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start auth-server serve");
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success())
+            {
+                return Self { base, child };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("auth-server serve never became ready");
+    }
+
+    /// SIGTERM, then the exit status.
+    pub async fn stop(self) -> std::process::ExitStatus {
+        let mut child = self.child;
+        let signalled = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(signalled.success());
+        tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .expect("join")
+            .expect("wait")
+    }
+}

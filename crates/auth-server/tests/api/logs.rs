@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -12,8 +11,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    Backend, REDIRECT_URI, TestDatabase, cookies_from, hidden_fields, location_params,
-    no_redirect_client, param, pkce,
+    Backend, REDIRECT_URI, ServedBinary, TestDatabase, cookies_from, hidden_fields,
+    location_params, no_redirect_client, param, pkce,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_auth-server");
@@ -94,69 +93,38 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
         &mut log,
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(BINARY)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--issuer",
-            &base,
-            "--log-format",
-            "json",
-        ])
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = ServedBinary::start(&db.url, "trace", &["--log-format", "json"]).await;
+    let base = server.base.clone();
     // Read stderr on a thread, so a chatty TRACE log never fills the pipe and stalls the server.
-    let stderr = server.stderr.take().unwrap();
+    let stderr = server.child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut text);
         text
     });
     let http = no_redirect_client();
-    let mut ready = false;
-    for _ in 0..100 {
-        if http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready);
-    let token = |form: Vec<(&'static str, String)>, basic: Option<(&str, &str)>| {
+    // POST /token; the status and the JSON answer.
+    let token = async |form: Vec<(&str, String)>, basic: Option<(&str, &str)>| {
         let mut request = http.post(format!("{base}/token")).form(&form);
         if let Some((id, secret)) = basic {
             request = request.basic_auth(id, Some(secret));
         }
-        request.send()
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        )
     };
 
     // client_credentials, both ways of authenticating, and guesses.
-    let basic: Value = token(
+    let basic = token(
         vec![("grant_type", "client_credentials".into())],
         Some(("machine", &machine_secret)),
     )
     .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let post: Value = token(
+    .1;
+    let post = token(
         vec![
             ("grant_type", "client_credentials".into()),
             ("client_id", "machine".into()),
@@ -165,18 +133,14 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
         None,
     )
     .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .1;
     let guess = "a-guessed-secret-that-must-never-be-logged".to_owned();
-    let refused = token(
+    let (refused, _) = token(
         vec![("grant_type", "client_credentials".into())],
         Some(("machine", &guess)),
     )
-    .await
-    .unwrap();
-    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    .await;
+    assert_eq!(refused, StatusCode::UNAUTHORIZED);
     let access_basic = basic["access_token"].as_str().unwrap().to_owned();
     let access_post = post["access_token"].as_str().unwrap().to_owned();
     let introspected = http
@@ -232,7 +196,7 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
             assert_eq!(redirect.status(), StatusCode::SEE_OTHER);
             let (_, params) = location_params(&redirect);
             let code = param(&params, "code").unwrap().to_owned();
-            let tokens: Value = token(
+            let tokens = token(
                 vec![
                     ("grant_type", "authorization_code".into()),
                     ("code", code.clone()),
@@ -242,12 +206,9 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
                 Some(("web", &web_secret)),
             )
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .1;
             let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
-            let rotated: Value = token(
+            let rotated = token(
                 vec![
                     ("grant_type", "refresh_token".into()),
                     ("refresh_token", refresh.clone()),
@@ -255,20 +216,16 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
                 Some(("web", &web_secret)),
             )
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-            let reuse = token(
+            .1;
+            let (reuse, _) = token(
                 vec![
                     ("grant_type", "refresh_token".into()),
                     ("refresh_token", refresh.clone()),
                 ],
                 Some(("web", &web_secret)),
             )
-            .await
-            .unwrap();
-            assert_eq!(reuse.status(), StatusCode::BAD_REQUEST);
+            .await;
+            assert_eq!(reuse, StatusCode::BAD_REQUEST);
             for cookie in cookies.split("; ") {
                 if let Some((_, value)) = cookie.split_once('=') {
                     secrets.push(("cookie", value.to_owned()));
@@ -290,15 +247,7 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
             ));
         }
     }
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    let exit = tokio::task::spawn_blocking(move || server.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(exit.success());
+    assert!(server.stop().await.success());
     log.push_str(&reader.join().unwrap());
 
     secrets.extend([
