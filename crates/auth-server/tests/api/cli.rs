@@ -1,14 +1,9 @@
 //! The real binary: subcommands, one-line errors, graceful shutdown.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, ServedBinary, TestDatabase};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_auth-server");
+use crate::helpers::{Backend, ServedBinary, TestDatabase, run_cli};
 
 backend_tests!(
     cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm,
@@ -51,31 +46,7 @@ async fn encrypted_keys_need_the_key_encryption_key(backend: Backend) {
 }
 
 fn run(args: &[&str], database_url: &str, stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new(BINARY)
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run auth-server");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    } else {
-        drop(child.stdin.take());
-    }
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    run_cli(args, database_url, stdin, "warn")
 }
 
 async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(backend: Backend) {

@@ -702,3 +702,34 @@ impl ServedBinary {
             .expect("wait")
     }
 }
+
+/// Runs an `auth-server` subcommand on `database_url` with `RUST_LOG=rust_log`, `stdin` written to it;
+/// returns success, stdout and stderr.
+pub fn run_cli(
+    args: &[&str],
+    database_url: &str,
+    stdin: Option<&str>,
+    rust_log: &str,
+) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", rust_log)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run auth-server");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    let output = child.wait_with_output().expect("wait");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -2,9 +2,6 @@
 //! dependency included, through the CLI, every grant, failures, refresh reuse and revocation. Then every
 //! secret, password, code, token, cookie and Basic header of the run is looked for in what it logged.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::StatusCode;
@@ -12,32 +9,17 @@ use serde_json::Value;
 
 use crate::helpers::{
     Backend, REDIRECT_URI, ServedBinary, TestDatabase, cookies_from, hidden_fields,
-    location_params, no_redirect_client, param, pkce,
+    location_params, no_redirect_client, param, pkce, run_cli,
 };
 
-const BINARY: &str = env!("CARGO_BIN_EXE_auth-server");
 const PASSWORD: &str = "a-password-that-must-never-be-logged";
 
 /// Runs a CLI subcommand at TRACE; returns stdout and appends stderr to `log`.
 fn cli(args: &[&str], database_url: &str, stdin: Option<&str>, log: &mut String) -> String {
-    let mut child = Command::new(BINARY)
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    let output = child.wait_with_output().unwrap();
-    log.push_str(&String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{args:?}: {log}");
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let (ok, out, err) = run_cli(args, database_url, stdin, "trace");
+    log.push_str(&err);
+    assert!(ok, "{args:?}: {err}");
+    out
 }
 
 fn secret_of(json: &str) -> String {
