@@ -179,6 +179,96 @@ async fn postgres_outage_is_503_and_recovers_with_nothing_half_written() {
     drop(db);
 }
 
+/// The connection is cut while refresh rotations are in flight, so some die mid-transaction. Whatever each
+/// client was told, the database holds whole rotations only: every live family has exactly one unused
+/// refresh token (none lost, none doubled), and every refresh token was written with its access-token
+/// record. A rotation the client saw succeed is usable after recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cut_during_rotations_leaves_only_whole_rotations() {
+    use sqlx::Connection;
+    const CHAINS: usize = 8;
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let db = TestDatabase::create(&backend).await;
+    let mut url = url::Url::parse(&db.url).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = Proxy::start(upstream).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.address.port())).unwrap();
+    let app = spawn_on(url.as_str(), ManualClock::new(SystemClock.now()), |_| {}).await;
+    let web = app.web_client(true).await;
+    app.create_user("alice").await;
+    let mut tokens = Vec::new();
+    for _ in 0..CHAINS {
+        let issued = app.code_flow(&web, "alice").await;
+        tokens.push(issued["refresh_token"].as_str().unwrap().to_owned());
+    }
+    // Cuts at several moments, so that across rounds some rotations finish, some never start, and some
+    // die between their statements.
+    for delay_ms in [2u64, 6, 12, 25, 50] {
+        let mut requests = tokio::task::JoinSet::new();
+        for (chain, token) in tokens.iter().enumerate() {
+            let request = app
+                .http
+                .post(app.url("/token"))
+                .basic_auth(&web.id, web.secret.as_deref())
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", token)]);
+            requests.spawn(async move { (chain, request.send().await) });
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        proxy.cut();
+        let mut answers = Vec::new();
+        while let Some(joined) = requests.join_next().await {
+            let (chain, response) = joined.unwrap();
+            let response = response.unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            assert!(
+                status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+                "chain {chain}: {status} {body}"
+            );
+            answers.push((chain, status, body));
+        }
+        proxy.restore();
+        wait_for_readyz(&app, StatusCode::OK).await;
+        for (chain, status, body) in answers {
+            if status == StatusCode::OK {
+                // The client was told: the new token is the one to use, and it works.
+                let next = body["refresh_token"].as_str().unwrap().to_owned();
+                let (again, again_body) = refresh(&app, &web, &next).await;
+                assert_eq!(again, StatusCode::OK, "chain {chain}: {again_body}");
+                tokens[chain] = again_body["refresh_token"].as_str().unwrap().to_owned();
+            }
+        }
+    }
+    let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let families: Vec<(String, bool, i64, i64, i64)> = sqlx::query_as(
+        "select f.family_id, f.revoked_at is not null, \
+           (select count(*) from refresh_token r where r.family_id = f.family_id and r.used_at is null), \
+           (select count(*) from refresh_token r where r.family_id = f.family_id), \
+           (select count(*) from issued_access_token a where a.family_id = f.family_id) \
+         from token_family f",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(families.len(), CHAINS);
+    for (family, revoked, unused, refresh_tokens, access_tokens) in families {
+        if !revoked {
+            assert_eq!(unused, 1, "family {family}: unused refresh tokens");
+        }
+        assert_eq!(
+            refresh_tokens, access_tokens,
+            "family {family}: each refresh token written with its access token"
+        );
+    }
+    admin.close().await.unwrap();
+    drop(app);
+    drop(db);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locked_sqlite_is_503_and_recovers_with_nothing_half_written() {
     use sqlx::Connection;
