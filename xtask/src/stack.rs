@@ -318,3 +318,53 @@ mod tests {
         assert_eq!(json_string_member(output, "missing"), None);
     }
 }
+
+#[cfg(test)]
+mod compose_tests {
+    use std::path::Path;
+
+    /// Every `.rs` file below `dir`, as text.
+    fn sources(dir: &Path, into: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, into);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                into.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+
+    /// docker-compose.yml cannot be run here (no Docker engine), so at least its configuration must name
+    /// only variables the binaries read: a renamed flag would otherwise break it silently.
+    #[test]
+    fn docker_compose_sets_only_variables_the_binaries_read() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+        let mut code = String::new();
+        sources(&root.join("crates"), &mut code);
+        let mut checked = 0;
+        for line in compose.lines() {
+            let name = line
+                .trim_start()
+                .trim_start_matches("- ")
+                .split(':')
+                .next()
+                .unwrap_or("");
+            let ours = ["AUTH_", "RESOURCE_API_", "LOADTEST_"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix));
+            if ours && name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                assert!(
+                    code.contains(&format!("\"{name}\"")),
+                    "docker-compose.yml sets {name}, which no binary reads"
+                );
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 10,
+            "only {checked} variables found: is the parser still right?"
+        );
+    }
+}
