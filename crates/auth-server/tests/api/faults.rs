@@ -199,29 +199,31 @@ async fn postgres_cut_during_rotations_leaves_only_whole_rotations() {
     let app = spawn_on(url.as_str(), ManualClock::new(SystemClock.now()), |_| {}).await;
     let web = app.web_client(true).await;
     app.create_user("alice").await;
-    let mut tokens = Vec::new();
-    for _ in 0..CHAINS {
+    // The live chains: their current refresh token.
+    let mut chains: Vec<(usize, String)> = Vec::new();
+    for chain in 0..CHAINS {
         let issued = app.code_flow(&web, "alice").await;
-        tokens.push(issued["refresh_token"].as_str().unwrap().to_owned());
+        chains.push((chain, issued["refresh_token"].as_str().unwrap().to_owned()));
     }
     // Cuts at several moments, so that across rounds some rotations finish, some never start, and some
     // die between their statements.
     for delay_ms in [2u64, 6, 12, 25, 50] {
         let mut requests = tokio::task::JoinSet::new();
-        for (chain, token) in tokens.iter().enumerate() {
+        for (chain, token) in &chains {
             let request = app
                 .http
                 .post(app.url("/token"))
                 .basic_auth(&web.id, web.secret.as_deref())
                 .form(&[("grant_type", "refresh_token"), ("refresh_token", token)]);
-            requests.spawn(async move { (chain, request.send().await) });
+            let (chain, token) = (*chain, token.clone());
+            requests.spawn(async move { (chain, token, request.send().await) });
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         proxy.cut();
         let mut answers = Vec::new();
         while let Some(joined) = requests.join_next().await {
-            let (chain, response) = joined.unwrap();
+            let (chain, token, response) = joined.unwrap();
             let response = response.unwrap();
             let status = response.status();
             let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -229,17 +231,36 @@ async fn postgres_cut_during_rotations_leaves_only_whole_rotations() {
                 status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
                 "chain {chain}: {status} {body}"
             );
-            answers.push((chain, status, body));
+            answers.push((chain, token, status, body));
         }
         proxy.restore();
         wait_for_readyz(&app, StatusCode::OK).await;
-        for (chain, status, body) in answers {
+        chains.clear();
+        for (chain, token, status, body) in answers {
             if status == StatusCode::OK {
                 // The client was told: the new token is the one to use, and it works.
                 let next = body["refresh_token"].as_str().unwrap().to_owned();
                 let (again, again_body) = refresh(&app, &web, &next).await;
                 assert_eq!(again, StatusCode::OK, "chain {chain}: {again_body}");
-                tokens[chain] = again_body["refresh_token"].as_str().unwrap().to_owned();
+                chains.push((
+                    chain,
+                    again_body["refresh_token"].as_str().unwrap().to_owned(),
+                ));
+                continue;
+            }
+            // 503: the rotation either rolled back (the old token still works) or committed while its
+            // answer was lost with the connection (the old token is now used, and presenting it again is
+            // reuse, which revokes the family, RFC 9700 §4.14.2). Both are whole; nothing in between.
+            let (again, again_body) = refresh(&app, &web, &token).await;
+            match again {
+                StatusCode::OK => chains.push((
+                    chain,
+                    again_body["refresh_token"].as_str().unwrap().to_owned(),
+                )),
+                StatusCode::BAD_REQUEST => {
+                    assert_eq!(again_body["error"], "invalid_grant", "chain {chain}");
+                }
+                other => panic!("chain {chain}: {other} {again_body}"),
             }
         }
     }
