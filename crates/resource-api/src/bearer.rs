@@ -173,6 +173,54 @@ struct Discovered {
     introspection_endpoint: Option<String>,
 }
 
+/// Recently verified tokens by digest, in shards: an insert, and the eviction a full shard needs, locks one
+/// shard, so lookups of other tokens go on and an eviction scans 1/SHARDS of the entries. (One map behind
+/// one lock made every fresh token take the global write lock, and a full cache stop every reader while it
+/// was swept: the fresh-token p99 in docs/benchmarks.md.)
+struct VerifiedCache {
+    shards: Box<[Shard]>,
+    shard_capacity: usize,
+}
+
+type Shard = RwLock<HashMap<SecretDigest, Arc<AccessTokenClaims>>>;
+
+const SHARDS: usize = 16;
+
+impl VerifiedCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            shard_capacity: capacity.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    fn shard(&self, digest: &SecretDigest) -> &Shard {
+        // SHA-256 is uniform: any byte spreads tokens evenly over the shards.
+        &self.shards[usize::from(digest.as_bytes()[31]) % SHARDS]
+    }
+
+    fn get(&self, digest: &SecretDigest) -> Option<Arc<AccessTokenClaims>> {
+        self.shard(digest)
+            .read()
+            .ok()
+            .and_then(|shard| shard.get(digest).cloned())
+    }
+
+    fn insert(&self, digest: SecretDigest, claims: Arc<AccessTokenClaims>, now: i64, leeway: i64) {
+        let Ok(mut shard) = self.shard(&digest).write() else {
+            return;
+        };
+        if shard.len() >= self.shard_capacity {
+            shard.retain(|_, cached| now <= cached.exp + leeway);
+            if shard.len() >= self.shard_capacity {
+                // Still full of live tokens: start over rather than grow without bound.
+                shard.clear();
+            }
+        }
+        shard.insert(digest, claims);
+    }
+}
+
 struct Inner {
     config: BearerConfig,
     http: reqwest::Client,
@@ -180,7 +228,7 @@ struct Inner {
     policy: ValidationPolicy,
     discovered: RwLock<Option<Arc<Discovered>>>,
     discovery: Mutex<Option<Instant>>,
-    verified: RwLock<HashMap<SecretDigest, Arc<AccessTokenClaims>>>,
+    verified: VerifiedCache,
     introspected: RwLock<HashMap<SecretDigest, (bool, Instant)>>,
 }
 
@@ -202,6 +250,7 @@ impl BearerAuth {
     /// A validator for tokens of `config.issuer`. Nothing is fetched until [`BearerAuth::discover`] or the
     /// first request; an issuer that is down only delays readiness.
     pub fn new(config: BearerConfig, http: reqwest::Client, clock: SharedClock) -> Self {
+        let verified = VerifiedCache::new(config.verified_cache_capacity);
         let policy = ValidationPolicy::new(
             config.issuer.clone(),
             config.audience.clone(),
@@ -215,7 +264,7 @@ impl BearerAuth {
                 policy,
                 discovered: RwLock::new(None),
                 discovery: Mutex::new(None),
-                verified: RwLock::new(HashMap::new()),
+                verified,
                 introspected: RwLock::new(HashMap::new()),
             }),
         }
@@ -295,13 +344,7 @@ impl BearerAuth {
     pub async fn verify(&self, token: &str) -> Result<Arc<AccessTokenClaims>, BearerError> {
         let digest = SecretDigest::of(token);
         let now = self.inner.clock.now();
-        if let Some(claims) = self
-            .inner
-            .verified
-            .read()
-            .ok()
-            .and_then(|cache| cache.get(&digest).cloned())
-        {
+        if let Some(claims) = self.inner.verified.get(&digest) {
             // An entry never outlives its token (same leeway as a fresh verification).
             if now <= claims.exp + self.inner.policy.leeway() {
                 return Ok(claims);
@@ -324,23 +367,10 @@ impl BearerAuth {
                 return Err(BearerError::Unavailable(error.to_string()));
             }
         };
-        self.remember(digest, claims.clone(), now);
+        self.inner
+            .verified
+            .insert(digest, claims.clone(), now, self.inner.policy.leeway());
         Ok(claims)
-    }
-
-    fn remember(&self, digest: SecretDigest, claims: Arc<AccessTokenClaims>, now: i64) {
-        let Ok(mut cache) = self.inner.verified.write() else {
-            return;
-        };
-        if cache.len() >= self.inner.config.verified_cache_capacity {
-            let leeway = self.inner.policy.leeway();
-            cache.retain(|_, cached| now <= cached.exp + leeway);
-            if cache.len() >= self.inner.config.verified_cache_capacity {
-                // Still full of live tokens: start over rather than grow without bound.
-                cache.clear();
-            }
-        }
-        cache.insert(digest, claims);
     }
 
     /// Asks the issuer whether the token is still active (RFC 7662), reusing an answer for a few seconds.
@@ -499,6 +529,50 @@ mod tests {
             builder = builder.header(header::AUTHORIZATION, value);
         }
         builder.body(()).unwrap().into_parts().0
+    }
+
+    fn claims(exp: i64) -> Arc<AccessTokenClaims> {
+        Arc::new(AccessTokenClaims {
+            iss: "https://as.example".into(),
+            sub: "alice".into(),
+            aud: auth_core::token::Audience::One("resource-api".into()),
+            client_id: "app".into(),
+            scope: auth_core::scope::ScopeSet::empty(),
+            iat: exp - 900,
+            exp,
+            nbf: None,
+            jti: "j".into(),
+            auth_time: None,
+        })
+    }
+
+    #[test]
+    fn the_verified_cache_stays_bounded_and_sweeps_expired_entries_first() {
+        let cache = VerifiedCache::new(160);
+        let now = 1_000;
+        let live = SecretDigest::of("live");
+        cache.insert(live, claims(now + 900), now, 60);
+        // Far more expired entries than the cache holds: every full shard sweeps them, and the live
+        // entry survives every sweep of its shard.
+        for i in 0..10_000 {
+            cache.insert(
+                SecretDigest::of(&format!("old-{i}")),
+                claims(now - 100),
+                now,
+                60,
+            );
+        }
+        let sizes: Vec<usize> = cache
+            .shards
+            .iter()
+            .map(|shard| shard.read().unwrap().len())
+            .collect();
+        assert!(
+            sizes.iter().all(|size| *size <= 10),
+            "bounded per shard: {sizes:?}"
+        );
+        assert_eq!(cache.get(&live).map(|claims| claims.exp), Some(now + 900));
+        assert!(cache.get(&SecretDigest::of("never-inserted")).is_none());
     }
 
     #[test]
