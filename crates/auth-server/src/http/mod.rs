@@ -5,14 +5,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use tower::ServiceBuilder;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
@@ -27,8 +21,6 @@ pub mod wellknown;
 /// Request bodies over this are refused with 413 (SPEC §3).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
 /// The whole application.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let issuer_path = state.settings.issuer_path.clone();
@@ -42,20 +34,12 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         Some(path) => routes.clone().nest(path, routes),
         None => routes,
     };
-    routes
-        .layer(middleware::from_fn(track_metrics))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                    let request_id = request.headers().get(REQUEST_ID).and_then(|value| value.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
-                }))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
-                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
-        )
-        .with_state(state)
+    service_kit::with_request_layers(
+        routes.layer(middleware::from_fn(track_metrics)),
+        request_timeout,
+        MAX_BODY_BYTES,
+    )
+    .with_state(state)
 }
 
 /// Request count and latency per route (the matched pattern, so ids in paths do not explode the labels).

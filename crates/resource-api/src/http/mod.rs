@@ -7,22 +7,19 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRef, MatchedPath, Path, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use metrics_exporter_prometheus::PrometheusRecorder;
 use serde::Deserialize;
-use tower::ServiceBuilder;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::bearer::{Authenticated, BearerAuth, BearerError};
 use crate::items::ItemStore;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Slower requests get 408; larger bodies 413.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -44,26 +41,15 @@ impl FromRef<ApiState> for BearerAuth {
 
 /// The application.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/protected", get(protected_get))
         .route("/items", get(items_list_get).post(items_create_post))
         .route("/items/{id}", delete(items_delete))
         .route("/healthz", get(health_live_get))
         .route("/readyz", get(health_ready_get))
         .route("/metrics", get(health_metrics_get))
-        .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                    let request_id = request.headers().get(REQUEST_ID).and_then(|value| value.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
-                }))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(10)))
-                .layer(RequestBodyLimitLayer::new(64 * 1024)),
-        )
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), track_metrics));
+    service_kit::with_request_layers(routes, REQUEST_TIMEOUT, MAX_BODY_BYTES).with_state(state)
 }
 
 async fn protected_get(auth: Authenticated) -> Json<serde_json::Value> {
