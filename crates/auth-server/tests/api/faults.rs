@@ -80,6 +80,20 @@ impl Drop for Proxy {
     }
 }
 
+/// A fresh PostgreSQL database and a server that reaches it through a [`Proxy`]; `None` (with the
+/// printed reason) when DATABASE_URL names no PostgreSQL.
+async fn behind_proxy() -> Option<(TestDatabase, Proxy, TestApp)> {
+    let backend = Backend::postgres()?;
+    let db = TestDatabase::create(&backend).await;
+    let mut url = url::Url::parse(&db.url).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = Proxy::start(upstream).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.address.port())).unwrap();
+    let app = spawn_on(url.as_str(), ManualClock::new(SystemClock.now()), |_| {}).await;
+    Some((db, proxy, app))
+}
+
 async fn readyz(app: &TestApp) -> StatusCode {
     app.http
         .get(app.url("/readyz"))
@@ -137,16 +151,9 @@ async fn refresh_token(app: &TestApp) -> (TestClient, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_is_503_and_recovers_with_nothing_half_written() {
-    let Some(backend) = Backend::postgres() else {
+    let Some((db, proxy, app)) = behind_proxy().await else {
         return;
     };
-    let db = TestDatabase::create(&backend).await;
-    let mut url = url::Url::parse(&db.url).unwrap();
-    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
-    let proxy = Proxy::start(upstream).await;
-    url.set_host(Some("127.0.0.1")).unwrap();
-    url.set_port(Some(proxy.address.port())).unwrap();
-    let app = spawn_on(url.as_str(), ManualClock::new(SystemClock.now()), |_| {}).await;
     let (web, first) = refresh_token(&app).await;
     let machine = app.machine_client().await;
     let access = app.access_token(&machine).await;
@@ -187,16 +194,9 @@ async fn postgres_outage_is_503_and_recovers_with_nothing_half_written() {
 async fn postgres_cut_during_rotations_leaves_only_whole_rotations() {
     use sqlx::Connection;
     const CHAINS: usize = 8;
-    let Some(backend) = Backend::postgres() else {
+    let Some((db, proxy, app)) = behind_proxy().await else {
         return;
     };
-    let db = TestDatabase::create(&backend).await;
-    let mut url = url::Url::parse(&db.url).unwrap();
-    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
-    let proxy = Proxy::start(upstream).await;
-    url.set_host(Some("127.0.0.1")).unwrap();
-    url.set_port(Some(proxy.address.port())).unwrap();
-    let app = spawn_on(url.as_str(), ManualClock::new(SystemClock.now()), |_| {}).await;
     let web = app.web_client(true).await;
     app.create_user("alice").await;
     // The live chains: their current refresh token.
