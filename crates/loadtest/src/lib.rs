@@ -31,7 +31,7 @@ pub async fn run(
     let target = Target::discover(target, &client)
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))?;
-    scenarios::preflight(&target, kind).await?;
+    scenarios::preflight(&target, kind, &client).await?;
     let target = Arc::new(target);
     // The telnet controller would listen on a fixed port (two runs at once would collide); a bounded run
     // does not need it. (The WebSocket controller is off unless asked for.)

@@ -67,6 +67,33 @@ fn tokens<E: Exchange>(exchange: &mut E, name: &str, reply: Reply) -> Result<Tok
     })
 }
 
+/// POST to the token endpoint (RFC 6749 §3.2), with HTTP Basic as the confidential client when `basic`,
+/// else as the public client (its `client_id` is in the form).
+async fn token_request<E: Exchange>(
+    exchange: &mut E,
+    target: &Target,
+    name: &str,
+    form: &[(&str, &str)],
+    basic: bool,
+) -> Result<Reply, FlowError> {
+    let step = Step {
+        name,
+        method: Method::POST,
+        url: &target.token_endpoint,
+        expect: &[200],
+    };
+    exchange
+        .exchange(step, |request| {
+            let request = request.form(form);
+            if basic {
+                request.basic_auth(&target.args.client_id, Some(&target.args.client_secret))
+            } else {
+                request
+            }
+        })
+        .await
+}
+
 /// RFC 6749 §4.4: a client_credentials token.
 pub async fn client_credentials<E: Exchange>(
     exchange: &mut E,
@@ -79,19 +106,7 @@ pub async fn client_credentials<E: Exchange>(
     if let Some(resource) = &target.args.resource {
         form.push(("resource", resource));
     }
-    let step = Step {
-        name: step::CLIENT_CREDENTIALS,
-        method: Method::POST,
-        url: &target.token_endpoint,
-        expect: &[200],
-    };
-    let reply = exchange
-        .exchange(step, |request| {
-            request
-                .basic_auth(&target.args.client_id, Some(&target.args.client_secret))
-                .form(&form)
-        })
-        .await?;
+    let reply = token_request(exchange, target, step::CLIENT_CREDENTIALS, &form, true).await?;
     tokens(exchange, step::CLIENT_CREDENTIALS, reply)
 }
 
@@ -102,21 +117,12 @@ pub async fn refresh<E: Exchange>(
     target: &Target,
     refresh_token: &str,
 ) -> Result<Tokens, FlowError> {
-    let step = Step {
-        name: step::REFRESH,
-        method: Method::POST,
-        url: &target.token_endpoint,
-        expect: &[200],
-    };
-    let reply = exchange
-        .exchange(step, |request| {
-            request.form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-                ("client_id", &target.args.public_client_id),
-            ])
-        })
-        .await?;
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", &target.args.public_client_id),
+    ];
+    let reply = token_request(exchange, target, step::REFRESH, &form, false).await?;
     let json = reply.json().unwrap_or(Value::Null);
     if json.get("refresh_token").and_then(Value::as_str).is_none() {
         return Err(exchange.reject(
@@ -340,22 +346,13 @@ pub async fn authorization_code<E: Exchange>(
         }
         Err(reason) => return Err(exchange.reject(step::CONSENT, reply, reason)),
     };
-    let step = Step {
-        name: step::CODE_EXCHANGE,
-        method: Method::POST,
-        url: &target.token_endpoint,
-        expect: &[200],
-    };
-    let reply = exchange
-        .exchange(step, |request| {
-            request.form(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &args.redirect_uri),
-                ("client_id", &args.public_client_id),
-                ("code_verifier", &verifier),
-            ])
-        })
-        .await?;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", &args.redirect_uri),
+        ("client_id", &args.public_client_id),
+        ("code_verifier", &verifier),
+    ];
+    let reply = token_request(exchange, target, step::CODE_EXCHANGE, &form, false).await?;
     tokens(exchange, step::CODE_EXCHANGE, reply)
 }

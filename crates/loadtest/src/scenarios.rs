@@ -92,9 +92,12 @@ pub fn http_client() -> reqwest::ClientBuilder {
 
 /// Runs each part of `kind` once, outside the measurement, so that a wrong URL, client secret or password
 /// stops the run with one clear message instead of a report full of errors.
-pub async fn preflight(target: &Target, kind: ScenarioKind) -> anyhow::Result<()> {
-    let client = http_client().build()?;
-    let mut direct = Direct(client);
+pub async fn preflight(
+    target: &Target,
+    kind: ScenarioKind,
+    client: &reqwest::Client,
+) -> anyhow::Result<()> {
+    let mut direct = Direct(client.clone());
     let args = &target.args;
     if kind.uses_client_credentials() {
         let tokens = oauth::client_credentials(&mut direct, target)
