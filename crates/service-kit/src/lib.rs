@@ -156,12 +156,74 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing requests in flight");
 }
 
+/// For the tests of services built on [`serve`].
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use std::future::Future;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// What a slow-header client saw.
+    pub struct Trickle {
+        /// The server closed the connection within the 10 s the client kept trickling.
+        pub closed: bool,
+        /// Whatever the server sent before closing (hyper may answer 408).
+        pub received: String,
+    }
+
+    /// Connects to `address`, sends `request_line` and a Host header, then one more header line every
+    /// 100 ms for up to 10 s, never ending the headers; after the third line it awaits `meanwhile` (a
+    /// well-behaved client's request). Stops as soon as the server closes the connection.
+    pub async fn trickle_headers(
+        address: SocketAddr,
+        request_line: &str,
+        meanwhile: impl Future<Output = ()>,
+    ) -> std::io::Result<Trickle> {
+        let mut slow = tokio::net::TcpStream::connect(address).await?;
+        slow.write_all(format!("{request_line}\r\nHost: x\r\n").as_bytes())
+            .await?;
+        let mut meanwhile = Some(meanwhile);
+        let mut received = Vec::new();
+        for i in 0..100 {
+            if slow
+                .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return Ok(Trickle::new(true, &received));
+            }
+            let mut buffer = [0u8; 512];
+            match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buffer)).await {
+                Ok(Ok(0) | Err(_)) => return Ok(Trickle::new(true, &received)),
+                Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+                Err(_) => {}
+            }
+            if i == 2
+                && let Some(meanwhile) = meanwhile.take()
+            {
+                meanwhile.await;
+            }
+        }
+        Ok(Trickle::new(false, &received))
+    }
+
+    impl Trickle {
+        fn new(closed: bool, received: &[u8]) -> Self {
+            Self {
+                closed,
+                received: String::from_utf8_lossy(received).into_owned(),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::routing::get;
     use std::net::SocketAddr;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn start(
         limits: ServeLimits,
@@ -183,16 +245,19 @@ mod tests {
         (address, stop, handle)
     }
 
-    #[tokio::test]
-    async fn handlers_see_the_peer_address() {
-        let (address, _stop, _) = start(ServeLimits::default()).await;
-        let body = reqwest::get(format!("http://{address}/peer"))
+    async fn peer(address: SocketAddr) -> String {
+        reqwest::get(format!("http://{address}/peer"))
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
-        assert_eq!(body, "127.0.0.1");
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn handlers_see_the_peer_address() {
+        let (address, _stop, _) = start(ServeLimits::default()).await;
+        assert_eq!(peer(address).await, "127.0.0.1");
     }
 
     #[tokio::test]
@@ -202,43 +267,21 @@ mod tests {
             drain_timeout: Duration::from_secs(1),
         };
         let (address, _stop, _) = start(limits).await;
-        let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
-        slow.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n")
-            .await
-            .unwrap();
-        // One header line every 100 ms, for up to 10 s: the server must close the connection long before.
-        let mut closed = false;
-        for i in 0..100 {
-            if slow
-                .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
-                .await
-                .is_err()
-            {
-                closed = true;
-                break;
-            }
-            let mut buffer = [0u8; 256];
-            match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buffer)).await {
-                Ok(Ok(0) | Err(_)) => {
-                    closed = true;
-                    break;
-                }
-                // Whatever hyper answers (a 408), the request never reached the router.
-                Ok(Ok(n)) => assert!(!String::from_utf8_lossy(&buffer[..n]).contains("127.0.0.1")),
-                Err(_) => {}
-            }
-            // Meanwhile a well-behaved client is served.
-            if i == 2 {
-                let body = reqwest::get(format!("http://{address}/peer"))
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
-                assert_eq!(body, "127.0.0.1");
-            }
-        }
-        assert!(closed, "the slow connection was still open after 10 s");
+        let trickle = testing::trickle_headers(address, "GET /peer HTTP/1.1", async {
+            assert_eq!(peer(address).await, "127.0.0.1");
+        })
+        .await
+        .unwrap();
+        assert!(
+            trickle.closed,
+            "the slow connection was still open after 10 s"
+        );
+        // Whatever hyper answered (a 408), the request never reached the router.
+        assert!(
+            !trickle.received.contains("127.0.0.1"),
+            "{}",
+            trickle.received
+        );
     }
 
     #[tokio::test]

@@ -2,10 +2,7 @@
 //! throttles or cuts them off and keeps serving everyone else. Both are about the HTTP layer and the
 //! in-memory throttle, so they run on SQLite only.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{Backend, TestClient, spawn_app, spawn_app_with};
 
@@ -85,35 +82,21 @@ async fn ten_thousand_bad_secrets_are_throttled_and_others_keep_being_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_trickling_its_headers_is_cut_off_while_others_are_served() {
     let app = spawn_app_with(Backend::Sqlite, |serve| serve.header_read_timeout_ms = 500).await;
-    let mut slow = tokio::net::TcpStream::connect(app.address).await.unwrap();
-    slow.write_all(b"POST /token HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    let mut closed = false;
-    // A header line every 100 ms for up to 10 s; the server must hang up long before.
-    for i in 0..100 {
-        if slow
-            .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
-            .await
-            .is_err()
-        {
-            closed = true;
-            break;
-        }
-        let mut buffer = [0u8; 512];
-        match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buffer)).await {
-            Ok(Ok(0) | Err(_)) => {
-                closed = true;
-                break;
-            }
-            // hyper may answer 408 before closing; the request never reached a handler.
-            Ok(Ok(n)) => assert!(!String::from_utf8_lossy(&buffer[..n]).contains("invalid_client")),
-            Err(_) => {}
-        }
-        if i == 2 {
+    let trickle =
+        service_kit::testing::trickle_headers(app.address, "POST /token HTTP/1.1", async {
             let response = app.http.get(app.url("/healthz")).send().await.unwrap();
             assert_eq!(response.status(), StatusCode::OK);
-        }
-    }
-    assert!(closed, "the trickling connection was still open after 10 s");
+        })
+        .await
+        .unwrap();
+    assert!(
+        trickle.closed,
+        "the trickling connection was still open after 10 s"
+    );
+    // hyper may answer 408 before closing; the request never reached a handler.
+    assert!(
+        !trickle.received.contains("invalid_client"),
+        "{}",
+        trickle.received
+    );
 }
