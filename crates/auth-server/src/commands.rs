@@ -1,4 +1,4 @@
-//! The one-shot subcommands: `migrate`, `client create`, `user create`, `keys rotate`.
+//! The one-shot subcommands: `migrate`, `client create`, `user create`, `keys rotate`, `keys generate-kek`.
 
 use std::io::Read;
 
@@ -167,6 +167,15 @@ pub async fn keys_rotate(
     println!(
         "{}",
         serde_json::json!({ "kid": key.kid(), "alg": rotate.signing_alg.as_str(), "active_from": active_from })
+    );
+    Ok(())
+}
+
+/// `keys generate-kek`: a new key-encryption key on one line, nothing else (so `$(…)` captures it).
+pub fn keys_generate_kek() -> Result<()> {
+    println!(
+        "{}",
+        KeyEncryptionKey::generate_base64().context("generating a key-encryption key")?
     );
     Ok(())
 }

@@ -70,12 +70,16 @@ pub struct Cli {
         global = true
     )]
     pub log_format: LogFormat,
-    /// 32 bytes, base64: encrypts signing keys at rest (AES-256-GCM).
+    /// Encrypts signing keys at rest (AES-256-GCM): 32 bytes as base64url, as `keys generate-kek` prints
+    /// it. Prefer the variable: a flag's value shows in process listings.
     #[arg(
         long,
         env = "AUTH_KEY_ENCRYPTION_KEY",
         global = true,
-        hide_env_values = true
+        hide_env_values = true,
+        // A base64url key starts with '-' one time in 64: without this, clap reads it as a flag.
+        allow_hyphen_values = true,
+        value_name = "KEY"
     )]
     pub key_encryption_key: Option<Secret>,
     /// What to do.
@@ -225,6 +229,8 @@ pub struct UserCreate {
 pub enum KeysCommand {
     /// Add a new signing key: published at once, signing after --activate-after seconds.
     Rotate(KeysRotate),
+    /// Print a new key-encryption key (one line, nothing else) for AUTH_KEY_ENCRYPTION_KEY.
+    GenerateKek,
 }
 
 /// `keys rotate`.
@@ -306,6 +312,28 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_key_encryption_key_starting_with_a_dash_is_a_value_in_every_form() {
+        const KEY: &str = "-AECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+        for args in [
+            &["auth-server", "--key-encryption-key", KEY, "migrate"][..],
+            &[
+                "auth-server",
+                &format!("--key-encryption-key={KEY}"),
+                "migrate",
+            ][..],
+            // Global: after the subcommand too.
+            &["auth-server", "migrate", "--key-encryption-key", KEY][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(
+                cli.key_encryption_key.as_ref().map(Secret::expose),
+                Some(KEY),
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

@@ -20,17 +20,37 @@ use crate::store::SqlStore;
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
-    let kek = match &cli.key_encryption_key {
-        Some(text) => {
-            Some(KeyEncryptionKey::from_base64(text.expose()).context("AUTH_KEY_ENCRYPTION_KEY")?)
-        }
-        None => None,
-    };
     match cli.command {
+        // Needs no database and no configured key (a malformed one may be the very key being replaced).
+        Command::Keys(KeysCommand::GenerateKek) => commands::keys_generate_kek(),
+        command => {
+            let kek = match &cli.key_encryption_key {
+                Some(text) => Some(
+                    KeyEncryptionKey::from_base64(text.expose())
+                        .context("--key-encryption-key (AUTH_KEY_ENCRYPTION_KEY)")?,
+                ),
+                None => None,
+            };
+            run_with_database(command, cli.database_url, kek).await
+        }
+    }
+}
+
+async fn run_with_database(
+    command: Command,
+    database_url: String,
+    kek: Option<KeyEncryptionKey>,
+) -> Result<()> {
+    let connect = || async {
+        SqlStore::connect(&database_url, 1)
+            .await
+            .context("connecting to the database")
+    };
+    match command {
         Command::Serve(serve) => {
             let application = Application::build(ApplicationConfig {
                 serve,
-                database_url: cli.database_url,
+                database_url: database_url.clone(),
                 key_encryption_key: kek,
                 clock: std::sync::Arc::new(auth_core::clock::SystemClock),
             })
@@ -38,30 +58,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             application.run_until_stopped().await
         }
         Command::Migrate => {
-            let store = SqlStore::connect(&cli.database_url, 1)
-                .await
-                .context("connecting to the database")?;
-            store.close().await;
+            connect().await?.close().await;
             println!("migrations applied");
             Ok(())
         }
         Command::Client(ClientCommand::Create(create)) => {
-            let store = SqlStore::connect(&cli.database_url, 1)
-                .await
-                .context("connecting to the database")?;
-            commands::client_create(&store, &create).await
+            commands::client_create(&connect().await?, &create).await
         }
         Command::User(UserCommand::Create(create)) => {
-            let store = SqlStore::connect(&cli.database_url, 1)
-                .await
-                .context("connecting to the database")?;
-            commands::user_create(&store, &create).await
+            commands::user_create(&connect().await?, &create).await
         }
         Command::Keys(KeysCommand::Rotate(rotate)) => {
-            let store = SqlStore::connect(&cli.database_url, 1)
-                .await
-                .context("connecting to the database")?;
-            commands::keys_rotate(&store, &rotate, kek.as_ref()).await
+            commands::keys_rotate(&connect().await?, &rotate, kek.as_ref()).await
         }
+        Command::Keys(KeysCommand::GenerateKek) => commands::keys_generate_kek(),
     }
 }

@@ -21,13 +21,15 @@ pub struct TargetArgs {
     /// Confidential client with the client_credentials grant (issue, validate, introspect, mixed)
     #[arg(long, env = "LOADTEST_CLIENT_ID", default_value = "demo")]
     pub client_id: String,
-    /// Secret of --client-id (sent with HTTP Basic)
+    /// Secret of --client-id (sent with HTTP Basic). A generated secret may start with '-': it is still
+    /// read as the value
     #[arg(
         long,
         env = "LOADTEST_CLIENT_SECRET",
         default_value = "",
         hide_default_value = true,
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     pub client_secret: String,
     /// Scope asked for with client_credentials (none: the client's default)
@@ -58,7 +60,8 @@ pub struct TargetArgs {
         env = "LOADTEST_PASSWORD",
         default_value = "",
         hide_default_value = true,
-        hide_env_values = true
+        hide_env_values = true,
+        allow_hyphen_values = true
     )]
     pub password: String,
 }
@@ -178,5 +181,36 @@ impl Target {
                 step: "discovery".into(),
                 reason: format!("{} publishes no introspection_endpoint", self.issuer),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        target: TargetArgs,
+    }
+
+    #[test]
+    fn a_secret_or_password_starting_with_a_dash_is_a_value() {
+        // `client create` prints 256-bit base64url secrets: one in 64 starts with '-'.
+        let cli = Cli::try_parse_from([
+            "loadtest",
+            "--client-secret",
+            "-dGVzdA_secret",
+            "--password",
+            "-p4ss",
+        ])
+        .map_err(|error| error.to_string());
+        let cli = match cli {
+            Ok(cli) => cli,
+            Err(error) => panic!("{error}"),
+        };
+        assert_eq!(cli.target.client_secret, "-dGVzdA_secret");
+        assert_eq!(cli.target.password, "-p4ss");
     }
 }

@@ -711,9 +711,21 @@ pub fn run_cli(
     stdin: Option<&str>,
     rust_log: &str,
 ) -> (bool, String, String) {
+    run_cli_with_env(args, &[], database_url, stdin, rust_log)
+}
+
+/// [`run_cli`] with extra environment variables.
+pub fn run_cli_with_env(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    database_url: &str,
+    stdin: Option<&str>,
+    rust_log: &str,
+) -> (bool, String, String) {
     use std::io::Write;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_auth-server"))
         .args(args)
+        .envs(envs.iter().copied())
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", rust_log)
         .stdin(std::process::Stdio::piped())
