@@ -1,49 +1,17 @@
-//! Command line and environment (SPEC §2): every flag also reads an `AUTH_…` variable; defaults give a
-//! working server with no flags.
+//! The command line (docs/operations.md lists every flag): `serve` and the global flags also read an
+//! `AUTH_…` environment variable; the flags of the one-shot subcommands are command-line only. The clap
+//! attributes below are the one source of defaults, and give a working server with no flags.
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use auth_core::keys::SigningAlgorithm;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+pub use service_kit::secret::Secret;
+pub use service_kit::telemetry::LogFormat;
 
 /// JWKS `Cache-Control: max-age`, and the default `keys rotate --activate-after`: a cache that refetches
 /// only on expiry already holds a new key by the time it signs.
 pub const JWKS_MAX_AGE_SECONDS: u64 = 300;
-
-/// A configuration value that must never be printed (`Debug` shows `<redacted>`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The value, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Ok(Self(text.to_owned()))
-    }
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable.
-    Pretty,
-}
 
 /// `auth-server`: the OAuth 2.0 authorization server.
 #[derive(Debug, Parser)]
@@ -106,14 +74,14 @@ pub enum Command {
 }
 
 /// `serve` settings.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ServeConfig {
     /// Address to listen on.
     #[arg(long, env = "AUTH_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Issuer identifier: the `iss` of every token, exactly.
-    #[arg(long, env = "AUTH_ISSUER", default_value = "http://127.0.0.1:8080")]
-    pub issuer: String,
+    /// Issuer identifier: the `iss` of every token, exactly [default: http:// and the --listen address]
+    #[arg(long, env = "AUTH_ISSUER")]
+    pub issuer: Option<String>,
     /// Algorithm of new signing keys.
     #[arg(long, env = "AUTH_SIGNING_ALG", default_value = "ES256", value_parser = parse_alg)]
     pub signing_alg: SigningAlgorithm,
@@ -147,22 +115,50 @@ pub struct ServeConfig {
 }
 
 impl Default for ServeConfig {
+    /// The defaults of the flags above, and nothing else: no environment variable is read.
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            issuer: "http://127.0.0.1:8080".into(),
-            signing_alg: SigningAlgorithm::Es256,
-            access_token_ttl: 900,
-            refresh_token_ttl: 1_209_600,
-            auth_code_ttl: 60,
-            default_audience: "resource-api".into(),
-            session_ttl: 3_600,
-            db_max_connections: 16,
-            config_poll_ms: 1_000,
-            request_timeout: 10,
-            header_read_timeout_ms: 10_000,
+        let command = without_environment(ServeConfig::augment_args(clap::Command::new("serve")));
+        match command
+            .try_get_matches_from(["serve"])
+            .and_then(|matches| ServeConfig::from_arg_matches(&matches))
+        {
+            Ok(serve) => serve,
+            // Only a default that does not parse gets here: a bug the tests below catch.
+            Err(error) => error.exit(),
         }
     }
+}
+
+impl ServeConfig {
+    /// The issuer: `--issuer`, or else `http://` and the address the server listens on (so `--listen
+    /// 127.0.0.1:0` gives a working server on whatever port the system picks). A wildcard address names no
+    /// host a client could use: it needs `--issuer`.
+    pub fn issuer_for(&self, bound: SocketAddr) -> Result<String, String> {
+        match &self.issuer {
+            Some(issuer) => Ok(issuer.clone()),
+            None if bound.ip().is_unspecified() => Err(format!(
+                "--listen {bound} names no host clients can reach: set --issuer (AUTH_ISSUER) to the URL they use"
+            )),
+            None => Ok(format!("http://{bound}")),
+        }
+    }
+}
+
+/// `command` and its subcommands with every environment variable unbound: the defaults alone.
+pub fn without_environment(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| arg.env(None))
+        .mut_subcommands(without_environment)
+}
+
+/// Parses `args` as if no environment variable were set (tests of defaults and flags).
+pub fn parse_without_environment<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = without_environment(Cli::command()).try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
 }
 
 fn parse_alg(text: &str) -> Result<SigningAlgorithm, String> {
@@ -249,35 +245,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_flags_give_a_working_server() {
-        let cli = Cli::try_parse_from(["auth-server", "serve"]).unwrap();
-        // The flag reads DATABASE_URL when set (CI sets it); the default is the embedded SQLite file.
-        let expected =
-            std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://auth-server.db".into());
-        assert_eq!(cli.database_url, expected);
+    fn serve_with_no_flags_is_the_default_and_the_default_is_a_working_server() {
+        let cli = parse_without_environment(["auth-server", "serve"]).unwrap();
+        assert_eq!(cli.database_url, "sqlite://auth-server.db");
+        assert_eq!(cli.log_format, LogFormat::Pretty);
+        assert!(cli.key_encryption_key.is_none());
         let Command::Serve(serve) = cli.command else {
             panic!("serve expected")
         };
+        assert_eq!(serve, ServeConfig::default());
         assert_eq!(serve.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(serve.issuer, None);
+        assert_eq!(
+            serve.issuer_for(serve.listen).unwrap(),
+            "http://127.0.0.1:8080"
+        );
         assert_eq!(serve.signing_alg, SigningAlgorithm::Es256);
         assert_eq!(serve.access_token_ttl, 900);
+        assert_eq!(serve.refresh_token_ttl, 1_209_600);
         assert_eq!(serve.auth_code_ttl, 60);
+        assert_eq!(serve.default_audience, "resource-api");
+    }
+
+    #[test]
+    fn the_issuer_follows_the_bound_address_unless_given_and_needs_a_host() {
+        let serve = ServeConfig::default();
+        let bound: SocketAddr = "127.0.0.1:41234".parse().unwrap();
+        assert_eq!(serve.issuer_for(bound).unwrap(), "http://127.0.0.1:41234");
+        let wildcard: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert!(serve.issuer_for(wildcard).unwrap_err().contains("--issuer"));
+        let given = ServeConfig {
+            issuer: Some("https://id.example".into()),
+            ..ServeConfig::default()
+        };
+        assert_eq!(given.issuer_for(wildcard).unwrap(), "https://id.example");
     }
 
     #[test]
     fn database_url_is_global_and_alg_is_checked() {
-        let cli =
-            Cli::try_parse_from(["auth-server", "migrate", "--database-url", "postgres://x/y"])
-                .unwrap();
+        let cli = parse_without_environment([
+            "auth-server",
+            "migrate",
+            "--database-url",
+            "postgres://x/y",
+        ])
+        .unwrap();
         assert_eq!(cli.database_url, "postgres://x/y");
-        assert!(Cli::try_parse_from(["auth-server", "serve", "--signing-alg", "HS256"]).is_err());
-        assert!(Cli::try_parse_from(["auth-server", "serve", "--signing-alg", "none"]).is_err());
-        assert!(Cli::try_parse_from(["auth-server", "serve", "--access-token-ttl", "0"]).is_err());
+        assert!(
+            parse_without_environment(["auth-server", "serve", "--signing-alg", "HS256"]).is_err()
+        );
+        assert!(
+            parse_without_environment(["auth-server", "serve", "--signing-alg", "none"]).is_err()
+        );
+        assert!(
+            parse_without_environment(["auth-server", "serve", "--access-token-ttl", "0"]).is_err()
+        );
     }
 
     #[test]
     fn client_create_takes_repeated_flags() {
-        let cli = Cli::try_parse_from([
+        let cli = parse_without_environment([
             "auth-server",
             "client",
             "create",
@@ -301,7 +328,7 @@ mod tests {
         assert_eq!(create.grant_types, ["authorization_code", "refresh_token"]);
         assert_eq!(create.redirect_uris.len(), 2);
         assert!(
-            Cli::try_parse_from([
+            parse_without_environment([
                 "auth-server",
                 "client",
                 "create",
@@ -327,7 +354,7 @@ mod tests {
             // Global: after the subcommand too.
             &["auth-server", "migrate", "--key-encryption-key", KEY][..],
         ] {
-            let cli = Cli::try_parse_from(args).unwrap();
+            let cli = parse_without_environment(args).unwrap();
             assert_eq!(
                 cli.key_encryption_key.as_ref().map(Secret::expose),
                 Some(KEY),
@@ -338,9 +365,13 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let cli =
-            Cli::try_parse_from(["auth-server", "--key-encryption-key", "c2VjcmV0", "migrate"])
-                .unwrap();
+        let cli = parse_without_environment([
+            "auth-server",
+            "--key-encryption-key",
+            "c2VjcmV0",
+            "migrate",
+        ])
+        .unwrap();
         assert!(!format!("{cli:?}").contains("c2VjcmV0"));
     }
 }

@@ -1,15 +1,34 @@
-//! The OAuth 2.0 authorization server (SPEC §2, §3, §5): JWT access tokens (RFC 9068), authorization code
-//! with PKCE, client credentials, refresh-token rotation, revocation, introspection, on SQLite or PostgreSQL.
+//! The OAuth 2.0 authorization server: JWT access tokens (RFC 9068), authorization code with PKCE, client
+//! credentials, refresh-token rotation, revocation, introspection, on SQLite or PostgreSQL.
+//!
+//! | room | what it decides |
+//! |---|---|
+//! | [`authorization`] | the authorization endpoint: request validation, the next step, approval (codes) |
+//! | [`login`] | sign-in with a password, its throttle, browser sessions |
+//! | [`clients`] | client authentication and the client cache |
+//! | [`grants`] | the token endpoint, one module per grant |
+//! | [`tokens`] | minting access tokens, introspection, revocation |
+//! | [`throttle`] | failure counters |
+//! | [`http`] | HTTP in and out: handlers, pages, cookies; no decisions |
+//! | [`store`] | SQL on SQLite and PostgreSQL behind traits; no HTTP |
+//! | [`keyring`] | signing keys in memory and their schedule |
+//! | [`config`], [`startup`], [`commands`] | the command line, the running server, the one-shot subcommands |
 
+pub mod authorization;
+pub mod clients;
 pub mod commands;
 pub mod config;
+pub mod error;
 pub mod grants;
 pub mod http;
 pub mod keyring;
+pub mod login;
+pub mod params;
 pub mod startup;
 pub mod state;
 pub mod store;
-pub mod telemetry;
+pub mod throttle;
+pub mod tokens;
 
 use anyhow::{Context, Result};
 use auth_core::keys::KeyEncryptionKey;
@@ -53,8 +72,15 @@ async fn run_with_database(
                 database_url: database_url.clone(),
                 key_encryption_key: kek,
                 clock: std::sync::Arc::new(auth_core::clock::SystemClock),
+                listener: None,
             })
             .await?;
+            // One line on stdout, so whoever started the server learns the port of `--listen …:0`.
+            println!(
+                "auth-server listening on {} (issuer {})",
+                application.local_addr()?,
+                application.state().settings.issuer
+            );
             application.run_until_stopped().await
         }
         Command::Migrate => {

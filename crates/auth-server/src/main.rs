@@ -7,7 +7,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = auth_server::config::Cli::parse();
-    auth_server::telemetry::init_tracing(cli.log_format);
+    service_kit::telemetry::init_tracing(cli.log_format);
     match auth_server::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -14,13 +14,15 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use service_kit::metrics::Metrics;
 use service_kit::{ServeLimits, shutdown_signal};
 
+use crate::clients::ClientCache;
 use crate::config::ServeConfig;
 use crate::keyring::KeyRing;
-use crate::state::{AppInner, AppState, ClientCache, Settings, Throttle};
+use crate::state::{AppInner, AppState, Settings};
 use crate::store::SqlStore;
-use crate::telemetry;
+use crate::throttle::Throttle;
 
 /// What `serve` needs.
 pub struct ApplicationConfig {
@@ -32,6 +34,9 @@ pub struct ApplicationConfig {
     pub key_encryption_key: Option<KeyEncryptionKey>,
     /// The clock (the system clock in production).
     pub clock: SharedClock,
+    /// A listener already bound (socket activation, or a test that owned the port first); `None` binds
+    /// `--listen`.
+    pub listener: Option<std::net::TcpListener>,
 }
 
 /// Purge expired rows every this many poll ticks (at the default 1 s poll: every 10 minutes).
@@ -46,10 +51,10 @@ pub struct Application {
     limits: ServeLimits,
 }
 
-/// Settings from the `serve` flags; a bad issuer is a one-line error.
-pub fn settings(serve: &ServeConfig) -> Result<Settings> {
-    let url = url::Url::parse(&serve.issuer)
-        .with_context(|| format!("--issuer {:?} is not a URL", serve.issuer))?;
+/// Settings from the `serve` flags and the issuer; a bad issuer is a one-line error.
+pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
+    let url =
+        url::Url::parse(&issuer).with_context(|| format!("--issuer {issuer:?} is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
         bail!("--issuer must be an http or https URL");
     }
@@ -62,8 +67,7 @@ pub fn settings(serve: &ServeConfig) -> Result<Settings> {
         i64::try_from(value).with_context(|| format!("{name} is too large"))
     };
     Ok(Settings {
-        issuer: serve.issuer.clone(),
-        base_url: serve.issuer.trim_end_matches('/').to_owned(),
+        base_url: issuer.trim_end_matches('/').to_owned(),
         issuer_path: (!path.is_empty()).then(|| path.to_owned()),
         access_token_ttl: ttl(serve.access_token_ttl, "--access-token-ttl")?,
         refresh_token_ttl: ttl(serve.refresh_token_ttl, "--refresh-token-ttl")?,
@@ -71,13 +75,28 @@ pub fn settings(serve: &ServeConfig) -> Result<Settings> {
         session_ttl: ttl(serve.session_ttl, "--session-ttl")?,
         default_audience: serve.default_audience.clone(),
         secure_cookies: url.scheme() == "https",
+        issuer,
     })
 }
 
 impl Application {
     /// Connects, migrates, loads keys and binds the listener.
     pub async fn build(config: ApplicationConfig) -> Result<Self> {
-        let settings = settings(&config.serve)?;
+        // Bound first: the issuer may be the address the system picked (`--listen 127.0.0.1:0`).
+        let listener = match config.listener {
+            Some(listener) => {
+                listener
+                    .set_nonblocking(true)
+                    .context("preparing the given listener")?;
+                TcpListener::from_std(listener).context("adopting the given listener")?
+            }
+            None => TcpListener::bind(config.serve.listen)
+                .await
+                .with_context(|| format!("binding {}", config.serve.listen))?,
+        };
+        let bound = listener.local_addr().context("reading the bound address")?;
+        let issuer = config.serve.issuer_for(bound).map_err(anyhow::Error::msg)?;
+        let settings = settings(&config.serve, issuer)?;
         let store = SqlStore::connect(&config.database_url, config.serve.db_max_connections.max(1))
             .await
             .context("connecting to the database")?;
@@ -92,9 +111,6 @@ impl Application {
         .await
         .context("loading signing keys")?;
         let hasher = PasswordHasher::new().context("initialising argon2")?;
-        let listener = TcpListener::bind(config.serve.listen)
-            .await
-            .with_context(|| format!("binding {}", config.serve.listen))?;
         let state: AppState = Arc::new(AppInner {
             settings,
             store: Arc::new(store),
@@ -103,7 +119,7 @@ impl Application {
             clients: ClientCache::default(),
             hasher,
             throttle: Throttle::new(60),
-            metrics: telemetry::prometheus(),
+            metrics: Metrics::new(),
             kek: config.key_encryption_key,
         });
         let poller = tokio::spawn(poll_changes(
@@ -187,8 +203,7 @@ async fn poll_changes(state: AppState, interval: Duration) {
             Err(error) => tracing::warn!(%error, "config version poll failed; will retry"),
         }
         state.keys.refresh(now);
-        // Drains histogram samples into their buckets; without it they accumulate until a scrape.
-        state.metrics.run_upkeep();
+        state.metrics.upkeep();
         if ticks.is_multiple_of(PURGE_EVERY_TICKS) {
             match state.store.purge_expired(now).await {
                 Ok(purged) => tracing::debug!(purged, "expired rows purged"),

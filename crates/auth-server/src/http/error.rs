@@ -1,140 +1,97 @@
-//! The one error type of the HTTP layer: OAuth errors become RFC 6749 §5.2 bodies, storage failures 503,
-//! and no internal text ever reaches a client.
-
-use std::borrow::Cow;
+//! The HTTP face of the domain's errors: OAuth errors become RFC 6749 §5.2 JSON bodies (401 with a Basic
+//! challenge for `invalid_client` after Basic, RFC 6749 §5.2), throttling 429 with `Retry-After`, and every
+//! server-side failure 503 or 500 with a fixed text: the cause goes to the log, never to the client.
 
 use auth_core::wire::{ErrorCode, ErrorResponse};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::grants::GrantError;
+use crate::error::Error;
 
 /// Result of a handler.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
-/// What went wrong, in terms a client may see.
+/// A domain error on its way to the client.
 #[derive(Debug)]
-pub enum ApiError {
-    /// An OAuth error (400, or 401 for invalid_client).
-    OAuth {
-        /// The code.
-        code: ErrorCode,
-        /// For the client developer.
-        description: Cow<'static, str>,
-        /// The client tried HTTP Basic: answer with a Basic challenge (RFC 6749 §5.2).
-        basic_challenge: bool,
-    },
-    /// Too many failures from this client or address.
-    Throttled {
-        /// Seconds until the window ends.
-        retry_after: i64,
-    },
-    /// The database (or the signing key) is unavailable: 503, `temporarily_unavailable`.
-    Unavailable(String),
-    /// A bug: 500, `server_error`.
-    Internal(String),
+pub struct ApiError {
+    pub error: Error,
+    /// The client tried HTTP Basic: an `invalid_client` answer carries a Basic challenge.
+    pub basic_challenge: bool,
 }
 
-impl ApiError {
-    /// An OAuth error.
-    pub fn oauth(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self::OAuth {
-            code,
-            description: description.into(),
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
             basic_challenge: false,
         }
     }
+}
 
-    /// `invalid_request` with a description.
-    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::oauth(ErrorCode::InvalidRequest, description)
-    }
-
+impl ApiError {
     /// The HTTP status.
     pub fn status_code(&self) -> StatusCode {
-        match self {
-            Self::OAuth {
-                code: ErrorCode::InvalidClient,
+        match &self.error {
+            Error::OAuth(ErrorResponse {
+                error: ErrorCode::InvalidClient | ErrorCode::InvalidToken,
                 ..
-            }
-            | Self::OAuth {
-                code: ErrorCode::InvalidToken,
-                ..
-            } => StatusCode::UNAUTHORIZED,
-            Self::OAuth { .. } => StatusCode::BAD_REQUEST,
-            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            }) => StatusCode::UNAUTHORIZED,
+            Error::OAuth(_) => StatusCode::BAD_REQUEST,
+            Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Store(_) | Error::NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Signing | Error::Random => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// The body.
+    /// The body: the client's error as it is, anything else as fixed text.
     pub fn body(&self) -> ErrorResponse {
-        match self {
-            Self::OAuth {
-                code, description, ..
-            } => ErrorResponse::new(*code, description.clone()),
-            Self::Throttled { .. } => ErrorResponse::new(
+        match &self.error {
+            Error::OAuth(error) => error.clone(),
+            Error::Throttled { .. } => ErrorResponse::new(
                 ErrorCode::InvalidClient,
                 "too many failed attempts; retry later",
             ),
-            Self::Unavailable(_) => ErrorResponse::new(
+            Error::Store(_) | Error::NoSigningKey => ErrorResponse::new(
                 ErrorCode::TemporarilyUnavailable,
                 "the service is temporarily unavailable; retry later",
             ),
-            Self::Internal(_) => ErrorResponse::new(ErrorCode::ServerError, "internal error"),
+            Error::Signing | Error::Random => {
+                ErrorResponse::new(ErrorCode::ServerError, "internal error")
+            }
         }
-    }
-}
-
-impl From<GrantError> for ApiError {
-    fn from(error: GrantError) -> Self {
-        match error {
-            GrantError::OAuth { code, description } => Self::oauth(code, description),
-            GrantError::Store(store) => Self::Unavailable(format!("{store:#}")),
-            GrantError::NoSigningKey => Self::Unavailable("no signing key is active".into()),
-            GrantError::Signing => Self::Internal("signing failed".into()),
-        }
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(error: crate::store::StoreError) -> Self {
-        Self::Unavailable(format!("{error:#}"))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match &self {
-            Self::Unavailable(cause) => {
-                tracing::error!(%cause, "request failed: service unavailable")
-            }
-            Self::Internal(cause) => tracing::error!(%cause, "request failed: internal error"),
-            _ => {}
+        if self.status_code().is_server_error() {
+            tracing::error!(cause = %chain(&self.error), "request failed");
         }
         let body = self.body();
-        metrics::counter!("auth_oauth_errors_total", "error" => body.error.as_str()).increment(1);
+        let code = body.error;
         let mut response = (self.status_code(), Json(body)).into_response();
+        // For the metrics of the handler that answers it.
+        response.extensions_mut().insert(code);
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        match &self {
-            Self::OAuth {
-                basic_challenge: true,
+        match &self.error {
+            Error::OAuth(ErrorResponse {
+                error: ErrorCode::InvalidClient,
                 ..
-            } => {
+            }) if self.basic_challenge => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"auth-server\""),
                 );
             }
-            Self::Throttled { retry_after } => {
-                if let Ok(value) = HeaderValue::from_str(&(*retry_after).max(1).to_string()) {
-                    headers.insert(header::RETRY_AFTER, value);
-                }
+            Error::Throttled { retry_after } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from((*retry_after).max(1)),
+                );
             }
-            Self::Unavailable(_) => {
+            Error::Store(_) | Error::NoSigningKey => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
@@ -143,56 +100,69 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The error with its chain of causes, for the log.
+fn chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::oauth;
+    use crate::store::StoreError;
 
     #[test]
     fn status_codes_follow_rfc6749_section_5_2() {
+        let status = |error: Error| ApiError::from(error).status_code();
         assert_eq!(
-            ApiError::oauth(ErrorCode::InvalidClient, "x").status_code(),
+            status(oauth(ErrorCode::InvalidClient, "x")),
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
-            ApiError::oauth(ErrorCode::InvalidGrant, "x").status_code(),
+            status(oauth(ErrorCode::InvalidGrant, "x")),
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            ApiError::oauth(ErrorCode::UnsupportedGrantType, "x").status_code(),
+            status(oauth(ErrorCode::UnsupportedGrantType, "x")),
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            ApiError::Throttled { retry_after: 3 }.status_code(),
+            status(Error::Throttled { retry_after: 3 }),
             StatusCode::TOO_MANY_REQUESTS
         );
         assert_eq!(
-            ApiError::Unavailable("db down".into()).status_code(),
+            status(Error::Store(StoreError::Corrupt("x"))),
             StatusCode::SERVICE_UNAVAILABLE
         );
+        assert_eq!(status(Error::Random), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]
     fn internal_text_never_reaches_the_body() {
-        let error = ApiError::Internal("secret stack trace".into());
-        assert_eq!(error.body().error, ErrorCode::ServerError);
-        assert!(
-            !serde_json::to_string(&error.body())
-                .unwrap()
-                .contains("secret")
-        );
-        let unavailable = ApiError::Unavailable("connection refused to 10.0.0.5".into());
-        assert!(
-            !serde_json::to_string(&unavailable.body())
-                .unwrap()
-                .contains("10.0.0.5")
-        );
+        for error in [
+            Error::Store(StoreError::Corrupt("secret detail 10.0.0.5")),
+            Error::Signing,
+            Error::Random,
+        ] {
+            let body = serde_json::to_string(&ApiError::from(error).body()).unwrap();
+            assert!(
+                !body.contains("10.0.0.5") && !body.contains("secret"),
+                "{body}"
+            );
+        }
     }
 
     #[test]
-    fn basic_challenge_and_cache_control_headers() {
-        let response = ApiError::OAuth {
-            code: ErrorCode::InvalidClient,
-            description: "bad".into(),
+    fn basic_challenge_retry_after_and_cache_control_headers() {
+        let response = ApiError {
+            error: oauth(ErrorCode::InvalidClient, "bad"),
             basic_challenge: true,
         }
         .into_response();
@@ -201,5 +171,15 @@ mod tests {
             "Basic realm=\"auth-server\""
         );
         assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let throttled = ApiError::from(Error::Throttled { retry_after: 42 }).into_response();
+        assert_eq!(throttled.headers()[header::RETRY_AFTER], "42");
+        let unavailable = ApiError::from(Error::NoSigningKey).into_response();
+        assert_eq!(unavailable.headers()[header::RETRY_AFTER], "5");
+        assert!(
+            unavailable
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .is_none()
+        );
     }
 }

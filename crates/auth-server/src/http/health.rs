@@ -2,8 +2,8 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::state::AppState;
@@ -34,9 +34,6 @@ async fn health_ready_get(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn health_metrics_get(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+async fn health_metrics_get(State(state): State<AppState>) -> Response {
+    service_kit::metrics::exposition(&state.metrics)
 }

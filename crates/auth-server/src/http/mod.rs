@@ -1,24 +1,26 @@
-//! The HTTP surface: one module per resource, each exporting `router()`, merged here with the middleware
-//! every request goes through (request id, tracing span, metrics, timeout, 64 KiB body limit).
+//! The HTTP surface: one module per resource, each exporting `router()`, merged here with the layers every
+//! request goes through (request id, tracing span, metrics, timeout, 64 KiB body limit). Handlers map HTTP
+//! to the domain modules and back; they make no decision of their own and never touch the store.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 
 use crate::state::AppState;
 
 pub mod authorize;
-pub mod client_auth;
+pub mod cookies;
+pub mod credentials;
 pub mod error;
 pub mod form;
 pub mod health;
 pub mod oauth2;
+pub mod pages;
+pub mod source;
 pub mod wellknown;
 
-/// Request bodies over this are refused with 413 (SPEC §3).
+/// Request bodies over this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole application.
@@ -35,25 +37,12 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         None => routes,
     };
     service_kit::with_request_layers(
-        routes.layer(middleware::from_fn(track_metrics)),
+        routes.layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            service_kit::metrics::track_requests,
+        )),
         request_timeout,
         MAX_BODY_BYTES,
     )
     .with_state(state)
-}
-
-/// Request count and latency per route (the matched pattern, so ids in paths do not explode the labels).
-async fn track_metrics(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().to_string();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    response
 }

@@ -1,20 +1,24 @@
-//! `POST /token` (RFC 6749 §3.2), `POST /revoke` (RFC 7009), `POST /introspect` (RFC 7662).
-
-use std::net::SocketAddr;
+//! `POST /token` (RFC 6749 §3.2), `POST /revoke` (RFC 7009), `POST /introspect` (RFC 7662): parse the
+//! form, authenticate the client, call the domain, answer JSON that no cache keeps.
 
 use auth_core::wire::{ErrorCode, GrantType};
 use axum::Json;
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::client_auth::{AuthMethod, authenticate};
+use super::credentials::client_credentials;
 use super::error::{ApiError, Result};
-use super::form::{OAuthForm, Params};
-use crate::grants;
+use super::form::OAuthForm;
+use super::source::Source;
+use crate::clients::{self, AuthMethod, AuthenticatedClient};
+use crate::error::oauth;
+use crate::grants::{self, TokenRequest, authorization_code, client_credentials, refresh};
+use crate::params::Params;
 use crate::state::AppState;
+use crate::tokens;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -36,99 +40,141 @@ fn no_store(body: impl IntoResponse) -> Response {
     response
 }
 
+/// The answer of an OAuth endpoint, with every error counted by its code.
+fn answer(state: &AppState, result: Result<Response>) -> Response {
+    match result {
+        Ok(response) => response,
+        Err(error) => {
+            let response = error.into_response();
+            if let Some(code) = error_code(&response) {
+                state
+                    .metrics
+                    .increment("auth_oauth_errors_total", &[("error", code)]);
+            }
+            response
+        }
+    }
+}
+
+fn error_code(response: &Response) -> Option<&'static str> {
+    response
+        .extensions()
+        .get::<ErrorCode>()
+        .map(|code| code.as_str())
+}
+
+/// Reads the client's credentials and authenticates them.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    source: Source,
+) -> Result<AuthenticatedClient> {
+    let credentials = client_credentials(headers, params)?;
+    clients::authenticate(state, &credentials, source.0)
+        .await
+        .map_err(|error| ApiError {
+            error,
+            basic_challenge: credentials.method == AuthMethod::ClientSecretBasic,
+        })
+}
+
 /// One `resource` at most (RFC 8707 allows several; one audience per token keeps tokens narrow).
 fn resource(params: &Params) -> Result<Option<&str>> {
     params
         .get("resource")
-        .map_err(|_| ApiError::oauth(ErrorCode::InvalidTarget, "one resource per request"))
+        .map_err(|_| oauth(ErrorCode::InvalidTarget, "one resource per request").into())
+}
+
+/// The typed request of a `grant_type` and its parameters.
+fn token_request(params: &Params) -> Result<TokenRequest<'_>> {
+    let grant: GrantType = params
+        .require("grant_type")?
+        .parse()
+        .map_err(|code| oauth(code, "grant_type is not supported"))?;
+    Ok(match grant {
+        GrantType::ClientCredentials => {
+            TokenRequest::ClientCredentials(client_credentials::Request {
+                scope: params.get("scope")?,
+                resource: resource(params)?,
+            })
+        }
+        GrantType::AuthorizationCode => {
+            TokenRequest::AuthorizationCode(authorization_code::Request {
+                code: params.require("code")?,
+                redirect_uri: params.get("redirect_uri")?,
+                code_verifier: params.get("code_verifier")?.ok_or_else(|| {
+                    oauth(
+                        ErrorCode::InvalidRequest,
+                        "code_verifier is required (PKCE)",
+                    )
+                })?,
+                resource: resource(params)?,
+            })
+        }
+        GrantType::RefreshToken => TokenRequest::RefreshToken(refresh::Request {
+            refresh_token: params.require("refresh_token")?,
+            scope: params.get("scope")?,
+            resource: resource(params)?,
+        }),
+    })
 }
 
 async fn oauth2_token_post(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    source: Source,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
-) -> Result<Response> {
-    let grant: GrantType = params
-        .require("grant_type")?
-        .parse()
-        .map_err(|code| ApiError::oauth(code, "grant_type is not supported"))?;
-    let authenticated = authenticate(&state, &headers, &params, peer.ip()).await?;
-    let client = &authenticated.client;
-    if !client.allows(grant) {
-        return Err(ApiError::oauth(
-            ErrorCode::UnauthorizedClient,
-            "the client is not registered for this grant type",
-        ));
+) -> Response {
+    let result = async {
+        let request = token_request(&params)?;
+        let caller = authenticate(&state, &headers, &params, source).await?;
+        let response = grants::exchange(&state, &caller, request).await?;
+        Ok(no_store(Json(response)))
     }
-    let resource = resource(&params)?;
-    let response = match grant {
-        GrantType::ClientCredentials => {
-            // RFC 6749 §4.4: only confidential clients.
-            if authenticated.method == AuthMethod::None {
-                return Err(ApiError::oauth(
-                    ErrorCode::UnauthorizedClient,
-                    "public clients cannot use client_credentials",
-                ));
-            }
-            grants::client_credentials(&state, client, params.get("scope")?, resource)?
-        }
-        GrantType::AuthorizationCode => {
-            grants::exchange_code(
-                &state,
-                client,
-                params.get("code")?,
-                params.get("redirect_uri")?,
-                params.get("code_verifier")?,
-                resource,
-            )
-            .await?
-        }
-        GrantType::RefreshToken => {
-            grants::refresh(
-                &state,
-                client,
-                params.get("refresh_token")?,
-                params.get("scope")?,
-                resource,
-            )
-            .await?
-        }
-    };
-    Ok(no_store(Json(response)))
+    .await;
+    answer(&state, result)
 }
 
 async fn oauth2_revoke_post(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    source: Source,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
-) -> Result<Response> {
-    let authenticated = authenticate(&state, &headers, &params, peer.ip()).await?;
-    let token = params.require("token")?;
-    // token_type_hint is only a hint (RFC 7009 §2.1): both kinds are tried whatever it says.
-    let _ = params.get("token_type_hint")?;
-    grants::revoke(&state, &authenticated.client, token).await?;
-    Ok(no_store(StatusCode::OK))
+) -> Response {
+    let result = async {
+        let caller = authenticate(&state, &headers, &params, source).await?;
+        let token = params.require("token")?;
+        // token_type_hint is only a hint (RFC 7009 §2.1): both kinds are tried whatever it says.
+        let _hint = params.get("token_type_hint")?;
+        tokens::revoke(&state, &caller, token).await?;
+        Ok(no_store(StatusCode::OK))
+    }
+    .await;
+    answer(&state, result)
 }
 
 async fn oauth2_introspect_post(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    source: Source,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
-) -> Result<Response> {
-    let authenticated = authenticate(&state, &headers, &params, peer.ip()).await?;
-    // RFC 7662 §2.1 requires authorization; only confidential clients may ask.
-    if authenticated.method == AuthMethod::None {
-        return Err(ApiError::OAuth {
-            code: ErrorCode::InvalidClient,
-            description: "introspection requires a confidential client".into(),
-            basic_challenge: false,
-        });
+) -> Response {
+    let result = async {
+        let caller = authenticate(&state, &headers, &params, source).await?;
+        // RFC 7662 §2.1 requires authorization; only confidential clients may ask.
+        if caller.method == AuthMethod::None {
+            return Err(oauth(
+                ErrorCode::InvalidClient,
+                "introspection requires a confidential client",
+            )
+            .into());
+        }
+        let token = params.require("token")?;
+        let _hint = params.get("token_type_hint")?;
+        let response = tokens::introspect(&state, token).await?;
+        Ok(no_store(Json(response)))
     }
-    let token = params.require("token")?;
-    let _ = params.get("token_type_hint")?;
-    let response = grants::introspect(&state, token).await?;
-    Ok(no_store(Json(response)))
+    .await;
+    answer(&state, result)
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::client_auth::AUTH_METHODS;
+use crate::clients::{AUTH_METHODS, AuthMethod};
 use crate::config::JWKS_MAX_AGE_SECONDS;
 use crate::state::AppState;
 
@@ -35,12 +35,12 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
     let base = &state.settings.base_url;
     let methods: Vec<String> = AUTH_METHODS
         .iter()
-        .map(|method| (*method).to_owned())
+        .map(|method| method.as_str().to_owned())
         .collect();
-    let confidential: Vec<String> = methods
+    let confidential: Vec<String> = AUTH_METHODS
         .iter()
-        .filter(|method| *method != "none")
-        .cloned()
+        .filter(|method| **method != AuthMethod::None)
+        .map(|method| method.as_str().to_owned())
         .collect();
     AuthorizationServerMetadata {
         issuer: state.settings.issuer.clone(),

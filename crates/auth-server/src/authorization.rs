@@ -1,0 +1,309 @@
+//! The authorization endpoint's decisions (RFC 6749 §4.1, RFC 7636, RFC 8707, RFC 9207): whether a request
+//! is valid, what the user must do next (sign in, consent), and the code or the error it ends with. The
+//! handlers in `http::authorize` only turn these outcomes into pages, cookies and redirects.
+//!
+//! Errors found before the client and its redirect URI are known to be good are shown to the user, never
+//! redirected (RFC 6749 §4.1.2.1: no open redirector); later errors go back to the client with `error`,
+//! `state` and `iss`.
+
+use std::sync::Arc;
+
+use auth_core::pkce::{CodeChallenge, PkceError};
+use auth_core::scope::ScopeSet;
+use auth_core::secret::OpaqueToken;
+use auth_core::wire::{ErrorCode, GrantType};
+
+use crate::error::{Error, OAuthError};
+use crate::grants::{resolve_audience, resolve_scope};
+use crate::login::Session;
+use crate::params::Params;
+use crate::state::AppState;
+use crate::store::{Authorization, AuthorizationCodeRecord, ClientRecord};
+
+/// The authorization-request parameters carried through the login and consent forms.
+const REQUEST_FIELDS: [&str; 8] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "resource",
+];
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    pub client: Arc<ClientRecord>,
+    /// The registered redirect URI it names (exactly), or the client's only one.
+    pub redirect_uri: String,
+    pub scope: ScopeSet,
+    pub state: Option<String>,
+    pub challenge: CodeChallenge,
+    pub audience: String,
+    /// The request's own parameters, to carry through the forms.
+    pub fields: Vec<(&'static str, String)>,
+}
+
+/// Where to send the browser: an authorization response, success or error (RFC 6749 §4.1.2, §4.1.2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub location: String,
+}
+
+/// Why a request cannot go on.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Shown to the user: the client or the redirect URI is not trustworthy, so no redirect.
+    Page(String),
+    /// Sent back to the verified redirect URI.
+    Redirect(Redirect),
+    /// The server failed (the database, the random number generator).
+    Failed(Error),
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
+        Self::Failed(error)
+    }
+}
+
+impl From<crate::store::StoreError> for Refusal {
+    fn from(error: crate::store::StoreError) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+/// What the user must do next.
+#[derive(Debug)]
+pub enum Next {
+    /// Show the login form.
+    SignIn,
+    /// Show the consent form to this signed-in user.
+    Consent(Session),
+    /// Done: send the browser back to the client.
+    Redirect(Redirect),
+}
+
+/// Appends query parameters to a redirect URI, keeping its own query.
+fn location(redirect_uri: &str, params: &[(&str, &str)]) -> Option<String> {
+    let mut url = url::Url::parse(redirect_uri).ok()?;
+    {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in params {
+            query.append_pair(name, value);
+        }
+    }
+    Some(url.to_string())
+}
+
+/// An error response to the client's redirect URI, with `state` and (RFC 9207) `iss`.
+pub fn error_redirect(
+    state: &AppState,
+    redirect_uri: &str,
+    request_state: Option<&str>,
+    error: &OAuthError,
+) -> Refusal {
+    state.metrics.increment(
+        "auth_oauth_errors_total",
+        &[("error", error.error.as_str())],
+    );
+    let description = error.error_description.as_deref().unwrap_or_default();
+    let mut params = vec![
+        ("error", error.error.as_str()),
+        ("error_description", description),
+    ];
+    if let Some(request_state) = request_state {
+        params.push(("state", request_state));
+    }
+    params.push(("iss", state.settings.issuer.as_str()));
+    match location(redirect_uri, &params) {
+        Some(location) => Refusal::Redirect(Redirect { location }),
+        None => Refusal::Page("The redirect URI is invalid.".into()),
+    }
+}
+
+/// Validates an authorization request (from the query of a GET, or the form fields of a POST).
+pub async fn validate(state: &AppState, params: &Params) -> Result<AuthorizationRequest, Refusal> {
+    let page = |message: &str| Refusal::Page(message.to_owned());
+    let get = |name: &str| {
+        params
+            .get(name)
+            .map_err(|_| page(&format!("The parameter {name} was given more than once.")))
+    };
+    let client_id = get("client_id")?.ok_or_else(|| page("The request names no client."))?;
+    let client = state
+        .clients
+        .get(state.store.as_ref(), client_id)
+        .await?
+        .ok_or_else(|| page("The client is not registered."))?;
+    // Exact string match against the registered form (RFC 9700 §4.1.3, §2.1).
+    let redirect_uri = match get("redirect_uri")? {
+        Some(uri)
+            if client
+                .redirect_uris
+                .iter()
+                .any(|registered| registered == uri) =>
+        {
+            uri.to_owned()
+        }
+        Some(_) => return Err(page("The redirect URI is not registered for this client.")),
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => return Err(page("The request must name a redirect URI.")),
+    };
+    let request_state = get("state")?.map(str::to_owned);
+    // From here on the redirect URI is trusted: every error goes back to the client.
+    let redirect =
+        |error: OAuthError| error_redirect(state, &redirect_uri, request_state.as_deref(), &error);
+    let refuse = |code: ErrorCode, description: &str| redirect(OAuthError::new(code, description));
+    let one = |name: &str| {
+        params.get(name).map_err(|_| {
+            refuse(
+                ErrorCode::InvalidRequest,
+                &format!("{name} was given more than once"),
+            )
+        })
+    };
+    match one("response_type")? {
+        Some("code") => {}
+        Some(_) => {
+            return Err(refuse(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ));
+        }
+        None => {
+            return Err(refuse(
+                ErrorCode::InvalidRequest,
+                "response_type is required",
+            ));
+        }
+    }
+    if !client.allows(GrantType::AuthorizationCode) {
+        return Err(refuse(
+            ErrorCode::UnauthorizedClient,
+            "the client may not use the authorization code grant",
+        ));
+    }
+    let challenge_text = one("code_challenge")?.ok_or_else(|| {
+        refuse(
+            ErrorCode::InvalidRequest,
+            "code_challenge is required (PKCE S256)",
+        )
+    })?;
+    let challenge =
+        CodeChallenge::parse(challenge_text, one("code_challenge_method")?).map_err(|error| {
+            match error {
+                PkceError::UnsupportedMethod => refuse(
+                    ErrorCode::InvalidRequest,
+                    "code_challenge_method must be S256",
+                ),
+                _ => refuse(ErrorCode::InvalidRequest, "code_challenge is malformed"),
+            }
+        })?;
+    let to_redirect = |error: Error| match error {
+        Error::OAuth(error) => redirect(error),
+        other => Refusal::Failed(other),
+    };
+    let scope = resolve_scope(one("scope")?, &client.scope).map_err(to_redirect)?;
+    let audience = resolve_audience(&client, one("resource")?, &state.settings.default_audience)
+        .map_err(to_redirect)?;
+    let mut fields = Vec::new();
+    for name in REQUEST_FIELDS {
+        if let Ok(Some(value)) = params.get(name) {
+            fields.push((name, value.to_owned()));
+        }
+    }
+    Ok(AuthorizationRequest {
+        client,
+        redirect_uri,
+        scope,
+        state: request_state,
+        challenge,
+        audience,
+        fields,
+    })
+}
+
+/// What comes after a valid request, for a browser with or without a session: sign in, consent, or (a
+/// client registered to skip consent) straight back with a code.
+pub async fn next_step(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    session: Option<Session>,
+) -> Result<Next, Error> {
+    match session {
+        None => Ok(Next::SignIn),
+        Some(session) if request.client.skip_consent => {
+            Ok(Next::Redirect(approve(state, request, &session).await?))
+        }
+        Some(session) => Ok(Next::Consent(session)),
+    }
+}
+
+/// The user approved: a new authorization (a token family) and its code, sent with `state` and `iss`.
+pub async fn approve(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    session: &Session,
+) -> Result<Redirect, Error> {
+    let authorization = Authorization {
+        family_id: uuid::Uuid::new_v4().to_string(),
+        client_id: request.client.client_id.clone(),
+        user_id: session.user_id.clone(),
+        scope: request.scope.clone(),
+        audience: request.audience.clone(),
+        auth_time: session.auth_time,
+    };
+    let code = OpaqueToken::try_generate()?;
+    let now = state.clock.now();
+    let record = AuthorizationCodeRecord {
+        code_digest: code.digest(),
+        authorization,
+        redirect_uri: request.redirect_uri.clone(),
+        code_challenge: request.challenge.as_str().to_owned(),
+        expires_at: now + state.settings.auth_code_ttl,
+        used_at: None,
+    };
+    state.store.create_code(&record, now).await?;
+    let mut params = vec![("code", code.as_str())];
+    if let Some(request_state) = request.state.as_deref() {
+        params.push(("state", request_state));
+    }
+    // RFC 9207: the issuer in every authorization response.
+    params.push(("iss", state.settings.issuer.as_str()));
+    // `client create` stored the redirect URI as URL parsing serializes it: one that no longer parses was
+    // edited in the database by hand.
+    let location = location(&request.redirect_uri, &params)
+        .ok_or(crate::store::StoreError::Corrupt("client redirect URI"))?;
+    Ok(Redirect { location })
+}
+
+/// The user denied: `access_denied` to the client (RFC 6749 §4.1.2.1).
+pub fn deny(state: &AppState, request: &AuthorizationRequest) -> Refusal {
+    error_redirect(
+        state,
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_keep_the_registered_query_and_escape_values() {
+        assert_eq!(
+            location(
+                "http://app.example/cb?tenant=1",
+                &[("code", "a b"), ("state", "x&y")]
+            )
+            .as_deref(),
+            Some("http://app.example/cb?tenant=1&code=a+b&state=x%26y")
+        );
+        assert_eq!(location("not a uri", &[("code", "c")]), None);
+    }
+}

@@ -1,0 +1,172 @@
+//! Clients: the in-memory cache of client records, and client authentication at /token, /revoke and
+//! /introspect (RFC 6749 §2.3): `client_secret_basic`, `client_secret_post`, and `none` for public clients.
+//! Secrets are compared in constant time with their stored digest.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+use auth_core::secret::SecretDigest;
+use auth_core::wire::ErrorCode;
+
+use crate::error::{Error, Result, oauth};
+use crate::state::AppState;
+use crate::store::{ClientRecord, Store, StoreError};
+use crate::throttle::{CLIENT_AUTH_FAILURES_PER_ADDRESS, CLIENT_AUTH_FAILURES_PER_CLIENT};
+
+/// Client records by id, so issuing a token reads no database row. Dropped whole when any replica changes
+/// a client (the config-version poll).
+#[derive(Debug, Default)]
+pub struct ClientCache {
+    clients: RwLock<HashMap<String, Arc<ClientRecord>>>,
+}
+
+impl ClientCache {
+    /// The client, from memory or else from the store.
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        client_id: &str,
+    ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        if let Some(client) = self
+            .clients
+            .read()
+            .ok()
+            .and_then(|clients| clients.get(client_id).cloned())
+        {
+            return Ok(Some(client));
+        }
+        let Some(client) = store.find_client(client_id).await? else {
+            return Ok(None);
+        };
+        let client = Arc::new(client);
+        if let Ok(mut clients) = self.clients.write() {
+            // Unknown ids are not cached, so the map holds only registered clients.
+            clients.insert(client_id.to_owned(), client.clone());
+        }
+        Ok(Some(client))
+    }
+
+    /// Forgets every client.
+    pub fn clear(&self) {
+        if let Ok(mut clients) = self.clients.write() {
+            clients.clear();
+        }
+    }
+}
+
+/// How a client authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the body.
+    ClientSecretPost,
+    /// A public client: `client_id` only.
+    None,
+}
+
+impl AuthMethod {
+    /// The name in metadata (RFC 8414 §2).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+}
+
+/// The methods this server accepts, in metadata order.
+pub const AUTH_METHODS: [AuthMethod; 3] = [
+    AuthMethod::ClientSecretBasic,
+    AuthMethod::ClientSecretPost,
+    AuthMethod::None,
+];
+
+/// What a request presented to authenticate its client, already read from the header or the body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    /// The secret, for `client_secret_basic` and `client_secret_post`.
+    pub secret: Option<String>,
+    pub method: AuthMethod,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client that proved who it is.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub client: Arc<ClientRecord>,
+    pub method: AuthMethod,
+}
+
+/// `invalid_client` (RFC 6749 §5.2, HTTP 401).
+pub fn invalid_client() -> Error {
+    oauth(ErrorCode::InvalidClient, "client authentication failed")
+}
+
+/// Authenticates the client of a request. Confidential clients must present their secret; public clients
+/// present only their id (and must then prove possession some other way: PKCE at the token endpoint).
+pub async fn authenticate(
+    state: &AppState,
+    credentials: &ClientCredentials,
+    source: IpAddr,
+) -> Result<AuthenticatedClient> {
+    let client_id = credentials.client_id.as_str();
+    let now = state.clock.now();
+    let client_key = || format!("client:{client_id}");
+    let address_key = || format!("client-addr:{source}");
+    // With no failures on record (the normal case) this is one atomic load: no lock, no key strings.
+    if !state.throttle.is_empty()
+        && let Err(retry_after) = state
+            .throttle
+            .check(&client_key(), CLIENT_AUTH_FAILURES_PER_CLIENT, now)
+            .and_then(|()| {
+                state
+                    .throttle
+                    .check(&address_key(), CLIENT_AUTH_FAILURES_PER_ADDRESS, now)
+            })
+    {
+        tracing::warn!(target: "audit", event = "client_auth", client_id = ?client_id, source = %source, outcome = "throttled", "client authentication throttled");
+        return Err(Error::Throttled { retry_after });
+    }
+    let client = state.clients.get(state.store.as_ref(), client_id).await?;
+    let authenticated = match (&client, &credentials.secret) {
+        (Some(client), Some(secret)) => client
+            .secret_digest
+            .is_some_and(|digest| digest.matches(secret)),
+        (Some(client), None) => client.is_public,
+        (None, Some(secret)) => {
+            // Spend the same work as a real comparison, so unknown ids do not answer faster.
+            std::hint::black_box(SecretDigest::of("unknown-client").matches(secret));
+            false
+        }
+        (None, None) => false,
+    };
+    match client {
+        Some(client) if authenticated => {
+            if !state.throttle.is_empty() {
+                state.throttle.reset(&client_key());
+            }
+            Ok(AuthenticatedClient {
+                client,
+                method: credentials.method,
+            })
+        }
+        _ => {
+            state.throttle.record_failure(&client_key(), now);
+            state.throttle.record_failure(&address_key(), now);
+            tracing::warn!(target: "audit", event = "client_auth", client_id = ?client_id, source = %source, outcome = "failure", "client authentication failed");
+            Err(invalid_client())
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! RFC 6749 §4.1.3 with RFC 7636 §4.6: a code, its PKCE verifier, and the tokens it buys, once.
+
+use auth_core::pkce::CodeChallenge;
+use auth_core::secret::SecretDigest;
+use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
+
+use super::refresh::new_refresh_token;
+use crate::error::{Error, Result, oauth};
+use crate::state::AppState;
+use crate::store::{ClientRecord, CodeExchange, StoreError};
+use crate::tokens::{AccessTokenGrant, mint_access_token, token_response};
+
+/// The parameters of an authorization_code request.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub code: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: &'a str,
+    /// RFC 8707 resource indicator: when given, it must be the audience of the authorization request.
+    pub resource: Option<&'a str>,
+}
+
+fn invalid_code() -> Error {
+    oauth(
+        ErrorCode::InvalidGrant,
+        "the authorization code is invalid, expired or already used",
+    )
+}
+
+/// Exchanges a code for an access token (and a refresh token when the client may refresh).
+pub async fn grant(
+    state: &AppState,
+    client: &ClientRecord,
+    request: Request<'_>,
+) -> Result<TokenResponse> {
+    let digest = SecretDigest::of(request.code);
+    let record = state
+        .store
+        .find_code(&digest)
+        .await?
+        .ok_or_else(invalid_code)?;
+    let grant = &record.authorization;
+    // RFC 6749 §4.1.3: the code must have been issued to the authenticated client.
+    if grant.client_id != client.client_id {
+        return Err(invalid_code());
+    }
+    let now = state.clock.now();
+    if record.used_at.is_some() {
+        // RFC 6749 §4.1.2 / RFC 9700 §4.2.4: a replayed code revokes what it produced.
+        state.store.revoke_family(&grant.family_id, now).await?;
+        tracing::warn!(target: "audit", event = "code_replay", client_id = ?client.client_id, user = ?grant.user_id, outcome = "family_revoked", "authorization code used twice");
+        return Err(invalid_code());
+    }
+    if now >= record.expires_at {
+        return Err(invalid_code());
+    }
+    if let Some(redirect_uri) = request.redirect_uri
+        && redirect_uri != record.redirect_uri
+    {
+        return Err(oauth(
+            ErrorCode::InvalidGrant,
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    let challenge = CodeChallenge::from_stored(&record.code_challenge)
+        .map_err(|_| StoreError::Corrupt("code challenge"))?;
+    challenge.verify(request.code_verifier).map_err(|_| {
+        oauth(
+            ErrorCode::InvalidGrant,
+            "code_verifier does not match the code_challenge",
+        )
+    })?;
+    if let Some(resource) = request.resource
+        && resource != grant.audience
+    {
+        return Err(oauth(
+            ErrorCode::InvalidTarget,
+            "resource differs from the authorization request",
+        ));
+    }
+    let (access_token, issued) = mint_access_token(
+        state,
+        AccessTokenGrant {
+            subject: &grant.user_id,
+            client_id: &client.client_id,
+            audience: &grant.audience,
+            scope: &grant.scope,
+            auth_time: Some(grant.auth_time),
+        },
+    )?;
+    let refresh = if client.allows(GrantType::RefreshToken) {
+        Some(new_refresh_token(state, grant.clone(), now)?)
+    } else {
+        None
+    };
+    match state
+        .store
+        .exchange_code(
+            &digest,
+            &grant.family_id,
+            now,
+            &issued,
+            refresh.as_ref().map(|(_, record)| record),
+        )
+        .await?
+    {
+        CodeExchange::Exchanged => {}
+        CodeExchange::AlreadyUsed => {
+            state.store.revoke_family(&grant.family_id, now).await?;
+            tracing::warn!(target: "audit", event = "code_replay", client_id = ?client.client_id, user = ?grant.user_id, outcome = "family_revoked", "authorization code used concurrently");
+            return Err(invalid_code());
+        }
+    }
+    Ok(token_response(
+        state,
+        access_token,
+        &grant.scope,
+        refresh.map(|(token, _)| token.into_string()),
+        GrantType::AuthorizationCode,
+    ))
+}

@@ -1,0 +1,44 @@
+//! RFC 6749 §4.4: the client acts for itself. No refresh token, nothing stored.
+
+use auth_core::wire::{GrantType, TokenResponse};
+
+use super::{resolve_audience, resolve_scope};
+use crate::error::Result;
+use crate::state::AppState;
+use crate::store::ClientRecord;
+use crate::tokens::{AccessTokenGrant, mint_access_token, token_response};
+
+/// The parameters of a client_credentials request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Request<'a> {
+    pub scope: Option<&'a str>,
+    /// RFC 8707 resource indicator.
+    pub resource: Option<&'a str>,
+}
+
+/// Issues an access token whose subject is the client.
+pub fn grant(
+    state: &AppState,
+    client: &ClientRecord,
+    request: Request<'_>,
+) -> Result<TokenResponse> {
+    let scope = resolve_scope(request.scope, &client.scope)?;
+    let audience = resolve_audience(client, request.resource, &state.settings.default_audience)?;
+    let (access_token, _) = mint_access_token(
+        state,
+        AccessTokenGrant {
+            subject: &client.client_id,
+            client_id: &client.client_id,
+            audience: &audience,
+            scope: &scope,
+            auth_time: None,
+        },
+    )?;
+    Ok(token_response(
+        state,
+        access_token,
+        &scope,
+        None,
+        GrantType::ClientCredentials,
+    ))
+}

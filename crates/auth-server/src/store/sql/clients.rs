@@ -1,0 +1,89 @@
+//! `ClientStore` in SQL.
+
+use std::str::FromStr;
+
+use auth_core::wire::GrantType;
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{BUMP_CONFIG_VERSION, digest, scope, unique_violation, words};
+use super::{Backend, SqlStore};
+use crate::store::StoreError;
+use crate::store::{ClientRecord, ClientStore};
+
+macro_rules! client_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let secret: Option<String> = row.try_get("secret_digest")?;
+        let grant_types: String = row.try_get("grant_types")?;
+        ClientRecord {
+            client_id: row.try_get("client_id")?,
+            secret_digest: secret
+                .map(|text| digest(&text, "client secret"))
+                .transpose()?,
+            is_public: row.try_get("is_public")?,
+            grant_types: words(&grant_types)
+                .iter()
+                .map(|grant| {
+                    GrantType::from_str(grant)
+                        .map_err(|_| StoreError::Corrupt("client grant types"))
+                })
+                .collect::<Result<_, _>>()?,
+            redirect_uris: words(&row.try_get::<String, _>("redirect_uris")?),
+            scope: scope(&row.try_get::<String, _>("scope")?, "client scope")?,
+            audiences: words(&row.try_get::<String, _>("audiences")?),
+            skip_consent: row.try_get("skip_consent")?,
+        }
+    }};
+}
+
+#[async_trait]
+impl ClientStore for SqlStore {
+    async fn create_client(&self, client: &ClientRecord, now: i64) -> Result<(), StoreError> {
+        let grant_types = client
+            .grant_types
+            .iter()
+            .map(|grant| grant.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "insert into client (client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
+                 skip_consent, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+            )
+            .bind(&client.client_id)
+            .bind(client.secret_digest.map(|digest| digest.to_hex()))
+            .bind(client.is_public)
+            .bind(&grant_types)
+            .bind(client.redirect_uris.join(" "))
+            .bind(client.scope.to_string())
+            .bind(client.audiences.join(" "))
+            .bind(client.skip_consent)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| unique_violation(error, "client"))?;
+            sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        on_backend!(self, pool => {
+            let row = sqlx::query(
+                "select client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, skip_consent \
+                 from client where client_id = $1",
+            )
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(match row {
+                Some(row) => Some(client_from_row!(&row)),
+                None => None,
+            })
+        })
+    }
+}

@@ -1,0 +1,63 @@
+//! `KeyStore` in SQL: signing keys.
+
+use std::str::FromStr;
+
+use auth_core::keys::SigningAlgorithm;
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{BUMP_CONFIG_VERSION, unique_violation};
+use super::{Backend, SqlStore};
+use crate::store::StoreError;
+use crate::store::{KeyStore, StoredKey};
+
+#[async_trait]
+impl KeyStore for SqlStore {
+    async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "insert into signing_key (kid, alg, private_key, encrypted, created_at, active_from) \
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&key.kid)
+            .bind(key.alg.as_str())
+            .bind(&key.private_key)
+            .bind(key.encrypted)
+            .bind(key.created_at)
+            .bind(key.active_from)
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| unique_violation(error, "signing key"))?;
+            sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        on_backend!(self, pool => {
+            let rows = sqlx::query(
+                "select signing_key_id, kid, alg, private_key, encrypted, created_at, active_from from signing_key \
+                 order by active_from, signing_key_id",
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut keys = Vec::with_capacity(rows.len());
+            for row in rows {
+                let alg: String = row.try_get("alg")?;
+                keys.push(StoredKey {
+                    kid: row.try_get("kid")?,
+                    alg: SigningAlgorithm::from_str(&alg).map_err(|_| StoreError::Corrupt("signing key algorithm"))?,
+                    private_key: row.try_get("private_key")?,
+                    encrypted: row.try_get("encrypted")?,
+                    created_at: row.try_get("created_at")?,
+                    active_from: row.try_get("active_from")?,
+                    sequence: row.try_get("signing_key_id")?,
+                });
+            }
+            Ok(keys)
+        })
+    }
+}

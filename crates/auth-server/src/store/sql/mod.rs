@@ -1,0 +1,206 @@
+//! The SQL store on SQLite and PostgreSQL, one file per store trait it implements.
+//!
+//! Each query is written once, in SQL both back-ends accept (`$n` placeholders, `on conflict`, lowercase
+//! keywords), and [`on_backend!`] expands the code around it once per back-end, so each back-end gets its
+//! own type-checked implementation with its own pool type, without generic bounds on every column type.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use auth_core::scope::ScopeSet;
+use auth_core::secret::SecretDigest;
+use sqlx::SqlStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::StoreError;
+
+/// Migrations embedded in the binary, per back-end.
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../../migrations/sqlite/0001_init.sql"),
+)];
+
+fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which database a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// `sqlite:` URLs.
+    Sqlite,
+    /// `postgres:` / `postgresql:` URLs.
+    Postgres,
+}
+
+impl BackendKind {
+    /// The back-end a database URL names, if any.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// The store: a pool on one back-end.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    backend: Backend,
+}
+
+/// Runs `$body` with `$pool` bound to the back-end's own pool type.
+macro_rules! on_backend {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split(' ')
+        .filter(|word| !word.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn digest(text: &str, what: &'static str) -> Result<SecretDigest, StoreError> {
+    SecretDigest::from_hex(text).ok_or(StoreError::Corrupt(what))
+}
+
+fn scope(text: &str, what: &'static str) -> Result<ScopeSet, StoreError> {
+    ScopeSet::parse(text).map_err(|_| StoreError::Corrupt(what))
+}
+
+fn unique_violation(error: sqlx::Error, what: &'static str) -> StoreError {
+    match &error {
+        sqlx::Error::Database(database) if database.is_unique_violation() => {
+            StoreError::AlreadyExists(what)
+        }
+        _ => StoreError::Database(error),
+    }
+}
+
+/// Run in the transaction of every change to clients or keys, so replicas notice and drop their caches.
+const BUMP_CONFIG_VERSION: &str =
+    "update config_version set version = version + 1 where config_version_id = 1";
+
+const PURGE_STATEMENTS: [&str; 5] = [
+    "delete from authorization_code where expires_at < $1",
+    "delete from login_session where expires_at < $1",
+    "delete from revoked_access_token where expires_at < $1",
+    "delete from issued_access_token where expires_at < $1",
+    "delete from refresh_token where expires_at < $1",
+];
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite:…` or `postgres://…`) and applies migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let store = Self::connect_without_migrating(url, max_connections).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without applying migrations.
+    pub async fn connect_without_migrating(
+        url: &str,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        let backend = match BackendKind::of_url(url) {
+            Some(BackendKind::Sqlite) => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    // WAL lets readers run beside the single writer; NORMAL sync is durable in WAL mode
+                    // except for the last transactions on power loss.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?;
+                Backend::Sqlite(pool)
+            }
+            Some(BackendKind::Postgres) => {
+                let options = PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?;
+                Backend::Postgres(pool)
+            }
+            None => {
+                return Err(StoreError::Database(sqlx::Error::Configuration(
+                    "the database URL must start with sqlite: or postgres://".into(),
+                )));
+            }
+        };
+        Ok(Self { backend })
+    }
+
+    /// Applies the embedded migrations of the back-end.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => migrator(SQLITE_MIGRATIONS).run(pool).await?,
+            Backend::Postgres(pool) => migrator(POSTGRES_MIGRATIONS).run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Which back-end this is.
+    pub fn kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        on_backend!(self, pool => pool.close().await)
+    }
+}
+
+mod clients;
+mod grants;
+mod health;
+mod keys;
+mod users;
