@@ -1,50 +1,51 @@
-//! Command line and environment (SPEC §4).
+//! The command line: every flag also reads a `RESOURCE_API_…` environment variable (docs/operations.md).
 
 use std::net::SocketAddr;
 
-use clap::{Parser, ValueEnum};
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable.
-    Pretty,
-}
+use clap::{CommandFactory, FromArgMatches, Parser};
+pub use service_kit::secret::Secret;
+pub use service_kit::telemetry::LogFormat;
 
 /// `resource-api`: an API protected by JWT access tokens.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
 #[command(
     name = "resource-api",
     version,
     about = "An API protected by RFC 9068 JWT access tokens"
 )]
 pub struct Config {
-    /// Address to listen on.
+    /// Address to listen on (port 0: any free port, printed on stdout)
     #[arg(long, env = "RESOURCE_API_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
-    /// The authorization server's issuer identifier (its metadata is read from there).
+    /// The authorization server's issuer identifier (its metadata is read from there)
     #[arg(
         long,
         env = "RESOURCE_API_ISSUER",
         default_value = "http://127.0.0.1:8080"
     )]
     pub issuer: String,
-    /// This API's audience: tokens must name it in `aud`.
+    /// This API's audience: tokens must name it in `aud`
     #[arg(long, env = "RESOURCE_API_AUDIENCE", default_value = "resource-api")]
     pub audience: String,
-    /// Client id for introspection (DELETE /items needs an active token); its secret comes from
-    /// RESOURCE_API_INTROSPECTION_SECRET.
+    /// Client id for introspection (DELETE /items needs an active token)
     #[arg(long, env = "RESOURCE_API_INTROSPECTION_CLIENT_ID")]
     pub introspection_client_id: Option<String>,
-    /// Minimum time between JWKS refetches for unknown key ids, milliseconds.
+    /// Secret of --introspection-client-id. Prefer the variable: a flag's value shows in process listings
+    #[arg(
+        long,
+        env = "RESOURCE_API_INTROSPECTION_SECRET",
+        hide_env_values = true,
+        // `client create` prints base64url secrets: one in 64 starts with '-'.
+        allow_hyphen_values = true
+    )]
+    pub introspection_secret: Option<Secret>,
+    /// Minimum time between JWKS refetches for unknown key ids, milliseconds
     #[arg(long, env = "RESOURCE_API_JWKS_COOLDOWN_MS", default_value_t = 5_000)]
     pub jwks_cooldown_ms: u64,
-    /// Time a client has to send a request's headers, milliseconds (slow-header clients are cut off).
+    /// Time a client has to send a request's headers, milliseconds (slow-header clients are cut off)
     #[arg(long, env = "RESOURCE_API_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub header_read_timeout_ms: u64,
-    /// Log format on stderr (filter with RUST_LOG).
+    /// Log format on stderr (filter with RUST_LOG)
     #[arg(
         long,
         env = "RESOURCE_API_LOG_FORMAT",
@@ -54,11 +55,27 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-/// The introspection secret (never a flag, so it stays out of process listings).
-pub fn introspection_secret() -> Option<String> {
-    std::env::var("RESOURCE_API_INTROSPECTION_SECRET")
-        .ok()
-        .filter(|secret| !secret.is_empty())
+impl Default for Config {
+    /// The defaults of the flags above, and nothing else: no environment variable is read.
+    fn default() -> Self {
+        match parse_without_environment(["resource-api"]) {
+            Ok(config) => config,
+            // Only a default that does not parse gets here: a bug the tests below catch.
+            Err(error) => error.exit(),
+        }
+    }
+}
+
+/// Parses `args` as if no environment variable were set (tests of defaults and flags).
+pub fn parse_without_environment<I, T>(args: I) -> Result<Config, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Config::command()
+        .mut_args(|arg| arg.env(None))
+        .try_get_matches_from(args)?;
+    Config::from_arg_matches(&matches)
 }
 
 #[cfg(test)]
@@ -66,11 +83,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_match_the_spec() {
-        let config = Config::try_parse_from(["resource-api"]).unwrap();
+    fn no_flags_are_the_documented_defaults() {
+        let config = Config::default();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8081");
         assert_eq!(config.issuer, "http://127.0.0.1:8080");
         assert_eq!(config.audience, "resource-api");
         assert!(config.introspection_client_id.is_none());
+        assert!(config.introspection_secret.is_none());
+        assert_eq!(config.jwks_cooldown_ms, 5_000);
+    }
+
+    #[test]
+    fn the_introspection_secret_is_a_flag_too_redacted_and_may_start_with_a_dash() {
+        let config = parse_without_environment([
+            "resource-api",
+            "--introspection-client-id",
+            "api",
+            "--introspection-secret",
+            "-dGVzdA_secret",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.introspection_secret.as_ref().map(Secret::expose),
+            Some("-dGVzdA_secret")
+        );
+        assert!(!format!("{config:?}").contains("dGVzdA"));
     }
 }

@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use clap::Parser;
 use resource_api::config::Config;
-use resource_api::startup::{Application, init_tracing};
+use resource_api::startup::Application;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    init_tracing(config.log_format);
+    service_kit::telemetry::init_tracing(config.log_format);
     let result = async {
         let application =
             Application::build(config, Arc::new(auth_core::clock::SystemClock)).await?;
+        // One line on stdout, so whoever started the API learns the port of `--listen …:0`.
+        println!("resource-api listening on {}", application.local_addr()?);
         application.run_until_stopped().await
     }
     .await;

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use auth_bearer::{BearerAuth, BearerConfig, IntrospectionCredentials};
 use auth_core::clock::SharedClock;
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use service_kit::metrics::Metrics;
 use service_kit::{ServeLimits, shutdown_signal};
 
-use crate::bearer::{BearerAuth, BearerConfig, IntrospectionCredentials};
-use crate::config::{Config, LogFormat, introspection_secret};
+use crate::config::Config;
 use crate::http::{ApiState, router};
 use crate::items::ItemStore;
 
@@ -29,43 +29,22 @@ pub struct Application {
     limits: ServeLimits,
 }
 
-/// Installs tracing on stderr.
-pub fn init_tracing(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.try_init(),
-    };
-}
-
 impl Application {
-    /// Binds the listener and prepares validation; the introspection secret comes from
-    /// `RESOURCE_API_INTROSPECTION_SECRET`. The issuer is contacted in the background.
+    /// Binds the listener and prepares validation. The issuer is contacted in the background.
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self> {
-        Self::build_with_introspection_secret(config, clock, introspection_secret()).await
-    }
-
-    /// [`Application::build`] with the introspection secret given directly.
-    pub async fn build_with_introspection_secret(
-        config: Config,
-        clock: SharedClock,
-        introspection_secret: Option<String>,
-    ) -> Result<Self> {
         let mut bearer_config = BearerConfig::new(config.issuer.clone(), config.audience.clone());
         bearer_config.jwks.cooldown = Duration::from_millis(config.jwks_cooldown_ms);
-        bearer_config.introspection = match (&config.introspection_client_id, introspection_secret)
-        {
-            (Some(client_id), Some(client_secret)) => Some(IntrospectionCredentials {
+        bearer_config.introspection = match (
+            &config.introspection_client_id,
+            &config.introspection_secret,
+        ) {
+            (Some(client_id), Some(secret)) => Some(IntrospectionCredentials {
                 client_id: client_id.clone(),
-                client_secret,
+                client_secret: secret.expose().to_owned(),
             }),
-            (Some(_), None) => {
-                anyhow::bail!("--introspection-client-id needs RESOURCE_API_INTROSPECTION_SECRET")
-            }
+            (Some(_), None) => anyhow::bail!(
+                "--introspection-client-id needs --introspection-secret (RESOURCE_API_INTROSPECTION_SECRET)"
+            ),
             (None, _) => None,
         };
         let http = reqwest::Client::builder()
@@ -76,11 +55,11 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        let recorder = Arc::new(PrometheusBuilder::new().build_recorder());
+        let metrics = Metrics::new();
         let state = ApiState {
             bearer: bearer.clone(),
             items: Arc::new(ItemStore::default()),
-            metrics: recorder.clone(),
+            metrics: metrics.clone(),
         };
         let interval = Duration::from_millis(config.jwks_cooldown_ms.max(100));
         let bearer_for_discovery = bearer.clone();
@@ -89,7 +68,7 @@ impl Application {
             // Then keep the recorder bounded: histogram samples accumulate until upkeep drains them.
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                recorder.handle().run_upkeep();
+                metrics.upkeep();
             }
         });
         Ok(Self {

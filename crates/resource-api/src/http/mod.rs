@@ -1,20 +1,21 @@
-//! The routes of SPEC §4 and the middleware around them.
+//! The routes of the demo API (`/protected`, `/items`, health, metrics) and the layers around them.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use auth_bearer::{Authenticated, BearerAuth, BearerError};
+use auth_core::wire::{ErrorCode, ErrorResponse};
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRef, MatchedPath, Path, Request, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use metrics_exporter_prometheus::PrometheusRecorder;
 use serde::Deserialize;
+use service_kit::metrics::Metrics;
 
-use crate::bearer::{Authenticated, BearerAuth, BearerError};
 use crate::items::ItemStore;
 
 /// Slower requests get 408; larger bodies 413.
@@ -28,9 +29,8 @@ pub struct ApiState {
     pub bearer: BearerAuth,
     /// The items.
     pub items: Arc<ItemStore>,
-    /// This service's own Prometheus recorder: kept in state rather than installed as the process-global
-    /// recorder, so two services in one process (tests, embedding) never mix their metrics.
-    pub metrics: Arc<PrometheusRecorder>,
+    /// This service's own Prometheus recorder.
+    pub metrics: Metrics,
 }
 
 impl FromRef<ApiState> for BearerAuth {
@@ -48,7 +48,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health_live_get))
         .route("/readyz", get(health_ready_get))
         .route("/metrics", get(health_metrics_get))
-        .layer(middleware::from_fn_with_state(state.clone(), track_metrics));
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            service_kit::metrics::track_requests,
+        ));
     service_kit::with_request_layers(routes, REQUEST_TIMEOUT, MAX_BODY_BYTES).with_state(state)
 }
 
@@ -72,7 +75,7 @@ struct NewItem {
 fn bad_request(description: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        Json(serde_json::json!({ "error": "invalid_request", "error_description": description })),
+        Json(ErrorResponse::new(ErrorCode::InvalidRequest, description)),
     )
         .into_response()
 }
@@ -139,32 +142,10 @@ async fn health_ready_get(State(state): State<ApiState>) -> Response {
     }
 }
 
-async fn health_metrics_get(State(state): State<ApiState>) -> impl IntoResponse {
-    let fetches = state.bearer.jwks_fetch_count() as f64;
-    metrics::with_local_recorder(state.metrics.as_ref(), || {
-        metrics::gauge!("resource_api_jwks_fetches").set(fetches)
-    });
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.handle().render(),
-    )
-}
-
-/// Request count and latency per route.
-async fn track_metrics(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().to_string();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let elapsed = started.elapsed().as_secs_f64();
-    metrics::with_local_recorder(state.metrics.as_ref(), || {
-        metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
-        metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
-            .record(elapsed);
-    });
-    response
+async fn health_metrics_get(State(state): State<ApiState>) -> Response {
+    state.metrics.set_gauge(
+        "resource_api_jwks_fetches",
+        state.bearer.jwks_fetch_count() as f64,
+    );
+    service_kit::metrics::exposition(&state.metrics)
 }

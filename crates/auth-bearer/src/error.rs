@@ -1,0 +1,129 @@
+//! Why a request was not let through, and the RFC 6750 §3 answer for each reason: the status, the
+//! `WWW-Authenticate` challenge and an RFC 6749 §5.2-shaped JSON body (auth-core's wire type).
+
+use auth_core::wire::{ErrorCode, ErrorResponse};
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Why a request was not let through (RFC 6750 §3).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BearerError {
+    /// No `Authorization: Bearer` header: 401 with a bare challenge (RFC 6750 §3.1: no error code when
+    /// the request carries no credentials).
+    #[error("no bearer token")]
+    Missing,
+    /// The token is invalid, expired, or revoked: 401 `invalid_token`.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// The token lacks a scope: 403 `insufficient_scope`.
+    #[error("insufficient scope: {0} required")]
+    InsufficientScope(String),
+    /// Keys or introspection are unavailable: 503.
+    #[error("the issuer is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A quoted-string value of a challenge parameter (RFC 9110 §11.2): no quote or backslash survives.
+fn quoted(text: &str) -> String {
+    text.replace(['"', '\\'], "'")
+}
+
+/// The response for `error`, with `realm` in its challenge.
+pub fn challenge(error: &BearerError, realm: &str) -> Response {
+    let realm = quoted(realm);
+    let (status, challenge, body) = match error {
+        BearerError::Missing => (
+            StatusCode::UNAUTHORIZED,
+            format!("Bearer realm=\"{realm}\""),
+            None,
+        ),
+        BearerError::InvalidToken(reason) => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
+                quoted(reason)
+            ),
+            Some(ErrorResponse::new(ErrorCode::InvalidToken, reason.clone())),
+        ),
+        BearerError::InsufficientScope(scope) => (
+            StatusCode::FORBIDDEN,
+            format!(
+                "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{}\"",
+                quoted(scope)
+            ),
+            Some(ErrorResponse::new(
+                ErrorCode::InsufficientScope,
+                format!("scope {scope} is required"),
+            )),
+        ),
+        BearerError::Unavailable(reason) => {
+            tracing::warn!(%reason, "token validation unavailable");
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(ErrorResponse::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the authorization server cannot be reached to validate tokens; retry shortly",
+                )),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
+        }
+    };
+    let mut response = match body {
+        Some(body) => (status, Json(body)).into_response(),
+        None => status.into_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+impl IntoResponse for BearerError {
+    /// With the default realm; the extractor answers with the configured one.
+    fn into_response(self) -> Response {
+        challenge(&self, crate::validator::DEFAULT_REALM)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_follow_rfc6750_section_3() {
+        let missing = challenge(&BearerError::Missing, "resource-api");
+        assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            missing.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"resource-api\""
+        );
+        let invalid = challenge(
+            &BearerError::InvalidToken("token has \"expired\"".into()),
+            "resource-api",
+        );
+        assert_eq!(invalid.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            invalid.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"resource-api\", error=\"invalid_token\", error_description=\"token has 'expired'\""
+        );
+        let scope = challenge(
+            &BearerError::InsufficientScope("write".into()),
+            "resource-api",
+        );
+        assert_eq!(scope.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            scope.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"resource-api\", error=\"insufficient_scope\", scope=\"write\""
+        );
+        let unavailable = challenge(&BearerError::Unavailable("down".into()), "r");
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.headers()[header::RETRY_AFTER], "5");
+    }
+}

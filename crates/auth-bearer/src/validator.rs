@@ -1,0 +1,311 @@
+//! [`BearerAuth`]: the issuer's keys discovered from its RFC 8414 metadata and cached, access tokens
+//! verified against them (RFC 9068, RFC 8725), and RFC 7662 introspection for routes that must see a
+//! revocation before `exp`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use auth_core::clock::SharedClock;
+use auth_core::jwks::remote::{self, RemoteJwks, RemoteJwksOptions, RemoteVerifyError};
+use auth_core::secret::SecretDigest;
+use auth_core::token::{AccessTokenClaims, ValidationPolicy};
+use auth_core::wire::IntrospectionResponse;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::cache::VerifiedCache;
+use crate::error::BearerError;
+
+/// The `realm` of challenges unless configured otherwise.
+pub const DEFAULT_REALM: &str = "resource-api";
+
+/// Client credentials for the issuer's introspection endpoint.
+#[derive(Clone)]
+pub struct IntrospectionCredentials {
+    /// The client id.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for IntrospectionCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntrospectionCredentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`BearerAuth`] checks and how it caches.
+#[derive(Debug, Clone)]
+pub struct BearerConfig {
+    /// The issuer identifier, exactly as in `iss`.
+    pub issuer: String,
+    /// This API's audience: `aud` must contain it.
+    pub audience: String,
+    /// `realm` of `WWW-Authenticate`.
+    pub realm: String,
+    /// JWKS cache tuning (the cooldown also paces metadata discovery while the issuer is down).
+    pub jwks: RemoteJwksOptions,
+    /// For routes that require an active token.
+    pub introspection: Option<IntrospectionCredentials>,
+    /// Verified tokens kept (by digest).
+    pub verified_cache_capacity: usize,
+    /// How long an introspection answer is reused.
+    pub introspection_cache_ttl: Duration,
+}
+
+impl BearerConfig {
+    /// Defaults: realm `resource-api`, 5 s JWKS cooldown, 10 000 cached tokens, 3 s introspection cache.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            realm: DEFAULT_REALM.into(),
+            jwks: RemoteJwksOptions::default(),
+            introspection: None,
+            verified_cache_capacity: 10_000,
+            introspection_cache_ttl: Duration::from_secs(3),
+        }
+    }
+}
+
+struct Discovered {
+    jwks: RemoteJwks,
+    introspection_endpoint: Option<String>,
+}
+
+struct Inner {
+    config: BearerConfig,
+    http: reqwest::Client,
+    clock: SharedClock,
+    policy: ValidationPolicy,
+    discovered: RwLock<Option<Arc<Discovered>>>,
+    discovery: Mutex<Option<Instant>>,
+    verified: VerifiedCache,
+    introspected: RwLock<HashMap<SecretDigest, (bool, Instant)>>,
+}
+
+/// The validation layer's state. Cheap to clone.
+#[derive(Clone)]
+pub struct BearerAuth {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for BearerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerAuth")
+            .field("issuer", &self.inner.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BearerAuth {
+    /// A validator for tokens of `config.issuer`. Nothing is fetched until [`BearerAuth::discover`] or the
+    /// first request; an issuer that is down only delays readiness.
+    pub fn new(config: BearerConfig, http: reqwest::Client, clock: SharedClock) -> Self {
+        let verified = VerifiedCache::new(config.verified_cache_capacity);
+        let policy = ValidationPolicy::new(
+            config.issuer.clone(),
+            config.audience.clone(),
+            clock.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                clock,
+                policy,
+                discovered: RwLock::new(None),
+                discovery: Mutex::new(None),
+                verified,
+                introspected: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BearerConfig {
+        &self.inner.config
+    }
+
+    /// True once the issuer's metadata and keys have been fetched.
+    pub fn is_ready(&self) -> bool {
+        self.inner
+            .discovered
+            .read()
+            .map(|discovered| discovered.is_some())
+            .unwrap_or(false)
+    }
+
+    /// How many JWKS fetches have been made (metrics, tests).
+    pub fn jwks_fetch_count(&self) -> u64 {
+        self.current()
+            .map_or(0, |discovered| discovered.jwks.fetch_count())
+    }
+
+    fn current(&self) -> Option<Arc<Discovered>> {
+        self.inner
+            .discovered
+            .read()
+            .ok()
+            .and_then(|discovered| discovered.clone())
+    }
+
+    /// Reads the issuer's metadata and keys, at most once per cooldown while it keeps failing.
+    pub async fn discover(&self) -> Result<(), BearerError> {
+        if self.current().is_some() {
+            return Ok(());
+        }
+        let mut last_attempt = self.inner.discovery.lock().await;
+        if self.current().is_some() {
+            return Ok(());
+        }
+        let options = &self.inner.config.jwks;
+        if last_attempt.is_some_and(|at| at.elapsed() < options.cooldown) {
+            return Err(BearerError::Unavailable(
+                "the issuer has not answered yet".into(),
+            ));
+        }
+        *last_attempt = Some(Instant::now());
+        let metadata = remote::fetch_metadata(
+            &self.inner.http,
+            &self.inner.config.issuer,
+            options.fetch_timeout,
+        )
+        .await
+        .map_err(|error| BearerError::Unavailable(error.to_string()))?;
+        let jwks_uri = metadata.jwks_uri.ok_or_else(|| {
+            BearerError::Unavailable("the issuer's metadata has no jwks_uri".into())
+        })?;
+        let jwks = RemoteJwks::new(jwks_uri, self.inner.http.clone(), options.clone());
+        jwks.keys()
+            .await
+            .map_err(|error| BearerError::Unavailable(error.to_string()))?;
+        let discovered = Arc::new(Discovered {
+            jwks,
+            introspection_endpoint: metadata.introspection_endpoint,
+        });
+        if let Ok(mut slot) = self.inner.discovered.write() {
+            *slot = Some(discovered);
+        }
+        tracing::info!(issuer = %self.inner.config.issuer, "issuer metadata and keys loaded");
+        Ok(())
+    }
+
+    /// Verifies a token: from the cache of verified tokens when it was seen before and has not expired,
+    /// else by signature and claims.
+    pub async fn verify(&self, token: &str) -> Result<Arc<AccessTokenClaims>, BearerError> {
+        let digest = SecretDigest::of(token);
+        let now = self.inner.clock.now();
+        if let Some(claims) = self.inner.verified.get(&digest) {
+            // An entry never outlives its token (same leeway as a fresh verification).
+            if now <= claims.exp + self.inner.policy.leeway() {
+                return Ok(claims);
+            }
+        }
+        // Malformed tokens, alg none and the like are refused before keys are needed, so they are 401 even
+        // while the issuer is unreachable and never cause traffic to it.
+        auth_core::token::inspect_header(token)
+            .map_err(|error| BearerError::InvalidToken(error.to_string()))?;
+        self.discover().await?;
+        let discovered = self
+            .current()
+            .ok_or_else(|| BearerError::Unavailable("no keys yet".into()))?;
+        let claims = match discovered.jwks.verify(token, &self.inner.policy).await {
+            Ok(claims) => Arc::new(claims),
+            Err(RemoteVerifyError::Token(error)) => {
+                return Err(BearerError::InvalidToken(error.to_string()));
+            }
+            Err(RemoteVerifyError::KeysUnavailable(error)) => {
+                return Err(BearerError::Unavailable(error.to_string()));
+            }
+        };
+        self.inner
+            .verified
+            .insert(digest, claims.clone(), now, self.inner.policy.leeway());
+        Ok(claims)
+    }
+
+    /// Asks the issuer whether the token is still active (RFC 7662), reusing an answer for a few seconds.
+    pub async fn is_active(&self, token: &str) -> Result<bool, BearerError> {
+        let credentials =
+            self.inner.config.introspection.as_ref().ok_or_else(|| {
+                BearerError::Unavailable("introspection is not configured".into())
+            })?;
+        let digest = SecretDigest::of(token);
+        let ttl = self.inner.config.introspection_cache_ttl;
+        if let Some((active, at)) = self
+            .inner
+            .introspected
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(&digest).copied())
+            && at.elapsed() < ttl
+        {
+            return Ok(active);
+        }
+        self.discover().await?;
+        let endpoint = self
+            .current()
+            .and_then(|discovered| discovered.introspection_endpoint.clone())
+            .ok_or_else(|| {
+                BearerError::Unavailable("the issuer has no introspection endpoint".into())
+            })?;
+        let response = self
+            .inner
+            .http
+            .post(&endpoint)
+            .basic_auth(
+                form_encode(&credentials.client_id),
+                Some(form_encode(&credentials.client_secret)),
+            )
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|error| BearerError::Unavailable(format!("introspection failed: {error}")))?;
+        if !response.status().is_success() {
+            return Err(BearerError::Unavailable(format!(
+                "introspection answered {}",
+                response.status()
+            )));
+        }
+        let answer: IntrospectionResponse = response.json().await.map_err(|error| {
+            BearerError::Unavailable(format!("introspection answer unreadable: {error}"))
+        })?;
+        if let Ok(mut cache) = self.inner.introspected.write() {
+            if cache.len() >= self.inner.config.verified_cache_capacity {
+                cache.retain(|_, (_, at)| at.elapsed() < ttl);
+            }
+            cache.insert(digest, (answer.active, Instant::now()));
+        }
+        Ok(answer.active)
+    }
+}
+
+/// RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64.
+fn form_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                encoded.push(byte as char)
+            }
+            b' ' => encoded.push('+'),
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_encoded() {
+        assert_eq!(form_encode("a b:c/d"), "a+b%3Ac%2Fd");
+    }
+}
