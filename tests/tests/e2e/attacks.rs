@@ -5,20 +5,21 @@ use std::sync::Arc;
 use auth_core::clock::Clock;
 use auth_core::keys::{SigningAlgorithm, SigningKey};
 use auth_core::token::{AccessTokenClaims, Audience, issue};
+use auth_core::wire::GrantType;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use platform_tests::{Api, Issuer, Stack, start_issuer, start_stack};
 use reqwest::Method;
 use serde_json::{Value, json};
+use testkit::{Backend, ClientSpec, Stack, TestApi, TestIssuer};
 
-async fn stack() -> (Issuer, Api, String) {
+async fn stack() -> (TestIssuer, TestApi, String) {
     let Stack {
         issuer, api, token, ..
-    } = start_stack("read write").await;
+    } = Stack::start("read write").await;
     (issuer, api, token)
 }
 
-async fn status_and_challenge(api: &Api, token: &str) -> (u16, String) {
+async fn status_and_challenge(api: &TestApi, token: &str) -> (u16, String) {
     let response = api
         .with_token(Method::GET, "/protected", token)
         .send()
@@ -32,7 +33,7 @@ async fn status_and_challenge(api: &Api, token: &str) -> (u16, String) {
     (response.status().as_u16(), challenge)
 }
 
-async fn assert_refused(api: &Api, token: &str, why: &str) {
+async fn assert_refused(api: &TestApi, token: &str, why: &str) {
     let (status, challenge) = status_and_challenge(api, token).await;
     assert_eq!(status, 401, "{why}");
     assert!(
@@ -55,10 +56,10 @@ fn encode(value: &Value) -> String {
 }
 
 /// Claims signed with the issuer's real key, for attacks on the claim checks.
-fn signed_by_issuer(issuer: &Issuer, edit: impl FnOnce(&mut AccessTokenClaims)) -> String {
+fn signed_by_issuer(issuer: &TestIssuer, edit: impl FnOnce(&mut AccessTokenClaims)) -> String {
     let now = issuer.clock.now();
     let mut claims = AccessTokenClaims {
-        iss: issuer.base.clone(),
+        iss: issuer.issuer().to_owned(),
         sub: "svc".into(),
         aud: Audience::One("resource-api".into()),
         client_id: "svc".into(),
@@ -132,12 +133,13 @@ async fn a_payload_altered_after_signing_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_keys_are_refused_and_made_up_kids_cannot_hammer_the_issuer() {
-    let (issuer, api, _) = stack().await;
-    let fetches_before = api.bearer.jwks_fetch_count();
-    let stranger = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
+    let (issuer, _api, _) = stack().await;
+    // An API of our own with a known cooldown, so the test can tell "once" from "never".
+    let api = TestApi::start(issuer.issuer(), None, 5_000).await;
+    api.wait_ready().await;
     let now = issuer.clock.now();
     let claims = AccessTokenClaims {
-        iss: issuer.base.clone(),
+        iss: issuer.issuer().to_owned(),
         sub: "svc".into(),
         aud: Audience::One("resource-api".into()),
         client_id: "svc".into(),
@@ -148,26 +150,41 @@ async fn unknown_keys_are_refused_and_made_up_kids_cannot_hammer_the_issuer() {
         jti: "x".into(),
         auth_time: None,
     };
-    // A flood of tokens, each with a fresh made-up key and kid.
+    let forged = |claims: &AccessTokenClaims| {
+        let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
+        issue(claims, &key).unwrap()
+    };
+    // The tokens of the flood, each with a fresh made-up key and kid, made before the clock starts.
+    let flood: Vec<String> = (0..50).map(|_| forged(&claims)).collect();
+    // Once the cooldown from the start-up fetch is over, an unknown kid causes exactly one refetch.
+    let started = api.bearer.jwks_fetch_count();
+    let mut waited = 0;
+    while api.bearer.jwks_fetch_count() == started {
+        assert_refused(&api, &forged(&claims), "unknown key").await;
+        waited += 1;
+        assert!(waited < 200, "no refetch within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let after_refetch = api.bearer.jwks_fetch_count();
+    assert_eq!(after_refetch, started + 1);
+    // Then the whole flood, inside the new 5 s cooldown, causes none.
     let api = Arc::new(api);
     let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let (api, claims) = (api.clone(), claims.clone());
+    for token in flood {
+        let api = api.clone();
         tasks.push(tokio::spawn(async move {
-            let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
-            status_and_challenge(&api, &issue(&claims, &key).unwrap())
-                .await
-                .0
+            status_and_challenge(&api, &token).await
         }));
     }
     for task in tasks {
-        assert_eq!(task.await.unwrap(), 401);
+        let (status, challenge) = task.await.unwrap();
+        assert_eq!(status, 401);
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     }
-    assert_refused(&api, &issue(&claims, &stranger).unwrap(), "unknown key").await;
-    let refetches = api.bearer.jwks_fetch_count() - fetches_before;
-    assert!(
-        refetches <= 1,
-        "at most one refetch per 5 s cooldown, saw {refetches}"
+    assert_eq!(
+        api.bearer.jwks_fetch_count(),
+        after_refetch,
+        "at most one refetch per cooldown"
     );
 }
 
@@ -182,16 +199,15 @@ async fn wrong_audience_and_other_issuer_are_refused() {
         signed_by_issuer(&issuer, |claims| claims.iss = "http://evil.example".into());
     assert_refused(&api, &other_issuer, "other issuer").await;
     // A real token from another real authorization server.
-    let stranger = start_issuer().await;
-    let secret = stranger
-        .client("svc", &["client_credentials"], "read", &[])
+    let stranger = TestIssuer::spawn(Backend::Sqlite).await;
+    let svc = stranger
+        .register(
+            ClientSpec::confidential("svc")
+                .grants([GrantType::ClientCredentials])
+                .scope("read"),
+        )
         .await;
-    assert_refused(
-        &api,
-        &stranger.token("svc", &secret, None).await,
-        "other server",
-    )
-    .await;
+    assert_refused(&api, &stranger.token(&svc, None).await, "other server").await;
     // The right audience among several is accepted.
     let several = signed_by_issuer(&issuer, |claims| {
         claims.aud = Audience::Many(vec!["billing-api".into(), "resource-api".into()])

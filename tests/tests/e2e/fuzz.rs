@@ -1,13 +1,13 @@
-//! Fuzz target for the bearer layer over HTTP (issue 6): hostile `Authorization` headers — random text,
+//! Fuzz target for the bearer layer over HTTP: hostile `Authorization` headers — random text,
 //! JWT-shaped strings, a real token with bytes changed, odd schemes and spacing — on every route and method
 //! of resource-api. Every answer is a 2xx or 4xx, never a 5xx (503 only for DELETE, which needs
 //! introspection this stack lacks), and only the untouched real token in a well-formed header is accepted. Bounded in CI; `cargo xtask fuzz` raises PROPTEST_CASES.
 
-use platform_tests::{Stack, start_stack};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::Method;
 use reqwest::header::AUTHORIZATION;
+use testkit::Stack;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -49,7 +49,7 @@ fn fuzz_bearer_header_never_gets_a_5xx_and_only_the_real_token_passes() {
         .enable_all()
         .build()
         .unwrap();
-    let Stack { api, token, .. } = runtime.block_on(start_stack("read write"));
+    let Stack { api, token, .. } = runtime.block_on(Stack::start("read write"));
     let input = (
         header(token.clone()),
         prop::sample::select(vec![

@@ -4,31 +4,31 @@ use std::time::Duration;
 
 use auth_core::clock::Clock;
 use auth_core::keys::{SigningAlgorithm, SigningKey};
+use auth_core::wire::GrantType;
 use auth_server::keyring::stored_form;
-use platform_tests::{free_address, start_api, start_issuer, start_issuer_at};
 use reqwest::Method;
+use testkit::{Backend, ClientSpec, Refuser, TestApi, TestIssuer};
 
 fn kid(token: &str) -> String {
-    use base64::Engine;
-    let header = token.split('.').next().unwrap();
-    let header: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header)
-            .unwrap(),
-    )
-    .unwrap();
-    header["kid"].as_str().unwrap().to_owned()
+    testkit::jwt::header(token)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn svc() -> ClientSpec {
+    ClientSpec::confidential("svc")
+        .grants([GrantType::ClientCredentials])
+        .scope("read")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_rotation_at_the_issuer_needs_no_restart_here() {
-    let issuer = start_issuer().await;
-    let secret = issuer
-        .client("svc", &["client_credentials"], "read", &[])
-        .await;
-    let api = start_api(&issuer.base, None, 200).await;
+    let issuer = TestIssuer::spawn(Backend::Sqlite).await;
+    let svc = issuer.register(svc()).await;
+    let api = TestApi::start(issuer.issuer(), None, 200).await;
     api.wait_ready().await;
-    let before = issuer.token("svc", &secret, None).await;
+    let before = issuer.token(&svc, None).await;
     assert_eq!(
         api.with_token(Method::GET, "/protected", &before)
             .send()
@@ -49,21 +49,35 @@ async fn key_rotation_at_the_issuer_needs_no_restart_here() {
         .unwrap();
     let mut after = String::new();
     for _ in 0..50 {
-        after = issuer.token("svc", &secret, None).await;
+        after = issuer.token(&svc, None).await;
         if kid(&after) == key.kid() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(kid(&after), key.kid(), "the issuer signs with the new key");
-    tokio::time::sleep(Duration::from_millis(250)).await; // past the API's 200 ms refetch cooldown
-    assert_eq!(
-        api.with_token(Method::GET, "/protected", &after)
+    // The API refetches the JWKS for the unknown kid (at most once per its 200 ms cooldown, which may
+    // still run from the start-up fetch): polled until accepted, bounded.
+    let fetches = api.bearer.jwks_fetch_count();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = api
+            .with_token(Method::GET, "/protected", &after)
             .send()
             .await
             .unwrap()
-            .status(),
-        200
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200);
+    assert_eq!(
+        api.bearer.jwks_fetch_count(),
+        fetches + 1,
+        "one refetch for the new kid"
     );
     assert_eq!(
         api.with_token(Method::GET, "/protected", &before)
@@ -78,8 +92,9 @@ async fn key_rotation_at_the_issuer_needs_no_restart_here() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issuer_down_at_start_gives_503_then_recovers_by_itself() {
-    let address = free_address();
-    let api = start_api(&format!("http://{address}"), None, 200).await;
+    // The issuer's port is bound, but nothing answers there yet: every connection is closed.
+    let down = Refuser::bind();
+    let api = TestApi::start(&format!("http://{}", down.address()), None, 200).await;
     let readiness = api
         .http
         .get(format!("{}/readyz", api.base))
@@ -98,11 +113,9 @@ async fn issuer_down_at_start_gives_503_then_recovers_by_itself() {
         "a malformed token is refused without keys"
     );
     // Any well-formed token must wait for keys: 503 with a clear body.
-    let someone = start_issuer().await;
-    let secret = someone
-        .client("svc", &["client_credentials"], "read", &[])
-        .await;
-    let foreign = someone.token("svc", &secret, None).await;
+    let someone = TestIssuer::spawn(Backend::Sqlite).await;
+    let svc_elsewhere = someone.register(svc()).await;
+    let foreign = someone.token(&svc_elsewhere, None).await;
     let unavailable = api
         .with_token(Method::GET, "/protected", &foreign)
         .send()
@@ -114,12 +127,11 @@ async fn issuer_down_at_start_gives_503_then_recovers_by_itself() {
         "temporarily_unavailable"
     );
 
-    let issuer = start_issuer_at(address, |_| {}).await;
-    let secret = issuer
-        .client("svc", &["client_credentials"], "read", &[])
-        .await;
+    // The issuer comes up on that same port, and the API finds it by itself.
+    let issuer = TestIssuer::spawn_on_listener(Backend::Sqlite, down.into_listener().await).await;
+    let svc = issuer.register(svc()).await;
     api.wait_ready().await;
-    let token = issuer.token("svc", &secret, None).await;
+    let token = issuer.token(&svc, None).await;
     assert_eq!(
         api.with_token(Method::GET, "/protected", &token)
             .send()

@@ -1,34 +1,49 @@
-//! The load tester against the real stack (SPEC §6): every scenario runs a few iterations with zero
+//! The load tester against the real stack: every scenario runs a few iterations with zero
 //! errors and writes both reports, so a broken scenario cannot go unnoticed. No timing is asserted.
 
+use auth_core::wire::GrantType;
 use goose::config::GooseConfiguration;
 use loadtest::{ScenarioKind, TargetArgs};
-use platform_tests::{
-    Issuer, TempDir, free_address, start_api, start_issuer, start_issuer_at, start_replica,
-    start_round_robin,
-};
+use testkit::balancer::start_round_robin;
+use testkit::database::TempDir;
+use testkit::{Backend, ClientSpec, TestApi, TestIssuer};
 
 const REDIRECT_URI: &str = "http://127.0.0.1:8082/callback";
 const PASSWORD: &str = "load-test-password";
 
 /// An issuer with the clients and user the scenarios need, and the target arguments that name them.
-async fn seeded_issuer() -> (Issuer, String, TargetArgs) {
-    seed(start_issuer().await).await
+async fn seeded_issuer() -> (TestIssuer, String, TargetArgs) {
+    seed(TestIssuer::spawn(Backend::Sqlite).await).await
 }
 
-async fn seed(issuer: Issuer) -> (Issuer, String, TargetArgs) {
+async fn seed(issuer: TestIssuer) -> (TestIssuer, String, TargetArgs) {
     let secret = issuer
-        .client("load", &["client_credentials"], "read write", &[])
-        .await;
+        .register(
+            ClientSpec::confidential("load")
+                .grants([GrantType::ClientCredentials])
+                .scope("read write"),
+        )
+        .await
+        .secret
+        .unwrap();
     let introspection_secret = issuer
-        .client("api-introspection", &["client_credentials"], "", &[])
-        .await;
+        .register(
+            ClientSpec::confidential("api-introspection").grants([GrantType::ClientCredentials]),
+        )
+        .await
+        .secret
+        .unwrap();
     issuer
-        .public_client("load-spa", REDIRECT_URI, "read write")
+        .register(
+            ClientSpec::public("load-spa")
+                .grants([GrantType::AuthorizationCode, GrantType::RefreshToken])
+                .redirect_uri(REDIRECT_URI)
+                .scope("read write"),
+        )
         .await;
-    issuer.user("load-user", PASSWORD).await;
+    issuer.user_with_password("load-user", PASSWORD).await;
     let target = TargetArgs {
-        issuer: issuer.base.clone(),
+        issuer: issuer.issuer().to_owned(),
         api: String::new(),
         protected_path: "/protected".into(),
         client_id: "load".into(),
@@ -84,8 +99,8 @@ fn expected_requests(kind: ScenarioKind) -> &'static [&'static str] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_without_errors_and_writes_both_reports() {
     let (issuer, introspection_secret, mut target) = seeded_issuer().await;
-    let api = start_api(
-        &issuer.base,
+    let api = TestApi::start(
+        issuer.issuer(),
         Some(("api-introspection", &introspection_secret)),
         5_000,
     )
@@ -156,8 +171,9 @@ async fn wrong_credentials_stop_the_run_with_a_clear_message() {
         .to_string();
     assert!(error.contains("could not sign in"), "{error}");
 
+    // Port 1 (tcpmux) is privileged and never served: the connection is refused.
     let nobody = TargetArgs {
-        issuer: format!("http://{}", free_address()),
+        issuer: "http://127.0.0.1:1".into(),
         ..target
     };
     let error = loadtest::run(nobody, ScenarioKind::Issue, bounded(&dir, "c"))
@@ -166,7 +182,12 @@ async fn wrong_credentials_stop_the_run_with_a_clear_message() {
         .to_string();
     assert!(error.contains("does not answer"), "{error}");
     // Nothing was measured, so no report was written.
-    assert!(!dir.path().join("a.html").exists());
+    for name in ["a", "b", "c"] {
+        for extension in ["html", "json"] {
+            let report = dir.path().join(format!("{name}.{extension}"));
+            assert!(!report.exists(), "{}", report.display());
+        }
+    }
 }
 
 /// Two replicas on one database behind a balancer that alternates per request: every step of every flow
@@ -174,13 +195,17 @@ async fn wrong_credentials_stop_the_run_with_a_clear_message() {
 /// other replica from the one before. `mixed` must still run without a single error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_runs_clean_across_two_replicas_behind_a_per_request_balancer() {
-    let balancer_address = free_address();
-    let issuer_url = format!("http://{balancer_address}");
-    let a = start_issuer_at(free_address(), |serve| serve.issuer = issuer_url.clone()).await;
-    let b = start_replica(&a).await;
-    let balancer = start_round_robin(balancer_address, vec![a.address, b.address]).await;
+    // The balancer's port first: it is the issuer the replicas name.
+    let balancer_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer_url = format!("http://{}", balancer_listener.local_addr().unwrap());
+    let a = TestIssuer::spawn_with(Backend::Sqlite, |serve| {
+        serve.issuer = Some(issuer_url.clone())
+    })
+    .await;
+    let b = a.replica().await;
+    let balancer = start_round_robin(balancer_listener, vec![a.address, b.address]).await;
     let (a, introspection_secret, mut target) = seed(a).await;
-    let api = start_api(
+    let api = TestApi::start(
         &issuer_url,
         Some(("api-introspection", &introspection_secret)),
         5_000,

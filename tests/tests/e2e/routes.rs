@@ -1,12 +1,30 @@
-//! The routes of SPEC §4 and their RFC 6750 errors.
+//! The demo API's routes and their RFC 6750 errors.
 
-use platform_tests::{Stack, start_api, start_issuer, start_stack};
+use auth_core::wire::GrantType;
 use reqwest::Method;
 use serde_json::{Value, json};
+use testkit::{Backend, ClientSpec, Stack, TestApi, TestIssuer};
+
+fn svc() -> ClientSpec {
+    ClientSpec::confidential("svc")
+        .grants([GrantType::ClientCredentials])
+        .scope("read write")
+}
+
+/// The items the API lists, with a token that may read.
+async fn items(api: &TestApi, token: &str) -> Value {
+    let response = api
+        .with_token(Method::GET, "/items", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protected_answers_secure_data_with_the_subject() {
-    let Stack { api, token, .. } = start_stack("read").await;
+    let Stack { api, token, .. } = Stack::start("read").await;
     let response = api
         .with_token(Method::GET, "/protected", &token)
         .send()
@@ -21,7 +39,7 @@ async fn protected_answers_secure_data_with_the_subject() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_is_401_with_a_bare_challenge_and_query_tokens_are_ignored() {
-    let Stack { api, token, .. } = start_stack("read").await;
+    let Stack { api, token, .. } = Stack::start("read").await;
     let none = api
         .http
         .get(format!("{}/protected", api.base))
@@ -33,6 +51,8 @@ async fn no_token_is_401_with_a_bare_challenge_and_query_tokens_are_ignored() {
         none.headers()["www-authenticate"],
         "Bearer realm=\"resource-api\""
     );
+    // RFC 6750 §3.1: no error code when the request carried no credentials, in the header or the body.
+    assert_eq!(none.text().await.unwrap(), "");
     // RFC 6750 §2.3 allows a query parameter; this API accepts tokens only in the header.
     let query = api
         .http
@@ -67,14 +87,12 @@ async fn no_token_is_401_with_a_bare_challenge_and_query_tokens_are_ignored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_need_read_and_write_scopes() {
-    let issuer = start_issuer().await;
-    let secret = issuer
-        .client("svc", &["client_credentials"], "read write", &[])
-        .await;
-    let api = start_api(&issuer.base, None, 5_000).await;
+    let issuer = TestIssuer::spawn(Backend::Sqlite).await;
+    let svc = issuer.register(svc()).await;
+    let api = TestApi::start(issuer.issuer(), None, 5_000).await;
     api.wait_ready().await;
-    let reader = issuer.token("svc", &secret, Some("read")).await;
-    let writer = issuer.token("svc", &secret, Some("write")).await;
+    let reader = issuer.token(&svc, Some("read")).await;
+    let writer = issuer.token(&svc, Some("write")).await;
 
     let created = api
         .with_token(Method::POST, "/items", &writer)
@@ -108,9 +126,12 @@ async fn items_need_read_and_write_scopes() {
         "Bearer realm=\"resource-api\", error=\"insufficient_scope\", scope=\"write\""
     );
     let body: Value = forbidden.json().await.unwrap();
-    assert_eq!(
-        (body["error"].as_str(), body["scope"].as_str()),
-        (Some("insufficient_scope"), Some("write"))
+    assert_eq!(body["error"], "insufficient_scope");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("write")
     );
     let cannot_read = api
         .with_token(Method::GET, "/items", &writer)
@@ -123,6 +144,10 @@ async fn items_need_read_and_write_scopes() {
             .to_str()
             .unwrap()
             .contains("scope=\"read\"")
+    );
+    assert_eq!(
+        cannot_read.json::<Value>().await.unwrap()["error"],
+        "insufficient_scope"
     );
 
     for bad in [
@@ -137,6 +162,10 @@ async fn items_need_read_and_write_scopes() {
             .await
             .unwrap();
         assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["error"],
+            "invalid_request"
+        );
     }
     let not_json = api
         .with_token(Method::POST, "/items", &writer)
@@ -145,33 +174,52 @@ async fn items_need_read_and_write_scopes() {
         .await
         .unwrap();
     assert_eq!(not_json.status(), 400);
+    assert_eq!(
+        not_json.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
+    // Nothing refused was stored.
+    assert_eq!(items(&api, &reader).await, json!([item]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_needs_an_active_token_so_revocation_bites_before_exp() {
-    let issuer = start_issuer().await;
-    let secret = issuer
-        .client("svc", &["client_credentials"], "read write", &[])
-        .await;
+    let issuer = TestIssuer::spawn(Backend::Sqlite).await;
+    let svc = issuer.register(svc()).await;
     let introspector = issuer
-        .client("resource-api", &["client_credentials"], "", &[])
+        .register(ClientSpec::confidential("resource-api").grants([GrantType::ClientCredentials]))
         .await;
-    let api = start_api(&issuer.base, Some(("resource-api", &introspector)), 5_000).await;
+    let api = TestApi::start(
+        issuer.issuer(),
+        Some(("resource-api", introspector.secret.as_deref().unwrap())),
+        5_000,
+    )
+    .await;
     api.wait_ready().await;
-    let token = issuer.token("svc", &secret, None).await;
-    let create = |name: &'static str| {
-        api.with_token(Method::POST, "/items", &token)
+    let token = issuer.token(&svc, None).await;
+    let create = async |name: &'static str| {
+        let response = api
+            .with_token(Method::POST, "/items", &token)
             .json(&json!({ "name": name }))
             .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()
     };
-    let first: Value = create("a").await.unwrap().json().await.unwrap();
-    let second: Value = create("b").await.unwrap().json().await.unwrap();
+    let first = create("a").await;
+    let second = create("b").await;
     let deleted = api
         .with_token(Method::DELETE, &format!("/items/{}", first["id"]), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(deleted.status(), 204);
+    assert_eq!(
+        items(&api, &token).await,
+        json!([second]),
+        "only the first went"
+    );
     let missing = api
         .with_token(Method::DELETE, "/items/999999", &token)
         .send()
@@ -181,8 +229,8 @@ async fn delete_needs_an_active_token_so_revocation_bites_before_exp() {
 
     // Revoked: still a well-signed token, but the sensitive route asks the issuer (after the short
     // introspection cache) and refuses it.
-    let fresh = issuer.token("svc", &secret, None).await;
-    issuer.revoke("svc", &secret, &fresh).await;
+    let fresh = issuer.token(&svc, None).await;
+    assert_eq!(issuer.revoke(&svc, &fresh).await, 200);
     let refused = api
         .with_token(Method::DELETE, &format!("/items/{}", second["id"]), &fresh)
         .send()
@@ -194,6 +242,15 @@ async fn delete_needs_an_active_token_so_revocation_bites_before_exp() {
             .to_str()
             .unwrap()
             .contains("error=\"invalid_token\"")
+    );
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"],
+        "invalid_token"
+    );
+    assert_eq!(
+        items(&api, &token).await,
+        json!([second]),
+        "the refused DELETE deleted nothing"
     );
     // Routes that only verify the signature keep accepting it until its exp (documented trade-off).
     assert_eq!(
@@ -208,19 +265,36 @@ async fn delete_needs_an_active_token_so_revocation_bites_before_exp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_without_introspection_configured_is_503_not_a_silent_pass() {
-    let Stack { api, token, .. } = start_stack("write").await;
+    let Stack { api, token, .. } = Stack::start("read write").await;
+    let created = api
+        .with_token(Method::POST, "/items", &token)
+        .json(&json!({ "name": "kept" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let item: Value = created.json().await.unwrap();
     let response = api
-        .with_token(Method::DELETE, "/items/1", &token)
+        .with_token(Method::DELETE, &format!("/items/{}", item["id"]), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "temporarily_unavailable"
+    );
+    assert_eq!(
+        items(&api, &token).await,
+        json!([item]),
+        "nothing was deleted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics() {
-    let issuer = start_issuer().await;
-    let api = start_api(&issuer.base, None, 5_000).await;
+    let issuer = TestIssuer::spawn(Backend::Sqlite).await;
+    let api = TestApi::start(issuer.issuer(), None, 5_000).await;
     api.wait_ready().await;
     assert_eq!(
         api.http
@@ -249,5 +323,11 @@ async fn health_and_metrics() {
         metrics.contains("http_requests_total{route=\"/protected\",method=\"GET\",status=\"401\"}"),
         "{metrics}"
     );
-    assert!(metrics.contains("resource_api_jwks_fetches"));
+    assert!(
+        metrics
+            .contains("http_requests_total{route=\"/protected\",method=\"GET\",status=\"401\"} 1"),
+        "{metrics}"
+    );
+    // The start-up fetch, counted.
+    assert!(metrics.contains("resource_api_jwks_fetches 1"), "{metrics}");
 }

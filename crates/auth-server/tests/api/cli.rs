@@ -4,8 +4,8 @@ use serde_json::Value;
 
 use auth_core::keys::{KeyEncryptionKey, SigningKey};
 
-use crate::backend_tests;
-use crate::helpers::{Backend, ServedBinary, TestDatabase, run_cli, run_cli_with_env};
+use testkit::binary::{Run, ServedBinary};
+use testkit::{Backend, TestDatabase, backend_tests};
 
 backend_tests!(
     cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm,
@@ -31,9 +31,9 @@ async fn a_key_encryption_key_starting_with_a_dash_works_in_every_form(backend: 
             vec![("AUTH_KEY_ENCRYPTION_KEY", LEADING_DASH_KEK)],
         ),
     ] {
-        let (ok, out, err) = run_cli_with_env(&args, &envs, &db.url, None, "warn");
-        assert!(ok, "{args:?} {envs:?}: {err}");
-        assert!(serde_json::from_str::<Value>(out.trim()).unwrap()["kid"].is_string());
+        let rotated = run_with_env(&args, &envs, &db.url, None);
+        assert!(rotated.success, "{args:?} {envs:?}: {}", rotated.stderr);
+        assert!(json(&rotated)["kid"].is_string());
     }
     // Three keys, each sealed: it opens with that key-encryption key (bound to its kid), and with no other.
     let kek = KeyEncryptionKey::from_base64(LEADING_DASH_KEK).unwrap();
@@ -57,13 +57,26 @@ async fn a_key_encryption_key_starting_with_a_dash_works_in_every_form(backend: 
         assert!(other.open(&key.private_key, key.kid.as_bytes()).is_err());
     }
     // Serving without the key is a one-line error naming the variable.
-    let (ok, _, err) = run(&["serve", "--listen", "127.0.0.1:0"], &db.url, None);
-    assert!(!ok);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("AUTH_KEY_ENCRYPTION_KEY"), "{err}");
+    let without = run(&["serve", "--listen", "127.0.0.1:0"], &db.url, None);
+    assert!(!without.success);
+    assert_eq!(
+        without.stderr.trim().lines().count(),
+        1,
+        "{}",
+        without.stderr
+    );
+    assert!(
+        without.stderr.contains("AUTH_KEY_ENCRYPTION_KEY"),
+        "{}",
+        without.stderr
+    );
     // With the key after its flag, the server loads the sealed keys and serves.
-    let server =
-        ServedBinary::start(&db.url, "warn", &["--key-encryption-key", LEADING_DASH_KEK]).await;
+    let server = ServedBinary::start(
+        crate::binary(),
+        &db.url,
+        "warn",
+        &["--key-encryption-key", LEADING_DASH_KEK],
+    );
     let jwks: Value = reqwest::get(format!("{}/jwks.json", server.base))
         .await
         .unwrap()
@@ -76,31 +89,45 @@ async fn a_key_encryption_key_starting_with_a_dash_works_in_every_form(backend: 
 
 #[test]
 fn generate_kek_prints_one_key_and_needs_no_database_nor_a_valid_configured_key() {
-    let (ok, out, err) = run_cli_with_env(
+    let generated = run_with_env(
         &["keys", "generate-kek"],
         &[("AUTH_KEY_ENCRYPTION_KEY", "malformed")],
         "postgres://nobody@127.0.0.1:1/none",
         None,
-        "warn",
     );
-    assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 1, "{out}");
-    let key = out.trim_end();
+    assert!(generated.success, "{}", generated.stderr);
+    assert_eq!(generated.stdout.lines().count(), 1, "{}", generated.stdout);
+    let key = generated.stdout.trim_end();
     assert_eq!(key.len(), 43, "{key}");
     assert!(!key.starts_with('-'));
     assert!(KeyEncryptionKey::from_base64(key).is_ok());
 }
 
-fn run(args: &[&str], database_url: &str, stdin: Option<&str>) -> (bool, String, String) {
-    run_cli(args, database_url, stdin, "warn")
+fn run(args: &[&str], database_url: &str, stdin: Option<&str>) -> Run {
+    run_with_env(args, &[], database_url, stdin)
+}
+
+fn run_with_env(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    database_url: &str,
+    stdin: Option<&str>,
+) -> Run {
+    testkit::binary::run(crate::binary(), args, envs, database_url, stdin, "warn")
+}
+
+/// The one JSON line a subcommand printed.
+fn json(run: &Run) -> Value {
+    assert!(run.success, "{}", run.stderr);
+    serde_json::from_str(run.stdout.trim()).unwrap()
 }
 
 async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(backend: Backend) {
     let db = TestDatabase::create(&backend).await;
-    let (ok, out, err) = run(&["migrate"], &db.url, None);
-    assert!(ok, "{err}");
-    assert!(out.contains("migrations applied"));
-    let (ok, out, err) = run(
+    let migrated = run(&["migrate"], &db.url, None);
+    assert!(migrated.success, "{}", migrated.stderr);
+    assert!(migrated.stdout.contains("migrations applied"));
+    let created = json(&run(
         &[
             "client",
             "create",
@@ -113,13 +140,12 @@ async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(bac
         ],
         &db.url,
         None,
-    );
-    assert!(ok, "{err}");
-    let created: Value = serde_json::from_str(out.trim()).unwrap();
+    ));
     assert_eq!(created["client_id"], "cli");
     let secret = created["client_secret"].as_str().unwrap().to_owned();
     assert_eq!(secret.len(), 43, "256 bits, base64url");
-    let (ok, out, _) = run(
+    let given_secret = "my-own-secret-of-at-least-32-characters";
+    let given = json(&run(
         &[
             "client",
             "create",
@@ -130,14 +156,32 @@ async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(bac
             "client_credentials",
         ],
         &db.url,
-        Some("my-own-secret\n"),
-    );
-    assert!(ok);
+        Some(&format!("{given_secret}\n")),
+    ));
+    assert_eq!(given["client_secret"], given_secret);
+    let spa = json(&run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "spa",
+            "--public",
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            testkit::REDIRECT_URI,
+            "--scope",
+            "read",
+        ],
+        &db.url,
+        None,
+    ));
     assert_eq!(
-        serde_json::from_str::<Value>(out.trim()).unwrap()["client_secret"],
-        "my-own-secret"
+        spa["client_secret"],
+        Value::Null,
+        "a public client has no secret"
     );
-    let (ok, _, err) = run(
+    let taken = run(
         &[
             "client",
             "create",
@@ -149,10 +193,15 @@ async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(bac
         &db.url,
         None,
     );
-    assert!(!ok);
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    assert!(err.contains("already exists"));
-    let (ok, _, err) = run(
+    assert!(!taken.success);
+    assert_eq!(
+        taken.stderr.trim().lines().count(),
+        1,
+        "one line: {}",
+        taken.stderr
+    );
+    assert!(taken.stderr.contains("already exists"));
+    let fragment = run(
         &[
             "client",
             "create",
@@ -166,31 +215,60 @@ async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(bac
         &db.url,
         None,
     );
-    assert!(!ok && err.contains("fragment"), "{err}");
-    let (ok, out, err) = run(
+    assert!(
+        !fragment.success && fragment.stderr.contains("fragment"),
+        "{}",
+        fragment.stderr
+    );
+    let alice = json(&run(
         &["user", "create", "--username", "alice", "--password-stdin"],
         &db.url,
         Some("hunter2 hunter2\n"),
-    );
-    assert!(ok, "{err}");
-    assert_eq!(
-        serde_json::from_str::<Value>(out.trim()).unwrap()["username"],
-        "alice"
-    );
-    let (ok, out, err) = run(&["keys", "rotate", "--activate-after", "0"], &db.url, None);
-    assert!(ok, "{err}");
-    assert!(serde_json::from_str::<Value>(out.trim()).unwrap()["kid"].is_string());
+    ));
+    assert_eq!(alice["username"], "alice");
+    let rotated = json(&run(
+        &["keys", "rotate", "--activate-after", "0"],
+        &db.url,
+        None,
+    ));
+    let kid = rotated["kid"].as_str().unwrap().to_owned();
 
-    // serve: answers, then stops cleanly on SIGTERM.
-    let server = ServedBinary::start(&db.url, "warn", &[]).await;
-    let token = reqwest::Client::new()
-        .post(format!("{}/token", server.base))
-        .basic_auth("cli", Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(token.status(), 200);
+    // serve: what the commands stored works, then it stops cleanly on SIGTERM.
+    let server = ServedBinary::start(crate::binary(), &db.url, "warn", &[]);
+    let http = reqwest::Client::new();
+    for (id, secret) in [("cli", secret.as_str()), ("given", given_secret)] {
+        let token = http
+            .post(format!("{}/token", server.base))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(token.status(), 200, "{id}");
+        let token: Value = token.json().await.unwrap();
+        let access_token = token["access_token"].as_str().unwrap();
+        assert_eq!(
+            testkit::jwt::header(access_token)["kid"],
+            kid.as_str(),
+            "the rotated key signs"
+        );
+    }
+    // The user signs in with the password given on stdin.
+    let (_, challenge) = testkit::jwt::pkce();
+    let mut browser = testkit::Browser::new(
+        testkit::issuer::no_redirect_client(),
+        format!("{}/authorize", server.base),
+        server.base.clone(),
+    );
+    let login = browser
+        .open_login(&format!(
+            "{}/authorize?response_type=code&client_id=spa&redirect_uri={}&state=xyz-state&code_challenge={challenge}&code_challenge_method=S256",
+            server.base,
+            url::form_urlencoded::byte_serialize(testkit::REDIRECT_URI.as_bytes()).collect::<String>()
+        ))
+        .await;
+    let consent = browser.sign_in(&login, "alice", "hunter2 hunter2").await;
+    assert!(consent.is_consent_form(), "{}", consent.html);
     let exit = server.stop().await;
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
 }
@@ -221,8 +299,12 @@ fn bad_configuration_ends_with_one_line_and_no_panic() {
             "32 bytes encoded as base64url",
         ),
     ] {
-        let (ok, _, err) = run(args, url, None);
-        assert!(!ok, "{args:?} should fail");
+        let Run {
+            success,
+            stderr: err,
+            ..
+        } = run(args, url, None);
+        assert!(!success, "{args:?} should fail");
         assert!(!err.contains("panicked"), "{err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
         assert!(err.contains(expected), "{expected} not in {err}");
@@ -231,6 +313,10 @@ fn bad_configuration_ends_with_one_line_and_no_panic() {
             "the key's value is never echoed: {err}"
         );
     }
-    let (ok, _, err) = run(&["serve", "--signing-alg", "none"], "sqlite::memory:", None);
-    assert!(!ok && err.contains("none"), "{err}");
+    let none = run(&["serve", "--signing-alg", "none"], "sqlite::memory:", None);
+    assert!(
+        !none.success && none.stderr.contains("none"),
+        "{}",
+        none.stderr
+    );
 }

@@ -3,8 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::backend_tests;
-use crate::helpers::{Backend, TestClient, claims, jwt_header, spawn_app};
+use auth_core::wire::GrantType;
+use testkit::jwt::{claims, header as jwt_header};
+use testkit::{Backend, ClientSpec, TestClient, TestIssuer, backend_tests};
 
 backend_tests!(
     client_credentials_issues_an_rfc9068_token,
@@ -25,8 +26,8 @@ async fn error_of(response: reqwest::Response) -> (StatusCode, Value) {
 }
 
 async fn client_credentials_issues_an_rfc9068_token(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.machine_client().await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::machine()).await;
     let response = app
         .post_token(
             &client,
@@ -49,7 +50,7 @@ async fn client_credentials_issues_an_rfc9068_token(backend: Backend) {
     assert_eq!(header["alg"], "ES256");
     assert!(header["kid"].is_string());
     let claims = claims(token);
-    assert_eq!(claims["iss"], app.state.settings.issuer);
+    assert_eq!(claims["iss"], app.issuer());
     assert_eq!(claims["sub"], "machine");
     assert_eq!(claims["client_id"], "machine");
     assert_eq!(claims["aud"], "resource-api", "the --default-audience");
@@ -63,18 +64,26 @@ async fn client_credentials_issues_an_rfc9068_token(backend: Backend) {
     assert_eq!(all["scope"], "read write");
     assert_ne!(
         claims["jti"],
-        crate::helpers::claims(all["access_token"].as_str().unwrap())["jti"],
+        testkit::jwt::claims(all["access_token"].as_str().unwrap())["jti"],
         "jti is unique"
     );
 }
 
 async fn client_secret_post_works_and_two_methods_at_once_are_refused(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.machine_client().await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::machine()).await;
     let response = app
         .post_form("/token", &client, &[("grant_type", "client_credentials")])
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "read write");
+    assert_eq!(
+        claims(body["access_token"].as_str().unwrap())["client_id"],
+        "machine"
+    );
     let both = app
         .http
         .post(app.url("/token"))
@@ -93,8 +102,8 @@ async fn client_secret_post_works_and_two_methods_at_once_are_refused(backend: B
 }
 
 async fn requested_scope_must_be_a_subset(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.machine_client().await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::machine()).await;
     let (status, body) = error_of(
         app.post_token(
             &client,
@@ -117,59 +126,55 @@ async fn requested_scope_must_be_a_subset(backend: Backend) {
 }
 
 async fn wrong_secret_is_401_with_a_basic_challenge(backend: Backend) {
-    let app = spawn_app(backend).await;
-    app.machine_client().await;
-    let wrong = TestClient {
-        id: "machine".into(),
-        secret: Some("wrong".into()),
-    };
-    let response = app
-        .post_token(&wrong, &[("grant_type", "client_credentials")])
-        .await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::machine()).await;
+    let wrong = client.with_secret("wrong");
+    let grant = [("grant_type", "client_credentials")];
+    let response = app.post_token(&wrong, &grant).await;
     assert_eq!(
         response.headers()["www-authenticate"],
         "Basic realm=\"auth-server\""
     );
+    let (status, body) = error_of(response).await;
     assert_eq!(
-        response.json::<Value>().await.unwrap()["error"],
-        "invalid_client"
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
     );
     // client_secret_post failure: 401 without a Basic challenge.
-    let response = app
-        .post_form("/token", &wrong, &[("grant_type", "client_credentials")])
-        .await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = app.post_form("/token", &wrong, &grant).await;
     assert!(response.headers().get("www-authenticate").is_none());
-    // Unknown client.
-    let unknown = TestClient {
+    let (status, body) = error_of(response).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    // An unknown client gets the same answer as a wrong secret: nothing says the id does not exist.
+    let nobody = TestClient {
         id: "nobody".into(),
         secret: Some("x".into()),
     };
+    let unknown = app.post_token(&nobody, &grant).await;
     assert_eq!(
-        app.post_token(&unknown, &[("grant_type", "client_credentials")])
-            .await
-            .status(),
-        StatusCode::UNAUTHORIZED
+        unknown.headers()["www-authenticate"],
+        "Basic realm=\"auth-server\""
     );
+    let (status, unknown_body) = error_of(unknown).await;
+    assert_eq!((status, &unknown_body), (StatusCode::UNAUTHORIZED, &body));
     // A confidential client presenting no secret.
     let no_secret = TestClient {
-        id: "machine".into(),
+        id: client.id.clone(),
         secret: None,
     };
-    let response = app
-        .post_form(
-            "/token",
-            &no_secret,
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let (status, body) = error_of(app.post_form("/token", &no_secret, &grant).await).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
 }
 
 async fn unknown_grant_and_unregistered_grant_are_refused(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.machine_client().await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::machine()).await;
     let (status, body) =
         error_of(app.post_token(&client, &[("grant_type", "password")]).await).await;
     assert_eq!(
@@ -191,15 +196,13 @@ async fn unknown_grant_and_unregistered_grant_are_refused(backend: Backend) {
 }
 
 async fn resource_parameter_selects_a_registered_audience(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = TestIssuer::spawn(backend).await;
     let client = app
-        .create_client(
-            "svc",
-            &["client_credentials"],
-            false,
-            "read",
-            &["https://api.example/", "https://billing.example/"],
-            false,
+        .register(
+            ClientSpec::confidential("svc")
+                .grants([GrantType::ClientCredentials])
+                .scope("read")
+                .audiences(["https://api.example/", "https://billing.example/"]),
         )
         .await;
     let default = app.client_credentials(&client).await;
@@ -245,8 +248,8 @@ async fn resource_parameter_selects_a_registered_audience(backend: Backend) {
 }
 
 async fn malformed_requests_get_rfc6749_errors(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.machine_client().await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::machine()).await;
     // Missing grant_type.
     let (status, body) = error_of(app.post_token(&client, &[("scope", "read")]).await).await;
     assert_eq!(
@@ -293,7 +296,11 @@ async fn malformed_requests_get_rfc6749_errors(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert!(response.status().is_client_error());
+    let (status, body) = error_of(response).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
     let response = app
         .http
         .post(app.url("/token"))
@@ -302,12 +309,21 @@ async fn malformed_requests_get_rfc6749_errors(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Basic realm=\"auth-server\"",
+        "the client tried Basic (RFC 6749 §5.2)"
+    );
+    let (status, body) = error_of(response).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
 }
 
 async fn bodies_over_64_kib_are_refused_with_413(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.machine_client().await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::machine()).await;
     let big = "a".repeat(65 * 1024);
     let response = app
         .post_token(
@@ -322,7 +338,7 @@ async fn bodies_over_64_kib_are_refused_with_413(backend: Backend) {
 pub async fn oauth2_http(
     request: oauth2::HttpRequest,
 ) -> Result<oauth2::HttpResponse, reqwest::Error> {
-    let client = crate::helpers::no_redirect_client();
+    let client = testkit::issuer::no_redirect_client();
     let (parts, body) = request.into_parts();
     let response = client
         .request(parts.method, parts.uri.to_string())
@@ -341,8 +357,8 @@ pub async fn oauth2_http(
 
 async fn oauth2_crate_client_gets_tokens(backend: Backend) {
     use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
-    let app = spawn_app(backend).await;
-    let client = app.machine_client().await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::machine()).await;
     let oauth = oauth2::basic::BasicClient::new(ClientId::new(client.id.clone()))
         .set_client_secret(ClientSecret::new(client.secret.clone().unwrap()))
         .set_token_uri(TokenUrl::new(app.url("/token")).unwrap());
@@ -360,26 +376,35 @@ async fn oauth2_crate_client_gets_tokens(backend: Backend) {
         .add_scope(Scope::new("admin".into()))
         .request_async(&oauth2_http)
         .await;
-    assert!(refused.is_err());
+    match refused {
+        Err(oauth2::RequestTokenError::ServerResponse(error)) => assert_eq!(
+            *error.error(),
+            oauth2::basic::BasicErrorResponseType::InvalidScope
+        ),
+        other => panic!("invalid_scope expected: {other:?}"),
+    }
 }
 
 async fn repeated_bad_secrets_are_throttled_without_hurting_other_clients(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.machine_client().await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::machine()).await;
     let other = app
-        .create_client("other", &["client_credentials"], false, "read", &[], false)
+        .register(
+            ClientSpec::confidential("other")
+                .grants([GrantType::ClientCredentials])
+                .scope("read"),
+        )
         .await;
-    let wrong = TestClient {
-        id: "machine".into(),
-        secret: Some("wrong".into()),
-    };
+    let wrong = client.with_secret("wrong");
     let mut statuses = Vec::new();
     for _ in 0..15 {
-        statuses.push(
+        let (status, body) = error_of(
             app.post_token(&wrong, &[("grant_type", "client_credentials")])
-                .await
-                .status(),
-        );
+                .await,
+        )
+        .await;
+        assert_eq!(body["error"], "invalid_client");
+        statuses.push(status);
     }
     assert!(
         statuses[..10]

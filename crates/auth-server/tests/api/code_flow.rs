@@ -3,8 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::backend_tests;
-use crate::helpers::{Backend, REDIRECT_URI, TestClient, claims, pkce, spawn_app};
+use auth_core::wire::GrantType;
+use testkit::jwt::{claims, pkce};
+use testkit::{Backend, ClientSpec, PASSWORD, REDIRECT_URI, TestClient, TestIssuer, backend_tests};
 
 backend_tests!(
     code_flow_with_login_and_consent_issues_user_tokens,
@@ -16,9 +17,9 @@ backend_tests!(
 );
 
 async fn code_flow_with_login_and_consent_issues_user_tokens(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.web_client(false).await;
-    let user_id = app.create_user("alice").await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::web()).await;
+    let user_id = app.user("alice").await;
     let tokens = app.code_flow(&client, "alice").await;
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["scope"], "openid read write");
@@ -34,8 +35,25 @@ async fn code_flow_with_login_and_consent_issues_user_tokens(backend: Backend) {
     assert!(claims["auth_time"].is_i64());
 }
 
+/// Signs alice in through a fresh browser and approves: the code.
+async fn code_for(app: &TestIssuer, client_id: &str, challenge: &str) -> String {
+    app.browser()
+        .login_and_approve(
+            &app.authorize_url(client_id, challenge, &[]),
+            "alice",
+            PASSWORD,
+        )
+        .await
+}
+
+/// The status and JSON body of a response.
+async fn status_and_body(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
 async fn exchange(
-    app: &crate::helpers::TestApp,
+    app: &TestIssuer,
     client: &TestClient,
     code: &str,
     verifier: &str,
@@ -53,18 +71,13 @@ async fn exchange(
 }
 
 async fn code_replay_fails_and_revokes_what_the_code_produced(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.web_client(true).await;
-    app.create_user("alice").await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::web().skip_consent()).await;
+    app.user("alice").await;
     let (verifier, challenge) = pkce();
-    let (code, _) = app
-        .browser_login_and_approve(&client.id, "alice", &challenge, &[])
-        .await;
-    let first: Value = exchange(&app, &client, &code, &verifier)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let code = code_for(&app, &client.id, &challenge).await;
+    let (status, first) = status_and_body(exchange(&app, &client, &code, &verifier).await).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
     let access = first["access_token"].as_str().unwrap();
     let refresh = first["refresh_token"].as_str().unwrap();
     assert_eq!(app.introspect(&client, access).await["active"], true);
@@ -84,43 +97,46 @@ async fn code_replay_fails_and_revokes_what_the_code_produced(backend: Backend) 
         app.introspect(&client, refresh).await,
         serde_json::json!({ "active": false })
     );
-    let refreshed = app
-        .post_token(
+    let (status, body) = status_and_body(
+        app.post_token(
             &client,
             &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
         )
-        .await;
-    assert_eq!(refreshed.status(), StatusCode::BAD_REQUEST);
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
 }
 
 async fn code_is_bound_to_client_redirect_uri_and_verifier(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.web_client(true).await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::web().skip_consent()).await;
     let other = app
-        .create_client(
-            "other-web",
-            &["authorization_code"],
-            false,
-            "read",
-            &[],
-            true,
+        .register(
+            ClientSpec::confidential("other-web")
+                .grants([GrantType::AuthorizationCode])
+                .scope("read")
+                .skip_consent(),
         )
         .await;
-    app.create_user("alice").await;
+    app.user("alice").await;
     let (verifier, challenge) = pkce();
-    let (code, _) = app
-        .browser_login_and_approve(&client.id, "alice", &challenge, &[])
-        .await;
+    let code = code_for(&app, &client.id, &challenge).await;
 
     let wrong_verifier = exchange(&app, &client, &code, &"x".repeat(43)).await;
+    let (status, body) = status_and_body(wrong_verifier).await;
     assert_eq!(
-        wrong_verifier.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
     let other_client = exchange(&app, &other, &code, &verifier).await;
+    let (status, body) = status_and_body(other_client).await;
     assert_eq!(
-        other_client.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
     let wrong_redirect = app
         .post_token(
@@ -133,9 +149,10 @@ async fn code_is_bound_to_client_redirect_uri_and_verifier(backend: Backend) {
             ],
         )
         .await;
+    let (status, body) = status_and_body(wrong_redirect).await;
     assert_eq!(
-        wrong_redirect.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
     let no_verifier = app
         .post_token(
@@ -143,54 +160,71 @@ async fn code_is_bound_to_client_redirect_uri_and_verifier(backend: Backend) {
             &[("grant_type", "authorization_code"), ("code", &code)],
         )
         .await;
+    let (status, body) = status_and_body(no_verifier).await;
     assert_eq!(
-        no_verifier.json::<Value>().await.unwrap()["error"],
-        "invalid_request"
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
     );
     // None of the failures consumed the code: the rightful exchange still works.
-    assert_eq!(
-        exchange(&app, &client, &code, &verifier).await.status(),
-        StatusCode::OK
-    );
+    let (status, tokens) = status_and_body(exchange(&app, &client, &code, &verifier).await).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert!(tokens["access_token"].is_string() && tokens["refresh_token"].is_string());
 }
 
 async fn expired_code_is_invalid_grant(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.web_client(true).await;
-    app.create_user("alice").await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::web().skip_consent()).await;
+    app.user("alice").await;
     let (verifier, challenge) = pkce();
-    let (code, _) = app
-        .browser_login_and_approve(&client.id, "alice", &challenge, &[])
-        .await;
-    app.clock.advance(61);
-    let response = exchange(&app, &client, &code, &verifier).await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let code = code_for(&app, &client.id, &challenge).await;
+    // Valid for --auth-code-ttl (60 s): at 59 s another code still works, at 60 s this one does not.
+    let (other_verifier, other_challenge) = pkce();
+    let other = code_for(&app, &client.id, &other_challenge).await;
+    app.clock.advance(59);
+    let (status, _) = status_and_body(exchange(&app, &client, &other, &other_verifier).await).await;
+    assert_eq!(status, StatusCode::OK);
+    app.clock.advance(2);
+    let (status, body) = status_and_body(exchange(&app, &client, &code, &verifier).await).await;
     assert_eq!(
-        response.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
 }
 
 async fn public_client_uses_pkce_with_no_secret(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = TestIssuer::spawn(backend).await;
     let client = app
-        .create_client(
-            "spa",
-            &["authorization_code", "refresh_token"],
-            true,
-            "read",
-            &[],
-            true,
+        .register(
+            ClientSpec::public("spa")
+                .grants([GrantType::AuthorizationCode, GrantType::RefreshToken])
+                .scope("read")
+                .skip_consent(),
         )
         .await;
     assert!(client.secret.is_none());
-    app.create_user("alice").await;
+    app.user("alice").await;
     let (verifier, challenge) = pkce();
-    let (code, _) = app
-        .browser_login_and_approve("spa", "alice", &challenge, &[])
-        .await;
-    let response = app
-        .post_form(
+    let code = code_for(&app, "spa", &challenge).await;
+    // Without the verifier, the public client has nothing to prove the code is its own.
+    let (status, body) = status_and_body(
+        app.post_form(
+            "/token",
+            &client,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (status, tokens) = status_and_body(
+        app.post_form(
             "/token",
             &client,
             &[
@@ -200,9 +234,10 @@ async fn public_client_uses_pkce_with_no_secret(backend: Backend) {
                 ("code_verifier", &verifier),
             ],
         )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let tokens: Value = response.json().await.unwrap();
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
     // A public client may refresh with `none` authentication, and may not introspect.
     let refreshed = app
         .post_form(
@@ -214,15 +249,25 @@ async fn public_client_uses_pkce_with_no_secret(backend: Backend) {
             ],
         )
         .await;
-    assert_eq!(refreshed.status(), StatusCode::OK);
-    let introspection = app
-        .post_form(
+    let (status, refreshed) = status_and_body(refreshed).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    assert_ne!(
+        refreshed["refresh_token"], tokens["refresh_token"],
+        "rotated"
+    );
+    let (status, body) = status_and_body(
+        app.post_form(
             "/introspect",
             &client,
             &[("token", tokens["access_token"].as_str().unwrap())],
         )
-        .await;
-    assert_eq!(introspection.status(), StatusCode::UNAUTHORIZED);
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
 }
 
 async fn oauth2_crate_runs_the_code_flow(backend: Backend) {
@@ -230,9 +275,9 @@ async fn oauth2_crate_runs_the_code_flow(backend: Backend) {
         AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
         RedirectUrl, Scope, TokenResponse, TokenUrl,
     };
-    let app = spawn_app(backend).await;
-    let client = app.web_client(true).await;
-    app.create_user("alice").await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::web().skip_consent()).await;
+    app.user("alice").await;
     let oauth = oauth2::basic::BasicClient::new(ClientId::new(client.id.clone()))
         .set_client_secret(ClientSecret::new(client.secret.clone().unwrap()))
         .set_auth_uri(AuthUrl::new(app.url("/authorize")).unwrap())
@@ -245,23 +290,15 @@ async fn oauth2_crate_runs_the_code_flow(backend: Backend) {
         .set_pkce_challenge(challenge)
         .url();
     // The browser part: login form, then (skip-consent client) straight to the redirect.
-    let (cookies, mut form) = app.login_page(authorize_url.as_str()).await;
-    form.push(("username".into(), "alice".into()));
-    form.push(("password".into(), crate::helpers::PASSWORD.into()));
-    let redirect = app
-        .http
-        .post(app.url("/authorize"))
-        .header("cookie", cookies)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let (_, params) = crate::helpers::location_params(&redirect);
+    let mut browser = app.browser();
+    let login = browser.open_login(authorize_url.as_str()).await;
+    let redirect = browser.sign_in(&login, "alice", PASSWORD).await;
+    assert_eq!(redirect.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        crate::helpers::param(&params, "state"),
+        redirect.redirect_param("state").as_deref(),
         Some(csrf.secret().as_str())
     );
-    let code = crate::helpers::param(&params, "code").unwrap().to_owned();
+    let code = redirect.redirect_param("code").unwrap();
     let token = oauth
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(verifier)

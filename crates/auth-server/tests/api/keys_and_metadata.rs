@@ -10,8 +10,8 @@ use auth_server::keyring::stored_form;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, jwt_header, spawn_app, spawn_app_with};
+use testkit::jwt::{claims, header as jwt_header};
+use testkit::{Backend, ClientSpec, TestIssuer, backend_tests};
 
 backend_tests!(
     metadata_lists_endpoints_and_capabilities,
@@ -22,7 +22,7 @@ backend_tests!(
 );
 
 async fn metadata_lists_endpoints_and_capabilities(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = TestIssuer::spawn(backend).await;
     let metadata: Value = app
         .http
         .get(app.url("/.well-known/oauth-authorization-server"))
@@ -32,7 +32,7 @@ async fn metadata_lists_endpoints_and_capabilities(backend: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(metadata["issuer"], app.state.settings.issuer);
+    assert_eq!(metadata["issuer"], app.issuer());
     for (member, path) in [
         ("authorization_endpoint", "/authorize"),
         ("token_endpoint", "/token"),
@@ -65,10 +65,9 @@ async fn metadata_lists_endpoints_and_capabilities(backend: Backend) {
 }
 
 async fn issuer_with_a_path_serves_metadata_at_the_rfc8414_path(backend: Backend) {
-    let app = spawn_app_with(backend, |serve| {
-        serve.issuer = format!("http://{}/tenant", serve.listen)
-    })
-    .await;
+    // Behind a proxy that routes https://id.example/tenant here.
+    let issuer = "https://id.example/tenant";
+    let app = TestIssuer::spawn_with(backend, |serve| serve.issuer = Some(issuer.into())).await;
     let root = format!("http://{}", app.address);
     let metadata: Value = app
         .http
@@ -81,10 +80,10 @@ async fn issuer_with_a_path_serves_metadata_at_the_rfc8414_path(backend: Backend
         .json()
         .await
         .unwrap();
-    assert_eq!(metadata["issuer"], format!("{root}/tenant"));
-    assert_eq!(metadata["token_endpoint"], format!("{root}/tenant/token"));
+    assert_eq!(metadata["issuer"], issuer);
+    assert_eq!(metadata["token_endpoint"], format!("{issuer}/token"));
     // The endpoints answer under the issuer path.
-    let client = app.machine_client().await;
+    let client = app.register(ClientSpec::machine()).await;
     let response = app
         .http
         .post(format!("{root}/tenant/token"))
@@ -96,39 +95,49 @@ async fn issuer_with_a_path_serves_metadata_at_the_rfc8414_path(backend: Backend
     assert_eq!(response.status(), StatusCode::OK);
     let token: Value = response.json().await.unwrap();
     assert_eq!(
-        crate::helpers::claims(token["access_token"].as_str().unwrap())["iss"],
-        format!("{root}/tenant")
+        claims(token["access_token"].as_str().unwrap())["iss"],
+        issuer
     );
 }
 
-async fn jwks(app: &TestApp) -> (reqwest::header::HeaderMap, Value) {
+async fn jwks(app: &TestIssuer) -> (reqwest::header::HeaderMap, Value) {
     let response = app.http.get(app.url("/jwks.json")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     (response.headers().clone(), response.json().await.unwrap())
 }
 
 async fn jwks_publishes_public_keys_only_with_max_age(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let (headers, body) = jwks(&app).await;
-    assert_eq!(headers["cache-control"], "public, max-age=300");
-    let keys = body["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
-    let key = &keys[0];
-    assert_eq!(key["use"], "sig");
-    assert_eq!(key["alg"], "ES256");
-    assert_eq!(key["kty"], "EC");
-    assert!(key["kid"].is_string());
-    for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
-        assert!(
-            key.get(private).is_none(),
-            "{private} must never be published"
-        );
+    for (alg, kty, public) in [
+        (SigningAlgorithm::Es256, "EC", &["kty", "crv", "x", "y"][..]),
+        (SigningAlgorithm::EdDsa, "OKP", &["kty", "crv", "x"][..]),
+        (SigningAlgorithm::Rs256, "RSA", &["kty", "n", "e"][..]),
+    ] {
+        let app = TestIssuer::spawn_with(backend.clone(), |serve| serve.signing_alg = alg).await;
+        let (headers, body) = jwks(&app).await;
+        assert_eq!(headers["cache-control"], "public, max-age=300");
+        let keys = body["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 1);
+        let key = keys[0].as_object().unwrap();
+        assert_eq!(key["use"], "sig");
+        assert_eq!(key["alg"], alg.as_str());
+        assert_eq!(key["kty"], kty);
+        assert!(key["kid"].is_string());
+        // Exactly the public members of RFC 7518 §6 / RFC 8037 §2: no d, p, q, dp, dq, qi, oth or k.
+        let mut members: Vec<&str> = key.keys().map(String::as_str).collect();
+        members.sort_unstable();
+        let mut expected: Vec<&str> = public
+            .iter()
+            .copied()
+            .chain(["alg", "kid", "use"])
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(members, expected, "{alg}");
     }
 }
 
-fn policy(app: &TestApp) -> ValidationPolicy {
+fn policy(app: &TestIssuer) -> ValidationPolicy {
     ValidationPolicy::new(
-        app.state.settings.issuer.clone(),
+        app.issuer(),
         "resource-api",
         std::sync::Arc::new(app.clock.clone()),
     )
@@ -140,8 +149,8 @@ async fn every_signing_algorithm_issues_tokens_that_verify_against_the_jwks(back
         SigningAlgorithm::Rs256,
         SigningAlgorithm::Es256,
     ] {
-        let app = spawn_app_with(backend.clone(), |serve| serve.signing_alg = alg).await;
-        let client = app.machine_client().await;
+        let app = TestIssuer::spawn_with(backend.clone(), |serve| serve.signing_alg = alg).await;
+        let client = app.register(ClientSpec::machine()).await;
         let token = app.access_token(&client).await;
         assert_eq!(jwt_header(&token)["alg"], alg.as_str());
         let (_, body) = jwks(&app).await;
@@ -152,7 +161,7 @@ async fn every_signing_algorithm_issues_tokens_that_verify_against_the_jwks(back
 }
 
 /// Polls the JWKS until `predicate` holds (the poller runs every 100 ms in tests).
-async fn wait_for_jwks(app: &TestApp, predicate: impl Fn(&Value) -> bool) -> Value {
+async fn wait_for_jwks(app: &TestIssuer, predicate: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..100 {
         let (_, body) = jwks(app).await;
         if predicate(&body) {
@@ -173,8 +182,8 @@ fn kids(body: &Value) -> Vec<String> {
 }
 
 async fn key_rotation_keeps_old_keys_published_until_their_tokens_expire(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let client = app.machine_client().await;
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::machine()).await;
     let old_token = app.access_token(&client).await;
     let old_kid = jwt_header(&old_token)["kid"].as_str().unwrap().to_owned();
 
@@ -200,8 +209,15 @@ async fn key_rotation_keeps_old_keys_published_until_their_tokens_expire(backend
     );
 
     app.clock.advance(300);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let new_token = app.access_token(&client).await;
+    // The poller (every 100 ms here) makes the new key the signer.
+    let mut new_token = app.access_token(&client).await;
+    for _ in 0..100 {
+        if jwt_header(&new_token)["kid"] == new_key.kid() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        new_token = app.access_token(&client).await;
+    }
     assert_eq!(jwt_header(&new_token)["kid"], new_key.kid());
     let (_, body) = jwks(&app).await;
     let keys = KeySet::from_jwks_json(body.to_string().as_bytes()).unwrap();
@@ -211,7 +227,12 @@ async fn key_rotation_keeps_old_keys_published_until_their_tokens_expire(backend
     );
     assert_eq!(app.introspect(&client, &still_old).await["active"], true);
 
-    app.clock.advance(900 + 60);
+    // One second before the last token of the old key is past its verifiers' leeway, it is still there
+    // (recomputed now, as the poller would).
+    app.clock.advance(900 + 60 - 1);
+    app.state.keys.refresh(app.clock.now());
+    assert!(kids(&jwks(&app).await.1).contains(&old_kid));
+    app.clock.advance(1);
     let retired = wait_for_jwks(&app, |body| !kids(body).contains(&old_kid)).await;
     assert_eq!(kids(&retired), vec![new_key.kid().to_owned()]);
 }

@@ -1,4 +1,4 @@
-//! No secret in the logs (issue 6, RFC 9700 §4.14, RFC 6749 §10.3): the real binary at TRACE level, every
+//! No secret in the logs (RFC 9700 §4.14, RFC 6749 §10.3): the real binary at TRACE level, every
 //! dependency included, through the CLI, every grant, failures, refresh reuse and revocation. Then every
 //! secret, password, code, token, cookie and Basic header of the run is looked for in what it logged.
 
@@ -7,19 +7,19 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{
-    Backend, REDIRECT_URI, ServedBinary, TestDatabase, cookies_from, hidden_fields,
-    location_params, no_redirect_client, param, pkce, run_cli,
-};
+use testkit::binary::ServedBinary;
+use testkit::issuer::no_redirect_client;
+use testkit::jwt::pkce;
+use testkit::{Backend, Browser, REDIRECT_URI, TestDatabase};
 
 const PASSWORD: &str = "a-password-that-must-never-be-logged";
 
 /// Runs a CLI subcommand at TRACE; returns stdout and appends stderr to `log`.
 fn cli(args: &[&str], database_url: &str, stdin: Option<&str>, log: &mut String) -> String {
-    let (ok, out, err) = run_cli(args, database_url, stdin, "trace");
-    log.push_str(&err);
-    assert!(ok, "{args:?}: {err}");
-    out
+    let run = testkit::binary::run(crate::binary(), args, &[], database_url, stdin, "trace");
+    log.push_str(&run.stderr);
+    assert!(run.success, "{args:?}: {}", run.stderr);
+    run.stdout
 }
 
 fn secret_of(json: &str) -> String {
@@ -75,13 +75,15 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
         &mut log,
     );
 
-    let mut server = ServedBinary::start(&db.url, "trace", &["--log-format", "json"]).await;
+    let mut server =
+        ServedBinary::start(crate::binary(), &db.url, "trace", &["--log-format", "json"]);
     let base = server.base.clone();
     // Read stderr on a thread, so a chatty TRACE log never fills the pipe and stalls the server.
     let stderr = server.child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut text);
+        std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut text)
+            .expect("the whole log, as UTF-8");
         text
     });
     let http = no_redirect_client();
@@ -149,86 +151,72 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
          &code_challenge={challenge}&code_challenge_method=S256",
         form_urlencoded::byte_serialize(REDIRECT_URI.as_bytes()).collect::<String>()
     );
-    let page = http.get(&authorize).send().await.unwrap();
-    let cookies = cookies_from(&page, "");
-    let form = hidden_fields(&page.text().await.unwrap());
+    let mut browser = Browser::new(
+        no_redirect_client(),
+        format!("{base}/authorize"),
+        base.clone(),
+    );
+    let login = browser.open_login(&authorize).await;
     let wrong_password = "a-wrong-password-that-must-never-be-logged";
-    for password in [wrong_password, PASSWORD] {
-        let mut login = form.clone();
-        login.push(("username".into(), "alice".into()));
-        login.push(("password".into(), password.into()));
-        let answer = http
-            .post(format!("{base}/authorize"))
-            .header("cookie", &cookies)
-            .form(&login)
-            .send()
-            .await
-            .unwrap();
-        if password == PASSWORD {
-            let cookies = cookies_from(&answer, &cookies);
-            let mut consent = hidden_fields(&answer.text().await.unwrap());
-            consent.push(("decision".into(), "approve".into()));
-            let redirect = http
-                .post(format!("{base}/authorize"))
-                .header("cookie", &cookies)
-                .form(&consent)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(redirect.status(), StatusCode::SEE_OTHER);
-            let (_, params) = location_params(&redirect);
-            let code = param(&params, "code").unwrap().to_owned();
-            let tokens = token(
-                vec![
-                    ("grant_type", "authorization_code".into()),
-                    ("code", code.clone()),
-                    ("redirect_uri", REDIRECT_URI.into()),
-                    ("code_verifier", verifier.clone()),
-                ],
-                Some(("web", &web_secret)),
-            )
-            .await
-            .1;
-            let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
-            let rotated = token(
-                vec![
-                    ("grant_type", "refresh_token".into()),
-                    ("refresh_token", refresh.clone()),
-                ],
-                Some(("web", &web_secret)),
-            )
-            .await
-            .1;
-            let (reuse, _) = token(
-                vec![
-                    ("grant_type", "refresh_token".into()),
-                    ("refresh_token", refresh.clone()),
-                ],
-                Some(("web", &web_secret)),
-            )
-            .await;
-            assert_eq!(reuse, StatusCode::BAD_REQUEST);
-            for cookie in cookies.split("; ") {
-                if let Some((_, value)) = cookie.split_once('=') {
-                    secrets.push(("cookie", value.to_owned()));
-                }
-            }
-            secrets.push(("code", code));
-            secrets.push((
-                "user access token",
-                tokens["access_token"].as_str().unwrap().to_owned(),
-            ));
-            secrets.push(("refresh token", refresh));
-            secrets.push((
-                "rotated refresh token",
-                rotated["refresh_token"].as_str().unwrap().to_owned(),
-            ));
-            secrets.push((
-                "rotated access token",
-                rotated["access_token"].as_str().unwrap().to_owned(),
-            ));
+    let refused = browser.sign_in(&login, "alice", wrong_password).await;
+    assert!(
+        refused.html.contains("Invalid username or password."),
+        "{}",
+        refused.html
+    );
+    let consent = browser.sign_in(&login, "alice", PASSWORD).await;
+    let redirect = browser.decide(&consent, "approve").await;
+    assert_eq!(redirect.status, StatusCode::SEE_OTHER);
+    let code = redirect.redirect_param("code").unwrap();
+    let (status, tokens) = token(
+        vec![
+            ("grant_type", "authorization_code".into()),
+            ("code", code.clone()),
+            ("redirect_uri", REDIRECT_URI.into()),
+            ("code_verifier", verifier.clone()),
+        ],
+        Some(("web", &web_secret)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, rotated) = token(
+        vec![
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", refresh.clone()),
+        ],
+        Some(("web", &web_secret)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let (reuse, _) = token(
+        vec![
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", refresh.clone()),
+        ],
+        Some(("web", &web_secret)),
+    )
+    .await;
+    assert_eq!(reuse, StatusCode::BAD_REQUEST);
+    for cookie in browser.cookie_header().unwrap().split("; ") {
+        if let Some((_, value)) = cookie.split_once('=') {
+            secrets.push(("cookie", value.to_owned()));
         }
     }
+    secrets.push(("code", code));
+    secrets.push((
+        "user access token",
+        tokens["access_token"].as_str().unwrap().to_owned(),
+    ));
+    secrets.push(("refresh token", refresh));
+    secrets.push((
+        "rotated refresh token",
+        rotated["refresh_token"].as_str().unwrap().to_owned(),
+    ));
+    secrets.push((
+        "rotated access token",
+        rotated["access_token"].as_str().unwrap().to_owned(),
+    ));
     assert!(server.stop().await.success());
     log.push_str(&reader.join().unwrap());
 
@@ -254,10 +242,16 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
             "no {target} events in {log}"
         );
     }
-    assert!(
-        log.contains("\"outcome\":\"failure\""),
-        "failed logins and guesses are audited"
-    );
+    // The failed login and the guessed secret are each audited, with their outcome.
+    let audited = |event: &str| {
+        log.lines().any(|line| {
+            line.contains("\"target\":\"audit\"")
+                && line.contains(&format!("\"event\":\"{event}\""))
+                && line.contains("\"outcome\":\"failure\"")
+        })
+    };
+    assert!(audited("login"), "the failed login is audited");
+    assert!(audited("client_auth"), "the guessed secret is audited");
     for (what, secret) in &secrets {
         assert!(
             secret.len() >= 16,

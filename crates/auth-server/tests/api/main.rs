@@ -1,10 +1,8 @@
-//! The auth-server integration tests: one binary, one file per feature. Every behaviour runs on SQLite
-//! and on PostgreSQL (skipped with a printed reason when DATABASE_URL is not set; CI always sets it).
+//! The auth-server integration tests: one binary, one file per feature, on the one harness (`testkit`).
+//! Every behaviour runs on SQLite and on PostgreSQL (`<file>::sqlite::<test>`, `<file>::postgres::<test>`).
 
 // This whole crate is test code: a failed expectation should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod helpers;
 
 mod authorize;
 mod cli;
@@ -19,3 +17,8 @@ mod logs;
 mod operability;
 mod refresh;
 mod replicas;
+
+/// The `auth-server` binary cargo built for these tests.
+pub fn binary() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_auth-server"))
+}

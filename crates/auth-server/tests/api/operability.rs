@@ -2,13 +2,13 @@
 
 use reqwest::StatusCode;
 
-use crate::backend_tests;
-use crate::helpers::{Backend, spawn_app};
+use serde_json::Value;
+use testkit::{Backend, ClientSpec, TestIssuer, backend_tests};
 
 backend_tests!(health_readiness_and_metrics, responses_carry_a_request_id);
 
 async fn health_readiness_and_metrics(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = TestIssuer::spawn(backend).await;
     assert_eq!(
         app.http
             .get(app.url("/healthz"))
@@ -27,13 +27,19 @@ async fn health_readiness_and_metrics(backend: Backend) {
             .status(),
         StatusCode::OK
     );
-    let client = app.machine_client().await;
+    let client = app.register(ClientSpec::machine()).await;
     app.client_credentials(&client).await;
-    app.post_token(
-        &client,
-        &[("grant_type", "client_credentials"), ("scope", "admin")],
-    )
-    .await;
+    let refused = app
+        .post_token(
+            &client,
+            &[("grant_type", "client_credentials"), ("scope", "admin")],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"],
+        "invalid_scope"
+    );
     let metrics = app
         .http
         .get(app.url("/metrics"))
@@ -44,10 +50,11 @@ async fn health_readiness_and_metrics(backend: Backend) {
         .await
         .unwrap();
     for expected in [
-        "http_requests_total{route=\"/token\",method=\"POST\",status=\"200\"}",
+        "http_requests_total{route=\"/token\",method=\"POST\",status=\"200\"} 1",
+        "http_requests_total{route=\"/token\",method=\"POST\",status=\"400\"} 1",
         "http_request_duration_seconds_bucket{route=\"/token\",method=\"POST\"",
-        "auth_tokens_issued_total{grant=\"client_credentials\"}",
-        "auth_oauth_errors_total{error=\"invalid_scope\"}",
+        "auth_tokens_issued_total{grant=\"client_credentials\"} 1",
+        "auth_oauth_errors_total{error=\"invalid_scope\"} 1",
     ] {
         assert!(
             metrics.contains(expected),
@@ -57,7 +64,7 @@ async fn health_readiness_and_metrics(backend: Backend) {
 }
 
 async fn responses_carry_a_request_id(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = TestIssuer::spawn(backend).await;
     let response = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert!(
         response

@@ -3,8 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, TestClient, spawn_app};
+use auth_core::wire::GrantType;
+use testkit::jwt::claims;
+use testkit::{Backend, ClientSpec, TestClient, TestIssuer, backend_tests};
 
 backend_tests!(
     refresh_rotates_and_the_old_token_dies,
@@ -15,7 +16,7 @@ backend_tests!(
 );
 
 async fn refresh(
-    app: &TestApp,
+    app: &TestIssuer,
     client: &TestClient,
     token: &str,
     extra: &[(&str, &str)],
@@ -25,10 +26,10 @@ async fn refresh(
     app.post_token(client, &form).await
 }
 
-async fn setup(backend: Backend) -> (TestApp, TestClient, Value) {
-    let app = spawn_app(backend).await;
-    let client = app.web_client(true).await;
-    app.create_user("alice").await;
+async fn setup(backend: Backend) -> (TestIssuer, TestClient, Value) {
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::web().skip_consent()).await;
+    app.user("alice").await;
     let tokens = app.code_flow(&client, "alice").await;
     (app, client, tokens)
 }
@@ -45,20 +46,17 @@ async fn refresh_rotates_and_the_old_token_dies(backend: Backend) {
     assert_eq!(rotated["scope"], "openid read write");
     assert_eq!(app.introspect(&client, first).await["active"], false);
     assert_eq!(app.introspect(&client, second).await["active"], true);
-    assert_eq!(
-        refresh(&app, &client, second, &[]).await.status(),
-        StatusCode::OK
-    );
+    let third = refresh(&app, &client, second, &[]).await;
+    assert_eq!(third.status(), StatusCode::OK);
+    assert!(third.json::<Value>().await.unwrap()["refresh_token"].is_string());
 }
 
 async fn refresh_token_reuse_revokes_the_family(backend: Backend) {
     let (app, client, tokens) = setup(backend).await;
     let first = tokens["refresh_token"].as_str().unwrap();
-    let rotated: Value = refresh(&app, &client, first, &[])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let response = refresh(&app, &client, first, &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let rotated: Value = response.json().await.unwrap();
     let second = rotated["refresh_token"].as_str().unwrap();
     let access = rotated["access_token"].as_str().unwrap();
     // An attacker replays the old token.
@@ -69,9 +67,11 @@ async fn refresh_token_reuse_revokes_the_family(backend: Backend) {
         "invalid_grant"
     );
     // The whole family is dead: the newest refresh token and the access tokens descended from it.
+    let newest = refresh(&app, &client, second, &[]).await;
+    assert_eq!(newest.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
-        refresh(&app, &client, second, &[]).await.status(),
-        StatusCode::BAD_REQUEST
+        newest.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
     );
     assert_eq!(app.introspect(&client, access).await["active"], false);
     assert_eq!(
@@ -83,19 +83,18 @@ async fn refresh_token_reuse_revokes_the_family(backend: Backend) {
 
 async fn scope_can_be_narrowed_never_widened(backend: Backend) {
     let (app, client, tokens) = setup(backend).await;
-    let narrowed: Value = refresh(
+    let response = refresh(
         &app,
         &client,
         tokens["refresh_token"].as_str().unwrap(),
         &[("scope", "read")],
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let narrowed: Value = response.json().await.unwrap();
     assert_eq!(narrowed["scope"], "read");
     assert_eq!(
-        crate::helpers::claims(narrowed["access_token"].as_str().unwrap())["scope"],
+        claims(narrowed["access_token"].as_str().unwrap())["scope"],
         "read"
     );
     let widened = refresh(
@@ -115,13 +114,11 @@ async fn scope_can_be_narrowed_never_widened(backend: Backend) {
 async fn refresh_token_is_bound_to_its_client(backend: Backend) {
     let (app, _, tokens) = setup(backend).await;
     let thief = app
-        .create_client(
-            "thief",
-            &["refresh_token", "authorization_code"],
-            false,
-            "openid read write",
-            &[],
-            true,
+        .register(
+            ClientSpec::confidential("thief")
+                .grants([GrantType::RefreshToken, GrantType::AuthorizationCode])
+                .scope("openid read write")
+                .skip_consent(),
         )
         .await;
     let stolen = refresh(&app, &thief, tokens["refresh_token"].as_str().unwrap(), &[]).await;
@@ -136,26 +133,54 @@ async fn concurrent_refresh_with_one_token_succeeds_exactly_once(backend: Backen
     let (app, client, tokens) = setup(backend).await;
     let token = tokens["refresh_token"].as_str().unwrap().to_owned();
     let app = std::sync::Arc::new(app);
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let (app, client, token) = (app.clone(), client.clone(), token.clone());
+        let (app, client, token, start) =
+            (app.clone(), client.clone(), token.clone(), start.clone());
         tasks.push(tokio::spawn(async move {
-            refresh(&app, &client, &token, &[]).await.status()
+            start.wait().await;
+            let response = refresh(&app, &client, &token, &[]).await;
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
         }));
     }
-    let mut statuses = Vec::new();
+    let mut answers = Vec::new();
     for task in tasks {
-        statuses.push(task.await.unwrap());
+        answers.push(task.await.unwrap());
     }
-    let successes = statuses
+    let winners: Vec<&Value> = answers
         .iter()
-        .filter(|status| **status == StatusCode::OK)
-        .count();
-    assert_eq!(successes, 1, "{statuses:?}");
-    assert!(
-        statuses
-            .iter()
-            .all(|status| *status == StatusCode::OK || *status == StatusCode::BAD_REQUEST),
-        "{statuses:?}"
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    for (status, body) in &answers {
+        if *status != StatusCode::OK {
+            assert_eq!(
+                (*status, body["error"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+            );
+        }
+    }
+    // The losers presented a token that was already used: reuse, which revokes the family, the winner's
+    // tokens included (a race and a theft look the same, RFC 9700 §4.14.2).
+    let winner = winners[0];
+    let after = refresh(
+        &app,
+        &client,
+        winner["refresh_token"].as_str().unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!(after.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        after.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        app.introspect(&client, winner["access_token"].as_str().unwrap())
+            .await["active"],
+        false
     );
 }

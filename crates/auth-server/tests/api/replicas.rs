@@ -8,14 +8,15 @@ use auth_server::keyring::stored_form;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::backend_tests;
-use crate::helpers::{Backend, spawn_app, spawn_replica};
+use auth_core::wire::GrantType;
+use testkit::jwt::header as jwt_header;
+use testkit::{Backend, ClientSpec, TestClient, TestIssuer, backend_tests};
 
 backend_tests!(
     a_token_issued_at_one_replica_is_refreshed_revoked_and_introspected_at_another,
     key_rotation_at_one_replica_reaches_the_other,
     refresh_tokens_raced_across_replicas_succeed_exactly_once,
-    a_client_created_at_one_replica_is_accepted_by_the_other_within_the_poll_interval
+    a_client_created_at_one_replica_is_accepted_by_the_other_at_once
 );
 
 /// Eight rotation chains; each refresh token is sent eight times at once, four to each replica, all chains
@@ -24,10 +25,10 @@ backend_tests!(
 async fn refresh_tokens_raced_across_replicas_succeed_exactly_once(backend: Backend) {
     const CHAINS: usize = 8;
     const COPIES: usize = 8;
-    let a = spawn_app(backend).await;
-    let b = spawn_replica(&a).await;
-    let client = a.web_client(true).await;
-    a.create_user("alice").await;
+    let a = TestIssuer::spawn(backend).await;
+    let b = a.replica().await;
+    let client = a.register(ClientSpec::web().skip_consent()).await;
+    a.user("alice").await;
     let mut tokens = Vec::new();
     for _ in 0..CHAINS {
         let issued = a.code_flow(&client, "alice").await;
@@ -46,61 +47,77 @@ async fn refresh_tokens_raced_across_replicas_succeed_exactly_once(backend: Back
         }
     }
     let mut successes = [0usize; CHAINS];
+    let mut winners = Vec::new();
     while let Some(result) = requests.join_next().await {
         let (chain, response) = result.unwrap();
         let status = response.status();
         let body: Value = response.json().await.unwrap();
         match status {
-            StatusCode::OK => successes[chain] += 1,
+            StatusCode::OK => {
+                successes[chain] += 1;
+                winners.push(body);
+            }
             StatusCode::BAD_REQUEST => assert_eq!(body["error"], "invalid_grant", "{body}"),
             other => panic!("chain {chain}: {other} {body}"),
         }
     }
     assert_eq!(successes, [1; CHAINS], "successes per refresh token");
+    // Every loser was reuse: each family is revoked, the winner's tokens too, at either replica.
+    for (index, winner) in winners.iter().enumerate() {
+        let (here, there) = if index % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let refreshed = here
+            .post_token(
+                &client,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", winner["refresh_token"].as_str().unwrap()),
+                ],
+            )
+            .await;
+        assert_eq!(refreshed.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            there
+                .introspect(&client, winner["access_token"].as_str().unwrap())
+                .await["active"],
+            false
+        );
+    }
 }
 
-async fn a_client_created_at_one_replica_is_accepted_by_the_other_within_the_poll_interval(
-    backend: Backend,
-) {
-    let a = spawn_app(backend).await;
-    let b = spawn_replica(&a).await;
-    let late = crate::helpers::TestClient {
+async fn a_client_created_at_one_replica_is_accepted_by_the_other_at_once(backend: Backend) {
+    let a = TestIssuer::spawn(backend).await;
+    let b = a.replica().await;
+    let late = TestClient {
         id: "late".into(),
         secret: Some("not yet".into()),
     };
-    // B looks the id up first (and could remember that it does not exist).
+    // B looks the id up first. Unknown ids are never cached, so B cannot remember that it did not exist.
     let response = b
         .post_token(&late, &[("grant_type", "client_credentials")])
         .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let created = a
-        .create_client("late", &["client_credentials"], false, "read", &[], false)
+        .register(
+            ClientSpec::confidential("late")
+                .grants([GrantType::ClientCredentials])
+                .scope("read"),
+        )
         .await;
-    // docs/operations.md: a change reaches every replica within about one poll interval (100 ms in tests);
-    // allow twenty for a loaded CI machine.
-    let poll = Duration::from_millis(100);
-    let mut accepted = false;
-    for _ in 0..40 {
-        if b.post_token(&created, &[("grant_type", "client_credentials")])
-            .await
-            .status()
-            == StatusCode::OK
-        {
-            accepted = true;
-            break;
-        }
-        tokio::time::sleep(poll / 2).await;
-    }
-    assert!(accepted, "replica B never accepted the client created at A");
+    // No waiting for a poll: the very next request at B finds the client in the database.
+    let token = b
+        .post_token(&created, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(token.status(), StatusCode::OK);
+    assert!(token.json::<Value>().await.unwrap()["access_token"].is_string());
 }
 
 async fn a_token_issued_at_one_replica_is_refreshed_revoked_and_introspected_at_another(
     backend: Backend,
 ) {
-    let a = spawn_app(backend).await;
-    let b = spawn_replica(&a).await;
-    let client = a.web_client(true).await;
-    a.create_user("alice").await;
+    let a = TestIssuer::spawn(backend).await;
+    let b = a.replica().await;
+    let client = a.register(ClientSpec::web().skip_consent()).await;
+    a.user("alice").await;
     let tokens = a.code_flow(&client, "alice").await;
     // Refreshed at B.
     let response = b
@@ -150,8 +167,8 @@ async fn a_token_issued_at_one_replica_is_refreshed_revoked_and_introspected_at_
 }
 
 async fn key_rotation_at_one_replica_reaches_the_other(backend: Backend) {
-    let a = spawn_app(backend).await;
-    let b = spawn_replica(&a).await;
+    let a = TestIssuer::spawn(backend).await;
+    let b = a.replica().await;
     let now = a.clock.now();
     let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
     a.state
@@ -178,12 +195,17 @@ async fn key_rotation_at_one_replica_reaches_the_other(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(seen, "replica B publishes the key rotated at A");
-    // An emergency rotation in the same second as the first key: insertion order makes it the signer.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let client = a.machine_client().await;
-    let token: Value = b.client_credentials(&client).await;
-    assert_eq!(
-        crate::helpers::jwt_header(token["access_token"].as_str().unwrap())["kid"],
-        key.kid()
-    );
+    // An emergency rotation in the same second as the first key: insertion order makes it the signer, at
+    // B too once its poller has reloaded (polled, not slept on).
+    let client = a.register(ClientSpec::machine()).await;
+    let mut kid = Value::Null;
+    for _ in 0..50 {
+        let token: Value = b.client_credentials(&client).await;
+        kid = jwt_header(token["access_token"].as_str().unwrap())["kid"].clone();
+        if kid == key.kid() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(kid, key.kid());
 }

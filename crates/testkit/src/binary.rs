@@ -1,0 +1,105 @@
+//! The real binaries: `serve` started on 127.0.0.1:0 (the port read from the line it prints), and
+//! one-shot subcommands with their output.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+/// A running `auth-server serve`, ready when returned.
+pub struct ServedBinary {
+    pub base: String,
+    pub child: Child,
+}
+
+impl ServedBinary {
+    /// Starts `binary serve --listen 127.0.0.1:0` on `database_url` with `RUST_LOG=rust_log` and `extra`
+    /// flags. The issuer is the bound address unless `extra` names one. Stderr is piped: take it from
+    /// `child` and read it, or a chatty log fills the pipe.
+    pub fn start(binary: &Path, database_url: &str, rust_log: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", rust_log)
+            .env_remove("AUTH_ISSUER")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start auth-server serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let address = line
+            .strip_prefix("auth-server listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned);
+        match (read, address) {
+            (Ok(_), Some(address)) => Self {
+                base: format!("http://{address}"),
+                child,
+            },
+            (read, _) => {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("wait");
+                panic!(
+                    "auth-server serve did not start ({read:?}, {line:?}): {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub async fn stop(self) -> ExitStatus {
+        let mut child = self.child;
+        let signalled = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(signalled.success());
+        tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .expect("join")
+            .expect("wait")
+    }
+}
+
+/// What a one-shot command did.
+#[derive(Debug)]
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `binary args…` with `DATABASE_URL`, `RUST_LOG` and `envs`, writing `stdin` to it.
+pub fn run(
+    binary: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    database_url: &str,
+    stdin: Option<&str>,
+    rust_log: &str,
+) -> Run {
+    let mut child = Command::new(binary)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", rust_log)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    let output = child.wait_with_output().expect("wait");
+    Run {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

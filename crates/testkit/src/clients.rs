@@ -1,0 +1,140 @@
+//! Clients described by a builder and registered the way `auth-server client create` registers them.
+
+use auth_core::wire::GrantType;
+use auth_server::commands::client_record;
+use auth_server::config::ClientCreate;
+
+use crate::issuer::REDIRECT_URI;
+
+/// What `client create` is told.
+///
+/// ```ignore
+/// ClientSpec::public("spa").grants([AuthorizationCode, RefreshToken]).skip_consent()
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientSpec {
+    id: String,
+    public: bool,
+    grants: Vec<GrantType>,
+    redirect_uris: Vec<String>,
+    scope: String,
+    audiences: Vec<String>,
+    skip_consent: bool,
+}
+
+impl ClientSpec {
+    fn new(id: &str, public: bool) -> Self {
+        Self {
+            id: id.to_owned(),
+            public,
+            grants: Vec::new(),
+            redirect_uris: Vec::new(),
+            scope: String::new(),
+            audiences: Vec::new(),
+            skip_consent: false,
+        }
+    }
+
+    /// A client with a generated secret.
+    pub fn confidential(id: &str) -> Self {
+        Self::new(id, false)
+    }
+
+    /// A public client: no secret, PKCE.
+    pub fn public(id: &str) -> Self {
+        Self::new(id, true)
+    }
+
+    /// `machine`: confidential, client_credentials, scope `read write`.
+    pub fn machine() -> Self {
+        Self::confidential("machine")
+            .grants([GrantType::ClientCredentials])
+            .scope("read write")
+    }
+
+    /// `web`: confidential, authorization_code + refresh_token, scope `openid read write`, audience
+    /// `https://api.example/`, the harness's redirect URI.
+    pub fn web() -> Self {
+        Self::confidential("web")
+            .grants([GrantType::AuthorizationCode, GrantType::RefreshToken])
+            .scope("openid read write")
+            .audiences(["https://api.example/"])
+    }
+
+    pub fn grants(mut self, grants: impl IntoIterator<Item = GrantType>) -> Self {
+        self.grants = grants.into_iter().collect();
+        self
+    }
+
+    pub fn scope(mut self, scope: &str) -> Self {
+        scope.clone_into(&mut self.scope);
+        self
+    }
+
+    pub fn audiences<'a>(mut self, audiences: impl IntoIterator<Item = &'a str>) -> Self {
+        self.audiences = audiences.into_iter().map(str::to_owned).collect();
+        self
+    }
+
+    /// Adds a redirect URI. Without any, a client with the code grant gets [`REDIRECT_URI`].
+    pub fn redirect_uri(mut self, uri: &str) -> Self {
+        self.redirect_uris.push(uri.to_owned());
+        self
+    }
+
+    pub fn skip_consent(mut self) -> Self {
+        self.skip_consent = true;
+        self
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The `client create` arguments this spec stands for.
+    pub fn to_create(&self) -> ClientCreate {
+        let redirect_uris = if self.redirect_uris.is_empty()
+            && self.grants.contains(&GrantType::AuthorizationCode)
+        {
+            vec![REDIRECT_URI.to_owned()]
+        } else {
+            self.redirect_uris.clone()
+        };
+        ClientCreate {
+            client_id: self.id.clone(),
+            public: self.public,
+            secret_stdin: false,
+            grant_types: self
+                .grants
+                .iter()
+                .map(|grant| grant.as_str().to_owned())
+                .collect(),
+            redirect_uris,
+            scope: self.scope.clone(),
+            audiences: self.audiences.clone(),
+            skip_consent: self.skip_consent,
+        }
+    }
+
+    /// The record and the secret `client create` would store and print.
+    pub fn record(&self) -> (auth_server::store::ClientRecord, Option<String>) {
+        client_record(&self.to_create(), None).expect("a valid client spec")
+    }
+}
+
+/// A registered client and its secret (none for public clients).
+#[derive(Clone, Debug)]
+pub struct TestClient {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+impl TestClient {
+    /// The same id with another secret (a guess).
+    pub fn with_secret(&self, secret: &str) -> Self {
+        Self {
+            id: self.id.clone(),
+            secret: Some(secret.to_owned()),
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! [`TestIssuer`]: the real auth-server application in-process, bound to 127.0.0.1:0 (no port is released
+//! and bound again), on its own database, with a clock the test moves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use auth_core::clock::{Clock, ManualClock, SystemClock};
+use auth_server::config::ServeConfig;
+use auth_server::startup::{Application, ApplicationConfig};
+use auth_server::state::AppState;
+use auth_server::store::UserRecord;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::browser::Browser;
+use crate::clients::{ClientSpec, TestClient};
+use crate::database::{Backend, TestDatabase};
+
+/// The redirect URI of the harness's code-flow clients (nothing listens there: redirects are read, not
+/// followed).
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
+/// The password of every user the harness creates.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running auth-server.
+pub struct TestIssuer {
+    /// Where requests go: this replica's address, under the issuer's path.
+    pub base: String,
+    pub address: SocketAddr,
+    /// Follows no redirect.
+    pub http: reqwest::Client,
+    pub clock: ManualClock,
+    pub state: AppState,
+    pub database_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    database: Option<Arc<TestDatabase>>,
+}
+
+impl Drop for TestIssuer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A client that follows no redirect (the harness reads them).
+pub fn no_redirect_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("reqwest client")
+}
+
+impl TestIssuer {
+    /// A server on a fresh database.
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// A server on a fresh database, with `configure` applied to the `serve` flags.
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ServeConfig)) -> Self {
+        let database = Arc::new(TestDatabase::create(&backend).await);
+        let mut issuer = Self::on_database(
+            &database.url,
+            ManualClock::new(SystemClock.now()),
+            configure,
+        )
+        .await;
+        issuer.database = Some(database);
+        issuer
+    }
+
+    /// Another replica: the same database, issuer identifier and clock, its own address.
+    pub async fn replica(&self) -> Self {
+        let issuer = self.issuer().to_owned();
+        let mut replica = Self::on_database(&self.database_url, self.clock.clone(), |serve| {
+            serve.issuer = Some(issuer)
+        })
+        .await;
+        replica.database = self.database.clone();
+        replica
+    }
+
+    /// A server on a fresh database, serving on a listener the test bound (see [`crate::Refuser`]).
+    pub async fn spawn_on_listener(backend: Backend, listener: std::net::TcpListener) -> Self {
+        let database = Arc::new(TestDatabase::create(&backend).await);
+        let mut issuer = Self::start(
+            &database.url,
+            ManualClock::new(SystemClock.now()),
+            Some(listener),
+            |_| {},
+        )
+        .await;
+        issuer.database = Some(database);
+        issuer
+    }
+
+    /// A server on an existing database.
+    pub async fn on_database(
+        database_url: &str,
+        clock: ManualClock,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> Self {
+        Self::start(database_url, clock, None, configure).await
+    }
+
+    async fn start(
+        database_url: &str,
+        clock: ManualClock,
+        listener: Option<std::net::TcpListener>,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> Self {
+        let mut serve = ServeConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            config_poll_ms: 100,
+            // Tests run in parallel against one PostgreSQL (max_connections 100): small pools.
+            db_max_connections: 4,
+            ..ServeConfig::default()
+        };
+        configure(&mut serve);
+        let application = Application::build(ApplicationConfig {
+            serve,
+            database_url: database_url.to_owned(),
+            key_encryption_key: None,
+            clock: Arc::new(clock.clone()),
+            listener,
+        })
+        .await
+        .expect("build auth-server");
+        let address = application.local_addr().expect("bound address");
+        let state = application.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let served = application
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                eprintln!("testkit: auth-server stopped with an error: {error:#}");
+            }
+        });
+        let issuer_path = state.settings.issuer_path.clone().unwrap_or_default();
+        Self {
+            base: format!("http://{address}{issuer_path}"),
+            address,
+            http: no_redirect_client(),
+            clock,
+            state,
+            database_url: database_url.to_owned(),
+            stop: Some(stop),
+            database: None,
+        }
+    }
+
+    /// The issuer identifier.
+    pub fn issuer(&self) -> &str {
+        &self.state.settings.issuer
+    }
+
+    /// An endpoint URL of this replica.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Registers a client.
+    pub async fn register(&self, spec: ClientSpec) -> TestClient {
+        let (record, secret) = spec.record();
+        self.state
+            .store
+            .create_client(&record, self.clock.now())
+            .await
+            .expect("store the client");
+        TestClient {
+            id: record.client_id,
+            secret,
+        }
+    }
+
+    /// Registers a user whose password is [`PASSWORD`]; returns the user id.
+    pub async fn user(&self, username: &str) -> String {
+        self.user_with_password(username, PASSWORD).await
+    }
+
+    /// Registers a user; returns the user id.
+    pub async fn user_with_password(&self, username: &str, password: &str) -> String {
+        let user = UserRecord {
+            user_id: uuid::Uuid::new_v4().to_string(),
+            username: username.into(),
+            password_hash: self.state.hasher.hash(password).expect("hash"),
+        };
+        self.state
+            .store
+            .create_user(&user, self.clock.now())
+            .await
+            .expect("store the user");
+        user.user_id
+    }
+
+    /// POST /token with Basic authentication (`none` for a public client: its id in the body).
+    pub async fn post_token(
+        &self,
+        client: &TestClient,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let request = self.http.post(self.url("/token"));
+        let request = match &client.secret {
+            Some(secret) => request.basic_auth(&client.id, Some(secret)).form(form),
+            None => {
+                let mut body = vec![("client_id", client.id.as_str())];
+                body.extend_from_slice(form);
+                request.form(&body)
+            }
+        };
+        request.send().await.expect("POST /token")
+    }
+
+    /// POST a form with `client_secret_post` (or `none` for a public client).
+    pub async fn post_form(
+        &self,
+        path: &str,
+        client: &TestClient,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut body: Vec<(&str, &str)> = vec![("client_id", client.id.as_str())];
+        if let Some(secret) = client.secret.as_deref() {
+            body.push(("client_secret", secret));
+        }
+        body.extend_from_slice(form);
+        self.http
+            .post(self.url(path))
+            .form(&body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// A client_credentials token response (asserting 200).
+    pub async fn client_credentials(&self, client: &TestClient) -> Value {
+        let response = self
+            .post_token(client, &[("grant_type", "client_credentials")])
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("token JSON")
+    }
+
+    /// A client_credentials access token.
+    pub async fn access_token(&self, client: &TestClient) -> String {
+        self.client_credentials(client).await["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// A client_credentials access token with `scope` (or the client's).
+    pub async fn token(&self, client: &TestClient, scope: Option<&str>) -> String {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend(scope.map(|scope| ("scope", scope)));
+        let response = self.post_token(client, &form).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("token JSON");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// An introspection answer (asserting 200).
+    pub async fn introspect(&self, client: &TestClient, token: &str) -> Value {
+        let response = self
+            .post_form("/introspect", client, &[("token", token)])
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("introspection JSON")
+    }
+
+    /// Revokes a token; returns the status.
+    pub async fn revoke(&self, client: &TestClient, token: &str) -> StatusCode {
+        self.post_form("/revoke", client, &[("token", token)])
+            .await
+            .status()
+    }
+
+    /// An authorization request URL with the harness's redirect URI and `state=xyz-state`.
+    pub fn authorize_url(
+        &self,
+        client_id: &str,
+        challenge: &str,
+        extra: &[(&str, &str)],
+    ) -> String {
+        let mut url = url::Url::parse(&self.url("/authorize")).expect("url");
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("response_type", "code");
+            query.append_pair("client_id", client_id);
+            query.append_pair("redirect_uri", REDIRECT_URI);
+            query.append_pair("state", "xyz-state");
+            query.append_pair("code_challenge", challenge);
+            query.append_pair("code_challenge_method", "S256");
+            for (name, value) in extra {
+                query.append_pair(name, value);
+            }
+        }
+        url.to_string()
+    }
+
+    /// A browser with an empty cookie jar.
+    pub fn browser(&self) -> Browser {
+        Browser::new(
+            self.http.clone(),
+            self.url("/authorize"),
+            self.issuer().to_owned(),
+        )
+    }
+
+    /// The code flow end to end for `client` and `username` (login, consent), with the token response.
+    pub async fn code_flow(&self, client: &TestClient, username: &str) -> Value {
+        let (verifier, challenge) = crate::jwt::pkce();
+        let mut browser = self.browser();
+        let code = browser
+            .login_and_approve(
+                &self.authorize_url(&client.id, &challenge, &[]),
+                username,
+                PASSWORD,
+            )
+            .await;
+        let response = self
+            .post_token(
+                client,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT_URI),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("token JSON")
+    }
+}
