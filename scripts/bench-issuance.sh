@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issuance throughput (issue 3 benchmark): client_credentials at /token on SQLite and PostgreSQL, next to a
+# Issuance throughput (docs/benchmarks.md, "Issuance"): client_credentials at /token on SQLite and PostgreSQL, next to a
 # plain axum handler and a sign-only axum handler, all measured in one run with wrk on loopback.
 # Needs: wrk (apt-get install wrk); PostgreSQL at $BENCH_PG_URL (default the local test server).
 # Usage: scripts/bench-issuance.sh [seconds per run, default 10]

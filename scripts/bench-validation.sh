@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Validation throughput (issue 4 benchmark): GET /protected on resource-api with every request a different
+# Validation throughput (docs/benchmarks.md, "Validation"): GET /protected on resource-api with every request a different
 # valid token, and with a small set of repeated tokens, next to a plain axum handler and an axum handler that
 # only verifies an ES256 JWT, all in one run with wrk on loopback.
 # Needs: wrk (apt-get install wrk). Usage: scripts/bench-validation.sh [seconds per run, default 5]

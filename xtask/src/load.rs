@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::stack::{Output, free_port, fresh_sqlite, release_binary, seed, start_servers};
+use crate::stack::{Output, fresh_sqlite, release_binary, seed, start_servers};
 use crate::{cargo, unix_seconds};
 
 pub const USAGE: &str = "\
@@ -214,19 +214,17 @@ pub fn load(args: &[String]) -> Result<()> {
     let password = format!("load-{}", unix_seconds());
     let seeded = seed(&auth_server, &database_url, &suffix, &password)?;
 
-    let auth_address = format!("127.0.0.1:{}", free_port()?);
-    let api_address = format!("127.0.0.1:{}", free_port()?);
-    let issuer = format!("http://{auth_address}");
-    let children = start_servers(
-        &auth_address,
-        &api_address,
-        &issuer,
+    let stack = start_servers(
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        None,
         &database_url,
         &seeded,
         &Output::LogsIn(out),
     )?;
+    let (issuer, api) = (&stack.issuer, &stack.api);
     eprintln!(
-        "xtask: auth-server {issuer} ({}), resource-api http://{api_address}; logs in {}",
+        "xtask: auth-server {issuer} ({}), resource-api {api}; logs in {}",
         if args.database_url.is_some() {
             "given database"
         } else {
@@ -239,8 +237,8 @@ pub fn load(args: &[String]) -> Result<()> {
         eprintln!("xtask: load scenario {scenario}");
         let status = Command::new(release_binary("loadtest"))
             .args(args.loadtest_args(scenario, out))
-            .env("LOADTEST_ISSUER", &issuer)
-            .env("LOADTEST_API", format!("http://{api_address}"))
+            .env("LOADTEST_ISSUER", issuer)
+            .env("LOADTEST_API", api)
             .env("LOADTEST_CLIENT_ID", &seeded.client_id)
             .env("LOADTEST_CLIENT_SECRET", &seeded.client_secret)
             .env("LOADTEST_PUBLIC_CLIENT_ID", &seeded.public_client_id)
@@ -257,7 +255,7 @@ pub fn load(args: &[String]) -> Result<()> {
             out.display()
         );
     }
-    drop(children);
+    drop(stack);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod counting;
 mod load;
 mod postgres;
 mod stack;
@@ -19,11 +20,12 @@ tasks:
   up       build and start auth-server + resource-api on SQLite, seed demo clients and a user, print curl commands
            (--database-url URL: on that database instead)
   test     fmt check, clippy -D warnings, every test of the workspace (PostgreSQL: DATABASE_URL, else a
-           testcontainers PostgreSQL when Docker answers, else skipped with a notice)
+           testcontainers PostgreSQL when Docker answers, else skipped with a notice; `--require-postgres`,
+           `ci` and a set CI variable make that a failure); prints how many tests ran on each back-end
   load     release build, start the stack, run Goose scenarios, reports in target/loadtest/ (`load --help`)
   fuzz     the fuzz targets (verifier, scope parser, /token, /introspect, /revoke, /authorize) for longer:
            `cargo xtask fuzz [CASES]` (default 20000 cases per target; CI runs 256-512)
-  ci       what CI runs: test, then the benches compiled and run once each in test mode
+  ci       what CI runs: test --require-postgres, then the benches compiled and run once each in test mode
   bench    Criterion benches of auth-core (extra args go to Criterion, e.g. `cargo xtask bench token/ES256`)
 ";
 
@@ -51,7 +53,7 @@ fn run() -> Result<()> {
         }
         Some("load") => load::load(&rest),
         Some("fuzz") => fuzz(&rest),
-        Some("test") => test(),
+        Some("test") => test(&rest, false),
         Some("ci") => ci(),
         Some("bench") => bench(&rest),
         Some("help" | "--help" | "-h") | None => {
@@ -101,7 +103,14 @@ pub fn unix_seconds() -> u64 {
         .unwrap_or_default()
 }
 
-fn test() -> Result<()> {
+/// `cargo xtask test [--require-postgres]`: everything; `ci` and a set `CI` variable require PostgreSQL.
+fn test(args: &[String], mut require_postgres: bool) -> Result<()> {
+    match args {
+        [] => {}
+        [flag] if flag == "--require-postgres" => require_postgres = true,
+        _ => bail!("usage: cargo xtask test [--require-postgres]"),
+    }
+    require_postgres |= env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false");
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
@@ -113,24 +122,43 @@ fn test() -> Result<()> {
         "warnings",
     ])?;
     let postgres = postgres::for_tests()?;
+    let skipped = matches!(postgres, postgres::TestPostgres::Skipped);
+    if skipped && require_postgres {
+        bail!(
+            "the PostgreSQL half of the tests cannot run (no DATABASE_URL, no Docker engine) and is required \
+             here (CI, ci or --require-postgres): set DATABASE_URL=postgres://…"
+        );
+    }
     let envs: Vec<(&str, &str)> = postgres
         .url_for_children()
         .map(|url| ("DATABASE_URL", url))
         .into_iter()
         .collect();
-    cargo_with_env(
-        &[
-            "test",
-            "--workspace",
-            "--all-features",
-            "--lib",
-            "--bins",
-            "--tests",
-            "--examples",
-        ],
-        &envs,
-    )?;
-    cargo_with_env(&["test", "--workspace", "--all-features", "--doc"], &envs)
+    // Every PostgreSQL test lives in a module named `postgres`: without PostgreSQL they are filtered
+    // out (and counted as not run below), never run to pass without a database.
+    let mut test_args = vec![
+        "test",
+        "--workspace",
+        "--all-features",
+        "--lib",
+        "--bins",
+        "--tests",
+        "--examples",
+    ];
+    if skipped {
+        test_args.extend(["--", "--skip", "::postgres::"]);
+    }
+    let counts = counting::cargo_test(&test_args, &envs)?;
+    cargo_with_env(&["test", "--workspace", "--all-features", "--doc"], &envs)?;
+    eprintln!("xtask: {counts}");
+    if skipped {
+        eprintln!(
+            "xtask: NOTICE: the PostgreSQL half of the tests was SKIPPED (no DATABASE_URL, no Docker)"
+        );
+    } else if counts.postgres == 0 {
+        bail!("no PostgreSQL test ran although PostgreSQL was there: {counts}");
+    }
+    Ok(())
 }
 
 /// The proptest-driven fuzz targets (every test named `fuzz_…`) with many more cases than CI gives them.
@@ -160,7 +188,7 @@ fn fuzz(args: &[String]) -> Result<()> {
 }
 
 fn ci() -> Result<()> {
-    test()?;
+    test(&[], true)?;
     // Criterion benches run each function once in test mode: a broken bench fails CI, and no timing is taken.
     cargo(&["test", "--workspace", "--all-features", "--benches"])
 }

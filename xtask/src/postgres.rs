@@ -1,4 +1,4 @@
-//! Where the PostgreSQL half of `cargo xtask test` runs (SPEC §6): DATABASE_URL when it is a postgres URL;
+//! Where the PostgreSQL half of `cargo xtask test` runs: DATABASE_URL when it is a postgres URL;
 //! otherwise a throwaway PostgreSQL container when a Docker engine answers; otherwise nowhere, said loudly.
 
 use std::env;
@@ -84,7 +84,7 @@ pub fn for_tests() -> Result<TestPostgres> {
         }
         Err(reason) => {
             eprintln!(
-                "xtask: NOTICE: no DATABASE_URL and no Docker engine answered ({}): the PostgreSQL half of the tests will be SKIPPED",
+                "xtask: no PostgreSQL for the tests: no DATABASE_URL, and no Docker engine answered ({})",
                 one_line(&reason)
             );
             Ok(TestPostgres::Skipped)

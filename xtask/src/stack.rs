@@ -1,8 +1,8 @@
 //! Starting the real binaries: seed an auth-server database through its CLI, start auth-server and
 //! resource-api, wait until they answer, and stop them (SIGTERM, so they shut down gracefully).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -48,12 +48,6 @@ pub fn json_string_member(json: &str, member: &str) -> Option<String> {
     let start = json.find(&marker)? + marker.len();
     let end = json[start..].find('"')? + start;
     Some(json[start..end].to_owned())
-}
-
-/// A free port on loopback (bound, then released for the server to take).
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Waits until `GET path` on `address` answers 200 (a plain HTTP/1.1 request: xtask links no HTTP client).
@@ -226,46 +220,97 @@ pub enum Output<'a> {
 }
 
 impl Output<'_> {
-    fn apply(&self, command: &mut Command, name: &str) -> Result<()> {
-        if let Self::LogsIn(dir) = self {
-            let (stdout, stderr) = log_file(&dir.join(format!("{name}.log")))?;
-            command
-                .stdout(stdout)
-                .stderr(stderr)
-                .env("RUST_LOG", "warn");
+    /// Sends `command`'s stderr where this output goes; returns where the rest of its stdout is copied.
+    fn apply(&self, command: &mut Command, name: &str) -> Result<Box<dyn Write + Send>> {
+        match self {
+            Self::Terminal => Ok(Box::new(std::io::stdout())),
+            Self::LogsIn(dir) => {
+                let path = dir.join(format!("{name}.log"));
+                let file = std::fs::File::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                command
+                    .stderr(Stdio::from(file.try_clone()?))
+                    .env("RUST_LOG", "warn");
+                Ok(Box::new(file))
+            }
         }
-        Ok(())
     }
 }
 
-/// Starts auth-server (`issuer`, on `database_url`) and resource-api (introspecting with the seeded
-/// client) on the given loopback addresses, and waits until both answer /readyz.
+/// Starts `command` (a server of ours, which prints `… listening on ADDRESS …` as its first line of stdout)
+/// and returns it with the address it bound: `--listen 127.0.0.1:0` lets the system pick a free port, so
+/// no port is found, released and bound again.
+fn spawn_listening(
+    mut command: Command,
+    name: &str,
+    output: &Output<'_>,
+) -> Result<(Child, String)> {
+    let mut sink = output.apply(&mut command, name)?;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let mut stdout = BufReader::new(child.stdout.take().context("the server's stdout")?);
+    let mut line = String::new();
+    let read = stdout.read_line(&mut line);
+    let address = line
+        .split_once("listening on ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .map(str::to_owned);
+    let Some(address) = address.filter(|_| read.is_ok()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("{name} stopped before listening (its log says why)");
+    };
+    let _ = write!(sink, "{line}");
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut stdout, &mut sink);
+    });
+    Ok((child, address))
+}
+
+/// The servers of a running stack, and where they answer.
+pub struct Stack {
+    pub children: Children,
+    /// The issuer identifier: `http://` and auth-server's address unless one was given.
+    pub issuer: String,
+    pub api: String,
+}
+
+/// Starts auth-server (on `database_url`, listening at `auth_listen`, with `issuer` or its own address as
+/// the issuer) and resource-api (at `api_listen`, introspecting with the seeded client), and waits until
+/// both answer /readyz. A port of 0 lets the system pick it.
 pub fn start_servers(
-    auth_address: &str,
-    api_address: &str,
-    issuer: &str,
+    auth_listen: &str,
+    api_listen: &str,
+    issuer: Option<&str>,
     database_url: &str,
     seeded: &Seed,
     output: &Output<'_>,
-) -> Result<Children> {
+) -> Result<Stack> {
     let mut children = Children::default();
     let mut auth_server = Command::new(release_binary("auth-server"));
     auth_server
-        .args(["serve", "--listen", auth_address, "--issuer", issuer])
+        .args(["serve", "--listen", auth_listen])
+        .args(
+            issuer
+                .map(|issuer| ["--issuer", issuer])
+                .into_iter()
+                .flatten(),
+        )
+        .env_remove("AUTH_ISSUER")
         .env("DATABASE_URL", database_url);
-    output.apply(&mut auth_server, "auth-server")?;
-    children.push(
-        "auth-server",
-        auth_server.spawn().context("starting auth-server")?,
-    );
-    wait_ready(auth_address, "/readyz", "auth-server")?;
+    let (child, auth_address) = spawn_listening(auth_server, "auth-server", output)?;
+    children.push("auth-server", child);
+    wait_ready(&auth_address, "/readyz", "auth-server")?;
+    let issuer = issuer.map_or_else(|| format!("http://{auth_address}"), str::to_owned);
     let mut resource_api = Command::new(release_binary("resource-api"));
     resource_api
         .args([
             "--listen",
-            api_address,
+            api_listen,
             "--issuer",
-            issuer,
+            &issuer,
             "--introspection-client-id",
             &seeded.introspection_client_id,
         ])
@@ -273,13 +318,14 @@ pub fn start_servers(
             "RESOURCE_API_INTROSPECTION_SECRET",
             &seeded.introspection_secret,
         );
-    output.apply(&mut resource_api, "resource-api")?;
-    children.push(
-        "resource-api",
-        resource_api.spawn().context("starting resource-api")?,
-    );
-    wait_ready(api_address, "/readyz", "resource-api")?;
-    Ok(children)
+    let (child, api_address) = spawn_listening(resource_api, "resource-api", output)?;
+    children.push("resource-api", child);
+    wait_ready(&api_address, "/readyz", "resource-api")?;
+    Ok(Stack {
+        children,
+        issuer,
+        api: format!("http://{api_address}"),
+    })
 }
 
 /// A fresh SQLite database file under `dir` (old files removed), as a URL.
@@ -294,14 +340,6 @@ pub fn fresh_sqlite(dir: &Path) -> Result<String> {
 /// Where `cargo build --release` puts a binary of this workspace.
 pub fn release_binary(name: &str) -> PathBuf {
     Path::new("target/release").join(name)
-}
-
-/// A server's output goes to a log file, so that the load tester's table is what the terminal shows.
-fn log_file(path: &Path) -> Result<(Stdio, Stdio)> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let copy = file.try_clone()?;
-    Ok((Stdio::from(file), Stdio::from(copy)))
 }
 
 #[cfg(test)]

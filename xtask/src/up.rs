@@ -46,10 +46,10 @@ pub fn up(args: &[String]) -> Result<()> {
         &seeded.username,
     );
 
-    let mut children = start_servers(
+    let mut stack = start_servers(
         "127.0.0.1:8080",
         "127.0.0.1:8081",
-        ISSUER,
+        Some(ISSUER),
         &database_url,
         &seeded,
         &Output::Terminal,
@@ -81,6 +81,6 @@ Ctrl-C stops both.
 "
     );
     // Ctrl-C reaches the whole foreground process group: the servers shut down gracefully on their own.
-    children.wait();
+    stack.children.wait();
     Ok(())
 }

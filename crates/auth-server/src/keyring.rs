@@ -1,6 +1,6 @@
 //! The signing keys in memory: parsed once, with the JWKS document rendered once per change.
 //!
-//! Lifecycle (SPEC §2 `keys rotate`): a key is published in the JWKS from its creation, signs from its
+//! Lifecycle (`keys rotate`, docs/operations.md): a key is published in the JWKS from its creation, signs from its
 //! `active_from`, and once a newer key signs it stays published for one access-token lifetime (+ 60 s of
 //! verifier leeway), until every token it signed has expired.
 

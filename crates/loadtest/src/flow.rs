@@ -37,6 +37,15 @@ impl HtmlForm {
         Some(Self { action, hidden })
     }
 
+    /// What submitting the form sends: its hidden fields, then `extra` (what the user typed or clicked).
+    pub fn submission<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        self.hidden
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .chain(extra.iter().copied())
+            .collect()
+    }
+
     /// The value of a hidden field.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.hidden

@@ -1,4 +1,4 @@
-//! Goose load tests of an OAuth 2.0 authorization server and a bearer-protected API (SPEC §6).
+//! Goose load tests of an OAuth 2.0 authorization server and a bearer-protected API.
 //!
 //! The load tester talks HTTP like any client: it finds the endpoints in the server's RFC 8414 (or OpenID)
 //! metadata, so it measures other servers as well as ours. Before the load starts, each part of the chosen

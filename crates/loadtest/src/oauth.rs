@@ -212,12 +212,7 @@ async fn submit<E: Exchange>(
     extra: &[(&str, &str)],
     jar: &mut CookieJar,
 ) -> Result<Reply, FlowError> {
-    let mut fields: Vec<(&str, &str)> = form
-        .hidden
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .collect();
-    fields.extend_from_slice(extra);
+    let fields = form.submission(extra);
     let cookie = jar.header();
     let step = Step {
         name,

@@ -1,4 +1,4 @@
-//! The Goose scenarios of SPEC §6: `issue`, `validate`, `refresh`, `introspect`, `authcode` and `mixed`.
+//! The Goose scenarios (README, "Load testing"): `issue`, `validate`, `refresh`, `introspect`, `authcode` and `mixed`.
 
 use std::sync::Arc;
 use std::time::Duration;

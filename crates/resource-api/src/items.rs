@@ -1,4 +1,4 @@
-//! The items the API serves: kept in memory, as the SPEC allows.
+//! The items the API serves: kept in memory (it is a demo; the bearer layer is the product).
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;

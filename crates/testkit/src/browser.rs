@@ -113,13 +113,7 @@ impl Browser {
 
     /// Submits `form`'s hidden fields plus `extra` to /authorize.
     pub async fn submit(&mut self, form: &HtmlForm, extra: &[(&str, &str)]) -> Page {
-        let mut fields: Vec<(&str, &str)> = form
-            .hidden
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect();
-        fields.extend_from_slice(extra);
-        self.post(&fields).await
+        self.post(&form.submission(extra)).await
     }
 
     /// Posts raw fields to /authorize.

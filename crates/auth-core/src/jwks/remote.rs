@@ -351,16 +351,29 @@ mod tests {
     use crate::clock::SystemClock;
     use crate::keys::{SigningAlgorithm, SigningKey};
     use crate::token::{AccessTokenClaims, Audience, issue};
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     /// A real HTTP/1.1 server on 127.0.0.1:0 serving one JWKS document (changeable), counting requests.
+    /// While `up` is false it closes every connection, as a server that is down.
     struct JwksServer {
         url: String,
         body: Arc<std::sync::Mutex<String>>,
         cache_control: Arc<std::sync::Mutex<String>>,
         requests: Arc<AtomicUsize>,
+        up: Arc<AtomicBool>,
+    }
+
+    /// Polls `condition` every 20 ms for at most 10 s.
+    async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+        for _ in 0..500 {
+            if condition().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{what} did not happen within 10 s");
     }
 
     async fn serve(keys: &[&SigningKey], cache_control: &str) -> JwksServer {
@@ -369,12 +382,22 @@ mod tests {
         let body = Arc::new(std::sync::Mutex::new(document(keys)));
         let cache_control = Arc::new(std::sync::Mutex::new(cache_control.to_owned()));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (body2, cache2, requests2) = (body.clone(), cache_control.clone(), requests.clone());
+        let up = Arc::new(AtomicBool::new(true));
+        let (body2, cache2, requests2, up2) = (
+            body.clone(),
+            cache_control.clone(),
+            requests.clone(),
+            up.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let Ok((mut socket, _)) = listener.accept().await else {
                     return;
                 };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(socket);
+                    continue;
+                }
                 requests2.fetch_add(1, Ordering::SeqCst);
                 let body = body2.lock().unwrap().clone();
                 let cache_control = cache2.lock().unwrap().clone();
@@ -400,6 +423,7 @@ mod tests {
             body,
             cache_control,
             requests,
+            up,
         }
     }
 
@@ -480,13 +504,12 @@ mod tests {
             1,
             "fresh keys are served from the cache"
         );
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
-        remote.verify(&token(&key), &policy()).await.unwrap();
-        assert_eq!(
-            server.requests.load(Ordering::SeqCst),
-            2,
-            "stale keys are refetched"
-        );
+        // Once max-age has passed, the next verification refetches (polled, not slept on).
+        eventually("the refetch of stale keys", async || {
+            remote.verify(&token(&key), &policy()).await.unwrap();
+            server.requests.load(Ordering::SeqCst) == 2
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -494,7 +517,7 @@ mod tests {
         let old = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
         let new = SigningKey::generate(SigningAlgorithm::EdDsa).unwrap();
         let server = serve(&[&old], "max-age=3600").await;
-        let remote = RemoteJwks::new(&server.url, reqwest::Client::new(), options(100));
+        let remote = RemoteJwks::new(&server.url, reqwest::Client::new(), options(3_000));
         remote.verify(&token(&old), &policy()).await.unwrap();
         *server.body.lock().unwrap() = document(&[&old, &new]);
         // Inside the cooldown of the first fetch, the new kid is not fetched for.
@@ -502,8 +525,12 @@ mod tests {
             remote.verify(&token(&new), &policy()).await,
             Err(RemoteVerifyError::Token(TokenError::UnknownKey(_)))
         ));
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        remote.verify(&token(&new), &policy()).await.unwrap();
+        assert_eq!(remote.fetch_count(), 1);
+        // After it, one refetch picks the new key up.
+        eventually("the new key verifying", async || {
+            remote.verify(&token(&new), &policy()).await.is_ok()
+        })
+        .await;
         assert_eq!(remote.fetch_count(), 2);
     }
 
@@ -511,15 +538,24 @@ mod tests {
     async fn a_flood_of_unknown_kids_causes_at_most_one_fetch_per_cooldown() {
         let known = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
         let server = serve(&[&known], "max-age=3600").await;
-        let remote = RemoteJwks::new(&server.url, reqwest::Client::new(), options(2_000));
+        let remote = RemoteJwks::new(&server.url, reqwest::Client::new(), options(3_000));
         remote.keys().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let flood: Vec<String> = (0..200)
+            .map(|_| token(&SigningKey::generate(SigningAlgorithm::EdDsa).unwrap()))
+            .collect();
+        // Once the first cooldown is over, an unknown kid refetches once...
+        eventually("a refetch for an unknown kid", async || {
+            let stranger = SigningKey::generate(SigningAlgorithm::EdDsa).unwrap();
+            let _ = remote.verify(&token(&stranger), &policy()).await;
+            server.requests.load(Ordering::SeqCst) == 2
+        })
+        .await;
+        // ...and the whole flood, inside the new cooldown, refetches never.
         let mut tasks = Vec::new();
-        for _ in 0..200 {
+        for token in flood {
             let remote = remote.clone();
             tasks.push(tokio::spawn(async move {
-                let stranger = SigningKey::generate(SigningAlgorithm::EdDsa).unwrap();
-                remote.verify(&token(&stranger), &policy()).await
+                remote.verify(&token, &policy()).await
             }));
         }
         for task in tasks {
@@ -535,7 +571,7 @@ mod tests {
         assert_eq!(
             server.requests.load(Ordering::SeqCst),
             2,
-            "initial fetch + one refetch for the whole flood"
+            "initial fetch + one refetch, none for the flood"
         );
         // The known key still verifies, from the cache.
         remote.verify(&token(&known), &policy()).await.unwrap();
@@ -559,40 +595,20 @@ mod tests {
     #[tokio::test]
     async fn issuer_down_is_keys_unavailable_then_recovers() {
         let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
-        // Reserve a port, then free it so nothing listens there yet.
-        let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = probe.local_addr().unwrap();
-        drop(probe);
-        let remote = RemoteJwks::new(
-            format!("http://{address}/jwks.json"),
-            reqwest::Client::new(),
-            options(200),
-        );
+        let server = serve(&[&key], "max-age=3600").await;
+        server.up.store(false, Ordering::SeqCst);
+        let remote = RemoteJwks::new(&server.url, reqwest::Client::new(), options(200));
         assert!(matches!(
             remote.verify(&token(&key), &policy()).await,
             Err(RemoteVerifyError::KeysUnavailable(_))
         ));
         // Inside the cooldown nothing is fetched.
         assert!(matches!(remote.keys().await, Err(RemoteError::NoKeysYet)));
-
-        let listener = TcpListener::bind(address).await.unwrap();
-        let body = document(&[&key]);
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let body = body.clone();
-                tokio::spawn(async move {
-                    let mut buffer = [0u8; 2048];
-                    let _ = socket.read(&mut buffer).await;
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
-                });
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        remote.verify(&token(&key), &policy()).await.unwrap();
+        server.up.store(true, Ordering::SeqCst);
+        eventually("the keys once the issuer is back", async || {
+            remote.verify(&token(&key), &policy()).await.is_ok()
+        })
+        .await;
     }
 
     #[tokio::test]
