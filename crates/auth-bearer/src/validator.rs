@@ -23,9 +23,7 @@ pub const DEFAULT_REALM: &str = "resource-api";
 /// Client credentials for the issuer's introspection endpoint.
 #[derive(Clone)]
 pub struct IntrospectionCredentials {
-    /// The client id.
     pub client_id: String,
-    /// Its secret.
     pub client_secret: String,
 }
 

@@ -33,7 +33,6 @@ pub enum KeyRingError {
 /// A loaded key with its schedule.
 #[derive(Debug, Clone)]
 pub struct LoadedKey {
-    /// The parsed key.
     pub key: Arc<SigningKey>,
     /// Published from.
     pub created_at: i64,

@@ -26,9 +26,7 @@ use crate::throttle::Throttle;
 
 /// What `serve` needs.
 pub struct ApplicationConfig {
-    /// The `serve` flags.
     pub serve: ServeConfig,
-    /// The database URL.
     pub database_url: String,
     /// The key-encryption key, when configured.
     pub key_encryption_key: Option<KeyEncryptionKey>,

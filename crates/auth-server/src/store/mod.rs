@@ -31,7 +31,6 @@ pub enum StoreError {
 /// A registered client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {
-    /// The id.
     pub client_id: String,
     /// Digest of the secret; `None` for public clients.
     pub secret_digest: Option<SecretDigest>,
@@ -61,7 +60,6 @@ impl ClientRecord {
 pub struct UserRecord {
     /// Stable id (the `sub` of its tokens).
     pub user_id: String,
-    /// Login name.
     pub username: String,
     /// argon2id PHC string.
     pub password_hash: String,
@@ -72,7 +70,6 @@ pub struct UserRecord {
 pub struct StoredKey {
     /// RFC 7638 thumbprint.
     pub kid: String,
-    /// Its algorithm.
     pub alg: SigningAlgorithm,
     /// PKCS#8 DER, sealed when `encrypted`.
     pub private_key: Vec<u8>,
@@ -101,13 +98,9 @@ impl std::fmt::Debug for StoredKey {
 /// What an authorization is bound to: carried by codes and refresh tokens of one family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {
-    /// The family (one authorization).
     pub family_id: String,
-    /// The client.
     pub client_id: String,
-    /// The user.
     pub user_id: String,
-    /// Granted scope.
     pub scope: ScopeSet,
     /// The audience of its access tokens.
     pub audience: String,
@@ -118,15 +111,12 @@ pub struct Authorization {
 /// An authorization code, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationCodeRecord {
-    /// Digest of the code.
     pub code_digest: SecretDigest,
     /// What it authorizes.
     pub authorization: Authorization,
     /// The redirect URI it was issued for.
     pub redirect_uri: String,
-    /// The S256 challenge.
     pub code_challenge: String,
-    /// Expiry.
     pub expires_at: i64,
     /// Set once exchanged.
     pub used_at: Option<i64>,
@@ -135,13 +125,10 @@ pub struct AuthorizationCodeRecord {
 /// A refresh token, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshTokenRecord {
-    /// Digest of the token.
     pub token_digest: SecretDigest,
     /// What it authorizes (its scope may be narrower than the family's first grant).
     pub authorization: Authorization,
-    /// Issued at.
     pub created_at: i64,
-    /// Expiry.
     pub expires_at: i64,
     /// Set when rotated away.
     pub used_at: Option<i64>,
@@ -152,9 +139,7 @@ pub struct RefreshTokenRecord {
 /// The access token issued alongside a stored grant, remembered so revoking its family deny-lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedAccessToken {
-    /// Its `jti`.
     pub jti: String,
-    /// Its `exp`.
     pub expires_at: i64,
 }
 
