@@ -7,9 +7,12 @@
 
 use std::fmt;
 
-use argon2::Argon2;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::PasswordHasher as _;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -156,16 +159,30 @@ pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     bool::from(left.ct_eq(right))
 }
 
+/// The most memory a stored hash may ask a verification for (KiB). Our hashes use 19 MiB; a stored hash
+/// asking for more was not written by this server, and is treated as malformed rather than allocated for.
+pub const MAX_PASSWORD_HASH_MEMORY_KIB: u32 = 64 * 1024;
+
 /// argon2id password hashing with the crate's default parameters (m = 19 MiB, t = 2, p = 1: OWASP's
 /// recommended minimum; RFC 9106's recommended options need 64 MiB or more per hash), stored as PHC strings.
 ///
-/// Both calls are CPU-heavy (tens of milliseconds): servers run them on a blocking thread pool.
+/// Both calls are CPU-heavy (tens of milliseconds): servers run them on a blocking thread pool, a bounded
+/// number at a time. A verification reuses a memory buffer kept from an earlier one instead of allocating
+/// 19 MiB: freed buffers of that size stay resident in the allocator, so a burst of logins would otherwise
+/// leave the process holding one buffer per concurrent check for good. The buffers kept are as many as the
+/// most checks that ran at once.
 #[derive(Clone)]
 pub struct PasswordHasher {
+    inner: Arc<HasherInner>,
+}
+
+struct HasherInner {
     argon2: Argon2<'static>,
     /// A hash of a random password, verified against when the user does not exist, so that a wrong
-    /// username costs the same time as a wrong password (no user enumeration by timing).
+    /// username costs the same work as a wrong password (no user enumeration by timing).
     dummy_hash: String,
+    buffers: Mutex<Vec<Vec<Block>>>,
+    evaluations: AtomicU64,
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -183,31 +200,89 @@ impl PasswordHasher {
             .hash_password(random.as_str().as_bytes())
             .map_err(|error| SecretError::Hashing(error.to_string()))?
             .to_string();
-        Ok(Self { argon2, dummy_hash })
+        Ok(Self {
+            inner: Arc::new(HasherInner {
+                argon2,
+                dummy_hash,
+                buffers: Mutex::new(Vec::new()),
+                evaluations: AtomicU64::new(0),
+            }),
+        })
     }
 
     /// Hashes a password with a fresh random salt into a PHC string.
     pub fn hash(&self, password: &str) -> Result<String, SecretError> {
         Ok(self
+            .inner
             .argon2
             .hash_password(password.as_bytes())
             .map_err(|error| SecretError::Hashing(error.to_string()))?
             .to_string())
     }
 
-    /// Checks a password against a stored PHC string.
+    /// Checks a password against a stored PHC string (argon2id, as [`PasswordHasher::hash`] writes it).
     pub fn verify(&self, password: &str, stored: &str) -> Result<bool, SecretError> {
         let parsed = PasswordHash::new(stored).map_err(|_| SecretError::MalformedHash)?;
-        Ok(self
-            .argon2
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
+        let algorithm =
+            Algorithm::new(parsed.algorithm.as_str()).map_err(|_| SecretError::MalformedHash)?;
+        let version = match parsed.version {
+            Some(version) => Version::try_from(version).map_err(|_| SecretError::MalformedHash)?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&parsed).map_err(|_| SecretError::MalformedHash)?;
+        if params.m_cost() > MAX_PASSWORD_HASH_MEMORY_KIB {
+            return Err(SecretError::MalformedHash);
+        }
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return Err(SecretError::MalformedHash);
+        };
+        let blocks = params.block_count();
+        let argon2 = Argon2::new(algorithm, version, params);
+        let mut computed = Zeroizing::new(vec![0u8; expected.len()]);
+        let mut memory = self.take_buffer(blocks);
+        let outcome = argon2.hash_password_into_with_memory(
+            password.as_bytes(),
+            salt.as_ref(),
+            &mut computed,
+            &mut memory[..blocks],
+        );
+        self.give_back(memory);
+        self.inner.evaluations.fetch_add(1, Ordering::Relaxed);
+        outcome.map_err(|error| SecretError::Hashing(error.to_string()))?;
+        Ok(constant_time_eq(&computed, expected.as_bytes()))
     }
 
-    /// Spends the time of one verification and answers `false`: for logins naming an unknown user.
+    /// Spends the work of one verification and answers `false`: for logins naming an unknown user.
     pub fn verify_unknown_user(&self, password: &str) -> bool {
-        let _ = self.verify(password, &self.dummy_hash);
+        // The dummy hash is this hasher's own: the result is always Ok(false), and the work is real.
+        let verified = std::hint::black_box(self.verify(password, &self.inner.dummy_hash));
+        debug_assert!(matches!(verified, Ok(false)));
         false
+    }
+
+    /// How many argon2 evaluations this hasher has run (verifications, real or dummy).
+    pub fn evaluations(&self) -> u64 {
+        self.inner.evaluations.load(Ordering::Relaxed)
+    }
+
+    /// A kept buffer of at least `blocks` blocks, or a new one.
+    fn take_buffer(&self, blocks: usize) -> Vec<Block> {
+        let kept = self
+            .inner
+            .buffers
+            .lock()
+            .ok()
+            .and_then(|mut buffers| buffers.pop());
+        match kept {
+            Some(buffer) if buffer.len() >= blocks => buffer,
+            _ => vec![Block::new(); blocks],
+        }
+    }
+
+    fn give_back(&self, buffer: Vec<Block>) {
+        if let Ok(mut buffers) = self.inner.buffers.lock() {
+            buffers.push(buffer);
+        }
     }
 }
 
@@ -257,15 +332,75 @@ mod tests {
     fn password_hash_and_verify() {
         let hasher = PasswordHasher::new().unwrap();
         let stored = hasher.hash("correct horse").unwrap();
-        assert!(stored.starts_with("$argon2id$"));
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
         assert!(hasher.verify("correct horse", &stored).unwrap());
         assert!(!hasher.verify("wrong horse", &stored).unwrap());
-        assert!(matches!(
-            hasher.verify("x", "not a phc string"),
-            Err(SecretError::MalformedHash)
-        ));
-        assert!(!hasher.verify_unknown_user("anything"));
+        assert!(!hasher.verify("", &stored).unwrap());
+        for malformed in [
+            "not a phc string",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA",
+            // Asks for 1 GiB: not ours, and not allocated for.
+            "$argon2id$v=19$m=1048576,t=2,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            assert!(
+                matches!(
+                    hasher.verify("x", malformed),
+                    Err(SecretError::MalformedHash)
+                ),
+                "{malformed}"
+            );
+        }
         // Two hashes of one password differ by their salt.
         assert_ne!(stored, hasher.hash("correct horse").unwrap());
+    }
+
+    #[test]
+    fn hashes_verify_with_the_stock_argon2_verifier_and_the_other_way_round() {
+        use argon2::password_hash::PasswordVerifier as _;
+        let hasher = PasswordHasher::new().unwrap();
+        let ours = hasher.hash("pw").unwrap();
+        let stock = Argon2::default();
+        assert!(stock.verify_password(b"pw", ours.as_str()).is_ok());
+        let theirs = stock.hash_password(b"pw").unwrap().to_string();
+        assert!(hasher.verify("pw", &theirs).unwrap());
+        assert!(!hasher.verify("other", &theirs).unwrap());
+    }
+
+    #[test]
+    fn an_unknown_user_costs_one_real_verification_with_the_same_parameters() {
+        let hasher = PasswordHasher::new().unwrap();
+        let real = hasher.hash("pw").unwrap();
+        // The dummy hash has exactly the parameters of a real one: same algorithm, version, m, t, p, length.
+        let dummy = PasswordHash::new(&hasher.inner.dummy_hash).unwrap();
+        let real_parsed = PasswordHash::new(&real).unwrap();
+        assert_eq!(dummy.algorithm, real_parsed.algorithm);
+        assert_eq!(dummy.version, real_parsed.version);
+        assert_eq!(dummy.params, real_parsed.params);
+        assert_eq!(
+            dummy.hash.map(|hash| hash.len()),
+            real_parsed.hash.map(|hash| hash.len())
+        );
+        // And it is evaluated: one argon2 run per unknown-user check, as per wrong password.
+        let before = hasher.evaluations();
+        assert!(!hasher.verify_unknown_user("pw"));
+        assert_eq!(hasher.evaluations(), before + 1);
+        assert!(!hasher.verify("wrong", &real).unwrap());
+        assert_eq!(hasher.evaluations(), before + 2);
+    }
+
+    #[test]
+    fn verifications_reuse_their_memory() {
+        let hasher = PasswordHasher::new().unwrap();
+        let stored = hasher.hash("pw").unwrap();
+        for _ in 0..3 {
+            assert!(hasher.verify("pw", &stored).unwrap());
+        }
+        // Three checks one after the other kept one buffer, of one verification's size (19 MiB).
+        let buffers = hasher.inner.buffers.lock().unwrap();
+        assert_eq!(buffers.len(), 1);
+        assert_eq!(buffers[0].len(), Params::default().block_count());
     }
 }

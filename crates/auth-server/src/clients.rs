@@ -9,10 +9,11 @@ use std::sync::{Arc, RwLock};
 use auth_core::secret::SecretDigest;
 use auth_core::wire::ErrorCode;
 
+use service_kit::telemetry::Untrusted;
+
 use crate::error::{Error, Result, oauth};
 use crate::state::AppState;
 use crate::store::{ClientRecord, Store, StoreError};
-use crate::throttle::{CLIENT_AUTH_FAILURES_PER_ADDRESS, CLIENT_AUTH_FAILURES_PER_CLIENT};
 
 /// Client records by id, so issuing a token reads no database row. Dropped whole when any replica changes
 /// a client (the config-version poll).
@@ -28,6 +29,9 @@ impl ClientCache {
         store: &dyn Store,
         client_id: &str,
     ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        if !is_possible_client_id(client_id) {
+            return Ok(None);
+        }
         if let Some(client) = self
             .clients
             .read()
@@ -114,31 +118,29 @@ pub fn invalid_client() -> Error {
     oauth(ErrorCode::InvalidClient, "client authentication failed")
 }
 
+/// Longest client id `client create` accepts (bytes). A longer one, or one with a control character (a NUL
+/// would be refused by PostgreSQL), cannot be registered and is looked up nowhere.
+pub const MAX_CLIENT_ID_BYTES: usize = 255;
+
+/// Could `client_id` be a registered id?
+pub fn is_possible_client_id(client_id: &str) -> bool {
+    !client_id.is_empty()
+        && client_id.len() <= MAX_CLIENT_ID_BYTES
+        && !client_id.chars().any(char::is_control)
+}
+
 /// Authenticates the client of a request. Confidential clients must present their secret; public clients
 /// present only their id (and must then prove possession some other way: PKCE at the token endpoint).
+///
+/// Nothing is throttled here: secrets are 256-bit (or at least 32 characters when given), compared as
+/// SHA-256 digests in constant time, so guessing is hopeless; a throttle per client id would only let anyone
+/// lock a client out (a public client with a made-up secret, say), and a correct secret is always accepted.
 pub async fn authenticate(
     state: &AppState,
     credentials: &ClientCredentials,
     source: IpAddr,
 ) -> Result<AuthenticatedClient> {
     let client_id = credentials.client_id.as_str();
-    let now = state.clock.now();
-    let client_key = || format!("client:{client_id}");
-    let address_key = || format!("client-addr:{source}");
-    // With no failures on record (the normal case) this is one atomic load: no lock, no key strings.
-    if !state.throttle.is_empty()
-        && let Err(retry_after) = state
-            .throttle
-            .check(&client_key(), CLIENT_AUTH_FAILURES_PER_CLIENT, now)
-            .and_then(|()| {
-                state
-                    .throttle
-                    .check(&address_key(), CLIENT_AUTH_FAILURES_PER_ADDRESS, now)
-            })
-    {
-        tracing::warn!(target: "audit", event = "client_auth", client_id = ?client_id, source = %source, outcome = "throttled", "client authentication throttled");
-        return Err(Error::Throttled { retry_after });
-    }
     let client = state.clients.get(state.store.as_ref(), client_id).await?;
     let authenticated = match (&client, &credentials.secret) {
         (Some(client), Some(secret)) => client
@@ -153,19 +155,12 @@ pub async fn authenticate(
         (None, None) => false,
     };
     match client {
-        Some(client) if authenticated => {
-            if !state.throttle.is_empty() {
-                state.throttle.reset(&client_key());
-            }
-            Ok(AuthenticatedClient {
-                client,
-                method: credentials.method,
-            })
-        }
+        Some(client) if authenticated => Ok(AuthenticatedClient {
+            client,
+            method: credentials.method,
+        }),
         _ => {
-            state.throttle.record_failure(&client_key(), now);
-            state.throttle.record_failure(&address_key(), now);
-            tracing::warn!(target: "audit", event = "client_auth", client_id = ?client_id, source = %source, outcome = "failure", "client authentication failed");
+            tracing::warn!(target: "audit", event = "client_auth", client_id = %Untrusted(client_id), source = %source, outcome = "failure", "client authentication failed");
             Err(invalid_client())
         }
     }

@@ -1,4 +1,5 @@
-//! The one-shot subcommands: `migrate`, `client create`, `user create`, `keys rotate`, `keys generate-kek`.
+//! The one-shot subcommands: `migrate`, `client create`, `user create`, `keys rotate`, `keys seal`,
+//! `keys generate-kek`.
 
 use std::io::Read;
 
@@ -42,6 +43,9 @@ pub fn normalize_redirect_uri(text: &str) -> Result<String> {
     Ok(url.to_string())
 }
 
+/// The shortest client secret `client create --secret-stdin` accepts.
+pub const MIN_GIVEN_SECRET_CHARS: usize = 32;
+
 /// Builds the record of `client create` and the secret to show once (`None` for public clients).
 pub fn client_record(
     create: &ClientCreate,
@@ -72,11 +76,13 @@ pub fn client_record(
         .collect::<Result<Vec<_>>>()?;
     let scope =
         ScopeSet::parse(&create.scope).map_err(|error| anyhow::anyhow!("--scope: {error}"))?;
-    if create.client_id.is_empty()
+    if !crate::clients::is_possible_client_id(&create.client_id)
         || create.client_id.contains([' ', ':'])
-        || create.client_id.chars().any(char::is_control)
     {
-        bail!("--client-id must be non-empty without spaces, colons or control characters");
+        bail!(
+            "--client-id must be 1 to {} bytes without spaces, colons or control characters",
+            crate::clients::MAX_CLIENT_ID_BYTES
+        );
     }
     if create
         .audiences
@@ -87,6 +93,10 @@ pub fn client_record(
     }
     let secret = match (create.public, stdin_secret) {
         (true, _) => None,
+        // A secret is the client's only proof, and nothing throttles guesses at it: it must be long.
+        (false, Some(secret)) if secret.chars().count() < MIN_GIVEN_SECRET_CHARS => bail!(
+            "a client secret given on stdin must be at least {MIN_GIVEN_SECRET_CHARS} characters (a generated one is 256 bits)"
+        ),
         (false, Some(secret)) => Some(secret),
         (false, None) => Some(OpaqueToken::generate().into_string()),
     };
@@ -124,8 +134,11 @@ pub async fn client_create(store: &SqlStore, create: &ClientCreate) -> Result<()
 
 /// `user create`: the password comes from stdin, never the command line.
 pub async fn user_create(store: &SqlStore, create: &UserCreate) -> Result<()> {
-    if create.username.is_empty() || create.username.chars().any(char::is_control) {
-        bail!("--username must be non-empty without control characters");
+    if !crate::login::is_possible_username(&create.username) {
+        bail!(
+            "--username must be 1 to {} bytes without control characters",
+            crate::login::MAX_USERNAME_BYTES
+        );
     }
     let password = read_stdin_line("password")?;
     let hasher = PasswordHasher::new().context("initialising argon2")?;
@@ -168,6 +181,15 @@ pub async fn keys_rotate(
         "{}",
         serde_json::json!({ "kid": key.kid(), "alg": rotate.signing_alg.as_str(), "active_from": active_from })
     );
+    Ok(())
+}
+
+/// `keys seal`: every signing key stored in the clear is sealed; prints `{"sealed": N}`.
+pub async fn keys_seal(store: &SqlStore, kek: &KeyEncryptionKey) -> Result<()> {
+    let sealed = crate::keyring::seal_stored_keys(store, kek)
+        .await
+        .context("sealing the signing keys")?;
+    println!("{}", serde_json::json!({ "sealed": sealed }));
     Ok(())
 }
 
@@ -216,6 +238,24 @@ mod tests {
         let secret = secret.unwrap();
         assert_eq!(secret.len(), 43);
         assert!(record.secret_digest.unwrap().matches(&secret));
+    }
+
+    #[test]
+    fn a_given_secret_must_be_at_least_32_characters() {
+        let machine = create(&["client_credentials"], &[], false);
+        let short = client_record(&machine, Some("x".repeat(31)));
+        assert!(short.unwrap_err().to_string().contains("at least 32"));
+        let (record, secret) = client_record(&machine, Some("é".repeat(32))).unwrap();
+        assert!(record.secret_digest.unwrap().matches(&secret.unwrap()));
+    }
+
+    #[test]
+    fn ids_that_could_not_be_looked_up_are_refused() {
+        for id in ["", "a b", "a:b", "nul\0", &"x".repeat(256)] {
+            let mut spec = create(&["client_credentials"], &[], false);
+            spec.client_id = id.into();
+            assert!(client_record(&spec, None).is_err(), "{id:?}");
+        }
     }
 
     #[test]

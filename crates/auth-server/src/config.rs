@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 
 use auth_core::keys::SigningAlgorithm;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+pub use crate::http::source::Cidr;
 pub use service_kit::secret::Secret;
 pub use service_kit::telemetry::LogFormat;
 
@@ -109,9 +111,34 @@ pub struct ServeConfig {
     /// Request timeout, seconds.
     #[arg(long, env = "AUTH_REQUEST_TIMEOUT", default_value_t = 10)]
     pub request_timeout: u64,
-    /// Time a client has to send a request's headers, milliseconds (slow-header clients are cut off).
+    /// Time a client has from connecting until its request headers are in, milliseconds (and from the
+    /// first byte of every later request head); slower connections are closed.
     #[arg(long, env = "AUTH_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub header_read_timeout_ms: u64,
+    /// A connection with no request in progress (HTTP/1 keep-alive, HTTP/2) closes after this, milliseconds.
+    #[arg(long, env = "AUTH_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub idle_timeout_ms: u64,
+    /// Open connections at most (clamped to what the open-file limit allows); beyond it clients wait.
+    #[arg(long, env = "AUTH_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// argon2 password checks at once (19 MiB and a thread each); one source gets half of them.
+    #[arg(long, env = "AUTH_MAX_PASSWORD_CHECKS", default_value_t = default_password_checks(), value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub max_password_checks: u64,
+    /// A proxy whose X-Forwarded-For is believed (repeatable; CIDR or a bare address). Without one the
+    /// source of a request is always its TCP peer.
+    #[arg(
+        long = "trusted-proxy",
+        env = "AUTH_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// min(CPUs, 4): more checks at once than cores only queue on the CPU while holding their memory.
+pub fn default_password_checks() -> u64 {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    u64::try_from(cpus.min(4)).unwrap_or(4)
 }
 
 impl Default for ServeConfig {
@@ -227,6 +254,8 @@ pub enum KeysCommand {
     Rotate(KeysRotate),
     /// Print a new key-encryption key (one line, nothing else) for AUTH_KEY_ENCRYPTION_KEY.
     GenerateKek,
+    /// Encrypt every signing key stored in the clear with the key-encryption key.
+    Seal,
 }
 
 /// `keys rotate`.
@@ -265,6 +294,44 @@ mod tests {
         assert_eq!(serve.refresh_token_ttl, 1_209_600);
         assert_eq!(serve.auth_code_ttl, 60);
         assert_eq!(serve.default_audience, "resource-api");
+        assert_eq!(serve.max_connections, 4096);
+        assert_eq!(serve.idle_timeout_ms, 60_000);
+        assert_eq!(serve.header_read_timeout_ms, 10_000);
+        assert!((1..=4).contains(&serve.max_password_checks));
+        assert!(serve.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn trusted_proxies_repeat_as_flags_and_split_on_commas_in_the_variable() {
+        let cli = parse_without_environment([
+            "auth-server",
+            "serve",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "192.0.2.7",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(serve.trusted_proxies.len(), 2);
+        // AUTH_TRUSTED_PROXIES holds a comma-separated list; the flag splits the same way.
+        let cli = parse_without_environment([
+            "auth-server",
+            "serve",
+            "--trusted-proxy",
+            "10.0.0.0/8,::1",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(serve.trusted_proxies.len(), 2);
+        assert!(
+            parse_without_environment(["auth-server", "serve", "--trusted-proxy", "10.0.0.0/33"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -17,9 +17,6 @@ pub enum Error {
     /// An error the client may read.
     #[error("{}", .0.error)]
     OAuth(OAuthError),
-    /// Too many failures from this source: the client may retry after this many seconds.
-    #[error("throttled for {retry_after} s")]
-    Throttled { retry_after: i64 },
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

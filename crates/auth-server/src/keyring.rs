@@ -123,6 +123,28 @@ fn load(stored: &StoredKey, kek: Option<&KeyEncryptionKey>) -> Result<LoadedKey,
     })
 }
 
+/// Seals every signing key stored in the clear with `kek` (`keys seal`, and `serve` at start when a
+/// key-encryption key is configured); returns how many it sealed.
+pub async fn seal_stored_keys(
+    store: &dyn KeyStore,
+    kek: &KeyEncryptionKey,
+) -> Result<usize, KeyRingError> {
+    let mut sealed = 0;
+    for stored in store.list_keys().await? {
+        if stored.encrypted {
+            continue;
+        }
+        // Parsed first: a key that does not load is not sealed into something that will never load.
+        let key = load(&stored, None)?;
+        let form = stored_form(&key.key, Some(kek), stored.created_at, stored.active_from)?;
+        if store.seal_key(&stored.kid, &form.private_key).await? {
+            tracing::info!(target: "audit", event = "key_sealed", kid = %stored.kid, "signing key sealed with the key-encryption key");
+            sealed += 1;
+        }
+    }
+    Ok(sealed)
+}
+
 impl KeyRing {
     /// Loads every stored key. When no key signs yet, or the signing key is not of `preferred_alg` (the
     /// configured algorithm changed), generates a key of `preferred_alg` that signs at once.
@@ -133,6 +155,10 @@ impl KeyRing {
         access_token_ttl: i64,
         now: i64,
     ) -> Result<Self, KeyRingError> {
+        // Keys at rest (docs/security.md): with a key-encryption key, nothing stays in the clear.
+        if let Some(kek) = kek {
+            seal_stored_keys(store, kek).await?;
+        }
         let ring = Self {
             keys: RwLock::new(Vec::new()),
             snapshot: RwLock::new(Arc::new(KeySnapshot {
@@ -157,6 +183,12 @@ impl KeyRing {
             store.insert_key(&stored_form(&key, kek, now, now)?).await?;
             tracing::info!(target: "audit", event = "key_created", kid = key.kid(), alg = %preferred_alg, "signing key generated");
             ring.reload(store, kek, now).await?;
+        }
+        if kek.is_none() && store.list_keys().await?.iter().any(|key| !key.encrypted) {
+            tracing::warn!(
+                "no key-encryption key: signing keys are stored unencrypted; set AUTH_KEY_ENCRYPTION_KEY \
+                 (`auth-server keys generate-kek` makes one) and they are sealed at the next start"
+            );
         }
         Ok(ring)
     }

@@ -4,7 +4,8 @@
 //! | room | what it decides |
 //! |---|---|
 //! | [`authorization`] | the authorization endpoint: request validation, the next step, approval (codes) |
-//! | [`login`] | sign-in with a password, its throttle, browser sessions |
+//! | [`login`] | sign-in with a password and its rules, browser sessions |
+//! | [`password_checks`] | at most `--max-password-checks` argon2 checks at once, half per source |
 //! | [`clients`] | client authentication and the client cache |
 //! | [`grants`] | the token endpoint, one module per grant |
 //! | [`tokens`] | minting access tokens, introspection, revocation |
@@ -24,6 +25,7 @@ pub mod http;
 pub mod keyring;
 pub mod login;
 pub mod params;
+pub mod password_checks;
 pub mod startup;
 pub mod state;
 pub mod store;
@@ -75,13 +77,15 @@ async fn run_with_database(
                 listener: None,
             })
             .await?;
+            // Handlers first: whoever reads the line below may stop the server at once.
+            let stop = service_kit::shutdown_signal();
             // One line on stdout, so whoever started the server learns the port of `--listen …:0`.
             println!(
                 "auth-server listening on {} (issuer {})",
                 application.local_addr()?,
                 application.state().settings.issuer
             );
-            application.run_until_stopped().await
+            application.run_until(stop).await
         }
         Command::Migrate => {
             connect().await?.close().await;
@@ -96,6 +100,12 @@ async fn run_with_database(
         }
         Command::Keys(KeysCommand::Rotate(rotate)) => {
             commands::keys_rotate(&connect().await?, &rotate, kek.as_ref()).await
+        }
+        Command::Keys(KeysCommand::Seal) => {
+            let kek = kek.context(
+                "keys seal needs the key-encryption key: --key-encryption-key or AUTH_KEY_ENCRYPTION_KEY",
+            )?;
+            commands::keys_seal(&connect().await?, &kek).await
         }
         Command::Keys(KeysCommand::GenerateKek) => commands::keys_generate_kek(),
     }

@@ -1,13 +1,23 @@
-//! Sign-in: the password check behind the login form, the throttle on failed attempts, and the login
-//! sessions a browser keeps. The rules that slow down password guessing live here.
+//! Sign-in: the password check behind the login form, the rules that slow down password guessing, and the
+//! login sessions a browser keeps.
+//!
+//! The rules: an attempt is counted before its check (`crate::throttle`: 5 per (username, source), 20 per
+//! source, per minute), so a concurrent burst gets no more checks than the limit; a check waits at most 2 s
+//! for one of the `--max-password-checks` slots (`crate::password_checks`), else the login answers 503;
+//! a wrong username costs the same argon2 work as a wrong password and gets the same answer.
 
 use std::net::IpAddr;
 
 use auth_core::secret::{OpaqueToken, SecretDigest};
+use service_kit::telemetry::Untrusted;
 
 use crate::error::Result;
+use crate::password_checks::MAX_WAIT;
 use crate::state::AppState;
-use crate::throttle::{LOGIN_FAILURES_PER_ADDRESS, LOGIN_FAILURES_PER_USER};
+
+/// Longest username `user create` accepts (bytes). A longer one, or one with a control character, cannot
+/// exist, and is refused without a database lookup.
+pub const MAX_USERNAME_BYTES: usize = 255;
 
 /// A signed-in user, as a browser session knows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +38,17 @@ pub enum SignIn {
     },
     /// Wrong username or wrong password: one answer for both (RFC 9700 §4.15, no user enumeration).
     Rejected,
-    /// Too many failures: try again after this many seconds.
+    /// Too many failures from this source (for this username): try again after this many seconds.
     Throttled { retry_after: i64 },
+    /// Every password-check slot stayed busy for 2 s: try again in a second.
+    Busy,
+}
+
+/// Could `username` be a registered name? `user create` refuses control characters and long names.
+pub fn is_possible_username(username: &str) -> bool {
+    !username.is_empty()
+        && username.len() <= MAX_USERNAME_BYTES
+        && !username.chars().any(char::is_control)
 }
 
 /// Checks a username and password typed into the login form for `client_id`, from `source`.
@@ -41,49 +60,61 @@ pub async fn sign_in(
     client_id: &str,
 ) -> Result<SignIn> {
     let now = state.clock.now();
-    let user_key = format!("user:{username}");
-    let address_key = format!("addr:{source}");
-    if let Err(retry_after) = state
-        .throttle
-        .check(&user_key, LOGIN_FAILURES_PER_USER, now)
-        .and_then(|()| {
-            state
-                .throttle
-                .check(&address_key, LOGIN_FAILURES_PER_ADDRESS, now)
-        })
-    {
+    let audit = |outcome: &'static str| {
         state
             .metrics
-            .increment("auth_login_attempts_total", &[("result", "throttled")]);
-        tracing::warn!(target: "audit", event = "login", user = ?username, client_id = ?client_id, source = %source, outcome = "throttled", "login throttled");
-        return Ok(SignIn::Throttled { retry_after });
-    }
-    let user = state.store.find_user_by_username(username).await?;
-    // argon2 is CPU-heavy: run it on the blocking pool. An unknown user costs one dummy verification, so a
-    // wrong username and a wrong password take the same time and get the same answer.
+            .increment("auth_login_attempts_total", &[("result", outcome)]);
+        tracing::warn!(target: "audit", event = "login", user = %Untrusted(username), client_id = %Untrusted(client_id), source = %source, outcome, "login refused");
+    };
+    let attempt = match state.throttle.count_login(username, source, now) {
+        Ok(attempt) => attempt,
+        Err(retry_after) => {
+            audit("throttled");
+            return Ok(SignIn::Throttled { retry_after });
+        }
+    };
+    let user = if is_possible_username(username) {
+        match state.store.find_user_by_username(username).await {
+            Ok(user) => user,
+            Err(error) => {
+                state.throttle.give_back(attempt);
+                return Err(error.into());
+            }
+        }
+    } else {
+        None
+    };
+    let Some(check) = state.password_checks.acquire(source, MAX_WAIT).await else {
+        // The check never ran: the attempt is not a failure.
+        state.throttle.give_back(attempt);
+        audit("busy");
+        return Ok(SignIn::Busy);
+    };
+    // argon2 is CPU-heavy: it runs on the blocking pool, holding its slot. An unknown user costs one
+    // dummy verification, so a wrong username and a wrong password take the same time.
     let hasher = state.hasher.clone();
     let stored = user.as_ref().map(|user| user.password_hash.clone());
     let password = password.to_owned();
-    let verified = tokio::task::spawn_blocking(move || match stored {
-        Some(stored) => hasher.verify(&password, &stored).unwrap_or(false),
-        None => hasher.verify_unknown_user(&password),
+    let verified = tokio::task::spawn_blocking(move || {
+        let verified = match stored {
+            Some(stored) => hasher.verify(&password, &stored).unwrap_or(false),
+            None => hasher.verify_unknown_user(&password),
+        };
+        drop(check);
+        verified
     })
     .await
     .unwrap_or(false);
     let Some(user) = user.filter(|_| verified) else {
-        state.throttle.record_failure(&user_key, now);
-        state.throttle.record_failure(&address_key, now);
-        state
-            .metrics
-            .increment("auth_login_attempts_total", &[("result", "failure")]);
-        tracing::warn!(target: "audit", event = "login", user = ?username, client_id = ?client_id, source = %source, outcome = "failure", "login failed");
+        audit("failure");
         return Ok(SignIn::Rejected);
     };
-    state.throttle.reset(&user_key);
+    state.throttle.give_back(attempt);
+    state.throttle.forgive_login(username, source);
     state
         .metrics
         .increment("auth_login_attempts_total", &[("result", "success")]);
-    tracing::info!(target: "audit", event = "login", user = ?user.username, client_id = ?client_id, source = %source, outcome = "success", "login succeeded");
+    tracing::info!(target: "audit", event = "login", user = %Untrusted(&user.username), client_id = %Untrusted(client_id), source = %source, outcome = "success", "login succeeded");
     let cookie = OpaqueToken::try_generate()?;
     state
         .store
@@ -124,4 +155,19 @@ pub async fn current_session(state: &AppState, cookie: Option<&str>) -> Result<O
         username: user.username,
         auth_time,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_cannot_exist_are_told_apart_without_a_lookup() {
+        assert!(is_possible_username("alice"));
+        assert!(is_possible_username("émile o'brien"));
+        assert!(!is_possible_username(""));
+        assert!(!is_possible_username("nul\0byte"));
+        assert!(!is_possible_username("new\nline"));
+        assert!(!is_possible_username(&"a".repeat(256)));
+    }
 }

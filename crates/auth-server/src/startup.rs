@@ -20,6 +20,7 @@ use service_kit::{ServeLimits, shutdown_signal};
 use crate::clients::ClientCache;
 use crate::config::ServeConfig;
 use crate::keyring::KeyRing;
+use crate::password_checks::PasswordChecks;
 use crate::state::{AppInner, AppState, Settings};
 use crate::store::SqlStore;
 use crate::throttle::Throttle;
@@ -73,6 +74,7 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
         session_ttl: ttl(serve.session_ttl, "--session-ttl")?,
         default_audience: serve.default_audience.clone(),
         secure_cookies: url.scheme() == "https",
+        trusted_proxies: serve.trusted_proxies.clone(),
         issuer,
     })
 }
@@ -116,7 +118,10 @@ impl Application {
             keys,
             clients: ClientCache::default(),
             hasher,
-            throttle: Throttle::new(60),
+            throttle: Throttle::default(),
+            password_checks: PasswordChecks::new(
+                usize::try_from(config.serve.max_password_checks).unwrap_or(1),
+            ),
             metrics: Metrics::new(),
             kek: config.key_encryption_key,
         });
@@ -135,6 +140,9 @@ impl Application {
             poller,
             limits: ServeLimits {
                 header_read_timeout: Duration::from_millis(config.serve.header_read_timeout_ms),
+                idle_timeout: Duration::from_millis(config.serve.idle_timeout_ms),
+                max_connections: usize::try_from(config.serve.max_connections)
+                    .unwrap_or(usize::MAX),
                 ..ServeLimits::default()
             },
         })

@@ -1,5 +1,5 @@
 //! Application state shared by every handler: settings, the store (behind its traits), the clock, the key
-//! ring, the client cache, the password hasher, the failure throttle and the metrics.
+//! ring, the client cache, the password hasher and its bound, the failure throttle and the metrics.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use service_kit::metrics::Metrics;
 
 use crate::clients::ClientCache;
 use crate::keyring::KeyRing;
+use crate::password_checks::PasswordChecks;
 use crate::store::Store;
 use crate::throttle::Throttle;
 
@@ -34,6 +35,8 @@ pub struct Settings {
     pub default_audience: String,
     /// Cookies get `Secure` when the issuer is https.
     pub secure_cookies: bool,
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<crate::http::source::Cidr>,
 }
 
 /// Everything handlers share.
@@ -46,6 +49,8 @@ pub struct AppInner {
     /// argon2id for passwords.
     pub hasher: PasswordHasher,
     pub throttle: Throttle,
+    /// The bounded argon2 checks.
+    pub password_checks: Arc<PasswordChecks>,
     pub metrics: Metrics,
     /// Seals signing keys at rest, when configured.
     pub kek: Option<KeyEncryptionKey>,

@@ -1,89 +1,172 @@
-//! The failure throttle: fixed-window failure counters per key, kept in this replica's memory.
+//! Failed-login counters: fixed windows of 60 s per key, kept in this replica's memory (N replicas allow N
+//! times the rate; docs/security.md). Keys are hashed with a per-process random key, so they hold no
+//! username and cannot be aimed at one bucket, and the table has a fixed capacity.
+//!
+//! The rules (`crate::login`): 5 failures per (username, source) and 20 per source, counted *before* the
+//! password check, so a burst of concurrent attempts gets no more checks than the limit. There is no limit
+//! per username across sources: it would let anyone lock any user out.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Failed logins allowed per username per window.
-pub const LOGIN_FAILURES_PER_USER: u32 = 5;
-/// Failed logins allowed per client address per window.
-pub const LOGIN_FAILURES_PER_ADDRESS: u32 = 20;
-/// Failed client authentications allowed per client id per window.
-pub const CLIENT_AUTH_FAILURES_PER_CLIENT: u32 = 10;
-/// Failed client authentications allowed per address per window (all client ids together).
-pub const CLIENT_AUTH_FAILURES_PER_ADDRESS: u32 = 100;
+/// Failed logins allowed per (username, source) per window.
+pub const LOGIN_FAILURES_PER_USER_AND_SOURCE: u32 = 5;
+/// Failed logins allowed per source per window.
+pub const LOGIN_FAILURES_PER_SOURCE: u32 = 20;
+/// The window, seconds.
+pub const WINDOW_SECONDS: i64 = 60;
+/// Keys tracked at most. Each key that stays costs a password check (which is bounded), so a window
+/// cannot fill the table; were it full of live keys, a new key would go uncounted rather than lock anyone.
+pub const CAPACITY: usize = 65_536;
 
-/// The most keys a throttle remembers before it drops expired windows.
-const THROTTLE_MAX_KEYS: usize = 100_000;
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: i64,
+    count: u32,
+}
 
-/// Fixed-window failure counters per key (`user:NAME`, `addr:IP`, `client:ID`): after `limit` failures in
-/// a window the key is refused until the window ends.
+/// The counters.
 #[derive(Debug)]
 pub struct Throttle {
-    windows: Mutex<HashMap<String, (i64, u32)>>,
-    /// How many keys `windows` holds, readable without the lock: with no recorded failures (the normal
-    /// case) checks and resets cost one atomic load instead of a mutex and a key allocation.
-    tracked: AtomicUsize,
+    windows: Mutex<HashMap<u64, Window>>,
+    hasher: std::collections::hash_map::RandomState,
     window_seconds: i64,
+    capacity: usize,
+}
+
+/// A counted attempt: what to give back if it turns out not to be a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "an attempt is a failure unless given back"]
+pub struct Attempt {
+    keys: Vec<u64>,
+    counted_at: i64,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self::new(WINDOW_SECONDS, CAPACITY)
+    }
 }
 
 impl Throttle {
-    /// A throttle with windows of `window_seconds`.
-    pub fn new(window_seconds: i64) -> Self {
+    /// Windows of `window_seconds`, at most `capacity` keys.
+    pub fn new(window_seconds: i64, capacity: usize) -> Self {
         Self {
             windows: Mutex::new(HashMap::new()),
-            tracked: AtomicUsize::new(0),
+            hasher: std::collections::hash_map::RandomState::new(),
             window_seconds,
+            capacity,
         }
     }
 
-    /// True when no failure is on record: nothing can be throttled.
-    pub fn is_empty(&self) -> bool {
-        self.tracked.load(Ordering::Acquire) == 0
+    fn key(&self, parts: impl Hash) -> u64 {
+        self.hasher.hash_one(parts)
     }
 
-    /// `Err(retry_after_seconds)` when `key` has had `limit` failures in the current window.
-    pub fn check(&self, key: &str, limit: u32, now: i64) -> Result<(), i64> {
-        if self.is_empty() {
-            return Ok(());
+    /// The keys and limits of a login attempt.
+    fn login_keys(&self, username: &str, source: IpAddr) -> [(u64, u32); 2] {
+        [
+            (
+                self.key(("login", username, source)),
+                LOGIN_FAILURES_PER_USER_AND_SOURCE,
+            ),
+            (self.key(("login", source)), LOGIN_FAILURES_PER_SOURCE),
+        ]
+    }
+
+    /// Counts a login attempt for `username` from `source`, unless either limit is reached: then
+    /// `Err(seconds until the fuller window ends)`.
+    pub fn count_login(&self, username: &str, source: IpAddr, now: i64) -> Result<Attempt, i64> {
+        self.count(&self.login_keys(username, source), now)
+    }
+
+    /// Forgets the failures of `username` from `source` (a successful sign-in there).
+    pub fn forgive_login(&self, username: &str, source: IpAddr) {
+        let [(user_key, _), _] = self.login_keys(username, source);
+        if let Ok(mut windows) = self.windows.lock() {
+            windows.remove(&user_key);
         }
-        let Ok(windows) = self.windows.lock() else {
-            return Ok(());
+    }
+
+    /// Counts one attempt against every key at once (all or nothing), unless one is at its limit.
+    fn count(&self, keys: &[(u64, u32)], now: i64) -> Result<Attempt, i64> {
+        let Ok(mut windows) = self.windows.lock() else {
+            // A poisoned lock means a panic elsewhere; counting nothing is better than refusing everyone.
+            return Ok(Attempt {
+                keys: Vec::new(),
+                counted_at: now,
+            });
         };
-        match windows.get(key) {
-            Some(&(start, failures)) if now < start + self.window_seconds && failures >= limit => {
-                Err(start + self.window_seconds - now)
+        let window = self.window_seconds;
+        let mut retry_after = None;
+        for (key, limit) in keys {
+            if let Some(current) = windows.get(key)
+                && now < current.start + window
+                && current.count >= *limit
+            {
+                let wait = current.start + window - now;
+                retry_after = Some(retry_after.map_or(wait, |other: i64| other.max(wait)));
             }
-            _ => Ok(()),
         }
+        if let Some(retry_after) = retry_after {
+            return Err(retry_after.max(1));
+        }
+        if windows.len() + keys.len() > self.capacity {
+            windows.retain(|_, current| now < current.start + window);
+        }
+        let mut counted = Vec::with_capacity(keys.len());
+        for (key, _) in keys {
+            let fresh = Window {
+                start: now,
+                count: 0,
+            };
+            if !windows.contains_key(key) {
+                if windows.len() >= self.capacity {
+                    continue;
+                }
+                windows.insert(*key, fresh);
+            }
+            let Some(current) = windows.get_mut(key) else {
+                continue;
+            };
+            if now >= current.start + window {
+                *current = fresh;
+            }
+            current.count = current.count.saturating_add(1);
+            counted.push(*key);
+        }
+        Ok(Attempt {
+            keys: counted,
+            counted_at: now,
+        })
     }
 
-    /// Counts a failure for `key`.
-    pub fn record_failure(&self, key: &str, now: i64) {
+    /// Takes back an attempt that was not a failure (it succeeded, or its check never ran).
+    pub fn give_back(&self, attempt: Attempt) {
         let Ok(mut windows) = self.windows.lock() else {
             return;
         };
-        if windows.len() >= THROTTLE_MAX_KEYS {
-            let window = self.window_seconds;
-            windows.retain(|_, (start, _)| now < *start + window);
+        for key in attempt.keys {
+            if let Some(current) = windows.get_mut(&key)
+                && attempt.counted_at >= current.start
+                && attempt.counted_at < current.start + self.window_seconds
+            {
+                current.count = current.count.saturating_sub(1);
+                if current.count == 0 {
+                    windows.remove(&key);
+                }
+            }
         }
-        let entry = windows.entry(key.to_owned()).or_insert((now, 0));
-        if now >= entry.0 + self.window_seconds {
-            *entry = (now, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
-        self.tracked.store(windows.len(), Ordering::Release);
     }
 
-    /// Forgets `key` (after a success).
-    pub fn reset(&self, key: &str) {
-        if self.is_empty() {
-            return;
-        }
-        if let Ok(mut windows) = self.windows.lock() {
-            windows.remove(key);
-            self.tracked.store(windows.len(), Ordering::Release);
-        }
+    /// Keys tracked now.
+    pub fn tracked(&self) -> usize {
+        self.windows
+            .lock()
+            .map(|windows| windows.len())
+            .unwrap_or(0)
     }
 }
 
@@ -91,29 +174,67 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const THERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 7));
+
     #[test]
-    fn throttle_refuses_after_the_limit_until_the_window_ends() {
-        let throttle = Throttle::new(60);
-        for _ in 0..3 {
-            assert!(throttle.check("user:a", 3, 100).is_ok());
-            throttle.record_failure("user:a", 100);
+    fn five_failures_per_user_and_source_then_the_window_must_end() {
+        let throttle = Throttle::default();
+        for _ in 0..5 {
+            let _failure = throttle.count_login("alice", HERE, 100).unwrap();
         }
-        assert_eq!(throttle.check("user:a", 3, 110), Err(50));
-        assert!(
-            throttle.check("user:b", 3, 110).is_ok(),
-            "other keys are unaffected"
-        );
-        assert!(
-            throttle.check("user:a", 3, 160).is_ok(),
-            "a new window starts"
-        );
-        throttle.record_failure("user:a", 160);
-        assert!(throttle.check("user:a", 3, 161).is_ok());
-        throttle.reset("user:a");
-        assert!(throttle.check("user:a", 1, 161).is_ok());
-        assert!(
-            throttle.is_empty(),
-            "the fast path is back once every key is forgotten"
-        );
+        assert_eq!(throttle.count_login("alice", HERE, 110), Err(50));
+        // The same user from another source, and another user from this one, are not held back.
+        assert!(throttle.count_login("alice", THERE, 110).is_ok());
+        assert!(throttle.count_login("bob", HERE, 110).is_ok());
+        // A new window.
+        assert!(throttle.count_login("alice", HERE, 160).is_ok());
+    }
+
+    #[test]
+    fn twenty_failures_per_source_whatever_the_usernames() {
+        let throttle = Throttle::default();
+        for i in 0..20 {
+            let _failure = throttle
+                .count_login(&format!("user-{i}"), HERE, 100)
+                .unwrap();
+        }
+        assert_eq!(throttle.count_login("anyone", HERE, 100), Err(60));
+        assert!(throttle.count_login("anyone", THERE, 100).is_ok());
+    }
+
+    #[test]
+    fn an_attempt_given_back_does_not_count_and_a_success_forgives() {
+        let throttle = Throttle::default();
+        for _ in 0..4 {
+            let _failure = throttle.count_login("alice", HERE, 100).unwrap();
+        }
+        // Attempts that never got their check (the server was busy) do not count.
+        for _ in 0..10 {
+            let attempt = throttle.count_login("alice", HERE, 100).unwrap();
+            throttle.give_back(attempt);
+        }
+        let success = throttle.count_login("alice", HERE, 100).unwrap();
+        throttle.give_back(success);
+        throttle.forgive_login("alice", HERE);
+        for _ in 0..5 {
+            let _failure = throttle.count_login("alice", HERE, 100).unwrap();
+        }
+        assert!(throttle.count_login("alice", HERE, 100).is_err());
+        // The source still counts its failures: 4 + 5 of 20.
+        assert!(throttle.count_login("bob", HERE, 100).is_ok());
+    }
+
+    #[test]
+    fn the_table_never_holds_more_than_its_capacity_and_a_full_table_locks_nobody() {
+        let throttle = Throttle::new(60, 100);
+        for i in 0..1_000u32 {
+            let source = IpAddr::from(i.to_be_bytes());
+            let _failure = throttle.count_login("mallory", source, 100).unwrap();
+        }
+        assert!(throttle.tracked() <= 100, "{}", throttle.tracked());
+        // Expired windows make room.
+        assert!(throttle.count_login("alice", HERE, 200).is_ok());
+        assert!(throttle.tracked() <= 100);
     }
 }

@@ -42,9 +42,16 @@ pub struct Config {
     /// Minimum time between JWKS refetches for unknown key ids, milliseconds
     #[arg(long, env = "RESOURCE_API_JWKS_COOLDOWN_MS", default_value_t = 5_000)]
     pub jwks_cooldown_ms: u64,
-    /// Time a client has to send a request's headers, milliseconds (slow-header clients are cut off)
+    /// Time a client has from connecting until its request headers are in, milliseconds (and from the first
+    /// byte of every later request head); slower connections are closed
     #[arg(long, env = "RESOURCE_API_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub header_read_timeout_ms: u64,
+    /// A connection with no request in progress closes after this, milliseconds
+    #[arg(long, env = "RESOURCE_API_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub idle_timeout_ms: u64,
+    /// Open connections at most (clamped to what the open-file limit allows); beyond it clients wait
+    #[arg(long, env = "RESOURCE_API_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
     /// Log format on stderr (filter with RUST_LOG)
     #[arg(
         long,
@@ -91,6 +98,8 @@ mod tests {
         assert!(config.introspection_client_id.is_none());
         assert!(config.introspection_secret.is_none());
         assert_eq!(config.jwks_cooldown_ms, 5_000);
+        assert_eq!(config.max_connections, 4096);
+        assert_eq!(config.idle_timeout_ms, 60_000);
     }
 
     #[test]

@@ -14,9 +14,11 @@ async fn main() -> ExitCode {
     let result = async {
         let application =
             Application::build(config, Arc::new(auth_core::clock::SystemClock)).await?;
+        // Handlers first: whoever reads the line below may stop the API at once.
+        let stop = service_kit::shutdown_signal();
         // One line on stdout, so whoever started the API learns the port of `--listen …:0`.
         println!("resource-api listening on {}", application.local_addr()?);
-        application.run_until_stopped().await
+        application.run_until(stop).await
     }
     .await;
     match result {

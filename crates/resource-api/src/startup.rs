@@ -78,6 +78,8 @@ impl Application {
             discovery,
             limits: ServeLimits {
                 header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+                idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+                max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
                 ..ServeLimits::default()
             },
         })

@@ -1,7 +1,22 @@
-//! The connection loop: axum on hyper, with what `axum::serve` leaves out.
+//! The connection loop: axum on hyper, with what `axum::serve` leaves out, so that no client can hold a
+//! connection, a task or a file descriptor for free:
+//! - a deadline from accept until the first request's headers are in (HTTP/1 and h2c alike: hyper-util's
+//!   protocol sniffing starts no timer, so a connection that never sends a byte would stay forever), and
+//!   for every later HTTP/1 request head from its first byte;
+//! - an idle timeout: a connection with no request in progress closes after it (HTTP/1 keep-alive and
+//!   HTTP/2 alike); HTTP/2 also pings, so a peer that vanished with a stream open is noticed;
+//! - a cap on open connections (clamped to what RLIMIT_NOFILE allows, after raising the soft limit to the
+//!   hard one): at the cap the loop stops accepting until one closes, and a full file table (EMFILE) backs
+//!   off and logs at error instead of spinning, never stopping for good;
+//! - a bounded drain on shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::Router;
@@ -11,14 +26,25 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
-/// Timeouts of the connection layer.
+/// File descriptors kept free for everything but client connections (database pool, logs, files).
+const RESERVED_DESCRIPTORS: u64 = 128;
+
+/// The limits of the connection layer.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
-    /// From the first byte of a request until its headers are complete.
+    /// From accept until the first request's headers are complete; from its first byte for every later
+    /// HTTP/1 request head.
     pub header_read_timeout: Duration,
+    /// A connection with no request in progress closes after this.
+    pub idle_timeout: Duration,
+    /// Open connections at most (clamped to what the file-descriptor limit allows).
+    pub max_connections: usize,
     /// How long open connections may take to finish after shutdown begins.
     pub drain_timeout: Duration,
 }
@@ -27,9 +53,252 @@ impl Default for ServeLimits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
             drain_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit and returns how many connections fit under it, at most
+/// `requested`.
+pub fn connection_limit(requested: usize) -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let soft = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(error) => {
+                tracing::warn!(%error, soft, hard, "could not raise the open-file limit");
+                soft
+            }
+        },
+        Ok((soft, _)) => soft,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the open-file limit");
+            return requested.max(1);
+        }
+    };
+    let fits =
+        usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS).max(1)).unwrap_or(usize::MAX);
+    if fits < requested {
+        tracing::warn!(
+            requested,
+            allowed = fits,
+            open_files = soft,
+            "--max-connections clamped to the open-file limit"
+        );
+    }
+    requested.clamp(1, fits)
+}
+
+/// What the request side of a connection tells its reads.
+#[derive(Debug)]
+struct Activity {
+    /// Requests being answered.
+    open: AtomicUsize,
+    seen_request: AtomicBool,
+    /// When `open` last went back to zero.
+    idle_since: Mutex<Instant>,
+    /// The waker of a read that had no deadline: woken when the connection turns idle, to arm one.
+    reader: Mutex<Option<Waker>>,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            open: AtomicUsize::new(0),
+            seen_request: AtomicBool::new(false),
+            idle_since: Mutex::new(Instant::now()),
+            reader: Mutex::new(None),
+        })
+    }
+
+    /// A request came in: until the guard drops, the connection is not idle.
+    fn request(self: &Arc<Self>) -> RequestGuard {
+        self.seen_request.store(true, Ordering::Release);
+        self.open.fetch_add(1, Ordering::AcqRel);
+        RequestGuard(self.clone())
+    }
+
+    fn idle_since(&self) -> Instant {
+        self.idle_since
+            .lock()
+            .map(|since| *since)
+            .unwrap_or_else(|_| Instant::now())
+    }
+}
+
+struct RequestGuard(Arc<Activity>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Ok(mut since) = self.0.idle_since.lock() {
+                *since = Instant::now();
+            }
+            if let Some(reader) = self
+                .0
+                .reader
+                .lock()
+                .ok()
+                .and_then(|mut reader| reader.take())
+            {
+                reader.wake();
+            }
+        }
+    }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The socket, with deadlines on reading: a read that would wait past the deadline fails, which ends the
+/// connection.
+struct GuardedIo {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+    limits: ServeLimits,
+    accepted: Instant,
+    /// The first bytes, until we know whether this is HTTP/2 (its preface) or HTTP/1.
+    prefix: Vec<u8>,
+    http2: Option<bool>,
+    /// HTTP/1: when the current request head began (its first byte after the connection went idle).
+    head_started: Option<Instant>,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl GuardedIo {
+    fn new(inner: TcpStream, activity: Arc<Activity>, limits: ServeLimits) -> Self {
+        let accepted = Instant::now();
+        Self {
+            inner,
+            activity,
+            limits,
+            accepted,
+            prefix: Vec::new(),
+            http2: None,
+            head_started: None,
+            sleep: Box::pin(tokio::time::sleep_until(
+                accepted + limits.header_read_timeout,
+            )),
+        }
+    }
+
+    /// The time by which the next byte must arrive, if any.
+    fn deadline(&self) -> Option<Instant> {
+        if self.activity.open.load(Ordering::Acquire) > 0 {
+            // A request is being answered: the request timeout bounds it.
+            return None;
+        }
+        if !self.activity.seen_request.load(Ordering::Acquire) {
+            return Some(self.accepted + self.limits.header_read_timeout);
+        }
+        let idle_since = self.activity.idle_since();
+        match (self.http2, self.head_started) {
+            (Some(false), Some(started)) if started >= idle_since => {
+                Some(started + self.limits.header_read_timeout)
+            }
+            _ => Some(idle_since + self.limits.idle_timeout),
+        }
+    }
+
+    fn saw_bytes(&mut self, bytes: &[u8]) {
+        if self.http2.is_none() {
+            let wanted = H2_PREFACE.len() - self.prefix.len();
+            self.prefix
+                .extend_from_slice(&bytes[..bytes.len().min(wanted)]);
+            if !H2_PREFACE.starts_with(&self.prefix) {
+                self.http2 = Some(false);
+            } else if self.prefix.len() == H2_PREFACE.len() {
+                self.http2 = Some(true);
+            }
+        }
+        if self.http2 == Some(false)
+            && self.activity.seen_request.load(Ordering::Acquire)
+            && self.activity.open.load(Ordering::Acquire) == 0
+        {
+            let idle_since = self.activity.idle_since();
+            if self.head_started.is_none_or(|started| started < idle_since) {
+                self.head_started = Some(Instant::now());
+            }
+        }
+    }
+}
+
+impl AsyncRead for GuardedIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                let read = &buf.filled()[before..];
+                if !read.is_empty() {
+                    this.saw_bytes(read);
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => match this.deadline() {
+                None => {
+                    if let Ok(mut reader) = this.activity.reader.lock() {
+                        *reader = Some(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+                Some(deadline) => {
+                    if this.sleep.deadline() != deadline {
+                        this.sleep.as_mut().reset(deadline);
+                    }
+                    match this.sleep.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "no request within the deadline",
+                        ))),
+                        Poll::Pending => Poll::Pending,
+                    }
+                }
+            },
+        }
+    }
+}
+
+impl AsyncWrite for GuardedIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Is this accept error the process or system running out of descriptors or memory?
+fn out_of_resources(error: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
+    matches!(error.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains open connections.
@@ -40,43 +309,73 @@ pub async fn serve(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    let limits = ServeLimits {
+        max_connections: connection_limit(limits.max_connections),
+        ..limits
+    };
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = Duration::ZERO;
     loop {
+        // At the cap, wait for a connection to close before accepting another: further clients wait in
+        // the listen backlog, and are served as soon as a slot frees.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    backoff = Duration::ZERO;
+                    accepted
+                }
+                Err(error) if out_of_resources(&error) => {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tracing::error!(%error, backoff = ?backoff, "accept failed: out of file descriptors or memory; backing off");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
                 Err(error) => {
-                    // Out of file descriptors and the like: wait a moment instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tracing::debug!(%error, "accept failed");
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
         let router = router.clone();
+        let requests = activity.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            let guard = requests.request();
             request.extensions_mut().insert(ConnectInfo(peer));
             let router = router.clone();
             async move {
                 let response = router.oneshot(request.map(Body::new)).await;
+                drop(guard);
                 Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
             }
         });
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());
+            // The deadlines of GuardedIo cover request heads of both protocols.
+            builder.http1().timer(TokioTimer::new());
             builder
-                .http1()
+                .http2()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            builder.http2().timer(TokioTimer::new());
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                .keep_alive_interval(Some(limits.idle_timeout.min(Duration::from_secs(20))))
+                .keep_alive_timeout(Duration::from_secs(20));
+            let io = GuardedIo::new(stream, activity, limits);
+            let connection = builder.serve_connection(TokioIo::new(io), service);
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, error = %error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -95,7 +394,36 @@ mod tests {
     use axum::routing::get;
     use std::net::SocketAddr;
     use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::Notify;
+
+    fn limits(header_ms: u64, idle_ms: u64, max_connections: usize) -> ServeLimits {
+        ServeLimits {
+            header_read_timeout: Duration::from_millis(header_ms),
+            idle_timeout: Duration::from_millis(idle_ms),
+            max_connections,
+            drain_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// Reads until the server closes the connection (or 10 s pass); returns what came and when it closed.
+    async fn until_closed(stream: &mut TcpStream, started: Instant) -> (String, Option<Duration>) {
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let deadline = started + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+                Ok(Ok(0) | Err(_)) => {
+                    return (
+                        String::from_utf8_lossy(&received).into_owned(),
+                        Some(started.elapsed()),
+                    );
+                }
+                Ok(Ok(read)) => received.extend_from_slice(&buffer[..read]),
+                Err(_) => return (String::from_utf8_lossy(&received).into_owned(), None),
+            }
+        }
+    }
 
     async fn start(
         limits: ServeLimits,
@@ -131,6 +459,155 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_deadline() {
+        let (address, _stop, _) = start(limits(300, 60_000, 64), peer_router()).await;
+        let started = Instant::now();
+        let mut silent = TcpStream::connect(address).await.unwrap();
+        let (received, closed) = until_closed(&mut silent, started).await;
+        let closed = closed.expect("still open after 10 s");
+        assert!(
+            closed >= Duration::from_millis(250) && closed < Duration::from_secs(3),
+            "{closed:?}"
+        );
+        assert_eq!(received, "");
+    }
+
+    #[tokio::test]
+    async fn an_h2c_connection_with_only_the_preface_and_settings_is_closed_at_the_header_deadline()
+    {
+        let (address, _stop, _) = start(limits(300, 60_000, 64), peer_router()).await;
+        let started = Instant::now();
+        let mut h2 = TcpStream::connect(address).await.unwrap();
+        h2.write_all(H2_PREFACE).await.unwrap();
+        // An empty SETTINGS frame (RFC 9113 §6.5): length 0, type 4, no flags, stream 0.
+        h2.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+        let (_, closed) = until_closed(&mut h2, started).await;
+        let closed = closed.expect("still open after 10 s");
+        assert!(closed < Duration::from_secs(3), "{closed:?}");
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_closes_after_the_idle_timeout_not_during_a_request() {
+        let release = Arc::new(Notify::new());
+        let router = {
+            let release = release.clone();
+            peer_router().route(
+                "/slow",
+                get(move || async move {
+                    release.notified().await;
+                    "done"
+                }),
+            )
+        };
+        let (address, _stop, _) = start(limits(5_000, 400, 64), router).await;
+        let mut connection = TcpStream::connect(address).await.unwrap();
+        // A request that takes longer than the idle timeout: the connection stays open for it.
+        connection
+            .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        release.notify_one();
+        let mut buffer = [0u8; 1024];
+        let read = connection.read(&mut buffer).await.unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..read]).contains("done"));
+        // Then, idle, it closes after 400 ms.
+        let idle = Instant::now();
+        let (_, closed) = until_closed(&mut connection, idle).await;
+        let closed = closed.expect("still open after 10 s");
+        assert!(
+            closed >= Duration::from_millis(350) && closed < Duration::from_secs(3),
+            "{closed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_request_head_trickled_is_cut_at_the_header_deadline() {
+        let (address, _stop, _) = start(limits(500, 60_000, 64), peer_router()).await;
+        let mut connection = TcpStream::connect(address).await.unwrap();
+        connection
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buffer = [0u8; 1024];
+        let read = connection.read(&mut buffer).await.unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..read]).contains("127.0.0.1"));
+        let started = Instant::now();
+        connection
+            .write_all(b"GET /peer HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        for i in 0..100 {
+            if connection
+                .write_all(format!("X-Slow-{i}: a\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(Duration::from_millis(100), connection.read(&mut buffer)).await
+            {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn at_the_connection_cap_a_client_waits_and_is_served_once_a_slot_frees() {
+        let (address, _stop, _) = start(limits(10_000, 60_000, 2), peer_router()).await;
+        let first = TcpStream::connect(address).await.unwrap();
+        let _second = TcpStream::connect(address).await.unwrap();
+        // Both slots are held by silent connections: a third client's request is not answered...
+        let waiting = tokio::spawn(async move { peer(address).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "served beyond the cap");
+        // ...until one of them goes; the server did not stop accepting.
+        drop(first);
+        let answered = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("served once a slot freed")
+            .unwrap();
+        assert_eq!(answered, "127.0.0.1");
+    }
+
+    #[tokio::test]
+    async fn http2_requests_are_served_through_the_deadlines() {
+        let (address, _stop, _) = start(limits(300, 400, 64), peer_router()).await;
+        let client = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            let response = client
+                .get(format!("http://{address}/peer"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.version(), reqwest::Version::HTTP_2);
+            assert_eq!(response.text().await.unwrap(), "127.0.0.1");
+            // Past both deadlines between requests: an idle connection is closed and the client
+            // reconnects; a new request is always served.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    #[test]
+    fn the_connection_limit_fits_the_open_file_limit() {
+        let fits = connection_limit(usize::MAX);
+        let (soft, _) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        assert!(fits >= 1);
+        assert!(fits as u64 <= soft.saturating_sub(RESERVED_DESCRIPTORS).max(1));
+        assert_eq!(connection_limit(5), 5.min(fits));
+    }
+
+    #[tokio::test]
     async fn handlers_see_the_peer_address() {
         let (address, _stop, _) = start(ServeLimits::default(), peer_router()).await;
         assert_eq!(peer(address).await, "127.0.0.1");
@@ -138,11 +615,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_header_trickle_is_cut_off_at_the_deadline_while_others_are_served() {
-        let limits = ServeLimits {
-            header_read_timeout: Duration::from_millis(500),
-            drain_timeout: Duration::from_secs(1),
-        };
-        let (address, _stop, _) = start(limits, peer_router()).await;
+        let (address, _stop, _) = start(limits(500, 60_000, 64), peer_router()).await;
         let trickle = testing::trickle_headers(address, "GET /peer HTTP/1.1", async {
             assert_eq!(peer(address).await, "127.0.0.1");
         })

@@ -30,3 +30,49 @@ pub fn init_tracing(format: LogFormat) {
         LogFormat::Pretty => builder.try_init(),
     };
 }
+
+/// Text a client sent (a username, a client id, a header), for a log field: escaped as a Rust string
+/// literal (quotes, `\n`, `\u{1b}`, …), so it can never end a log line, forge another, or reach a terminal
+/// as an escape sequence; and cut after 64 characters, so it cannot fill the log either.
+#[derive(Clone, Copy)]
+pub struct Untrusted<'a>(pub &'a str);
+
+/// Characters of client text kept in a log field.
+pub const UNTRUSTED_MAX_CHARS: usize = 64;
+
+impl std::fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.char_indices().nth(UNTRUSTED_MAX_CHARS) {
+            Some((cut, _)) => write!(f, "{:?}…", &self.0[..cut]),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+impl std::fmt::Debug for Untrusted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_text_is_escaped_and_cut() {
+        let forged = "alice\n2026-11-30T00:00:00Z INFO audit: login succeeded user=\"root\"";
+        let shown = Untrusted(forged).to_string();
+        assert!(!shown.contains('\n'), "{shown}");
+        assert!(shown.starts_with("\"alice\\n2026"), "{shown}");
+        assert_eq!(Untrusted("\u{1b}[31mred").to_string(), "\"\\u{1b}[31mred\"");
+        assert_eq!(Untrusted("nul\0").to_string(), "\"nul\\0\"");
+        let long = "é".repeat(1_000);
+        let shown = Untrusted(&long).to_string();
+        assert_eq!(
+            shown.chars().filter(|c| *c == 'é').count(),
+            UNTRUSTED_MAX_CHARS
+        );
+        assert!(shown.ends_with('…'));
+    }
+}

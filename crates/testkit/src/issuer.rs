@@ -52,6 +52,40 @@ pub fn no_redirect_client() -> reqwest::Client {
         .expect("reqwest client")
 }
 
+/// A second loopback source address, standing for another client's machine (all of 127.0.0.0/8 is local).
+pub const OTHER_SOURCE: std::net::IpAddr =
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
+/// A client that follows no redirect and connects from `source` (a loopback address).
+pub fn client_from(source: std::net::IpAddr) -> reqwest::Client {
+    client_with(Some(source), reqwest::header::HeaderMap::new())
+}
+
+/// A client that follows no redirect, connects from `source` when given, and sends `headers` with every
+/// request (an `X-Forwarded-For` of a proxy, say).
+pub fn client_with(
+    source: Option<std::net::IpAddr>,
+    headers: reqwest::header::HeaderMap,
+) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(source)
+        .default_headers(headers)
+        .build()
+        .expect("reqwest client")
+}
+
+/// The value of one series (`name{labels}`, exactly as exposed) in Prometheus text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 impl TestIssuer {
     /// A server on a fresh database.
     pub async fn spawn(backend: Backend) -> Self {
@@ -312,6 +346,40 @@ impl TestIssuer {
             self.url("/authorize"),
             self.issuer().to_owned(),
         )
+    }
+
+    /// A browser on another machine: it connects from `source`.
+    pub fn browser_from(&self, source: std::net::IpAddr) -> Browser {
+        Browser::new(
+            client_from(source),
+            self.url("/authorize"),
+            self.issuer().to_owned(),
+        )
+    }
+
+    /// A browser that sends `headers` with every request.
+    pub fn browser_with(
+        &self,
+        source: Option<std::net::IpAddr>,
+        headers: reqwest::header::HeaderMap,
+    ) -> Browser {
+        Browser::new(
+            client_with(source, headers),
+            self.url("/authorize"),
+            self.issuer().to_owned(),
+        )
+    }
+
+    /// The Prometheus text of /metrics.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     /// The code flow end to end for `client` and `username` (login, consent), with the token response.

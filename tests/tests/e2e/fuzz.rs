@@ -16,8 +16,15 @@ fn cases() -> u32 {
         .unwrap_or(256)
 }
 
-/// A header value derived from the real token, or not.
-fn header(token: String) -> impl Strategy<Value = String> {
+/// base64url of a JSON value.
+fn encoded(value: &serde_json::Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// A header value derived from the real token, or not: printable ASCII, any Unicode, any byte a header may
+/// carry (obs-text included), and JWTs whose header and claims hold any Unicode, NUL and huge numbers.
+fn header(token: String) -> impl Strategy<Value = Vec<u8>> {
     let real = token.clone();
     let mutated = (any::<prop::sample::Index>(), "[ -~]").prop_map(move |(index, replacement)| {
         let mut bytes = token.clone().into_bytes();
@@ -25,20 +32,47 @@ fn header(token: String) -> impl Strategy<Value = String> {
         bytes[at] = replacement.as_bytes()[0];
         format!("Bearer {}", String::from_utf8_lossy(&bytes))
     });
+    let hostile_text = prop_oneof![
+        "(?s).{0,20}".prop_map(serde_json::Value::from),
+        Just(serde_json::json!("aaaaaaaaaaaé")),
+        Just(serde_json::json!("at+jwt\u{0}")),
+        Just(serde_json::json!(1e308)),
+        Just(serde_json::json!(u64::MAX)),
+        Just(serde_json::json!(-9_223_372_036_854_775_808i64)),
+    ];
+    let hostile_jwt =
+        (hostile_text.clone(), hostile_text.clone(), hostile_text).prop_map(|(typ, kid, exp)| {
+            format!(
+                "Bearer {}.{}.{}",
+                encoded(&serde_json::json!({ "alg": "ES256", "typ": typ, "kid": kid })),
+                encoded(
+                    &serde_json::json!({ "exp": exp, "iss": "\u{0}", "aud": ["resource-api", 7] })
+                ),
+                encoded(&serde_json::json!("signature"))
+            )
+        });
+    let header_bytes = prop::collection::vec(
+        prop_oneof![Just(b'\t'), 0x20u8..=0x7e, 0x80u8..=0xff],
+        0..120,
+    );
     prop_oneof![
-        Just(format!("Bearer {real}")),
-        mutated,
-        "[ -~]{0,80}",
+        Just(format!("Bearer {real}").into_bytes()),
+        mutated.prop_map(String::into_bytes),
+        "[ -~]{0,80}".prop_map(String::into_bytes),
+        "\\PC{0,60}".prop_map(|text| format!("Bearer {text}").into_bytes()),
+        header_bytes.clone(),
+        header_bytes.prop_map(|bytes| [b"Bearer ".as_slice(), &bytes].concat()),
+        hostile_jwt.prop_map(String::into_bytes),
         "[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,200}\\.[A-Za-z0-9_-]{0,90}"
-            .prop_map(|jwt| format!("Bearer {jwt}")),
+            .prop_map(|jwt| format!("Bearer {jwt}").into_bytes()),
         (
             "(Bearer|bearer|BEARER|Basic|Token|Bearer |Bearer\t)",
             "[ -~]{0,40}"
         )
-            .prop_map(|(scheme, rest)| format!("{scheme} {rest}")),
-        Just(format!("Bearer  {real}")),
-        Just(format!("Bearer {real} extra")),
-        Just(format!("Bearer {real}, Bearer {real}")),
+            .prop_map(|(scheme, rest)| format!("{scheme} {rest}").into_bytes()),
+        Just(format!("Bearer  {real}").into_bytes()),
+        Just(format!("Bearer {real} extra").into_bytes()),
+        Just(format!("Bearer {real}, Bearer {real}").into_bytes()),
     ]
 }
 
@@ -64,10 +98,13 @@ fn fuzz_bearer_header_never_gets_a_5xx_and_only_the_real_token_passes() {
     runner
         .run(&input, |(value, (method, path))| {
             runtime.block_on(async {
+                let header = reqwest::header::HeaderValue::from_bytes(&value)
+                    .map_err(|error| TestCaseError::fail(error.to_string()))?;
+                let value = String::from_utf8_lossy(&value).into_owned();
                 let response = api
                     .http
                     .request(method.clone(), format!("{}{path}", api.base))
-                    .header(AUTHORIZATION, &value)
+                    .header(AUTHORIZATION, header)
                     .header("content-type", "application/json")
                     .body(r#"{"name":"fuzz"}"#)
                     .send()

@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 
@@ -25,6 +25,14 @@ pub fn router() -> Router<AppState> {
         "/authorize",
         get(oauth2_authorize_get).post(oauth2_authorize_post),
     )
+}
+
+/// Adds `Retry-After: seconds` (RFC 9110 §10.2.3).
+fn with_retry_after(mut response: Response, seconds: i64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
 }
 
 /// The page or redirect of a refusal.
@@ -177,12 +185,26 @@ async fn sign_in(
             Some("Invalid username or password."),
             StatusCode::OK,
         ),
-        Ok(SignIn::Throttled { .. }) => login_page(
-            state,
-            request,
-            csrf,
-            Some("Too many failed attempts. Wait a minute and try again."),
-            StatusCode::TOO_MANY_REQUESTS,
+        Ok(SignIn::Throttled { retry_after }) => with_retry_after(
+            login_page(
+                state,
+                request,
+                csrf,
+                Some("Too many failed attempts. Wait a minute and try again."),
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            retry_after,
+        ),
+        // The one 5xx client traffic may cause: every password-check slot stayed busy for 2 s.
+        Ok(SignIn::Busy) => with_retry_after(
+            login_page(
+                state,
+                request,
+                csrf,
+                Some("The service is busy. Try again in a moment."),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            1,
         ),
         Err(error) => failure(&error),
     }

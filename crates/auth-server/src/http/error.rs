@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::Error;
+use crate::store::StoreError;
 
 /// Result of a handler.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -38,7 +39,7 @@ impl ApiError {
                 ..
             }) => StatusCode::UNAUTHORIZED,
             Error::OAuth(_) => StatusCode::BAD_REQUEST,
-            Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Store(StoreError::Rejected(_)) => StatusCode::BAD_REQUEST,
             Error::Store(_) | Error::NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
             Error::Signing | Error::Random => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -48,9 +49,9 @@ impl ApiError {
     pub fn body(&self) -> ErrorResponse {
         match &self.error {
             Error::OAuth(error) => error.clone(),
-            Error::Throttled { .. } => ErrorResponse::new(
-                ErrorCode::InvalidClient,
-                "too many failed attempts; retry later",
+            Error::Store(StoreError::Rejected(_)) => ErrorResponse::new(
+                ErrorCode::InvalidRequest,
+                "the request carries characters or sizes this server does not accept",
             ),
             Error::Store(_) | Error::NoSigningKey => ErrorResponse::new(
                 ErrorCode::TemporarilyUnavailable,
@@ -65,36 +66,30 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status_code().is_server_error() {
+        let status = self.status_code();
+        if status.is_server_error() {
             tracing::error!(cause = %chain(&self.error), "request failed");
         }
         let body = self.body();
         let code = body.error;
-        let mut response = (self.status_code(), Json(body)).into_response();
+        let mut response = (status, Json(body)).into_response();
         // For the metrics of the handler that answers it.
         response.extensions_mut().insert(code);
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        match &self.error {
-            Error::OAuth(ErrorResponse {
-                error: ErrorCode::InvalidClient,
-                ..
-            }) if self.basic_challenge => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"auth-server\""),
-                );
-            }
-            Error::Throttled { retry_after } => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from((*retry_after).max(1)),
-                );
-            }
-            Error::Store(_) | Error::NoSigningKey => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            }
-            _ => {}
+        if let Error::OAuth(ErrorResponse {
+            error: ErrorCode::InvalidClient,
+            ..
+        }) = &self.error
+            && self.basic_challenge
+        {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"auth-server\""),
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
     }
@@ -116,7 +111,6 @@ fn chain(error: &Error) -> String {
 mod tests {
     use super::*;
     use crate::error::oauth;
-    use crate::store::StoreError;
 
     #[test]
     fn status_codes_follow_rfc6749_section_5_2() {
@@ -134,8 +128,8 @@ mod tests {
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            status(Error::Throttled { retry_after: 3 }),
-            StatusCode::TOO_MANY_REQUESTS
+            status(Error::Store(StoreError::Rejected(sqlx::Error::RowNotFound))),
+            StatusCode::BAD_REQUEST
         );
         assert_eq!(
             status(Error::Store(StoreError::Corrupt("x"))),
@@ -171,8 +165,6 @@ mod tests {
             "Basic realm=\"auth-server\""
         );
         assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
-        let throttled = ApiError::from(Error::Throttled { retry_after: 42 }).into_response();
-        assert_eq!(throttled.headers()[header::RETRY_AFTER], "42");
         let unavailable = ApiError::from(Error::NoSigningKey).into_response();
         assert_eq!(unavailable.headers()[header::RETRY_AFTER], "5");
         assert!(

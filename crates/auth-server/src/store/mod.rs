@@ -16,7 +16,11 @@ pub use sql::SqlStore;
 pub enum StoreError {
     /// The database did not answer or refused the operation.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database refused a value a client sent (PostgreSQL: a NUL byte, text it cannot index): the
+    /// client's mistake, answered 400, never 503.
+    #[error("the database refused a value: {0}")]
+    Rejected(sqlx::Error),
     /// A unique key already exists (e.g. a client id or username taken).
     #[error("{0} already exists")]
     AlreadyExists(&'static str),
@@ -63,6 +67,24 @@ pub struct UserRecord {
     pub username: String,
     /// argon2id PHC string.
     pub password_hash: String,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        // SQLSTATE class 22 (data exception: invalid byte sequence, value too long, …) and 54000 (program
+        // limit exceeded: an index row too large) come from the values, not from the database's health.
+        let rejected = error
+            .as_database_error()
+            .and_then(|database| database.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+            .is_some_and(|database| {
+                database.code().starts_with("22") || database.code() == "54000"
+            });
+        if rejected {
+            Self::Rejected(error)
+        } else {
+            Self::Database(error)
+        }
+    }
 }
 
 /// A signing key as stored.
@@ -203,6 +225,8 @@ pub trait KeyStore: Send + Sync {
     async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError>;
     /// Every stored key, oldest activation first.
     async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Replaces a plaintext key by its sealed form; false when it was sealed already (another replica).
+    async fn seal_key(&self, kid: &str, sealed: &[u8]) -> Result<bool, StoreError>;
 }
 
 /// Codes, refresh-token families and revocations.

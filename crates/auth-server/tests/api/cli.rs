@@ -9,8 +9,91 @@ use testkit::{Backend, TestDatabase, backend_tests};
 
 backend_tests!(
     cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm,
-    a_key_encryption_key_starting_with_a_dash_works_in_every_form
+    a_key_encryption_key_starting_with_a_dash_works_in_every_form,
+    plaintext_keys_are_sealed_at_start_or_by_keys_seal_and_warned_about_without_a_key,
 );
+
+/// Every stored signing key: (kid, sealed).
+async fn stored_keys(database_url: &str) -> Vec<(String, bool)> {
+    let store = auth_server::store::SqlStore::connect(database_url, 1)
+        .await
+        .unwrap();
+    let keys = auth_server::store::KeyStore::list_keys(&store)
+        .await
+        .unwrap();
+    store.close().await;
+    keys.into_iter()
+        .map(|key| (key.kid, key.encrypted))
+        .collect()
+}
+
+async fn plaintext_keys_are_sealed_at_start_or_by_keys_seal_and_warned_about_without_a_key(
+    backend: Backend,
+) {
+    let kek = KeyEncryptionKey::generate_base64().unwrap();
+    // Keys made without a key-encryption key are in the clear; `keys seal` seals them.
+    let db = TestDatabase::create(&backend).await;
+    for _ in 0..2 {
+        assert!(run(&["keys", "rotate", "--activate-after", "0"], &db.url, None).success);
+    }
+    assert!(stored_keys(&db.url).await.iter().all(|(_, sealed)| !sealed));
+    let refused = run(&["keys", "seal"], &db.url, None);
+    assert!(
+        !refused.success && refused.stderr.contains("AUTH_KEY_ENCRYPTION_KEY"),
+        "{}",
+        refused.stderr
+    );
+    let sealed = run_with_env(
+        &["keys", "seal"],
+        &[("AUTH_KEY_ENCRYPTION_KEY", &kek)],
+        &db.url,
+        None,
+    );
+    assert_eq!(json(&sealed), serde_json::json!({ "sealed": 2 }));
+    assert!(stored_keys(&db.url).await.iter().all(|(_, sealed)| *sealed));
+    let again = run_with_env(
+        &["keys", "seal"],
+        &[("AUTH_KEY_ENCRYPTION_KEY", &kek)],
+        &db.url,
+        None,
+    );
+    assert_eq!(
+        json(&again),
+        serde_json::json!({ "sealed": 0 }),
+        "nothing is sealed twice"
+    );
+
+    // A server started without a key warns, once; started with one, it seals what it finds and serves.
+    let db = TestDatabase::create(&backend).await;
+    let mut plain = ServedBinary::start(crate::binary(), &db.url, "warn", &[]);
+    let stderr = plain.child.stderr.take().unwrap();
+    assert!(plain.stop().await.success());
+    let log = std::io::read_to_string(stderr).unwrap();
+    assert_eq!(log.matches("no key-encryption key").count(), 1, "{log}");
+    assert!(!log.contains("\u{1b}["), "no colour codes on a pipe: {log}");
+    let keys = stored_keys(&db.url).await;
+    assert_eq!(keys.len(), 1);
+    assert!(!keys[0].1);
+    let sealing = ServedBinary::start(
+        crate::binary(),
+        &db.url,
+        "warn",
+        &["--key-encryption-key", &kek],
+    );
+    let jwks: Value = reqwest::get(format!("{}/jwks.json", sealing.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwks["keys"][0]["kid"],
+        keys[0].0.as_str(),
+        "the same key, sealed, still signs"
+    );
+    assert!(sealing.stop().await.success());
+    assert_eq!(stored_keys(&db.url).await, vec![(keys[0].0.clone(), true)]);
+}
 
 /// A key-encryption key whose base64url text starts with '-' (first byte 0xF8), as one generated key in 64
 /// did before `keys generate-kek` redrew them: fixed, so this test cannot pass or fail by chance.

@@ -17,7 +17,6 @@ backend_tests!(
     malformed_requests_get_rfc6749_errors,
     bodies_over_64_kib_are_refused_with_413,
     oauth2_crate_client_gets_tokens,
-    repeated_bad_secrets_are_throttled_without_hurting_other_clients,
 );
 
 async fn error_of(response: reqwest::Response) -> (StatusCode, Value) {
@@ -383,57 +382,4 @@ async fn oauth2_crate_client_gets_tokens(backend: Backend) {
         ),
         other => panic!("invalid_scope expected: {other:?}"),
     }
-}
-
-async fn repeated_bad_secrets_are_throttled_without_hurting_other_clients(backend: Backend) {
-    let app = TestIssuer::spawn(backend).await;
-    let client = app.register(ClientSpec::machine()).await;
-    let other = app
-        .register(
-            ClientSpec::confidential("other")
-                .grants([GrantType::ClientCredentials])
-                .scope("read"),
-        )
-        .await;
-    let wrong = client.with_secret("wrong");
-    let mut statuses = Vec::new();
-    for _ in 0..15 {
-        let (status, body) = error_of(
-            app.post_token(&wrong, &[("grant_type", "client_credentials")])
-                .await,
-        )
-        .await;
-        assert_eq!(body["error"], "invalid_client");
-        statuses.push(status);
-    }
-    assert!(
-        statuses[..10]
-            .iter()
-            .all(|status| *status == StatusCode::UNAUTHORIZED)
-    );
-    assert!(
-        statuses[10..]
-            .iter()
-            .all(|status| *status == StatusCode::TOO_MANY_REQUESTS),
-        "{statuses:?}"
-    );
-    // Throttled even with the right secret until the window ends; another client is unaffected.
-    let response = app
-        .post_token(&client, &[("grant_type", "client_credentials")])
-        .await;
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(response.headers().contains_key("retry-after"));
-    assert_eq!(
-        app.post_token(&other, &[("grant_type", "client_credentials")])
-            .await
-            .status(),
-        StatusCode::OK
-    );
-    app.clock.advance(61);
-    assert_eq!(
-        app.post_token(&client, &[("grant_type", "client_credentials")])
-            .await
-            .status(),
-        StatusCode::OK
-    );
 }

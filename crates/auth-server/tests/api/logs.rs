@@ -262,3 +262,85 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
         assert!(!log.contains(needle), "the {what} appears in the logs");
     }
 }
+
+/// A username or client id can carry anything; the log gets it escaped and cut, so it can neither forge a
+/// line, nor send escape sequences to a terminal, nor fill the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_client_sends_is_logged_escaped_and_cut() {
+    let db = TestDatabase::create(&Backend::Sqlite).await;
+    let mut log = String::new();
+    cli(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "web",
+            "--public",
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT_URI,
+        ],
+        &db.url,
+        None,
+        &mut log,
+    );
+    // The default (pretty) format, on a pipe.
+    let mut server = ServedBinary::start(crate::binary(), &db.url, "info", &[]);
+    let base = server.base.clone();
+    let stderr = server.child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let (_, challenge) = pkce();
+    let authorize = format!(
+        "{base}/authorize?response_type=code&client_id=web&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256",
+        form_urlencoded::byte_serialize(REDIRECT_URI.as_bytes()).collect::<String>()
+    );
+    let mut browser = Browser::new(
+        no_redirect_client(),
+        format!("{base}/authorize"),
+        base.clone(),
+    );
+    let login = browser.open_login(&authorize).await;
+    let forged_line = "FORGED audit: event=\"login\" user=\"root\" outcome=\"success\"";
+    let long = "L".repeat(500);
+    for username in [
+        format!("mallory\n{forged_line}"),
+        "\u{1b}[2J\u{1b}[31mred".to_owned(),
+        long.clone(),
+    ] {
+        let page = browser.sign_in(&login, &username, "guess").await;
+        assert!(page.html.contains("Invalid username or password."));
+    }
+    // And a client id at /token.
+    let response = no_redirect_client()
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &format!("x\n{forged_line}")),
+            ("client_secret", "s"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(server.stop().await.success());
+    let log = reader.join().unwrap();
+    assert!(
+        log.contains("mallory\\nFORGED"),
+        "the newline is escaped: {log}"
+    );
+    assert!(
+        !log.lines().any(|line| line.starts_with("FORGED")),
+        "no line was forged: {log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "no escape sequence reaches the log: {log:?}"
+    );
+    assert!(log.contains("\\u{1b}[2J"), "{log}");
+    assert!(
+        !log.contains(&"L".repeat(65)),
+        "client text is cut at 64 characters"
+    );
+    assert!(log.contains(&format!("\"{}\"…", "L".repeat(64))), "{log}");
+}

@@ -36,6 +36,29 @@ impl KeyStore for SqlStore {
         Ok(())
     }
 
+    async fn seal_key(&self, kid: &str, sealed: &[u8]) -> Result<bool, StoreError> {
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // Only a row still in the clear: a replica that sealed it first wins, and nothing is sealed twice.
+            let sealed = sqlx::query(
+                "update signing_key set private_key = $1, encrypted = $2 where kid = $3 and encrypted = $4",
+            )
+            .bind(sealed)
+            .bind(true)
+            .bind(kid)
+            .bind(false)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if sealed {
+                sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(sealed)
+        })
+    }
+
     async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         on_backend!(self, pool => {
             let rows = sqlx::query(
