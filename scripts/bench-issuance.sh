@@ -2,7 +2,7 @@
 # Issuance throughput (docs/benchmarks.md, "Issuance"): client_credentials at /token on SQLite and PostgreSQL, next to a
 # plain axum handler and a sign-only axum handler, all measured in one run with wrk on loopback.
 # Needs: wrk (apt-get install wrk); PostgreSQL at $BENCH_PG_URL (default the local test server).
-# Usage: scripts/bench-issuance.sh [seconds per run, default 10]
+# Usage: [AUTH_SERVER_BIN=path] scripts/bench-issuance.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
@@ -13,7 +13,8 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; w
 trap cleanup EXIT
 
 cargo build --release -q -p auth-server --bin auth-server --example bench_baseline
-bin=target/release/auth-server
+# AUTH_SERVER_BIN measures another build (an older release, say) against the same baselines.
+bin="${AUTH_SERVER_BIN:-target/release/auth-server}"
 wait_ready() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; exit 1; }
 
 target/release/examples/bench_baseline 127.0.0.1:8090 >/dev/null 2>&1 & pids+=($!)

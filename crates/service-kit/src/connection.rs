@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -97,8 +97,11 @@ struct Activity {
     /// Requests being answered.
     open: AtomicUsize,
     seen_request: AtomicBool,
-    /// When `open` last went back to zero.
-    idle_since: Mutex<Instant>,
+    /// When the connection was accepted: `idle_since` counts from it.
+    accepted: Instant,
+    /// When `open` last went back to zero, in microseconds after `accepted` (an atomic, not a lock: it is
+    /// read on every read that has to wait).
+    idle_since: AtomicU64,
     /// The waker of a read that had no deadline: woken when the connection turns idle, to arm one.
     reader: Mutex<Option<Waker>>,
 }
@@ -108,7 +111,8 @@ impl Activity {
         Arc::new(Self {
             open: AtomicUsize::new(0),
             seen_request: AtomicBool::new(false),
-            idle_since: Mutex::new(Instant::now()),
+            accepted: Instant::now(),
+            idle_since: AtomicU64::new(0),
             reader: Mutex::new(None),
         })
     }
@@ -121,10 +125,12 @@ impl Activity {
     }
 
     fn idle_since(&self) -> Instant {
-        self.idle_since
-            .lock()
-            .map(|since| *since)
-            .unwrap_or_else(|_| Instant::now())
+        self.accepted + Duration::from_micros(self.idle_since.load(Ordering::Acquire))
+    }
+
+    fn mark_idle(&self) {
+        let since = u64::try_from(self.accepted.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.idle_since.store(since, Ordering::Release);
     }
 }
 
@@ -133,9 +139,7 @@ struct RequestGuard(Arc<Activity>);
 impl Drop for RequestGuard {
     fn drop(&mut self) {
         if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Ok(mut since) = self.0.idle_since.lock() {
-                *since = Instant::now();
-            }
+            self.0.mark_idle();
             if let Some(reader) = self
                 .0
                 .reader
@@ -249,15 +253,24 @@ impl AsyncRead for GuardedIo {
                     Poll::Pending
                 }
                 Some(deadline) => {
-                    if this.sleep.deadline() != deadline {
+                    // The timer is moved only to an earlier deadline. A later one (the idle deadline after
+                    // each request) is left to the armed timer: when it fires early, the deadline is
+                    // looked at again and the timer moved then. A keep-alive connection so costs one
+                    // timer update per idle period, not one per request.
+                    if deadline < this.sleep.deadline() {
                         this.sleep.as_mut().reset(deadline);
                     }
-                    match this.sleep.as_mut().poll(cx) {
-                        Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "no request within the deadline",
-                        ))),
-                        Poll::Pending => Poll::Pending,
+                    loop {
+                        match this.sleep.as_mut().poll(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(()) if Instant::now() >= deadline => {
+                                return Poll::Ready(Err(io::Error::new(
+                                    io::ErrorKind::TimedOut,
+                                    "no request within the deadline",
+                                )));
+                            }
+                            Poll::Ready(()) => this.sleep.as_mut().reset(deadline),
+                        }
                     }
                 }
             },
