@@ -205,6 +205,8 @@ pub fn load(args: &[String]) -> Result<()> {
         "loadtest",
     ])?;
     let out = Path::new("target/loadtest");
+    // The logs and reports go there whatever the database (a fresh clone has no such folder yet).
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let (database_url, suffix) = match &args.database_url {
         // Someone's database keeps its rows: this run seeds its own ids.
         Some(url) => (url.clone(), format!("-{}", unix_seconds())),
@@ -241,6 +243,14 @@ pub fn load(args: &[String]) -> Result<()> {
             .env("LOADTEST_API", api)
             .env("LOADTEST_CLIENT_ID", &seeded.client_id)
             .env("LOADTEST_CLIENT_SECRET", &seeded.client_secret)
+            .env(
+                "LOADTEST_INTROSPECTION_CLIENT_ID",
+                &seeded.introspection_client_id,
+            )
+            .env(
+                "LOADTEST_INTROSPECTION_SECRET",
+                &seeded.introspection_secret,
+            )
             .env("LOADTEST_PUBLIC_CLIENT_ID", &seeded.public_client_id)
             .env("LOADTEST_REDIRECT_URI", &seeded.redirect_uri)
             .env("LOADTEST_USERNAME", &seeded.username)

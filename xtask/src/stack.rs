@@ -127,7 +127,8 @@ pub struct Seed {
     pub password: String,
 }
 
-/// Seeds a confidential client (client_credentials), an introspection client for resource-api, a public
+/// Seeds a confidential client (client_credentials), an introspection-only client for resource-api (and the
+/// tour's and loadtest's /introspect calls), a public
 /// PKCE client (authorization_code + refresh_token) and a user. `suffix` makes the ids unique, so a run
 /// against an existing PostgreSQL database adds its own rows instead of colliding with earlier ones.
 pub fn seed(auth_server: &Path, database_url: &str, suffix: &str, password: &str) -> Result<Seed> {
@@ -157,8 +158,7 @@ pub fn seed(auth_server: &Path, database_url: &str, suffix: &str, password: &str
             "create",
             "--client-id",
             &introspection_client_id,
-            "--grant-type",
-            "client_credentials",
+            "--introspection",
         ],
         database_url,
         None,

@@ -40,6 +40,10 @@ pub fn up(args: &[String]) -> Result<()> {
     };
     let seeded = seed(&auth_server, &database_url, &suffix, DEMO_PASSWORD)?;
     let secret = &seeded.client_secret;
+    let (rid, rsecret) = (
+        &seeded.introspection_client_id,
+        &seeded.introspection_secret,
+    );
     let (cid, spa, user) = (
         &seeded.client_id,
         &seeded.public_client_id,
@@ -63,6 +67,7 @@ The stack is up ({store}):
 
 Seeded:
   confidential client  {cid} / {secret}   (client_credentials, scope \"read write\")
+  resource server      {rid} / {rsecret}   (may call /introspect; resource-api uses it)
   public client        {spa}  (authorization_code + PKCE, redirect http://127.0.0.1:8082/callback)
   user                 {user} / {DEMO_PASSWORD}
 
@@ -70,7 +75,7 @@ Try:
   TOKEN=$(curl -s -u {cid}:{secret} -d grant_type=client_credentials {ISSUER}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')
   curl -s -H \"Authorization: Bearer $TOKEN\" {API}/protected
   curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"first\"}}' {API}/items
-  curl -s -u {cid}:{secret} -d token=$TOKEN {ISSUER}/introspect
+  curl -s -u {rid}:{rsecret} -d token=$TOKEN {ISSUER}/introspect
   curl -s -u {cid}:{secret} -d token=$TOKEN {ISSUER}/revoke
   curl -s -i -X DELETE -H \"Authorization: Bearer $TOKEN\" {API}/items/1      # 401: revoked
   open \"{ISSUER}/authorize?response_type=code&client_id={spa}&redirect_uri=http%3A%2F%2F127.0.0.1%3A8082%2Fcallback&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=xyz\"

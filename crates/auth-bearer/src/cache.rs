@@ -87,6 +87,7 @@ mod tests {
             nbf: None,
             jti: "j".into(),
             auth_time: None,
+            fam: None,
         })
     }
 

@@ -50,12 +50,14 @@ pub struct BearerConfig {
     pub introspection: Option<IntrospectionCredentials>,
     /// Verified tokens kept (by digest).
     pub verified_cache_capacity: usize,
-    /// How long an introspection answer is reused.
-    pub introspection_cache_ttl: Duration,
+    /// How long an `active: false` answer is reused. An active answer never is: a route that asks must
+    /// see a revocation on its next request.
+    pub inactive_cache_ttl: Duration,
 }
 
 impl BearerConfig {
-    /// Defaults: realm `resource-api`, 5 s JWKS cooldown, 10 000 cached tokens, 3 s introspection cache.
+    /// Defaults: realm `resource-api`, 5 s JWKS cooldown, 10 000 cached tokens, inactive answers
+    /// reused for 30 s.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
@@ -64,7 +66,7 @@ impl BearerConfig {
             jwks: RemoteJwksOptions::default(),
             introspection: None,
             verified_cache_capacity: 10_000,
-            introspection_cache_ttl: Duration::from_secs(3),
+            inactive_cache_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -82,7 +84,9 @@ struct Inner {
     discovered: RwLock<Option<Arc<Discovered>>>,
     discovery: Mutex<Option<Instant>>,
     verified: VerifiedCache,
-    introspected: RwLock<HashMap<SecretDigest, (bool, Instant)>>,
+    /// Tokens the issuer said are inactive, and when. Inactive never turns active again (RFC 7009 §2.2,
+    /// expiry), so reusing the answer is safe; it only spares the issuer a replayed dead token.
+    inactive: RwLock<HashMap<SecretDigest, Instant>>,
 }
 
 /// The validation layer's state. Cheap to clone.
@@ -118,7 +122,7 @@ impl BearerAuth {
                 discovered: RwLock::new(None),
                 discovery: Mutex::new(None),
                 verified,
-                introspected: RwLock::new(HashMap::new()),
+                inactive: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -226,23 +230,24 @@ impl BearerAuth {
         Ok(claims)
     }
 
-    /// Asks the issuer whether the token is still active (RFC 7662), reusing an answer for a few seconds.
+    /// Asks the issuer whether the token is still active (RFC 7662). Every call asks, unless the issuer
+    /// already said this token is inactive.
     pub async fn is_active(&self, token: &str) -> Result<bool, BearerError> {
         let credentials =
             self.inner.config.introspection.as_ref().ok_or_else(|| {
                 BearerError::Unavailable("introspection is not configured".into())
             })?;
         let digest = SecretDigest::of(token);
-        let ttl = self.inner.config.introspection_cache_ttl;
-        if let Some((active, at)) = self
+        let ttl = self.inner.config.inactive_cache_ttl;
+        if let Some(at) = self
             .inner
-            .introspected
+            .inactive
             .read()
             .ok()
             .and_then(|cache| cache.get(&digest).copied())
             && at.elapsed() < ttl
         {
-            return Ok(active);
+            return Ok(false);
         }
         self.discover().await?;
         let endpoint = self
@@ -273,11 +278,17 @@ impl BearerAuth {
         let answer: IntrospectionResponse = response.json().await.map_err(|error| {
             BearerError::Unavailable(format!("introspection answer unreadable: {error}"))
         })?;
-        if let Ok(mut cache) = self.inner.introspected.write() {
-            if cache.len() >= self.inner.config.verified_cache_capacity {
-                cache.retain(|_, (_, at)| at.elapsed() < ttl);
+        if !answer.active
+            && let Ok(mut cache) = self.inner.inactive.write()
+        {
+            let capacity = self.inner.config.verified_cache_capacity;
+            if cache.len() >= capacity {
+                cache.retain(|_, at| at.elapsed() < ttl);
+                if cache.len() >= capacity {
+                    cache.clear();
+                }
             }
-            cache.insert(digest, (answer.active, Instant::now()));
+            cache.insert(digest, Instant::now());
         }
         Ok(answer.active)
     }

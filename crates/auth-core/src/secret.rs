@@ -154,6 +154,40 @@ impl fmt::Debug for SecretDigest {
     }
 }
 
+/// HMAC-SHA256 under a server secret, for values the server issues and later checks (a CSRF token): only
+/// the holder of the key can make a tag, so a value the server never issued does not verify.
+#[derive(Clone)]
+pub struct Mac(aws_lc_rs::hmac::Key);
+
+impl fmt::Debug for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Mac(<redacted>)")
+    }
+}
+
+impl Mac {
+    /// A MAC under `key` (32 random bytes, say).
+    pub fn new(key: &[u8]) -> Self {
+        Self(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key))
+    }
+
+    /// The tag of `parts`, base64url (43 characters). Each part is length-prefixed, so no two lists of
+    /// parts share a tag.
+    pub fn tag(&self, parts: &[&[u8]]) -> String {
+        let mut context = aws_lc_rs::hmac::Context::with_key(&self.0);
+        for part in parts {
+            context.update(&(part.len() as u64).to_be_bytes());
+            context.update(part);
+        }
+        URL_SAFE_NO_PAD.encode(context.sign().as_ref())
+    }
+
+    /// Does `tag` belong to `parts`? Compared in constant time.
+    pub fn verify(&self, parts: &[&[u8]], tag: &str) -> bool {
+        constant_time_eq(self.tag(parts).as_bytes(), tag.as_bytes())
+    }
+}
+
 /// Constant-time equality of two byte strings (the length is not hidden).
 pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     bool::from(left.ct_eq(right))
@@ -319,6 +353,20 @@ mod tests {
         assert!(digest.matches(token.as_str()));
         assert!(!digest.matches("something else"));
         assert!(!digest.matches(""));
+    }
+
+    #[test]
+    fn mac_tags_verify_only_under_their_key_and_parts() {
+        let mac = Mac::new(b"a key of thirty-two bytes, maybe");
+        let tag = mac.tag(&[b"browser", b""]);
+        assert_eq!(tag.len(), 43);
+        assert!(mac.verify(&[b"browser", b""], &tag));
+        // Length-prefixed: moving bytes between parts changes the tag.
+        assert!(!mac.verify(&[b"browse", b"r"], &tag));
+        assert!(!mac.verify(&[b"browser", b"session"], &tag));
+        assert!(!Mac::new(b"another key").verify(&[b"browser", b""], &tag));
+        assert!(!mac.verify(&[b"browser", b""], "A".repeat(43).as_str()));
+        assert_eq!(format!("{mac:?}"), "Mac(<redacted>)");
     }
 
     #[test]

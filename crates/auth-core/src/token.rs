@@ -82,6 +82,10 @@ pub struct AccessTokenClaims {
     /// When the user authenticated (RFC 9068 §2.2.1), for user grants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// A private claim: the authorization (refresh-token family) the token descends from, for user grants.
+    /// The issuer refuses every token of a revoked family at introspection, whenever it was minted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
 }
 
 /// Why a token was not issued or not accepted. Each rejection has its own variant, so callers and tests
@@ -174,6 +178,7 @@ impl From<KeyError> for TokenError {
 ///     nbf: None,
 ///     jti: "id-1".into(),
 ///     auth_time: None,
+///     fam: None,
 /// };
 /// let token = issue(&claims, &key)?;
 /// let keys = KeySet::from_signing_keys([&key]);
@@ -272,6 +277,7 @@ struct ReceivedClaims {
     nbf: Option<i64>,
     jti: Option<String>,
     auth_time: Option<i64>,
+    fam: Option<String>,
 }
 
 /// `typ` compares case-insensitively and may carry the `application/` prefix (RFC 7515 §4.1.9). Compared
@@ -418,6 +424,7 @@ fn check_claims(
         nbf: received.nbf,
         jti,
         auth_time: received.auth_time,
+        fam: received.fam,
     })
 }
 
@@ -453,6 +460,7 @@ mod tests {
             nbf: None,
             jti: "jti-1".into(),
             auth_time: Some(now - 5),
+            fam: Some("family-1".into()),
         }
     }
 

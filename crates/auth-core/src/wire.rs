@@ -223,8 +223,8 @@ pub struct AuthorizationServerMetadata {
     /// RFC 7517 JWK set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
-    /// Supported scopes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The scopes this server grants; always present, even when empty.
+    #[serde(default)]
     pub scopes_supported: Vec<String>,
     /// `["code"]`.
     #[serde(default)]

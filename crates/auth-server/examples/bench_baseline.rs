@@ -66,6 +66,7 @@ async fn sign(State(state): State<Baseline>) -> Result<Json<TokenResponse>, Stat
         nbf: None,
         jti: uuid::Uuid::new_v4().to_string(),
         auth_time: None,
+        fam: None,
     };
     let access_token = issue(&claims, key).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     Ok(Json(TokenResponse {

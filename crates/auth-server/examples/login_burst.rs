@@ -38,9 +38,19 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [issuer, pid, client_id, redirect_uri, probe_id, probe_secret, rest @ ..] = args.as_slice()
+    let [
+        issuer,
+        pid,
+        client_id,
+        redirect_uri,
+        probe_id,
+        probe_secret,
+        rest @ ..,
+    ] = args.as_slice()
     else {
-        panic!("usage: login_burst ISSUER PID CLIENT_ID REDIRECT_URI PROBE_CLIENT_ID PROBE_SECRET [LOGINS] [SOURCES]");
+        panic!(
+            "usage: login_burst ISSUER PID CLIENT_ID REDIRECT_URI PROBE_CLIENT_ID PROBE_SECRET [LOGINS] [SOURCES]"
+        );
     };
     let pid: u32 = pid.parse().unwrap();
     let logins: usize = rest.first().map_or(500, |n| n.parse().unwrap());
@@ -50,7 +60,11 @@ async fn main() {
         "{issuer}/authorize?response_type=code&client_id={client_id}&redirect_uri={}&state=s&code_challenge={challenge}&code_challenge_method=S256",
         url::form_urlencoded::byte_serialize(redirect_uri.as_bytes()).collect::<String>()
     );
-    let mut browser = Browser::new(no_redirect_client(), format!("{issuer}/authorize"), issuer.clone());
+    let mut browser = Browser::new(
+        no_redirect_client(),
+        format!("{issuer}/authorize"),
+        issuer.clone(),
+    );
     let login = browser.open_login(&authorize).await;
     let cookies = browser.cookie_header().unwrap();
     let form = login.form();
@@ -58,7 +72,12 @@ async fn main() {
 
     let over = Arc::new(AtomicBool::new(false));
     let probe = {
-        let (issuer, id, secret, over) = (issuer.clone(), probe_id.clone(), probe_secret.clone(), over.clone());
+        let (issuer, id, secret, over) = (
+            issuer.clone(),
+            probe_id.clone(),
+            probe_secret.clone(),
+            over.clone(),
+        );
         tokio::spawn(async move {
             let http = reqwest::Client::new();
             let mut latencies = Vec::new();
@@ -95,13 +114,19 @@ async fn main() {
     let clients: Vec<reqwest::Client> = (0..sources)
         .map(|source| {
             let [_, _, high, low] = u32::try_from(source + 1).unwrap().to_be_bytes();
-            client_with(Some(IpAddr::from([127, 0, 100 + high, low])), reqwest::header::HeaderMap::new())
+            client_with(
+                Some(IpAddr::from([127, 0, 100 + high, low])),
+                reqwest::header::HeaderMap::new(),
+            )
         })
         .collect();
     let started = Instant::now();
     for attempt in 0..logins {
         let fields: Vec<(String, String)> = form
-            .submission(&[("username", &format!("nobody-{attempt}")), ("password", "guess")])
+            .submission(&[
+                ("username", &format!("nobody-{attempt}")),
+                ("password", "guess"),
+            ])
             .into_iter()
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect();
@@ -114,8 +139,16 @@ async fn main() {
         burst.spawn(async move {
             start.wait().await;
             let sent = Instant::now();
-            let response = client.post(&url).header("cookie", cookies).form(&fields).send().await;
-            (sent.elapsed(), response.map_or(0, |response| response.status().as_u16()))
+            let response = client
+                .post(&url)
+                .header("cookie", cookies)
+                .form(&fields)
+                .send()
+                .await;
+            (
+                sent.elapsed(),
+                response.map_or(0, |response| response.status().as_u16()),
+            )
         });
     }
     let mut latencies = Vec::new();

@@ -38,6 +38,8 @@ pub struct AuthorizationRequest {
     pub client: Arc<ClientRecord>,
     /// The registered redirect URI it names (exactly), or the client's only one.
     pub redirect_uri: String,
+    /// The request named it (then the token request must repeat it, RFC 6749 §4.1.3).
+    pub redirect_uri_given: bool,
     pub scope: ScopeSet,
     pub state: Option<String>,
     pub challenge: CodeChallenge,
@@ -139,17 +141,17 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<Authorization
         .await?
         .ok_or_else(|| page("The client is not registered."))?;
     // Exact string match against the registered form (RFC 9700 §4.1.3, §2.1).
-    let redirect_uri = match get("redirect_uri")? {
+    let (redirect_uri, redirect_uri_given) = match get("redirect_uri")? {
         Some(uri)
             if client
                 .redirect_uris
                 .iter()
                 .any(|registered| registered == uri) =>
         {
-            uri.to_owned()
+            (uri.to_owned(), true)
         }
         Some(_) => return Err(page("The redirect URI is not registered for this client.")),
-        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None if client.redirect_uris.len() == 1 => (client.redirect_uris[0].clone(), false),
         None => return Err(page("The request must name a redirect URI.")),
     };
     let request_state = get("state")?.map(str::to_owned);
@@ -218,6 +220,7 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<Authorization
     Ok(AuthorizationRequest {
         client,
         redirect_uri,
+        redirect_uri_given,
         scope,
         state: request_state,
         challenge,
@@ -262,9 +265,11 @@ pub async fn approve(
         code_digest: code.digest(),
         authorization,
         redirect_uri: request.redirect_uri.clone(),
+        redirect_uri_given: request.redirect_uri_given,
         code_challenge: request.challenge.as_str().to_owned(),
         expires_at: now + state.settings.auth_code_ttl,
         used_at: None,
+        family_revoked: false,
     };
     state.store.create_code(&record, now).await?;
     let mut params = vec![("code", code.as_str())];

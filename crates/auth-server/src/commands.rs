@@ -60,6 +60,12 @@ pub fn client_record(
                 .map_err(|_| anyhow::anyhow!("unknown grant type {grant:?}"))
         })
         .collect::<Result<Vec<_>>>()?;
+    if grant_types.is_empty() && !create.introspection {
+        bail!("a client needs at least one --grant-type, or --introspection");
+    }
+    if create.public && create.introspection {
+        bail!("a public client cannot introspect: it cannot prove who it is (RFC 7662 §2.1)");
+    }
     if create.public && grant_types.contains(&GrantType::ClientCredentials) {
         bail!("a public client cannot use client_credentials (RFC 6749 §4.4)");
     }
@@ -109,6 +115,7 @@ pub fn client_record(
         scope,
         audiences: create.audiences.clone(),
         skip_consent: create.skip_consent,
+        introspection: create.introspection,
     };
     Ok((record, secret))
 }
@@ -184,12 +191,15 @@ pub async fn keys_rotate(
     Ok(())
 }
 
-/// `keys seal`: every signing key stored in the clear is sealed; prints `{"sealed": N}`.
+/// `keys seal`: every signing key and server secret stored in the clear is sealed; prints `{"sealed": N}`.
 pub async fn keys_seal(store: &SqlStore, kek: &KeyEncryptionKey) -> Result<()> {
-    let sealed = crate::keyring::seal_stored_keys(store, kek)
+    let keys = crate::keyring::seal_stored_keys(store, kek)
         .await
         .context("sealing the signing keys")?;
-    println!("{}", serde_json::json!({ "sealed": sealed }));
+    let secrets = crate::server_secrets::seal_stored_secrets(store, kek)
+        .await
+        .context("sealing the server secrets")?;
+    println!("{}", serde_json::json!({ "sealed": keys + secrets }));
     Ok(())
 }
 
@@ -216,6 +226,7 @@ mod tests {
             scope: "read write".into(),
             audiences: vec![],
             skip_consent: false,
+            introspection: false,
         }
     }
 
@@ -229,6 +240,27 @@ mod tests {
         assert!(normalize_redirect_uri("http://h/cb#frag").is_err());
         assert!(normalize_redirect_uri("/relative").is_err());
         assert!(normalize_redirect_uri("mailto:a@b").is_err());
+    }
+
+    #[test]
+    fn introspection_is_for_confidential_clients_and_needs_no_grant() {
+        let resource_server = ClientCreate {
+            introspection: true,
+            ..create(&[], &[], false)
+        };
+        let (record, secret) = client_record(&resource_server, None).unwrap();
+        assert!(record.introspection && record.grant_types.is_empty());
+        assert!(secret.is_some());
+        let nothing = client_record(&create(&[], &[], false), None).unwrap_err();
+        assert!(nothing.to_string().contains("--introspection"), "{nothing}");
+        let public = ClientCreate {
+            introspection: true,
+            ..create(&["authorization_code"], &["http://h/cb"], true)
+        };
+        assert!(client_record(&public, None).is_err());
+        let (ordinary, _) =
+            client_record(&create(&["client_credentials"], &[], false), None).unwrap();
+        assert!(!ordinary.introspection, "not by default");
     }
 
     #[test]

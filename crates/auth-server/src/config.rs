@@ -11,6 +11,10 @@ pub use crate::http::source::Cidr;
 pub use service_kit::secret::Secret;
 pub use service_kit::telemetry::LogFormat;
 
+/// The longest `--access-token-ttl` allows (one day): a family is purged only when even a token that long
+/// lived would have expired.
+pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
+
 /// JWKS `Cache-Control: max-age`, and the default `keys rotate --activate-after`: a cache that refetches
 /// only on expiry already holds a new key by the time it signs.
 pub const JWKS_MAX_AGE_SECONDS: u64 = 300;
@@ -88,7 +92,7 @@ pub struct ServeConfig {
     #[arg(long, env = "AUTH_SIGNING_ALG", default_value = "ES256", value_parser = parse_alg)]
     pub signing_alg: SigningAlgorithm,
     /// Access-token lifetime, seconds.
-    #[arg(long, env = "AUTH_ACCESS_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, env = "AUTH_ACCESS_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_ACCESS_TOKEN_TTL as u64))]
     pub access_token_ttl: u64,
     /// Refresh-token lifetime, seconds.
     #[arg(long, env = "AUTH_REFRESH_TOKEN_TTL", default_value_t = 1_209_600, value_parser = clap::value_parser!(u64).range(1..))]
@@ -212,8 +216,8 @@ pub struct ClientCreate {
     /// Read the secret from stdin instead of generating one.
     #[arg(long)]
     pub secret_stdin: bool,
-    /// Grants it may use (repeatable).
-    #[arg(long = "grant-type", required = true, value_parser = ["authorization_code", "client_credentials", "refresh_token"])]
+    /// Grants it may use (repeatable; none for a client that only introspects).
+    #[arg(long = "grant-type", value_parser = ["authorization_code", "client_credentials", "refresh_token"])]
     pub grant_types: Vec<String>,
     /// Exact redirect URIs (repeatable).
     #[arg(long = "redirect-uri")]
@@ -227,6 +231,9 @@ pub struct ClientCreate {
     /// Approve authorization requests without the consent form.
     #[arg(long)]
     pub skip_consent: bool,
+    /// May call /introspect (a resource server's client; needs no --grant-type).
+    #[arg(long)]
+    pub introspection: bool,
 }
 
 /// User management.

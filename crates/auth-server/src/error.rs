@@ -17,6 +17,9 @@ pub enum Error {
     /// An error the client may read.
     #[error("{}", .0.error)]
     OAuth(OAuthError),
+    /// An error the client may read, for a client that proved who it is but may not do this (HTTP 403).
+    #[error("{}", .0.error)]
+    Forbidden(OAuthError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

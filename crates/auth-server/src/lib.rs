@@ -9,7 +9,9 @@
 //! | [`clients`] | client authentication and the client cache |
 //! | [`grants`] | the token endpoint, one module per grant |
 //! | [`tokens`] | minting access tokens, introspection, revocation |
-//! | [`throttle`] | failure counters |
+//! | [`throttle`] | failed-login counters |
+//! | [`csrf`] | the CSRF tokens of the login and consent forms |
+//! | [`server_secrets`] | the server's own secrets, shared by every replica |
 //! | [`http`] | HTTP in and out: handlers, pages, cookies; no decisions |
 //! | [`store`] | SQL on SQLite and PostgreSQL behind traits; no HTTP |
 //! | [`keyring`] | signing keys in memory and their schedule |
@@ -19,6 +21,7 @@ pub mod authorization;
 pub mod clients;
 pub mod commands;
 pub mod config;
+pub mod csrf;
 pub mod error;
 pub mod grants;
 pub mod http;
@@ -26,6 +29,7 @@ pub mod keyring;
 pub mod login;
 pub mod params;
 pub mod password_checks;
+pub mod server_secrets;
 pub mod startup;
 pub mod state;
 pub mod store;

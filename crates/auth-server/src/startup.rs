@@ -22,7 +22,7 @@ use crate::config::ServeConfig;
 use crate::keyring::KeyRing;
 use crate::password_checks::PasswordChecks;
 use crate::state::{AppInner, AppState, Settings};
-use crate::store::SqlStore;
+use crate::store::{ClientStore, SqlStore};
 use crate::throttle::Throttle;
 
 /// What `serve` needs.
@@ -110,6 +110,13 @@ impl Application {
         )
         .await
         .context("loading signing keys")?;
+        let secrets = crate::server_secrets::load(&store, config.key_encryption_key.as_ref(), now)
+            .await
+            .context("loading the server's secrets")?;
+        let supported_scopes = store
+            .registered_scopes()
+            .await
+            .context("reading the clients' scopes")?;
         let hasher = PasswordHasher::new().context("initialising argon2")?;
         let state: AppState = Arc::new(AppInner {
             settings,
@@ -124,6 +131,8 @@ impl Application {
             ),
             metrics: Metrics::new(),
             kek: config.key_encryption_key,
+            secrets,
+            supported_scopes: std::sync::RwLock::new(Arc::new(supported_scopes)),
         });
         let poller = tokio::spawn(poll_changes(
             state.clone(),
@@ -194,6 +203,10 @@ async fn poll_changes(state: AppState, interval: Duration) {
         match state.store.config_version().await {
             Ok(version) if Some(version) != known_version => {
                 state.clients.clear();
+                if let Err(error) = state.refresh_supported_scopes().await {
+                    tracing::warn!(%error, "reading the clients' scopes failed; will retry");
+                    continue;
+                }
                 match state
                     .keys
                     .reload(state.store.as_ref(), state.kek.as_ref(), now)
@@ -211,7 +224,11 @@ async fn poll_changes(state: AppState, interval: Duration) {
         state.keys.refresh(now);
         state.metrics.upkeep();
         if ticks.is_multiple_of(PURGE_EVERY_TICKS) {
-            match state.store.purge_expired(now).await {
+            match state
+                .store
+                .purge_expired(now, crate::config::MAX_ACCESS_TOKEN_TTL)
+                .await
+            {
                 Ok(purged) => tracing::debug!(purged, "expired rows purged"),
                 Err(error) => tracing::warn!(%error, "purging expired rows failed"),
             }

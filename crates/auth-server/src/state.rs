@@ -1,7 +1,9 @@
 //! Application state shared by every handler: settings, the store (behind its traits), the clock, the key
 //! ring, the client cache, the password hasher and its bound, the failure throttle and the metrics.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+use auth_core::scope::ScopeSet;
 
 use auth_core::clock::SharedClock;
 use auth_core::keys::KeyEncryptionKey;
@@ -11,6 +13,7 @@ use service_kit::metrics::Metrics;
 use crate::clients::ClientCache;
 use crate::keyring::KeyRing;
 use crate::password_checks::PasswordChecks;
+use crate::server_secrets::ServerSecrets;
 use crate::store::Store;
 use crate::throttle::Throttle;
 
@@ -54,6 +57,30 @@ pub struct AppInner {
     pub metrics: Metrics,
     /// Seals signing keys at rest, when configured.
     pub kek: Option<KeyEncryptionKey>,
+    /// The server's own secrets (the CSRF MAC key), the same at every replica.
+    pub secrets: ServerSecrets,
+    /// Every scope a registered client may be granted (RFC 8414 `scopes_supported`), renewed by the
+    /// config-version poll.
+    pub supported_scopes: RwLock<Arc<ScopeSet>>,
+}
+
+impl AppInner {
+    /// The scopes this server grants.
+    pub fn supported_scopes(&self) -> Arc<ScopeSet> {
+        self.supported_scopes
+            .read()
+            .map(|scopes| scopes.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Re-reads the scopes of the registered clients.
+    pub async fn refresh_supported_scopes(&self) -> Result<(), crate::store::StoreError> {
+        let scopes = Arc::new(self.store.registered_scopes().await?);
+        if let Ok(mut current) = self.supported_scopes.write() {
+            *current = scopes;
+        }
+        Ok(())
+    }
 }
 
 /// The state handed to handlers; cheap to clone.

@@ -6,10 +6,11 @@ use auth_core::secret::SecretDigest;
 use auth_core::token::{self, AccessTokenClaims, Audience, ValidationPolicy};
 use auth_core::wire::{GrantType, IntrospectionResponse, TokenResponse, TokenType};
 
-use crate::clients::AuthenticatedClient;
-use crate::error::{Error, Result};
+use auth_core::wire::ErrorCode;
+
+use crate::clients::{AuthMethod, AuthenticatedClient};
+use crate::error::{Error, OAuthError, Result, oauth};
 use crate::state::AppState;
-use crate::store::IssuedAccessToken;
 
 /// Who and what an access token is for.
 #[derive(Debug, Clone, Copy)]
@@ -21,13 +22,13 @@ pub struct AccessTokenGrant<'a> {
     pub scope: &'a ScopeSet,
     /// When the user signed in (user grants only).
     pub auth_time: Option<i64>,
+    /// The family the token descends from (user grants only): revoking it revokes the token.
+    pub family_id: Option<&'a str>,
 }
 
-/// Signs an access token with the current key. Writes nothing anywhere.
-pub fn mint_access_token(
-    state: &AppState,
-    grant: AccessTokenGrant<'_>,
-) -> Result<(String, IssuedAccessToken)> {
+/// Signs an access token with the current key. Writes nothing anywhere: revocation is decided by its
+/// family (the `fam` claim) or its `jti`, looked up when it is introspected.
+pub fn mint_access_token(state: &AppState, grant: AccessTokenGrant<'_>) -> Result<String> {
     let snapshot = state.keys.snapshot();
     let signer = snapshot.signer.as_ref().ok_or(Error::NoSigningKey)?;
     let now = state.clock.now();
@@ -42,15 +43,9 @@ pub fn mint_access_token(
         nbf: None,
         jti: uuid::Uuid::new_v4().to_string(),
         auth_time: grant.auth_time,
+        fam: grant.family_id.map(str::to_owned),
     };
-    let token = token::issue(&claims, signer).map_err(|_| Error::Signing)?;
-    Ok((
-        token,
-        IssuedAccessToken {
-            jti: claims.jti,
-            expires_at: claims.exp,
-        },
-    ))
+    token::issue(&claims, signer).map_err(|_| Error::Signing)
 }
 
 /// The RFC 6749 §5.1 answer, counted per grant.
@@ -86,13 +81,47 @@ fn verify_own_token(state: &AppState, token: &str) -> Option<AccessTokenClaims> 
     (state.clock.now() < claims.exp).then_some(claims)
 }
 
-/// RFC 7662 §2.2: `{"active": false}` for anything expired, revoked, malformed or unknown.
-pub async fn introspect(state: &AppState, token: &str) -> Result<IntrospectionResponse> {
+/// Who may introspect (RFC 7662 §2.1, §4: the server decides who may learn about tokens): a client registered
+/// with `--introspection`, which authenticated with a secret. A public client is `invalid_client`
+/// (it cannot prove who it is), another confidential client `unauthorized_client` (403).
+pub fn may_introspect(caller: &AuthenticatedClient) -> Result<()> {
+    if caller.method == AuthMethod::None {
+        return Err(oauth(
+            ErrorCode::InvalidClient,
+            "introspection requires client authentication",
+        ));
+    }
+    if !caller.client.introspection {
+        return Err(Error::Forbidden(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the client is not registered for introspection",
+        )));
+    }
+    Ok(())
+}
+
+/// RFC 7662 §2.2: `{"active": false}` for anything expired, revoked, malformed or unknown. An access token
+/// is inactive when its `jti` is deny-listed or its family revoked (or purged); a refresh token is reported
+/// active only to the client it was issued to.
+pub async fn introspect(
+    state: &AppState,
+    caller: &AuthenticatedClient,
+    token: &str,
+) -> Result<IntrospectionResponse> {
+    may_introspect(caller)?;
     if looks_like_jwt(token) {
         let Some(claims) = verify_own_token(state, token) else {
             return Ok(IntrospectionResponse::inactive());
         };
-        if state.store.is_access_token_revoked(&claims.jti).await? {
+        let known = state
+            .store
+            .access_token_state(&claims.jti, claims.fam.as_deref())
+            .await?;
+        let family_live = match &claims.fam {
+            Some(_) => known.family_live == Some(true),
+            None => true,
+        };
+        if known.denied || !family_live {
             return Ok(IntrospectionResponse::inactive());
         }
         return Ok(IntrospectionResponse {
@@ -118,7 +147,11 @@ pub async fn introspect(state: &AppState, token: &str) -> Result<IntrospectionRe
         return Ok(IntrospectionResponse::inactive());
     };
     let now = state.clock.now();
-    if record.used_at.is_some() || record.family_revoked || now >= record.expires_at {
+    if record.used_at.is_some()
+        || record.family_revoked
+        || now >= record.expires_at
+        || record.authorization.client_id != caller.client.client_id
+    {
         return Ok(IntrospectionResponse::inactive());
     }
     let grant = record.authorization;

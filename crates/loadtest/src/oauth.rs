@@ -134,13 +134,14 @@ pub async fn refresh<E: Exchange>(
     tokens(exchange, step::REFRESH, reply)
 }
 
-/// RFC 7662: introspects `token` with the confidential client's credentials; it must be active.
+/// RFC 7662: introspects `token` with the introspection client's credentials; it must be active.
 pub async fn introspect<E: Exchange>(
     exchange: &mut E,
     target: &Target,
     token: &str,
 ) -> Result<(), FlowError> {
     let url = target.introspection_endpoint()?;
+    let (client_id, secret) = target.introspection_credentials();
     let step = Step {
         name: step::INTROSPECT,
         method: Method::POST,
@@ -150,7 +151,7 @@ pub async fn introspect<E: Exchange>(
     let reply = exchange
         .exchange(step, |request| {
             request
-                .basic_auth(&target.args.client_id, Some(&target.args.client_secret))
+                .basic_auth(client_id, Some(secret))
                 .form(&[("token", token)])
         })
         .await?;

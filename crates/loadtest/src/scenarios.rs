@@ -121,7 +121,14 @@ pub async fn preflight(
         if kind.uses_introspection() {
             oauth::introspect(&mut direct, target, &tokens.access.token)
                 .await
-                .map_err(|error| anyhow::anyhow!("introspection fails ({error})"))?;
+                .map_err(|error| {
+                    anyhow::anyhow!(
+                        "client {:?} cannot introspect a fresh token ({error}); check \
+                         --introspection-client-id/--introspection-secret (our server needs a client \
+                         registered with `client create --introspection`)",
+                        target.introspection_credentials().0
+                    )
+                })?;
         }
     }
     if kind.uses_login() {

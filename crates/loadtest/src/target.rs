@@ -32,6 +32,20 @@ pub struct TargetArgs {
         allow_hyphen_values = true
     )]
     pub client_secret: String,
+    /// Client that calls the introspection endpoint (introspect, mixed). Our server lets only clients
+    /// registered with `client create --introspection` introspect (RFC 7662 §4). Default: --client-id
+    #[arg(long, env = "LOADTEST_INTROSPECTION_CLIENT_ID")]
+    pub introspection_client_id: Option<String>,
+    /// Secret of --introspection-client-id (HTTP Basic)
+    #[arg(
+        long,
+        env = "LOADTEST_INTROSPECTION_SECRET",
+        default_value = "",
+        hide_default_value = true,
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub introspection_secret: String,
     /// Scope asked for with client_credentials (none: the client's default)
     #[arg(long, env = "LOADTEST_SCOPE")]
     pub scope: Option<String>,
@@ -171,6 +185,14 @@ impl Target {
                 step: "discovery".into(),
                 reason: format!("{} publishes no authorization_endpoint", self.issuer),
             })
+    }
+
+    /// Who introspects: --introspection-client-id and its secret, or else the confidential client.
+    pub fn introspection_credentials(&self) -> (&str, &str) {
+        match &self.args.introspection_client_id {
+            Some(id) => (id, &self.args.introspection_secret),
+            None => (&self.args.client_id, &self.args.client_secret),
+        }
     }
 
     /// The introspection endpoint, or an error.

@@ -20,6 +20,7 @@ pub struct ClientSpec {
     scope: String,
     audiences: Vec<String>,
     skip_consent: bool,
+    introspection: bool,
 }
 
 impl ClientSpec {
@@ -32,6 +33,7 @@ impl ClientSpec {
             scope: String::new(),
             audiences: Vec::new(),
             skip_consent: false,
+            introspection: false,
         }
     }
 
@@ -87,6 +89,17 @@ impl ClientSpec {
         self
     }
 
+    /// May call /introspect (`client create --introspection`).
+    pub fn introspection(mut self) -> Self {
+        self.introspection = true;
+        self
+    }
+
+    /// `resource-api`: a confidential client that may only introspect.
+    pub fn resource_server(id: &str) -> Self {
+        Self::confidential(id).introspection()
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -113,6 +126,7 @@ impl ClientSpec {
             scope: self.scope.clone(),
             audiences: self.audiences.clone(),
             skip_consent: self.skip_consent,
+            introspection: self.introspection,
         }
     }
 

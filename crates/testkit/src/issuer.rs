@@ -34,6 +34,8 @@ pub struct TestIssuer {
     pub database_url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     database: Option<Arc<TestDatabase>>,
+    /// The resource server [`TestIssuer::introspect`] asks as, registered on first use.
+    introspector: tokio::sync::OnceCell<TestClient>,
 }
 
 impl Drop for TestIssuer {
@@ -185,6 +187,31 @@ impl TestIssuer {
             database_url: database_url.to_owned(),
             stop: Some(stop),
             database: None,
+            introspector: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The answer of a `select count(*) …` on this server's database, read over a connection of its own
+    /// (what the rows are, not what the server says they are).
+    pub async fn count(&self, query: &str) -> i64 {
+        use sqlx::Connection;
+        let query = sqlx::AssertSqlSafe(query.to_owned());
+        if self.database_url.starts_with("sqlite:") {
+            let mut connection = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .expect("connect to the SQLite database");
+            sqlx::query_scalar(query)
+                .fetch_one(&mut connection)
+                .await
+                .expect("count")
+        } else {
+            let mut connection = sqlx::PgConnection::connect(&self.database_url)
+                .await
+                .expect("connect to the PostgreSQL database");
+            sqlx::query_scalar(query)
+                .fetch_one(&mut connection)
+                .await
+                .expect("count")
         }
     }
 
@@ -300,8 +327,21 @@ impl TestIssuer {
             .to_owned()
     }
 
-    /// An introspection answer (asserting 200).
-    pub async fn introspect(&self, client: &TestClient, token: &str) -> Value {
+    /// The introspection answer a resource server (a client registered with `--introspection`) gets
+    /// (asserting 200).
+    pub async fn introspect(&self, token: &str) -> Value {
+        let introspector = self
+            .introspector
+            .get_or_init(|| async {
+                let id = format!("introspector-{}", uuid::Uuid::new_v4().simple());
+                self.register(ClientSpec::resource_server(&id)).await
+            })
+            .await;
+        self.introspect_as(introspector, token).await
+    }
+
+    /// The introspection answer `client` gets (asserting 200).
+    pub async fn introspect_as(&self, client: &TestClient, token: &str) -> Value {
         let response = self
             .post_form("/introspect", client, &[("token", token)])
             .await;

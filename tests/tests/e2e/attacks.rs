@@ -69,6 +69,7 @@ fn signed_by_issuer(issuer: &TestIssuer, edit: impl FnOnce(&mut AccessTokenClaim
         nbf: None,
         jti: uuid::Uuid::new_v4().to_string(),
         auth_time: None,
+        fam: None,
     };
     edit(&mut claims);
     let signer = issuer.state.keys.snapshot().signer.clone().unwrap();
@@ -149,6 +150,7 @@ async fn unknown_keys_are_refused_and_made_up_kids_cannot_hammer_the_issuer() {
         nbf: None,
         jti: "x".into(),
         auth_time: None,
+        fam: None,
     };
     let forged = |claims: &AccessTokenClaims| {
         let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();

@@ -27,9 +27,7 @@ async fn seed(issuer: TestIssuer) -> (TestIssuer, String, TargetArgs) {
         .secret
         .unwrap();
     let introspection_secret = issuer
-        .register(
-            ClientSpec::confidential("api-introspection").grants([GrantType::ClientCredentials]),
-        )
+        .register(ClientSpec::resource_server("api-introspection"))
         .await
         .secret
         .unwrap();
@@ -48,6 +46,8 @@ async fn seed(issuer: TestIssuer) -> (TestIssuer, String, TargetArgs) {
         protected_path: "/protected".into(),
         client_id: "load".into(),
         client_secret: secret,
+        introspection_client_id: Some("api-introspection".into()),
+        introspection_secret: introspection_secret.clone(),
         scope: None,
         resource: None,
         public_client_id: "load-spa".into(),

@@ -187,7 +187,7 @@ async fn delete_needs_an_active_token_so_revocation_bites_before_exp() {
     let issuer = TestIssuer::spawn(Backend::Sqlite).await;
     let svc = issuer.register(svc()).await;
     let introspector = issuer
-        .register(ClientSpec::confidential("resource-api").grants([GrantType::ClientCredentials]))
+        .register(ClientSpec::resource_server("resource-api"))
         .await;
     let api = TestApi::start(
         issuer.issuer(),
@@ -227,8 +227,8 @@ async fn delete_needs_an_active_token_so_revocation_bites_before_exp() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 
-    // Revoked: still a well-signed token, but the sensitive route asks the issuer (after the short
-    // introspection cache) and refuses it.
+    // Revoked: still a well-signed token, but the sensitive route asks the issuer on every request and
+    // refuses it.
     let fresh = issuer.token(&svc, None).await;
     assert_eq!(issuer.revoke(&svc, &fresh).await, 200);
     let refused = api
@@ -260,6 +260,113 @@ async fn delete_needs_an_active_token_so_revocation_bites_before_exp() {
             .unwrap()
             .status(),
         200
+    );
+}
+
+testkit::backend_tests!(a_family_revoked_right_after_a_delete_cannot_delete_again);
+
+/// A user's token DELETEs (the API asked the issuer: active); then the refresh token is reused, which
+/// revokes the family. The very next DELETE with the same access token is refused: the API keeps no
+/// positive introspection answer, so revocation bites on the next request (it does reuse a negative one:
+/// a dead token never comes back).
+async fn a_family_revoked_right_after_a_delete_cannot_delete_again(backend: Backend) {
+    let issuer = TestIssuer::spawn(backend).await;
+    let web = issuer
+        .register(
+            ClientSpec::confidential("web")
+                .grants([GrantType::AuthorizationCode, GrantType::RefreshToken])
+                .scope("read write")
+                .skip_consent(),
+        )
+        .await;
+    let introspector = issuer
+        .register(ClientSpec::resource_server("resource-api"))
+        .await;
+    issuer.user("alice").await;
+    let api = TestApi::start(
+        issuer.issuer(),
+        Some(("resource-api", introspector.secret.as_deref().unwrap())),
+        5_000,
+    )
+    .await;
+    api.wait_ready().await;
+    let first = issuer.code_flow(&web, "alice").await;
+    let stolen = first["refresh_token"].as_str().unwrap();
+    let rotated = issuer
+        .post_token(
+            &web,
+            &[("grant_type", "refresh_token"), ("refresh_token", stolen)],
+        )
+        .await;
+    assert_eq!(rotated.status(), 200);
+    let rotated: Value = rotated.json().await.unwrap();
+    let token = rotated["access_token"].as_str().unwrap();
+    let mut created = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let response = api
+            .with_token(Method::POST, "/items", token)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        created.push(response.json::<Value>().await.unwrap());
+    }
+    let delete = async |item: &Value, token: &str| {
+        api.with_token(Method::DELETE, &format!("/items/{}", item["id"]), token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    // /introspect requests the issuer answered so far.
+    let introspections = async || -> f64 {
+        issuer
+            .metrics()
+            .await
+            .lines()
+            .filter(|line| {
+                line.starts_with("http_requests_total{") && line.contains("route=\"/introspect\"")
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let asked = introspections().await;
+    assert_eq!(delete(&created[0], token).await, 204);
+    assert_eq!(delete(&created[1], token).await, 204);
+    assert_eq!(
+        introspections().await,
+        asked + 2.0,
+        "an active answer is never reused"
+    );
+    // The rotated-away refresh token comes back: reuse, the family is revoked (RFC 9700 §4.14.2).
+    let reuse = issuer
+        .post_token(
+            &web,
+            &[("grant_type", "refresh_token"), ("refresh_token", stolen)],
+        )
+        .await;
+    assert_eq!(reuse.status(), 400);
+    assert_eq!(
+        delete(&created[2], token).await,
+        401,
+        "at once, not after a cache"
+    );
+    assert_eq!(
+        delete(&created[2], first["access_token"].as_str().unwrap()).await,
+        401
+    );
+    let asked = introspections().await;
+    assert_eq!(delete(&created[3], token).await, 401);
+    assert_eq!(
+        introspections().await,
+        asked,
+        "an inactive answer is reused"
+    );
+    assert_eq!(
+        items(&api, token).await,
+        json!([created[2], created[3]]),
+        "the refused DELETEs deleted nothing"
     );
 }
 

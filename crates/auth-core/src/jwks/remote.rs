@@ -445,6 +445,7 @@ mod tests {
             nbf: None,
             jti: "j".into(),
             auth_time: None,
+            fam: None,
         };
         issue(&claims, key).unwrap()
     }

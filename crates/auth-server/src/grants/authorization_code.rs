@@ -7,7 +7,9 @@ use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
 use super::refresh::new_refresh_token;
 use crate::error::{Error, Result, oauth};
 use crate::state::AppState;
-use crate::store::{ClientRecord, CodeExchange, StoreError};
+use service_kit::telemetry::Untrusted;
+
+use crate::store::{ClientRecord, Consumption, StoreError};
 use crate::tokens::{AccessTokenGrant, mint_access_token, token_response};
 
 /// The parameters of an authorization_code request.
@@ -25,6 +27,18 @@ fn invalid_code() -> Error {
         ErrorCode::InvalidGrant,
         "the authorization code is invalid, expired or already used",
     )
+}
+
+/// Revokes the family of a code used twice, with its audit line.
+async fn revoke_on_replay(
+    state: &AppState,
+    client: &ClientRecord,
+    grant: &crate::store::Authorization,
+    now: i64,
+) -> Result<()> {
+    state.store.revoke_family(&grant.family_id, now).await?;
+    tracing::warn!(target: "audit", event = "code_replay", client_id = %Untrusted(&client.client_id), user = %grant.user_id, outcome = "family_revoked", "authorization code used twice");
+    Ok(())
 }
 
 /// Exchanges a code for an access token (and a refresh token when the client may refresh).
@@ -46,21 +60,29 @@ pub async fn grant(
     }
     let now = state.clock.now();
     if record.used_at.is_some() {
-        // RFC 6749 §4.1.2 / RFC 9700 §4.2.4: a replayed code revokes what it produced.
-        state.store.revoke_family(&grant.family_id, now).await?;
-        tracing::warn!(target: "audit", event = "code_replay", client_id = ?client.client_id, user = ?grant.user_id, outcome = "family_revoked", "authorization code used twice");
+        // RFC 6749 §4.1.2, RFC 9700 §4.2.4: a replayed code revokes what it produced.
+        revoke_on_replay(state, client, grant, now).await?;
         return Err(invalid_code());
     }
-    if now >= record.expires_at {
+    if record.family_revoked || now >= record.expires_at {
         return Err(invalid_code());
     }
-    if let Some(redirect_uri) = request.redirect_uri
-        && redirect_uri != record.redirect_uri
-    {
-        return Err(oauth(
-            ErrorCode::InvalidGrant,
-            "redirect_uri does not match the authorization request",
-        ));
+    // RFC 6749 §4.1.3: when the authorization request carried redirect_uri, the token request must carry the
+    // identical value.
+    match request.redirect_uri {
+        Some(redirect_uri) if redirect_uri != record.redirect_uri => {
+            return Err(oauth(
+                ErrorCode::InvalidGrant,
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        None if record.redirect_uri_given => {
+            return Err(oauth(
+                ErrorCode::InvalidRequest,
+                "redirect_uri is required: the authorization request carried one",
+            ));
+        }
+        _ => {}
     }
     let challenge = CodeChallenge::from_stored(&record.code_challenge)
         .map_err(|_| StoreError::Corrupt("code challenge"))?;
@@ -78,7 +100,7 @@ pub async fn grant(
             "resource differs from the authorization request",
         ));
     }
-    let (access_token, issued) = mint_access_token(
+    let access_token = mint_access_token(
         state,
         AccessTokenGrant {
             subject: &grant.user_id,
@@ -86,6 +108,7 @@ pub async fn grant(
             audience: &grant.audience,
             scope: &grant.scope,
             auth_time: Some(grant.auth_time),
+            family_id: Some(&grant.family_id),
         },
     )?;
     let refresh = if client.allows(GrantType::RefreshToken) {
@@ -95,19 +118,14 @@ pub async fn grant(
     };
     match state
         .store
-        .exchange_code(
-            &digest,
-            &grant.family_id,
-            now,
-            &issued,
-            refresh.as_ref().map(|(_, record)| record),
-        )
+        .exchange_code(&record, now, refresh.as_ref().map(|(_, record)| record))
         .await?
     {
-        CodeExchange::Exchanged => {}
-        CodeExchange::AlreadyUsed => {
-            state.store.revoke_family(&grant.family_id, now).await?;
-            tracing::warn!(target: "audit", event = "code_replay", client_id = ?client.client_id, user = ?grant.user_id, outcome = "family_revoked", "authorization code used concurrently");
+        Consumption::Consumed => {}
+        // Used meanwhile (two exchanges raced: a replay) or its family revoked meanwhile: either way the
+        // family goes, and the tokens minted above (which carry it) with it.
+        Consumption::Refused => {
+            revoke_on_replay(state, client, grant, now).await?;
             return Err(invalid_code());
         }
     }

@@ -24,7 +24,7 @@ pub fn grant(
 ) -> Result<TokenResponse> {
     let scope = resolve_scope(request.scope, &client.scope)?;
     let audience = resolve_audience(client, request.resource, &state.settings.default_audience)?;
-    let (access_token, _) = mint_access_token(
+    let access_token = mint_access_token(
         state,
         AccessTokenGrant {
             subject: &client.client_id,
@@ -32,6 +32,7 @@ pub fn grant(
             audience: &audience,
             scope: &scope,
             auth_time: None,
+            family_id: None,
         },
     )?;
     Ok(token_response(

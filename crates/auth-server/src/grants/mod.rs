@@ -131,6 +131,7 @@ mod tests {
             scope: "read write".parse().unwrap(),
             audiences: audiences.iter().map(|a| a.to_string()).collect(),
             skip_consent: false,
+            introspection: false,
         }
     }
 

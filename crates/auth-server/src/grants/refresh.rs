@@ -1,13 +1,16 @@
 //! RFC 6749 §6 with rotation (RFC 9700 §4.14.2): a new refresh token every time, and a used one presented
 //! again revokes its whole family.
 
+use auth_core::scope::ScopeSet;
 use auth_core::secret::{OpaqueToken, SecretDigest};
 use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
 
 use super::resolve_scope;
 use crate::error::{Error, Result, oauth};
 use crate::state::AppState;
-use crate::store::{Authorization, ClientRecord, RefreshTokenRecord, Rotation};
+use service_kit::telemetry::Untrusted;
+
+use crate::store::{Authorization, ClientRecord, RefreshTokenRecord, Rotation, RotationOutcome};
 use crate::tokens::{AccessTokenGrant, mint_access_token, token_response};
 
 /// The parameters of a refresh_token request.
@@ -45,72 +48,115 @@ fn invalid_refresh_token() -> Error {
     )
 }
 
-/// Rotates a refresh token: new access and refresh tokens, the presented one used up.
+/// Revokes the family of a refresh token presented after it was used, with its audit line.
+async fn revoke_on_reuse(
+    state: &AppState,
+    client: &ClientRecord,
+    grant: &Authorization,
+    now: i64,
+) -> Result<()> {
+    state.store.revoke_family(&grant.family_id, now).await?;
+    tracing::warn!(target: "audit", event = "refresh_token_reuse", client_id = %Untrusted(&client.client_id), user = %grant.user_id, outcome = "family_revoked", "rotated refresh token presented again");
+    Ok(())
+}
+
+/// Rotates a refresh token: new access and refresh tokens, the presented one used up. The happy path is one
+/// store call (on PostgreSQL one statement): the checks are conditions of the rotation itself, and only when
+/// it refuses is the token as found examined to answer why.
 pub async fn grant(
     state: &AppState,
     client: &ClientRecord,
     request: Request<'_>,
 ) -> Result<TokenResponse> {
-    let digest = SecretDigest::of(request.refresh_token);
-    let record = state
-        .store
-        .find_refresh_token(&digest)
-        .await?
-        .ok_or_else(invalid_refresh_token)?;
-    let grant = &record.authorization;
-    // Bound to its client (RFC 6749 §6): another client's token is simply invalid here.
-    if grant.client_id != client.client_id {
-        return Err(invalid_refresh_token());
-    }
+    // A narrower scope (RFC 6749 §6) must be well formed before anything is touched.
+    let asked = match request.scope {
+        None | Some("") => None,
+        Some(text) => Some(
+            ScopeSet::parse(text)
+                .map_err(|error| oauth(ErrorCode::InvalidScope, error.to_string()))?,
+        ),
+    };
     let now = state.clock.now();
-    if record.family_revoked || now >= record.expires_at {
-        return Err(invalid_refresh_token());
-    }
-    if record.used_at.is_some() {
-        state.store.revoke_family(&grant.family_id, now).await?;
-        tracing::warn!(target: "audit", event = "refresh_token_reuse", client_id = ?client.client_id, user = ?grant.user_id, outcome = "family_revoked", "rotated refresh token presented again");
-        return Err(invalid_refresh_token());
-    }
-    // RFC 6749 §6: the scope may be narrowed, never widened.
-    let narrowed = resolve_scope(request.scope, &grant.scope)?;
-    if let Some(resource) = request.resource
-        && resource != grant.audience
-    {
-        return Err(oauth(
-            ErrorCode::InvalidTarget,
-            "resource differs from the original authorization",
-        ));
-    }
-    let mut authorization = grant.clone();
-    authorization.scope = narrowed.clone();
-    let (access_token, issued) = mint_access_token(
+    let (new_token, new_digest) = {
+        let token = OpaqueToken::try_generate()?;
+        let digest = token.digest();
+        (token, digest)
+    };
+    let outcome = state
+        .store
+        .rotate_refresh_token(&Rotation {
+            presented: &SecretDigest::of(request.refresh_token),
+            client_id: &client.client_id,
+            now,
+            scope: asked.as_ref(),
+            resource: request.resource,
+            new_digest: &new_digest,
+            new_expires_at: now + state.settings.refresh_token_ttl,
+        })
+        .await?;
+    let grant = match outcome {
+        RotationOutcome::Rotated(grant) => grant,
+        RotationOutcome::Refused(found) => {
+            return Err(refusal(state, client, &request, found, now).await);
+        }
+    };
+    // The new access token may be narrower; the new refresh token kept the presented one's scope, so
+    // narrowing once does not narrow the grant for good.
+    let scope = asked.unwrap_or_else(|| grant.scope.clone());
+    let access_token = mint_access_token(
         state,
         AccessTokenGrant {
             subject: &grant.user_id,
             client_id: &client.client_id,
             audience: &grant.audience,
-            scope: &narrowed,
+            scope: &scope,
             auth_time: Some(grant.auth_time),
+            family_id: Some(&grant.family_id),
         },
     )?;
-    let (new_token, new_record) = new_refresh_token(state, authorization, now)?;
-    match state
-        .store
-        .rotate_refresh_token(&digest, now, &issued, &new_record)
-        .await?
-    {
-        Rotation::Rotated => Ok(token_response(
-            state,
-            access_token,
-            &narrowed,
-            Some(new_token.into_string()),
-            GrantType::RefreshToken,
-        )),
-        Rotation::AlreadyUsed => {
-            // Lost a race with another use of the same token: indistinguishable from theft, so the family goes.
-            state.store.revoke_family(&grant.family_id, now).await?;
-            tracing::warn!(target: "audit", event = "refresh_token_reuse", client_id = ?client.client_id, user = ?grant.user_id, outcome = "family_revoked", "refresh token used concurrently");
-            Err(invalid_refresh_token())
+    Ok(token_response(
+        state,
+        access_token,
+        &scope,
+        Some(new_token.into_string()),
+        GrantType::RefreshToken,
+    ))
+}
+
+/// Why a rotation was refused, from the token as it was found. A token that was already used (or that a
+/// concurrent request used first: a race and a theft look the same) revokes its family (RFC 9700 §4.14.2).
+async fn refusal(
+    state: &AppState,
+    client: &ClientRecord,
+    request: &Request<'_>,
+    found: Option<RefreshTokenRecord>,
+    now: i64,
+) -> Error {
+    let Some(record) = found else {
+        return invalid_refresh_token();
+    };
+    let grant = &record.authorization;
+    // Bound to its client (RFC 6749 §6): another client's token is simply invalid here.
+    if grant.client_id != client.client_id || record.family_revoked || now >= record.expires_at {
+        return invalid_refresh_token();
+    }
+    if record.used_at.is_none() {
+        // Live, so one of the request's own conditions failed: the token stays usable.
+        if let Err(error) = resolve_scope(request.scope, &grant.scope) {
+            return error;
         }
+        if let Some(resource) = request.resource
+            && resource != grant.audience
+        {
+            return oauth(
+                ErrorCode::InvalidTarget,
+                "resource differs from the original authorization",
+            );
+        }
+    }
+    // Used before, or used by a concurrent request between the read and the write.
+    match revoke_on_reuse(state, client, grant, now).await {
+        Ok(()) => invalid_refresh_token(),
+        Err(error) => error,
     }
 }

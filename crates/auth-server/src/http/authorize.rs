@@ -7,9 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 
-use super::cookies::{
-    CSRF_COOKIE, SESSION_COOKIE, checked_csrf_token, cookie, csrf_token, set_cookie,
-};
+use super::cookies::{Csrf, session_cookie, set_session_cookie};
 use super::form::OAuthForm;
 use super::pages::{consent_page, error_page, login_page, redirect};
 use super::source::Source;
@@ -78,21 +76,16 @@ async fn oauth2_authorize_get(
         Ok(request) => request,
         Err(error) => return refusal(error),
     };
-    let (csrf, fresh) = csrf_token(&headers);
-    let next = match login::current_session(&state, cookie(&headers, SESSION_COOKIE)).await {
+    let csrf = match Csrf::of_page(&state, &headers) {
+        Ok(csrf) => csrf,
+        Err(error) => return failure(&error),
+    };
+    let next = match login::current_session(&state, session_cookie(&state, &headers)).await {
         Ok(session) => authorization::next_step(&state, &request, session).await,
         Err(error) => Err(error),
     };
-    let mut response = next_page(&state, &request, next, &csrf);
-    if fresh {
-        set_cookie(
-            &mut response,
-            &state,
-            CSRF_COOKIE,
-            &csrf,
-            state.settings.session_ttl,
-        );
-    }
+    let mut response = next_page(&state, &request, next, &csrf.token(&state));
+    csrf.set_cookie(&mut response, &state);
     response
 }
 
@@ -106,16 +99,16 @@ async fn oauth2_authorize_post(
         Ok(request) => request,
         Err(error) => return refusal(error),
     };
-    let Some(csrf) = checked_csrf_token(&headers, &params) else {
+    let Some(csrf) = Csrf::of_post(&state, &headers, &params) else {
         return error_page(
             StatusCode::FORBIDDEN,
             "The form has expired or did not come from this site. Start again from the application.",
         );
     };
     if params.has("username") || params.has("password") {
-        return sign_in(&state, &request, &params, &csrf, source).await;
+        return sign_in(&state, &request, &params, csrf, source).await;
     }
-    let session = match login::current_session(&state, cookie(&headers, SESSION_COOKIE)).await {
+    let session = match login::current_session(&state, session_cookie(&state, &headers)).await {
         Ok(session) => session,
         Err(error) => return failure(&error),
     };
@@ -123,7 +116,7 @@ async fn oauth2_authorize_post(
         return login_page(
             &state,
             &request,
-            &csrf,
+            &csrf.token(&state),
             Some("Your session has ended. Sign in again."),
             StatusCode::OK,
         );
@@ -153,7 +146,7 @@ async fn sign_in(
     state: &AppState,
     request: &AuthorizationRequest,
     params: &Params,
-    csrf: &str,
+    mut csrf: Csrf,
     source: Source,
 ) -> Response {
     let field = |name| params.get(name).ok().flatten().unwrap_or_default();
@@ -167,21 +160,17 @@ async fn sign_in(
     .await;
     match attempt {
         Ok(SignIn::SignedIn { session, cookie }) => {
+            // The consent form carries a token bound to the new session: the pre-login one dies here.
+            csrf.renew(cookie.as_str());
             let next = authorization::next_step(state, request, Some(session)).await;
-            let mut response = next_page(state, request, next, csrf);
-            set_cookie(
-                &mut response,
-                state,
-                SESSION_COOKIE,
-                cookie.as_str(),
-                state.settings.session_ttl,
-            );
+            let mut response = next_page(state, request, next, &csrf.token(state));
+            set_session_cookie(&mut response, state, cookie.as_str());
             response
         }
         Ok(SignIn::Rejected) => login_page(
             state,
             request,
-            csrf,
+            &csrf.token(state),
             Some("Invalid username or password."),
             StatusCode::OK,
         ),
@@ -189,7 +178,7 @@ async fn sign_in(
             login_page(
                 state,
                 request,
-                csrf,
+                &csrf.token(state),
                 Some("Too many failed attempts. Wait a minute and try again."),
                 StatusCode::TOO_MANY_REQUESTS,
             ),
@@ -200,7 +189,7 @@ async fn sign_in(
             login_page(
                 state,
                 request,
-                csrf,
+                &csrf.token(state),
                 Some("The service is busy. Try again in a moment."),
                 StatusCode::SERVICE_UNAVAILABLE,
             ),

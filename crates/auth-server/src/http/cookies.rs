@@ -1,18 +1,31 @@
-//! The cookies of the login and consent pages: the session cookie and the CSRF token's (RFC 6265, RFC 9700
-//! §4.7): HttpOnly, SameSite=Lax, Secure whenever the issuer is https.
+//! The cookies of the login and consent pages (RFC 6265, RFC 9700 §4.7): the login session's and the
+//! browser id the CSRF tokens are bound to. HttpOnly, SameSite=Lax, and, whenever the issuer is https,
+//! Secure with the `__Host-` prefix (RFC 6265bis §4.1.3.2), so that no sibling host can plant or overwrite
+//! them.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 
-use auth_core::secret::{OpaqueToken, constant_time_eq};
+use auth_core::secret::SecretDigest;
 
+use crate::csrf;
+use crate::error::Result;
 use crate::params::Params;
 use crate::state::AppState;
 
-/// Names a browser's login session.
-pub const SESSION_COOKIE: &str = "auth_session";
-/// Carries the CSRF token (double-submit: the form carries the same value).
-pub const CSRF_COOKIE: &str = "auth_csrf";
+/// Names a browser's login session (`__Host-auth_session` on https).
+const SESSION_COOKIE: &str = "auth_session";
+/// Carries the browser id the CSRF tokens are bound to (`__Host-auth_csrf` on https).
+const BROWSER_COOKIE: &str = "auth_csrf";
+
+/// The name a cookie has for this issuer.
+fn cookie_name(state: &AppState, name: &str) -> String {
+    if state.settings.secure_cookies {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
 
 /// The value of cookie `name`, among every Cookie header and pair.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -26,39 +39,94 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// Adds a `Set-Cookie` for `name`.
-pub fn set_cookie(
-    response: &mut Response,
-    state: &AppState,
-    name: &str,
-    value: &str,
-    max_age: i64,
-) {
+/// Adds a `Set-Cookie` for `name` (unprefixed; the prefix is added here).
+fn set_cookie(response: &mut Response, state: &AppState, name: &str, value: &str, max_age: i64) {
     let secure = if state.settings.secure_cookies {
         "; Secure"
     } else {
         ""
     };
+    let name = cookie_name(state, name);
     let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     if let Ok(value) = HeaderValue::from_str(&text) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
 }
 
-/// The CSRF token of this browser, and whether it is new (then it must be set as a cookie).
-pub fn csrf_token(headers: &HeaderMap) -> (String, bool) {
-    match cookie(headers, CSRF_COOKIE) {
-        Some(token) if token.len() == 43 => (token.to_owned(), false),
-        _ => (OpaqueToken::generate().into_string(), true),
-    }
+/// The login session cookie the browser presents.
+pub fn session_cookie<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
+    cookie(headers, &cookie_name(state, SESSION_COOKIE))
 }
 
-/// The CSRF token of a form post, when the form carries this browser's CSRF cookie value.
-pub fn checked_csrf_token(headers: &HeaderMap, params: &Params) -> Option<String> {
-    let form = params.get("csrf_token").ok().flatten().unwrap_or_default();
-    let cookie = cookie(headers, CSRF_COOKIE).unwrap_or_default();
-    (!cookie.is_empty() && constant_time_eq(form.as_bytes(), cookie.as_bytes()))
-        .then(|| cookie.to_owned())
+/// Sets the cookie of a new login session.
+pub fn set_session_cookie(response: &mut Response, state: &AppState, value: &str) {
+    set_cookie(
+        response,
+        state,
+        SESSION_COOKIE,
+        value,
+        state.settings.session_ttl,
+    );
+}
+
+/// The CSRF state of one request: the browser id (new when the browser had none) and the session cookie
+/// the tokens are bound to.
+pub struct Csrf {
+    browser: String,
+    fresh: bool,
+    session: Option<SecretDigest>,
+}
+
+impl Csrf {
+    /// The browser's CSRF state, making a browser id when it has none (pages only; form posts use
+    /// [`Csrf::of_post`]).
+    pub fn of_page(state: &AppState, headers: &HeaderMap) -> Result<Self> {
+        let (browser, fresh) = match cookie(headers, &cookie_name(state, BROWSER_COOKIE)) {
+            Some(id) if csrf::is_browser_id(id) => (id.to_owned(), false),
+            _ => (csrf::new_browser_id()?, true),
+        };
+        Ok(Self {
+            browser,
+            fresh,
+            session: session_cookie(state, headers).map(SecretDigest::of),
+        })
+    }
+
+    /// The CSRF state of a form post, when its `csrf_token` is one the server issued to this browser for
+    /// its current session cookie.
+    pub fn of_post(state: &AppState, headers: &HeaderMap, params: &Params) -> Option<Self> {
+        let browser = cookie(headers, &cookie_name(state, BROWSER_COOKIE))?;
+        let presented = params.get("csrf_token").ok().flatten()?;
+        let session = session_cookie(state, headers).map(SecretDigest::of);
+        csrf::verify(state, browser, session.as_ref(), presented).then(|| Self {
+            browser: browser.to_owned(),
+            fresh: false,
+            session,
+        })
+    }
+
+    /// The token the forms of this response carry.
+    pub fn token(&self, state: &AppState) -> String {
+        csrf::token(state, &self.browser, self.session.as_ref())
+    }
+
+    /// Binds the tokens to a new login session: those issued before it are refused from now on.
+    pub fn renew(&mut self, session_cookie: &str) {
+        self.session = Some(SecretDigest::of(session_cookie));
+    }
+
+    /// Sets the browser id cookie when it is new.
+    pub fn set_cookie(&self, response: &mut Response, state: &AppState) {
+        if self.fresh {
+            set_cookie(
+                response,
+                state,
+                BROWSER_COOKIE,
+                &self.browser,
+                state.settings.session_ttl,
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -73,7 +141,7 @@ mod tests {
             HeaderValue::from_static("a=1; auth_csrf=xyz"),
         );
         headers.append(header::COOKIE, HeaderValue::from_static("auth_session=s"));
-        assert_eq!(cookie(&headers, CSRF_COOKIE), Some("xyz"));
+        assert_eq!(cookie(&headers, BROWSER_COOKIE), Some("xyz"));
         assert_eq!(cookie(&headers, SESSION_COOKIE), Some("s"));
         assert_eq!(cookie(&headers, "missing"), None);
     }

@@ -39,6 +39,7 @@ impl ApiError {
                 ..
             }) => StatusCode::UNAUTHORIZED,
             Error::OAuth(_) => StatusCode::BAD_REQUEST,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Store(StoreError::Rejected(_)) => StatusCode::BAD_REQUEST,
             Error::Store(_) | Error::NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
             Error::Signing | Error::Random => StatusCode::INTERNAL_SERVER_ERROR,
@@ -48,7 +49,7 @@ impl ApiError {
     /// The body: the client's error as it is, anything else as fixed text.
     pub fn body(&self) -> ErrorResponse {
         match &self.error {
-            Error::OAuth(error) => error.clone(),
+            Error::OAuth(error) | Error::Forbidden(error) => error.clone(),
             Error::Store(StoreError::Rejected(_)) => ErrorResponse::new(
                 ErrorCode::InvalidRequest,
                 "the request carries characters or sizes this server does not accept",

@@ -162,17 +162,11 @@ async fn oauth2_introspect_post(
 ) -> Response {
     let result = async {
         let caller = authenticate(&state, &headers, &params, source).await?;
-        // RFC 7662 §2.1 requires authorization; only confidential clients may ask.
-        if caller.method == AuthMethod::None {
-            return Err(oauth(
-                ErrorCode::InvalidClient,
-                "introspection requires a confidential client",
-            )
-            .into());
-        }
+        // RFC 7662 §2.1: authorization before anything about the token.
+        tokens::may_introspect(&caller)?;
         let token = params.require("token")?;
         let _hint = params.get("token_type_hint")?;
-        let response = tokens::introspect(&state, token).await?;
+        let response = tokens::introspect(&state, &caller, token).await?;
         Ok(no_store(Json(response)))
     }
     .await;

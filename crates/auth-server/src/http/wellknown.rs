@@ -47,7 +47,7 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         authorization_endpoint: Some(format!("{base}/authorize")),
         token_endpoint: Some(format!("{base}/token")),
         jwks_uri: Some(format!("{base}/jwks.json")),
-        scopes_supported: Vec::new(),
+        scopes_supported: state.supported_scopes().iter().map(str::to_owned).collect(),
         response_types_supported: vec!["code".into()],
         grant_types_supported: GrantType::ALL
             .iter()

@@ -50,6 +50,8 @@ pub struct ClientRecord {
     pub audiences: Vec<String>,
     /// Approve without showing the consent form.
     pub skip_consent: bool,
+    /// May call /introspect (RFC 7662 §4): a resource server's client.
+    pub introspection: bool,
 }
 
 impl ClientRecord {
@@ -138,17 +140,22 @@ pub struct AuthorizationCodeRecord {
     pub authorization: Authorization,
     /// The redirect URI it was issued for.
     pub redirect_uri: String,
+    /// The authorization request named the redirect URI: the token request must repeat it
+    /// (RFC 6749 §4.1.3).
+    pub redirect_uri_given: bool,
     pub code_challenge: String,
     pub expires_at: i64,
     /// Set once exchanged.
     pub used_at: Option<i64>,
+    /// The family has been revoked.
+    pub family_revoked: bool,
 }
 
 /// A refresh token, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshTokenRecord {
     pub token_digest: SecretDigest,
-    /// What it authorizes (its scope may be narrower than the family's first grant).
+    /// What it authorizes: a refresh token keeps the scope it was issued with (RFC 6749 §6).
     pub authorization: Authorization,
     pub created_at: i64,
     pub expires_at: i64,
@@ -158,29 +165,23 @@ pub struct RefreshTokenRecord {
     pub family_revoked: bool,
 }
 
-/// The access token issued alongside a stored grant, remembered so revoking its family deny-lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuedAccessToken {
-    pub jti: String,
-    pub expires_at: i64,
+/// The result of trying to use a code or a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumption {
+    /// It was unused and its family live: now it is used, and what it produced is stored, in one step.
+    Consumed,
+    /// It had been used meanwhile, or its family revoked meanwhile: nothing was stored. Either way the
+    /// caller revokes the family (a race and a theft look the same, RFC 9700 §4.14.2).
+    Refused,
 }
 
-/// The result of trying to exchange a code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CodeExchange {
-    /// The code was unused and is now consumed; the new grant was stored.
-    Exchanged,
-    /// The code had been used already (replay): the caller must revoke its family.
-    AlreadyUsed,
-}
-
-/// The result of trying to rotate a refresh token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rotation {
-    /// The old token was live and is now used; the new one is stored.
-    Rotated,
-    /// The old token had been rotated away already (reuse): the caller must revoke the family.
-    AlreadyUsed,
+/// What introspection needs to know about an access token of ours, beyond its signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessTokenState {
+    /// Its `jti` is on the deny list (it was revoked alone, RFC 7009).
+    pub denied: bool,
+    /// Its family: `Some(true)` live, `Some(false)` revoked, `None` gone (purged) or never existed.
+    pub family_live: Option<bool>,
 }
 
 /// Clients.
@@ -190,6 +191,8 @@ pub trait ClientStore: Send + Sync {
     async fn create_client(&self, client: &ClientRecord, now: i64) -> Result<(), StoreError>;
     /// Looks a client up.
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Every scope some client may be granted (RFC 8414 `scopes_supported`).
+    async fn registered_scopes(&self) -> Result<ScopeSet, StoreError>;
 }
 
 /// Users and their login sessions.
@@ -227,51 +230,113 @@ pub trait KeyStore: Send + Sync {
     async fn list_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
     /// Replaces a plaintext key by its sealed form; false when it was sealed already (another replica).
     async fn seal_key(&self, kid: &str, sealed: &[u8]) -> Result<bool, StoreError>;
+    /// The server secret `candidate.name`, storing `candidate` first when there is none: the first replica
+    /// to start makes it, every other one reads it.
+    async fn server_secret(&self, candidate: &StoredSecret) -> Result<StoredSecret, StoreError>;
+    /// Every server secret.
+    async fn list_server_secrets(&self) -> Result<Vec<StoredSecret>, StoreError>;
+    /// Replaces a plaintext server secret by its sealed form; false when it was sealed already.
+    async fn seal_server_secret(&self, name: &str, sealed: &[u8]) -> Result<bool, StoreError>;
+}
+
+/// A secret of the server itself (the CSRF MAC key), as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub name: String,
+    /// Sealed with the key-encryption key when `encrypted`.
+    pub secret: Vec<u8>,
+    pub encrypted: bool,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSecret")
+            .field("name", &self.name)
+            .field("encrypted", &self.encrypted)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refresh-token rotation, as asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    pub presented: &'a SecretDigest,
+    /// The authenticated client: the token must be its own.
+    pub client_id: &'a str,
+    pub now: i64,
+    /// A narrower scope asked for the new access token: it must be within the token's scope.
+    pub scope: Option<&'a ScopeSet>,
+    /// RFC 8707 resource asked for: it must be the token's audience.
+    pub resource: Option<&'a str>,
+    /// The digest of the new refresh token, and its expiry.
+    pub new_digest: &'a SecretDigest,
+    pub new_expires_at: i64,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone)]
+pub enum RotationOutcome {
+    /// Rotated: the authorization the new refresh token continues.
+    Rotated(Authorization),
+    /// Nothing changed; the presented token as found (`None`: there is no such token).
+    Refused(Option<RefreshTokenRecord>),
 }
 
 /// Codes, refresh-token families and revocations.
+///
+/// Revocation is decided by family, never by copying rows: every token of a family carries (or, for
+/// refresh tokens, is stored with) its family id, so revoking the family's one row revokes all of them at
+/// once, including a token minted by a use that raced the revocation. The uses themselves are conditional on
+/// the family being live, so a use either commits before the revocation (its tokens die with the family)
+/// or fails (docs/architecture.md, "Revocation").
 #[async_trait]
 pub trait GrantStore: Send + Sync {
     /// Stores a new family and its code in one transaction.
     async fn create_code(&self, code: &AuthorizationCodeRecord, now: i64)
     -> Result<(), StoreError>;
-    /// Looks a code up.
+    /// Looks a code up (with its family's revocation state).
     async fn find_code(
         &self,
         digest: &SecretDigest,
     ) -> Result<Option<AuthorizationCodeRecord>, StoreError>;
-    /// Atomically marks the code used (if it was unused) and stores what it produced: the access token's
-    /// jti and, when given, a refresh token. All or nothing.
+    /// Marks the code used, if it is unused, unexpired and its family live, and stores the refresh token it
+    /// produced, if any: one atomic step. Of concurrent exchanges of one code exactly one consumes it.
     async fn exchange_code(
         &self,
-        digest: &SecretDigest,
-        family_id: &str,
+        code: &AuthorizationCodeRecord,
         now: i64,
-        access_token: &IssuedAccessToken,
         refresh_token: Option<&RefreshTokenRecord>,
-    ) -> Result<CodeExchange, StoreError>;
+    ) -> Result<Consumption, StoreError>;
     /// Looks a refresh token up (with its family's revocation state).
     async fn find_refresh_token(
         &self,
         digest: &SecretDigest,
     ) -> Result<Option<RefreshTokenRecord>, StoreError>;
-    /// Atomically marks the old refresh token used (compare-and-set on `used_at is null`) and stores the new
-    /// one and the new access token's jti. Of concurrent calls with one old token exactly one rotates.
+    /// Rotates a refresh token in one atomic step (on PostgreSQL one statement, one round trip): the
+    /// presented token is marked used and a new one of the same family, client, user, scope and audience
+    /// stored, if the presented token is unused, unexpired, of `rotation.client_id`, its family live, its
+    /// scope includes `rotation.scope` and its audience is `rotation.resource` (when given). Of concurrent
+    /// rotations of one token exactly one rotates. When nothing rotated, the token as it was found (if it
+    /// exists) says why.
     async fn rotate_refresh_token(
         &self,
-        old: &SecretDigest,
-        now: i64,
-        access_token: &IssuedAccessToken,
-        new: &RefreshTokenRecord,
-    ) -> Result<Rotation, StoreError>;
-    /// Revokes a family: its refresh tokens die and its unexpired access tokens are deny-listed.
+        rotation: &Rotation<'_>,
+    ) -> Result<RotationOutcome, StoreError>;
+    /// Revokes a family: one row, after which no token of it is active and no use of it succeeds.
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
-    /// Deny-lists an access token until its expiry.
+    /// Deny-lists one access token until its expiry.
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
-    /// Is this access token deny-listed?
-    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
-    /// Deletes expired codes, sessions and deny-list entries; returns how many rows went.
-    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+    /// The deny list and family state of an access token.
+    async fn access_token_state(
+        &self,
+        jti: &str,
+        family_id: Option<&str>,
+    ) -> Result<AccessTokenState, StoreError>;
+    /// Deletes expired codes, sessions and deny-list entries, and the families none of whose tokens can
+    /// still be valid (every code and refresh token of theirs ended more than `horizon` seconds ago, the
+    /// longest an access token can live); returns how many rows went.
+    async fn purge_expired(&self, now: i64, horizon: i64) -> Result<u64, StoreError>;
 }
 
 /// Readiness and cross-replica change detection.

@@ -10,9 +10,10 @@ backend_tests!(
     pkce_s256_is_required_and_plain_refused,
     user_can_deny_consent,
     login_form_is_protected_and_csrf_checked,
+    csrf_tokens_are_issued_by_the_server_bound_to_the_browser_and_renewed_at_login,
     wrong_username_and_wrong_password_get_the_same_answer_and_are_throttled,
     session_cookie_skips_the_login_form,
-    cookies_are_secure_when_the_issuer_is_https,
+    cookies_are_secure_and_host_prefixed_when_the_issuer_is_https,
 );
 
 /// An /authorize URL with exactly these parameters.
@@ -192,16 +193,19 @@ async fn login_form_is_protected_and_csrf_checked(backend: Backend) {
     );
     let form = login.form();
     let credentials = [("username", "alice"), ("password", PASSWORD)];
-    // Without the CSRF cookie (a cross-site post), or with a token that does not match it: refused.
+    // Without the browser's cookie (a cross-site post), or from another browser: refused.
     let mut cross_site = issuer.browser();
     let forged = cross_site.submit(&form, &credentials).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert!(forged.html.contains("did not come from this site"));
-    let mut mismatched = issuer.browser();
-    mismatched.set_cookie("auth_csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let mut other_browser = issuer.browser();
+    other_browser
+        .open_login(&issuer.authorize_url("web", &challenge, &[]))
+        .await;
     assert_eq!(
-        mismatched.submit(&form, &credentials).await.status,
-        StatusCode::FORBIDDEN
+        other_browser.submit(&form, &credentials).await.status,
+        StatusCode::FORBIDDEN,
+        "a token issued to another browser"
     );
     let consent = browser.submit(&form, &credentials).await;
     assert_eq!(consent.status, StatusCode::OK);
@@ -214,6 +218,97 @@ async fn login_form_is_protected_and_csrf_checked(backend: Backend) {
         .find(|cookie| cookie.starts_with("auth_session="))
         .unwrap();
     assert!(session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"));
+}
+
+/// The server issues the CSRF token: a MAC of the browser's own id (an HttpOnly cookie it set) and of its
+/// login session. A double-submitted pair the server never issued is refused, and the token changes at
+/// login, so a token seen before login is worthless after it (RFC 9700 §4.7).
+async fn csrf_tokens_are_issued_by_the_server_bound_to_the_browser_and_renewed_at_login(
+    backend: Backend,
+) {
+    let issuer = TestIssuer::spawn(backend).await;
+    issuer.register(ClientSpec::web()).await;
+    issuer.user("alice").await;
+    let (_, challenge) = pkce();
+    let url = issuer.authorize_url("web", &challenge, &[]);
+    let credentials = [("username", "alice"), ("password", PASSWORD)];
+
+    // An attacker's own pair: a well-formed cookie and the same value in the form (plain double-submit).
+    let mut forger = issuer.browser();
+    let login = forger.open_login(&url).await;
+    let made_up = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    forger.set_cookie("auth_csrf", made_up);
+    let form = login.form();
+    let mut fields = form.submission(&credentials);
+    fields.retain(|(name, _)| *name != "csrf_token");
+    fields.push(("csrf_token", made_up));
+    let forged = forger.post(&fields).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "never issued");
+    assert!(forged.html.contains("did not come from this site"));
+
+    // The real browser: its token works before login, and not after.
+    let mut browser = issuer.browser();
+    let login = browser.open_login(&url).await;
+    let before = login.form().field("csrf_token").unwrap().to_owned();
+    assert_eq!(before.len(), 43, "{before}");
+    assert_eq!(
+        browser.open_login(&url).await.form().field("csrf_token"),
+        Some(before.as_str()),
+        "stable for one browser before login"
+    );
+    let consent = browser.sign_in(&login, "alice", PASSWORD).await;
+    assert!(consent.is_consent_form(), "{}", consent.html);
+    let after = consent.form().field("csrf_token").unwrap().to_owned();
+    assert_ne!(after, before, "renewed at login");
+    let form = consent.form();
+    let stale: Vec<(&str, &str)> = form
+        .submission(&[("decision", "approve")])
+        .into_iter()
+        .map(|(name, value)| match name {
+            "csrf_token" => (name, before.as_str()),
+            _ => (name, value),
+        })
+        .collect();
+    let refused = browser.post(&stale).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::FORBIDDEN,
+        "the pre-login token after login"
+    );
+    // Nor can the pre-login token sign in again over the new session.
+    assert_eq!(
+        browser.sign_in(&login, "alice", PASSWORD).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let approved = browser.decide(&consent, "approve").await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER);
+    assert!(approved.redirect_param("code").is_some());
+    // A second replica (same database, same secret) accepts what the first issued.
+    let replica = issuer.replica().await;
+    let mut browser = replica.browser();
+    let login = browser.open_login(&url).await;
+    let mut across = issuer.browser();
+    across.set_cookie(
+        "auth_csrf",
+        &cookie_value(&login, "auth_csrf").expect("the browser id cookie"),
+    );
+    let consent = across.submit(&login.form(), &credentials).await;
+    assert!(consent.is_consent_form(), "{}", consent.html);
+}
+
+/// The value a page's `Set-Cookie` gives cookie `name`.
+fn cookie_value(page: &testkit::browser::Page, name: &str) -> Option<String> {
+    page.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|cookie| {
+            cookie
+                .split(';')
+                .next()?
+                .strip_prefix(&format!("{name}="))
+                .map(str::to_owned)
+        })
 }
 
 async fn wrong_username_and_wrong_password_get_the_same_answer_and_are_throttled(backend: Backend) {
@@ -270,8 +365,9 @@ async fn session_cookie_skips_the_login_form(backend: Backend) {
     assert!(again.html.contains("alice"));
 }
 
-async fn cookies_are_secure_when_the_issuer_is_https(backend: Backend) {
-    // TLS is terminated in front of the server; the issuer says https, so cookies must say Secure.
+async fn cookies_are_secure_and_host_prefixed_when_the_issuer_is_https(backend: Backend) {
+    // TLS is terminated in front of the server; the issuer says https, so cookies say Secure and carry the
+    // `__Host-` prefix (Secure, Path=/, no Domain: no sibling host can set or overwrite them).
     let issuer = TestIssuer::spawn_with(backend, |serve| {
         serve.issuer = Some("https://id.example".into())
     })
@@ -283,15 +379,46 @@ async fn cookies_are_secure_when_the_issuer_is_https(backend: Backend) {
     let login = browser
         .open_login(&issuer.authorize_url("web", &challenge, &[]))
         .await;
-    let csrf = login.headers["set-cookie"].to_str().unwrap();
-    assert!(csrf.contains("; Secure"), "{csrf}");
+    let host_cookie = |set_cookie: &str, name: &str| {
+        assert!(
+            set_cookie.starts_with(&format!("__Host-{name}=")),
+            "{set_cookie}"
+        );
+        for attribute in ["; Secure", "; Path=/;", "; HttpOnly", "; SameSite=Lax"] {
+            assert!(set_cookie.contains(attribute), "{attribute}: {set_cookie}");
+        }
+        assert!(!set_cookie.contains("Domain"), "{set_cookie}");
+    };
+    host_cookie(login.headers["set-cookie"].to_str().unwrap(), "auth_csrf");
+    // The unprefixed name an attacker on a sibling host could plant is not read.
+    let mut planted = issuer.browser();
+    planted.set_cookie(
+        "auth_csrf",
+        &cookie_value(&login, "__Host-auth_csrf").unwrap(),
+    );
+    assert_eq!(
+        planted
+            .submit(
+                &login.form(),
+                &[("username", "alice"), ("password", PASSWORD)]
+            )
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
     let consent = browser.sign_in(&login, "alice", PASSWORD).await;
+    assert!(consent.is_consent_form(), "{}", consent.html);
     let session = consent
         .headers
         .get_all("set-cookie")
         .iter()
         .map(|value| value.to_str().unwrap())
-        .find(|cookie| cookie.starts_with("auth_session="))
+        .find(|cookie| cookie.contains("auth_session="))
         .unwrap();
-    assert!(session.contains("; Secure"), "{session}");
+    host_cookie(session, "auth_session");
+    // The session cookie is read under its prefixed name: the next authorization skips the login form.
+    let again = browser
+        .get(&issuer.authorize_url("web", &challenge, &[]))
+        .await;
+    assert!(again.is_consent_form(), "{}", again.html);
 }

@@ -27,6 +27,21 @@ async fn stored_keys(database_url: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// Every stored server secret (the CSRF key): (name, sealed).
+async fn stored_secrets(database_url: &str) -> Vec<(String, bool)> {
+    let store = auth_server::store::SqlStore::connect(database_url, 1)
+        .await
+        .unwrap();
+    let secrets = auth_server::store::KeyStore::list_server_secrets(&store)
+        .await
+        .unwrap();
+    store.close().await;
+    secrets
+        .into_iter()
+        .map(|secret| (secret.name, secret.encrypted))
+        .collect()
+}
+
 async fn plaintext_keys_are_sealed_at_start_or_by_keys_seal_and_warned_about_without_a_key(
     backend: Backend,
 ) {
@@ -74,6 +89,10 @@ async fn plaintext_keys_are_sealed_at_start_or_by_keys_seal_and_warned_about_wit
     let keys = stored_keys(&db.url).await;
     assert_eq!(keys.len(), 1);
     assert!(!keys[0].1);
+    assert_eq!(
+        stored_secrets(&db.url).await,
+        vec![("csrf".to_owned(), false)]
+    );
     let sealing = ServedBinary::start(
         crate::binary(),
         &db.url,
@@ -93,6 +112,32 @@ async fn plaintext_keys_are_sealed_at_start_or_by_keys_seal_and_warned_about_wit
     );
     assert!(sealing.stop().await.success());
     assert_eq!(stored_keys(&db.url).await, vec![(keys[0].0.clone(), true)]);
+    assert_eq!(
+        stored_secrets(&db.url).await,
+        vec![("csrf".to_owned(), true)],
+        "the CSRF key is sealed like the signing keys"
+    );
+    // `keys seal` counts secrets too: a database whose server secret is in the clear.
+    let db = TestDatabase::create(&backend).await;
+    let plain = ServedBinary::start(crate::binary(), &db.url, "error", &[]);
+    assert!(plain.stop().await.success());
+    let sealed = run_with_env(
+        &["keys", "seal"],
+        &[("AUTH_KEY_ENCRYPTION_KEY", &kek)],
+        &db.url,
+        None,
+    );
+    assert_eq!(
+        json(&sealed),
+        serde_json::json!({ "sealed": 2 }),
+        "the signing key and the CSRF key"
+    );
+    assert!(
+        stored_secrets(&db.url)
+            .await
+            .iter()
+            .all(|(_, sealed)| *sealed)
+    );
 }
 
 /// A key-encryption key whose base64url text starts with '-' (first byte 0xF8), as one generated key in 64

@@ -11,6 +11,7 @@ backend_tests!(
     code_flow_with_login_and_consent_issues_user_tokens,
     code_replay_fails_and_revokes_what_the_code_produced,
     code_is_bound_to_client_redirect_uri_and_verifier,
+    redirect_uri_at_token_is_required_and_identical_when_sent_at_authorize,
     expired_code_is_invalid_grant,
     public_client_uses_pkce_with_no_secret,
     oauth2_crate_runs_the_code_flow,
@@ -72,7 +73,9 @@ async fn exchange(
 
 async fn code_replay_fails_and_revokes_what_the_code_produced(backend: Backend) {
     let app = TestIssuer::spawn(backend).await;
-    let client = app.register(ClientSpec::web().skip_consent()).await;
+    let client = app
+        .register(ClientSpec::web().skip_consent().introspection())
+        .await;
     app.user("alice").await;
     let (verifier, challenge) = pkce();
     let code = code_for(&app, &client.id, &challenge).await;
@@ -80,7 +83,7 @@ async fn code_replay_fails_and_revokes_what_the_code_produced(backend: Backend) 
     assert_eq!(status, StatusCode::OK, "{first}");
     let access = first["access_token"].as_str().unwrap();
     let refresh = first["refresh_token"].as_str().unwrap();
-    assert_eq!(app.introspect(&client, access).await["active"], true);
+    assert_eq!(app.introspect(access).await["active"], true);
 
     let replay = exchange(&app, &client, &code, &verifier).await;
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
@@ -90,11 +93,11 @@ async fn code_replay_fails_and_revokes_what_the_code_produced(backend: Backend) 
     );
     // RFC 6749 §4.1.2: everything issued from the code is revoked.
     assert_eq!(
-        app.introspect(&client, access).await,
+        app.introspect(access).await,
         serde_json::json!({ "active": false })
     );
     assert_eq!(
-        app.introspect(&client, refresh).await,
+        app.introspect_as(&client, refresh).await,
         serde_json::json!({ "active": false })
     );
     let (status, body) = status_and_body(
@@ -169,6 +172,94 @@ async fn code_is_bound_to_client_redirect_uri_and_verifier(backend: Backend) {
     let (status, tokens) = status_and_body(exchange(&app, &client, &code, &verifier).await).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert!(tokens["access_token"].is_string() && tokens["refresh_token"].is_string());
+}
+
+/// RFC 6749 §4.1.3: "ensure that the redirect_uri parameter is present if [it] was included in the initial
+/// authorization request, and if included ensure that their values are identical".
+async fn redirect_uri_at_token_is_required_and_identical_when_sent_at_authorize(backend: Backend) {
+    let app = TestIssuer::spawn(backend).await;
+    let client = app.register(ClientSpec::web().skip_consent()).await;
+    app.user("alice").await;
+    let (verifier, challenge) = pkce();
+    let code = code_for(&app, &client.id, &challenge).await;
+    let attempt = async |redirect_uri: Option<&str>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("code_verifier", verifier.as_str()),
+        ];
+        if let Some(redirect_uri) = redirect_uri {
+            form.push(("redirect_uri", redirect_uri));
+        }
+        status_and_body(app.post_token(&client, &form).await).await
+    };
+    let (status, body) = attempt(None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "left out: {body}"
+    );
+    // Equivalent as a URL, but not the identical string.
+    for variant in [
+        "HTTP://127.0.0.1:9/callback",
+        "http://127.0.0.1:9/callback?",
+        "http://127.0.0.1:9/callback/",
+        "http://127.0.0.1:9/%63allback",
+    ] {
+        let (status, body) = attempt(Some(variant)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{variant}: {body}"
+        );
+    }
+    // None of them used the code up.
+    let (status, tokens) = attempt(Some(REDIRECT_URI)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+
+    // An authorization request without redirect_uri (one registered URI): the token request may leave it
+    // out, and if it sends one, it must be the registered URI.
+    let (verifier, challenge) = pkce();
+    let mut url = url::Url::parse(&app.authorize_url(&client.id, &challenge, &[])).unwrap();
+    let query: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(name, _)| name != "redirect_uri")
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(query);
+    let code = app
+        .browser()
+        .login_and_approve(url.as_str(), "alice", PASSWORD)
+        .await;
+    let wrong = app
+        .post_token(
+            &client,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", &verifier),
+                ("redirect_uri", "http://127.0.0.1:9/other"),
+            ],
+        )
+        .await;
+    let (status, body) = status_and_body(wrong).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (status, tokens) = status_and_body(
+        app.post_token(
+            &client,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
 }
 
 async fn expired_code_is_invalid_grant(backend: Backend) {

@@ -169,7 +169,7 @@ const ERROR_CODES: [&str; 8] = [
 
 async fn setup(backend: Backend) -> (TestIssuer, TestClient) {
     let app = TestIssuer::spawn(backend).await;
-    let machine = app.register(ClientSpec::machine()).await;
+    let machine = app.register(ClientSpec::machine().introspection()).await;
     app.register(ClientSpec::web()).await;
     (app, machine)
 }

@@ -246,7 +246,7 @@ fn jwt(header: &Value, claims: &Value) -> String {
 
 async fn bytes_no_client_should_send_get_a_4xx_never_a_5xx(backend: Backend) {
     let issuer = web_and_alice(backend).await;
-    let machine = issuer.register(ClientSpec::machine()).await;
+    let machine = issuer.register(ClientSpec::machine().introspection()).await;
     let client_error = |what: &str, status: StatusCode| {
         assert!(status.is_client_error(), "{what}: {status}");
     };
@@ -326,7 +326,7 @@ async fn bytes_no_client_should_send_get_a_4xx_never_a_5xx(backend: Backend) {
             assert_eq!(response.status(), StatusCode::OK, "{path}");
         }
         assert_eq!(
-            issuer.introspect(&machine, &token).await,
+            issuer.introspect(&token).await,
             serde_json::json!({ "active": false })
         );
     }

@@ -12,13 +12,14 @@ backend_tests!(
     revoked_access_token_is_inactive_until_its_exp,
     revoking_a_refresh_token_revokes_its_family,
     revoke_answers_200_for_unknown_and_foreign_tokens_without_effect,
-    introspection_requires_client_authentication,
-    expired_deny_list_entries_and_codes_are_purged,
+    introspection_is_for_authenticated_resource_servers_only,
+    refresh_tokens_are_active_only_to_their_own_client,
+    purge_removes_whole_families_and_never_revives_a_token,
 );
 
 async fn introspection_describes_active_tokens_and_hides_everything_else(backend: Backend) {
     let app = TestIssuer::spawn(backend).await;
-    let client = app.register(ClientSpec::machine()).await;
+    let client = app.register(ClientSpec::machine().introspection()).await;
     let token = app.access_token(&client).await;
     let response = app
         .post_form(
@@ -75,10 +76,10 @@ async fn introspection_describes_active_tokens_and_hides_everything_else(backend
     }
     // Active up to its last second, inactive from exp on (no leeway at the issuer, RFC 7662 §2.2).
     app.clock.advance(899);
-    assert_eq!(app.introspect(&client, &token).await["active"], true);
+    assert_eq!(app.introspect(&token).await["active"], true);
     app.clock.advance(1);
     assert_eq!(
-        app.introspect(&client, &token).await,
+        app.introspect(&token).await,
         json!({ "active": false }),
         "expired"
     );
@@ -90,10 +91,7 @@ async fn revoked_access_token_is_inactive_until_its_exp(backend: Backend) {
     use auth_core::clock::Clock;
     let token = app.access_token(&client).await;
     assert_eq!(app.revoke(&client, &token).await, StatusCode::OK);
-    assert_eq!(
-        app.introspect(&client, &token).await,
-        json!({ "active": false })
-    );
+    assert_eq!(app.introspect(&token).await, json!({ "active": false }));
     // Revoking twice is fine.
     assert_eq!(app.revoke(&client, &token).await, StatusCode::OK);
     // Until its last second, purging keeps the deny-list entry; after exp the entry may go, and the
@@ -101,28 +99,24 @@ async fn revoked_access_token_is_inactive_until_its_exp(backend: Backend) {
     app.clock.advance(899);
     app.state
         .store
-        .purge_expired(app.clock.now())
+        .purge_expired(app.clock.now(), auth_server::config::MAX_ACCESS_TOKEN_TTL)
         .await
         .unwrap();
-    assert_eq!(
-        app.introspect(&client, &token).await,
-        json!({ "active": false })
-    );
+    assert_eq!(app.introspect(&token).await, json!({ "active": false }));
     app.clock.advance(2);
     app.state
         .store
-        .purge_expired(app.clock.now())
+        .purge_expired(app.clock.now(), auth_server::config::MAX_ACCESS_TOKEN_TTL)
         .await
         .unwrap();
-    assert_eq!(
-        app.introspect(&client, &token).await,
-        json!({ "active": false })
-    );
+    assert_eq!(app.introspect(&token).await, json!({ "active": false }));
 }
 
 async fn revoking_a_refresh_token_revokes_its_family(backend: Backend) {
     let app = TestIssuer::spawn(backend).await;
-    let client = app.register(ClientSpec::web().skip_consent()).await;
+    let client = app
+        .register(ClientSpec::web().skip_consent().introspection())
+        .await;
     app.user("alice").await;
     let tokens = app.code_flow(&client, "alice").await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
@@ -137,8 +131,8 @@ async fn revoking_a_refresh_token_revokes_its_family(backend: Backend) {
         .status(),
         StatusCode::OK
     );
-    assert_eq!(app.introspect(&client, refresh).await["active"], false);
-    assert_eq!(app.introspect(&client, access).await["active"], false);
+    assert_eq!(app.introspect_as(&client, refresh).await["active"], false);
+    assert_eq!(app.introspect(access).await["active"], false);
     let response = app
         .post_token(
             &client,
@@ -170,27 +164,83 @@ async fn revoke_answers_200_for_unknown_and_foreign_tokens_without_effect(backen
         "RFC 7009 §2.2: same answer"
     );
     assert_eq!(
-        app.introspect(&owner, &token).await["active"],
+        app.introspect(&token).await["active"],
         true,
         "a client can revoke only its own tokens"
     );
 }
 
-async fn introspection_requires_client_authentication(backend: Backend) {
+async fn introspection_is_for_authenticated_resource_servers_only(backend: Backend) {
     let app = TestIssuer::spawn(backend).await;
-    let client = app.register(ClientSpec::machine()).await;
-    let token = app.access_token(&client).await;
-    let anonymous = app
-        .http
-        .post(app.url("/introspect"))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let machine = app.register(ClientSpec::machine()).await;
+    let spa = app
+        .register(ClientSpec::public("spa").grants([GrantType::AuthorizationCode]))
+        .await;
+    let resource_server = app.register(ClientSpec::resource_server("api")).await;
+    let token = app.access_token(&machine).await;
+    let answer = async |request: reqwest::RequestBuilder| {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        (status, body["error"].as_str().map(str::to_owned))
+    };
+    let form = [("token", token.as_str())];
+    let introspect = app.url("/introspect");
+    // RFC 7662 §2.1: the caller authenticates; §4: the server decides who may learn about tokens.
+    let refusals = [
+        (
+            "no credentials",
+            app.http.post(&introspect).form(&form),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "a wrong secret",
+            app.http
+                .post(&introspect)
+                .basic_auth("api", Some("not-the-secret"))
+                .form(&form),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "a public client",
+            app.http
+                .post(&introspect)
+                .form(&[("token", token.as_str()), ("client_id", spa.id.as_str())]),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "a confidential client without --introspection, even about its own token",
+            app.http
+                .post(&introspect)
+                .basic_auth(&machine.id, machine.secret.as_deref())
+                .form(&form),
+            StatusCode::FORBIDDEN,
+            "unauthorized_client",
+        ),
+    ];
+    for (what, request, status, error) in refusals {
+        assert_eq!(
+            answer(request).await,
+            (status, Some(error.to_owned())),
+            "{what}"
+        );
+    }
     assert_eq!(
-        anonymous.json::<Value>().await.unwrap()["error"],
-        "invalid_client"
+        app.introspect_as(&resource_server, &token).await["active"],
+        true,
+        "a client registered with --introspection"
+    );
+    // A client that may only introspect gets no token.
+    let response = app
+        .post_token(&resource_server, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
     );
     let revoke_anonymous = app
         .http
@@ -205,23 +255,62 @@ async fn introspection_requires_client_authentication(backend: Backend) {
         "invalid_client"
     );
     assert_eq!(
-        app.introspect(&client, &token).await["active"],
+        app.introspect(&token).await["active"],
         true,
         "the anonymous revocation did nothing"
     );
 }
 
-async fn expired_deny_list_entries_and_codes_are_purged(backend: Backend) {
-    use auth_core::clock::Clock;
+async fn refresh_tokens_are_active_only_to_their_own_client(backend: Backend) {
     let app = TestIssuer::spawn(backend).await;
-    let client = app.register(ClientSpec::machine()).await;
+    let web = app
+        .register(ClientSpec::web().skip_consent().introspection())
+        .await;
+    let resource_server = app.register(ClientSpec::resource_server("api")).await;
+    app.user("alice").await;
+    let tokens = app.code_flow(&web, "alice").await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let own = app.introspect_as(&web, refresh).await;
+    assert_eq!(own["active"], true, "{own}");
+    assert_eq!(own["client_id"], "web");
+    assert_eq!(own["scope"], "openid read write");
+    assert!(own["jti"].is_null(), "a refresh token has no jti: {own}");
+    // RFC 7662 §4: a refresh token is of no concern to a resource server (nor to any other client).
+    assert_eq!(
+        app.introspect_as(&resource_server, refresh).await,
+        json!({ "active": false })
+    );
+    // The access token is for the resource server to check.
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.introspect_as(&resource_server, access).await["active"],
+        true
+    );
+}
+
+/// Rows of the families and everything they own.
+async fn family_rows(app: &TestIssuer) -> (i64, i64, i64) {
+    (
+        app.count("select count(*) from token_family").await,
+        app.count("select count(*) from authorization_code").await,
+        app.count("select count(*) from refresh_token").await,
+    )
+}
+
+async fn purge_removes_whole_families_and_never_revives_a_token(backend: Backend) {
+    use auth_core::clock::Clock;
+    use auth_server::config::MAX_ACCESS_TOKEN_TTL as HORIZON;
+    let app = TestIssuer::spawn(backend).await;
+    let machine = app.register(ClientSpec::machine()).await;
     let web = app.register(ClientSpec::web().skip_consent()).await;
     app.user("alice").await;
-    let token = app.access_token(&client).await;
-    assert_eq!(app.revoke(&client, &token).await, StatusCode::OK);
-    // A code that is never exchanged (it lives 60 s).
+    let t0 = app.clock.now();
+    // A revoked client_credentials token: a deny-list entry until its exp (t0 + 900).
+    let denied = app.access_token(&machine).await;
+    assert_eq!(app.revoke(&machine, &denied).await, StatusCode::OK);
+    // Family A: a code that is never exchanged (it lives 60 s).
     let (verifier, challenge) = pkce();
-    let code = app
+    let unused_code = app
         .browser()
         .login_and_approve(
             &app.authorize_url(&web.id, &challenge, &[]),
@@ -229,28 +318,94 @@ async fn expired_deny_list_entries_and_codes_are_purged(backend: Backend) {
             PASSWORD,
         )
         .await;
-    let now = app.clock.now();
+    // Family B: exchanged, refreshed once, then revoked.
+    let issued = app.code_flow(&web, "alice").await;
+    let rotated: Value = app
+        .post_token(
+            &web,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", issued["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = rotated["access_token"].as_str().unwrap().to_owned();
+    let refresh = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.revoke(&web, &refresh).await, StatusCode::OK);
+    assert_eq!(family_rows(&app).await, (2, 2, 2));
+    let purge =
+        async |now: i64, horizon: i64| app.state.store.purge_expired(now, horizon).await.unwrap();
+
+    // While any of its tokens can live, a family stays, revoked or not.
+    assert_eq!(purge(t0 + 899, HORIZON).await, 0, "nothing has ended");
+    assert_eq!(family_rows(&app).await, (2, 2, 2));
+    assert_eq!(app.introspect(&denied).await["active"], false);
+    assert_eq!(app.introspect(&access).await["active"], false);
+    // The deny-list entry goes with its token's exp; the token stays inactive because it has expired.
+    assert_eq!(purge(t0 + 901, HORIZON).await, 1);
     assert_eq!(
-        app.state.store.purge_expired(now + 60).await.unwrap(),
-        0,
-        "nothing has expired yet"
+        app.count("select count(*) from revoked_access_token").await,
+        0
     );
+    // Family A: its code ended at t0 + 60, and an access token minted by then lives at most HORIZON more.
+    purge(t0 + 60 + HORIZON, HORIZON).await;
+    assert_eq!(family_rows(&app).await, (2, 2, 2), "not a second early");
+    purge(t0 + 61 + HORIZON, HORIZON).await;
     assert_eq!(
-        app.state.store.purge_expired(now + 61).await.unwrap(),
+        family_rows(&app).await,
+        (1, 0, 2),
+        "family A went; every code (B's too) ended long ago"
+    );
+    // Family B lives until its last refresh token has expired.
+    let refresh_ttl = app.state.settings.refresh_token_ttl;
+    let last_refresh_expiry = t0 + refresh_ttl + 5;
+    purge(last_refresh_expiry - 10, HORIZON).await;
+    assert_eq!(
+        family_rows(&app).await.0,
         1,
-        "the code, a second after its expiry"
+        "family B still has a refresh token"
     );
+    purge(last_refresh_expiry + HORIZON, HORIZON).await;
+    assert_eq!(family_rows(&app).await, (0, 0, 0), "all of family B went");
+
+    // Even a family purged too early (a zero horizon) revives nothing: an access token whose family is
+    // unknown is inactive, and its refresh token is unknown.
+    let issued = app.code_flow(&web, "alice").await;
+    let access = issued["access_token"].as_str().unwrap();
+    let refresh = issued["refresh_token"].as_str().unwrap();
+    assert_eq!(app.introspect(access).await["active"], true);
+    app.state
+        .store
+        .revoke_family(
+            testkit::jwt::claims(access)["fam"].as_str().unwrap(),
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+    purge(app.clock.now() + refresh_ttl + 1, 0).await;
+    assert_eq!(family_rows(&app).await.0, 0);
+    assert_eq!(app.introspect(access).await["active"], false);
+    let response = app
+        .post_token(
+            &web,
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
-        app.state.store.purge_expired(now + 901).await.unwrap(),
-        1,
-        "the deny-list entry outlives its token by nothing"
+        response.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
     );
+    // The code of family A was purged with it: exchanging it now is invalid_grant, not a 5xx.
     let exchanged = app
         .post_token(
             &web,
             &[
                 ("grant_type", "authorization_code"),
-                ("code", &code),
+                ("code", &unused_code),
                 ("redirect_uri", testkit::REDIRECT_URI),
                 ("code_verifier", &verifier),
             ],

@@ -15,6 +15,7 @@ use testkit::{Backend, ClientSpec, TestIssuer, backend_tests};
 
 backend_tests!(
     metadata_lists_endpoints_and_capabilities,
+    scopes_supported_is_always_present_and_follows_the_registered_clients,
     issuer_with_a_path_serves_metadata_at_the_rfc8414_path,
     jwks_publishes_public_keys_only_with_max_age,
     every_signing_algorithm_issues_tokens_that_verify_against_the_jwks,
@@ -62,6 +63,49 @@ async fn metadata_lists_endpoints_and_capabilities(backend: Backend) {
         metadata["token_endpoint_auth_methods_supported"],
         serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
     );
+}
+
+async fn metadata(app: &TestIssuer) -> Value {
+    app.http
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// RFC 8414 §2 `scopes_supported`: present even before any client exists (strict clients check it), then
+/// every scope some client may be granted, at every replica once the registration is polled.
+async fn scopes_supported_is_always_present_and_follows_the_registered_clients(backend: Backend) {
+    let a = TestIssuer::spawn(backend).await;
+    let b = a.replica().await;
+    assert_eq!(
+        metadata(&a).await["scopes_supported"],
+        serde_json::json!([])
+    );
+    a.register(ClientSpec::machine()).await;
+    a.register(ClientSpec::web().scope("openid read profile"))
+        .await;
+    let expected = serde_json::json!(["openid", "profile", "read", "write"]);
+    for replica in [&a, &b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let listed = metadata(replica).await["scopes_supported"].clone();
+            let mut sorted: Vec<String> = serde_json::from_value(listed.clone()).unwrap();
+            sorted.sort();
+            if serde_json::json!(sorted) == expected {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still {listed} at {}",
+                replica.base
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 async fn issuer_with_a_path_serves_metadata_at_the_rfc8414_path(backend: Backend) {
@@ -225,7 +269,7 @@ async fn key_rotation_keeps_old_keys_published_until_their_tokens_expire(backend
         verify(&old_token, &keys, &policy(&app)).is_ok(),
         "tokens of the old key still verify"
     );
-    assert_eq!(app.introspect(&client, &still_old).await["active"], true);
+    assert_eq!(app.introspect(&still_old).await["active"], true);
 
     // One second before the last token of the old key is past its verifiers' leeway, it is still there
     // (recomputed now, as the poller would).

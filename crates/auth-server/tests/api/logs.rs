@@ -44,6 +44,7 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
             "client_credentials",
             "--scope",
             "read",
+            "--introspection",
         ],
         &db.url,
         None,

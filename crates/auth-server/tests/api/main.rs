@@ -15,6 +15,7 @@ mod introspection_revocation;
 mod keys_and_metadata;
 mod logs;
 mod operability;
+mod races;
 mod refresh;
 mod replicas;
 

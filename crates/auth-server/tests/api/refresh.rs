@@ -10,7 +10,7 @@ use testkit::{Backend, ClientSpec, TestClient, TestIssuer, backend_tests};
 backend_tests!(
     refresh_rotates_and_the_old_token_dies,
     refresh_token_reuse_revokes_the_family,
-    scope_can_be_narrowed_never_widened,
+    narrowing_on_refresh_narrows_only_the_access_token,
     refresh_token_is_bound_to_its_client,
     concurrent_refresh_with_one_token_succeeds_exactly_once,
 );
@@ -28,7 +28,10 @@ async fn refresh(
 
 async fn setup(backend: Backend) -> (TestIssuer, TestClient, Value) {
     let app = TestIssuer::spawn(backend).await;
-    let client = app.register(ClientSpec::web().skip_consent()).await;
+    // May introspect, to see its own refresh tokens (RFC 7662 §4).
+    let client = app
+        .register(ClientSpec::web().skip_consent().introspection())
+        .await;
     app.user("alice").await;
     let tokens = app.code_flow(&client, "alice").await;
     (app, client, tokens)
@@ -44,8 +47,8 @@ async fn refresh_rotates_and_the_old_token_dies(backend: Backend) {
     let second = rotated["refresh_token"].as_str().unwrap();
     assert_ne!(first, second, "a new refresh token every time");
     assert_eq!(rotated["scope"], "openid read write");
-    assert_eq!(app.introspect(&client, first).await["active"], false);
-    assert_eq!(app.introspect(&client, second).await["active"], true);
+    assert_eq!(app.introspect_as(&client, first).await["active"], false);
+    assert_eq!(app.introspect_as(&client, second).await["active"], true);
     let third = refresh(&app, &client, second, &[]).await;
     assert_eq!(third.status(), StatusCode::OK);
     assert!(third.json::<Value>().await.unwrap()["refresh_token"].is_string());
@@ -73,15 +76,17 @@ async fn refresh_token_reuse_revokes_the_family(backend: Backend) {
         newest.json::<Value>().await.unwrap()["error"],
         "invalid_grant"
     );
-    assert_eq!(app.introspect(&client, access).await["active"], false);
+    assert_eq!(app.introspect(access).await["active"], false);
     assert_eq!(
-        app.introspect(&client, tokens["access_token"].as_str().unwrap())
+        app.introspect(tokens["access_token"].as_str().unwrap())
             .await["active"],
         false
     );
 }
 
-async fn scope_can_be_narrowed_never_widened(backend: Backend) {
+/// RFC 6749 §6: a narrower `scope` narrows the new access token; the new refresh token keeps the scope of
+/// the one presented (so a later refresh may ask for the rest again), and nothing may widen it.
+async fn narrowing_on_refresh_narrows_only_the_access_token(backend: Backend) {
     let (app, client, tokens) = setup(backend).await;
     let response = refresh(
         &app,
@@ -97,11 +102,26 @@ async fn scope_can_be_narrowed_never_widened(backend: Backend) {
         claims(narrowed["access_token"].as_str().unwrap())["scope"],
         "read"
     );
+    let kept = narrowed["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        app.introspect_as(&client, kept).await["scope"],
+        "openid read write",
+        "the new refresh token keeps the presented scope"
+    );
+    // So the next refresh may ask for all of it again (and gets all of it by default).
+    let again = refresh(&app, &client, kept, &[("scope", "read write")]).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["scope"], "read write");
+    let default = refresh(&app, &client, again["refresh_token"].as_str().unwrap(), &[]).await;
+    let default: Value = default.json().await.unwrap();
+    assert_eq!(default["scope"], "openid read write");
+    // Never wider than the presented token's scope.
     let widened = refresh(
         &app,
         &client,
-        narrowed["refresh_token"].as_str().unwrap(),
-        &[("scope", "read write")],
+        default["refresh_token"].as_str().unwrap(),
+        &[("scope", "read write admin")],
     )
     .await;
     assert_eq!(widened.status(), StatusCode::BAD_REQUEST);
@@ -109,6 +129,25 @@ async fn scope_can_be_narrowed_never_widened(backend: Backend) {
         widened.json::<Value>().await.unwrap()["error"],
         "invalid_scope"
     );
+    // RFC 8707: another audience than the authorization's is invalid_target.
+    let presented = default["refresh_token"].as_str().unwrap();
+    let elsewhere = refresh(
+        &app,
+        &client,
+        presented,
+        &[("resource", "https://elsewhere.example/")],
+    )
+    .await;
+    assert_eq!(elsewhere.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        elsewhere.json::<Value>().await.unwrap()["error"],
+        "invalid_target"
+    );
+    // Neither refusal used the token up (nor counted as reuse): it still rotates, once.
+    let still = refresh(&app, &client, presented, &[]).await;
+    assert_eq!(still.status(), StatusCode::OK);
+    let reused = refresh(&app, &client, presented, &[]).await;
+    assert_eq!(reused.status(), StatusCode::BAD_REQUEST);
 }
 
 async fn refresh_token_is_bound_to_its_client(backend: Backend) {
@@ -179,7 +218,7 @@ async fn concurrent_refresh_with_one_token_succeeds_exactly_once(backend: Backen
         "invalid_grant"
     );
     assert_eq!(
-        app.introspect(&client, winner["access_token"].as_str().unwrap())
+        app.introspect(winner["access_token"].as_str().unwrap())
             .await["active"],
         false
     );

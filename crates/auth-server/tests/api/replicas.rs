@@ -77,7 +77,7 @@ async fn refresh_tokens_raced_across_replicas_succeed_exactly_once(backend: Back
         assert_eq!(refreshed.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
             there
-                .introspect(&client, winner["access_token"].as_str().unwrap())
+                .introspect(winner["access_token"].as_str().unwrap())
                 .await["active"],
             false
         );
@@ -116,7 +116,9 @@ async fn a_token_issued_at_one_replica_is_refreshed_revoked_and_introspected_at_
 ) {
     let a = TestIssuer::spawn(backend).await;
     let b = a.replica().await;
-    let client = a.register(ClientSpec::web().skip_consent()).await;
+    let client = a
+        .register(ClientSpec::web().skip_consent().introspection())
+        .await;
     a.user("alice").await;
     let tokens = a.code_flow(&client, "alice").await;
     // Refreshed at B.
@@ -134,7 +136,7 @@ async fn a_token_issued_at_one_replica_is_refreshed_revoked_and_introspected_at_
     assert_eq!(status, StatusCode::OK, "{rotated}");
     // Introspected at A, revoked at B, introspected at A again.
     assert_eq!(
-        a.introspect(&client, rotated["access_token"].as_str().unwrap())
+        a.introspect(rotated["access_token"].as_str().unwrap())
             .await["active"],
         true
     );
@@ -144,7 +146,7 @@ async fn a_token_issued_at_one_replica_is_refreshed_revoked_and_introspected_at_
         StatusCode::OK
     );
     assert_eq!(
-        a.introspect(&client, rotated["access_token"].as_str().unwrap())
+        a.introspect(rotated["access_token"].as_str().unwrap())
             .await["active"],
         false
     );
@@ -160,7 +162,7 @@ async fn a_token_issued_at_one_replica_is_refreshed_revoked_and_introspected_at_
         .await;
     assert_eq!(reuse.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
-        b.introspect(&client, rotated["refresh_token"].as_str().unwrap())
+        b.introspect_as(&client, rotated["refresh_token"].as_str().unwrap())
             .await["active"],
         false
     );

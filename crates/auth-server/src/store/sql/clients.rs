@@ -10,6 +10,8 @@ use sqlx::Row;
 use super::{BUMP_CONFIG_VERSION, digest, scope, unique_violation, words};
 use super::{Backend, SqlStore};
 use crate::store::StoreError;
+use auth_core::scope::ScopeSet;
+
 use crate::store::{ClientRecord, ClientStore};
 
 macro_rules! client_from_row {
@@ -34,6 +36,7 @@ macro_rules! client_from_row {
             scope: scope(&row.try_get::<String, _>("scope")?, "client scope")?,
             audiences: words(&row.try_get::<String, _>("audiences")?),
             skip_consent: row.try_get("skip_consent")?,
+            introspection: row.try_get("introspection")?,
         }
     }};
 }
@@ -51,7 +54,7 @@ impl ClientStore for SqlStore {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "insert into client (client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
-                 skip_consent, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                 skip_consent, introspection, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
             )
             .bind(&client.client_id)
             .bind(client.secret_digest.map(|digest| digest.to_hex()))
@@ -61,6 +64,7 @@ impl ClientStore for SqlStore {
             .bind(client.scope.to_string())
             .bind(client.audiences.join(" "))
             .bind(client.skip_consent)
+            .bind(client.introspection)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -71,10 +75,22 @@ impl ClientStore for SqlStore {
         Ok(())
     }
 
+    async fn registered_scopes(&self) -> Result<ScopeSet, StoreError> {
+        let rows: Vec<String> = on_backend!(self, pool => {
+            sqlx::query_scalar("select scope from client").fetch_all(pool).await?
+        });
+        let mut all: Vec<String> = Vec::new();
+        for text in rows {
+            all.extend(scope(&text, "client scope")?.iter().map(str::to_owned));
+        }
+        ScopeSet::from_tokens(all).map_err(|_| StoreError::Corrupt("client scope"))
+    }
+
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
         on_backend!(self, pool => {
             let row = sqlx::query(
-                "select client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, skip_consent \
+                "select client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, skip_consent, \
+                 introspection \
                  from client where client_id = $1",
             )
             .bind(client_id)

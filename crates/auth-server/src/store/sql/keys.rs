@@ -10,7 +10,23 @@ use sqlx::Row;
 use super::{BUMP_CONFIG_VERSION, unique_violation};
 use super::{Backend, SqlStore};
 use crate::store::StoreError;
-use crate::store::{KeyStore, StoredKey};
+use crate::store::{KeyStore, StoredKey, StoredSecret};
+
+fn secret_from_row<R: Row>(row: &R) -> Result<StoredSecret, sqlx::Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(StoredSecret {
+        name: row.try_get("name")?,
+        secret: row.try_get("secret")?,
+        encrypted: row.try_get("encrypted")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
 
 #[async_trait]
 impl KeyStore for SqlStore {
@@ -56,6 +72,53 @@ impl KeyStore for SqlStore {
             }
             tx.commit().await?;
             Ok(sealed)
+        })
+    }
+
+    async fn server_secret(&self, candidate: &StoredSecret) -> Result<StoredSecret, StoreError> {
+        on_backend!(self, pool => {
+            sqlx::query(
+                "insert into server_secret (name, secret, encrypted, created_at) values ($1, $2, $3, $4) \
+                 on conflict (name) do nothing",
+            )
+            .bind(&candidate.name)
+            .bind(&candidate.secret)
+            .bind(candidate.encrypted)
+            .bind(candidate.created_at)
+            .execute(pool)
+            .await?;
+            let row = sqlx::query("select name, secret, encrypted, created_at from server_secret where name = $1")
+                .bind(&candidate.name)
+                .fetch_one(pool)
+                .await?;
+            Ok(secret_from_row(&row)?)
+        })
+    }
+
+    async fn list_server_secrets(&self) -> Result<Vec<StoredSecret>, StoreError> {
+        on_backend!(self, pool => {
+            let rows = sqlx::query("select name, secret, encrypted, created_at from server_secret order by name")
+                .fetch_all(pool)
+                .await?;
+            let mut secrets = Vec::with_capacity(rows.len());
+            for row in &rows {
+                secrets.push(secret_from_row(row)?);
+            }
+            Ok(secrets)
+        })
+    }
+
+    async fn seal_server_secret(&self, name: &str, sealed: &[u8]) -> Result<bool, StoreError> {
+        on_backend!(self, pool => {
+            Ok(sqlx::query("update server_secret set secret = $1, encrypted = $2 where name = $3 and encrypted = $4")
+                .bind(sealed)
+                .bind(true)
+                .bind(name)
+                .bind(false)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                == 1)
         })
     }
 

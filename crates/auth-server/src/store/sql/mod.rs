@@ -20,16 +20,30 @@ use sqlx::sqlite::{
 use super::StoreError;
 
 /// Migrations embedded in the binary, per back-end.
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "revocation by family",
+        include_str!("../../../migrations/postgres/0002_revocation_by_family.sql"),
+    ),
+];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "revocation by family",
+        include_str!("../../../migrations/sqlite/0002_revocation_by_family.sql"),
+    ),
+];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
@@ -120,14 +134,18 @@ fn unique_violation(error: sqlx::Error, what: &'static str) -> StoreError {
 const BUMP_CONFIG_VERSION: &str =
     "update config_version set version = version + 1 where config_version_id = 1";
 
-const PURGE_STATEMENTS: [&str; 5] = [
-    "delete from authorization_code where expires_at < $1",
-    "delete from login_session where expires_at < $1",
-    "delete from revoked_access_token where expires_at < $1",
-    "delete from issued_access_token where expires_at < $1",
-    "delete from refresh_token where expires_at < $1",
+/// Expired rows: each statement with its `$1`, now (`false`) or now minus the longest access-token lifetime
+/// (`true`). A code stays until no access token minted with it can still be valid, so that its family is not
+/// purged early; a refresh token likewise.
+const PURGE_STATEMENTS: [(&str, bool); 4] = [
+    ("delete from authorization_code where expires_at < $1", true),
+    ("delete from login_session where expires_at < $1", false),
+    (
+        "delete from revoked_access_token where expires_at < $1",
+        false,
+    ),
+    ("delete from refresh_token where expires_at < $1", true),
 ];
-
 impl SqlStore {
     /// Connects to `url` (`sqlite:…` or `postgres://…`) and applies migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {

@@ -1,0 +1,64 @@
+//! The CSRF tokens of the login and consent forms (RFC 9700 §4.7). The server issues them: a token is the
+//! MAC (under a secret every replica shares) of the browser's own random id, kept in a cookie before any
+//! login, and of its login session once it has one. So a value the server never issued does not verify, a
+//! token taken from another browser does not match this one's cookie, and the token changes at login: the
+//! pre-login one is refused afterwards. Nothing is stored per visitor.
+
+use auth_core::secret::{OpaqueToken, SecretDigest};
+
+use crate::state::AppState;
+
+/// A browser id as the server makes them: 43 base64url characters. Anything else in the cookie is replaced.
+pub fn is_browser_id(text: &str) -> bool {
+    text.len() == 43
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+}
+
+/// A new browser id (256 random bits).
+pub fn new_browser_id() -> crate::error::Result<String> {
+    Ok(OpaqueToken::try_generate()?.into_string())
+}
+
+/// The binding of a live login session: the digest of its cookie.
+fn binding(session: Option<&SecretDigest>) -> Vec<u8> {
+    session
+        .map(|digest| digest.as_bytes().to_vec())
+        .unwrap_or_default()
+}
+
+/// The token the forms shown to `browser` carry, with `session` its live login session, if any.
+pub fn token(state: &AppState, browser: &str, session: Option<&SecretDigest>) -> String {
+    state
+        .secrets
+        .csrf
+        .tag(&[b"csrf", browser.as_bytes(), &binding(session)])
+}
+
+/// Did the server issue `presented` to `browser` with this `session`?
+pub fn verify(
+    state: &AppState,
+    browser: &str,
+    session: Option<&SecretDigest>,
+    presented: &str,
+) -> bool {
+    is_browser_id(browser)
+        && state
+            .secrets
+            .csrf
+            .verify(&[b"csrf", browser.as_bytes(), &binding(session)], presented)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browser_ids_are_43_base64url_characters() {
+        assert!(is_browser_id(&new_browser_id().unwrap()));
+        assert!(!is_browser_id("short"));
+        assert!(!is_browser_id(&"=".repeat(43)));
+        assert!(!is_browser_id(&"é".repeat(22)));
+    }
+}
