@@ -1,6 +1,9 @@
 //! Access tokens and what happens to them after issue: minting (RFC 9068), the token response (RFC 6749
 //! §5.1), introspection (RFC 7662) and revocation (RFC 7009). To add a claim to access tokens, start here.
 
+use std::sync::Arc;
+
+use auth_core::keys::SigningKey;
 use auth_core::scope::ScopeSet;
 use auth_core::secret::SecretDigest;
 use auth_core::token::{self, AccessTokenClaims, Audience, ValidationPolicy};
@@ -26,11 +29,24 @@ pub struct AccessTokenGrant<'a> {
     pub family_id: Option<&'a str>,
 }
 
-/// Signs an access token with the current key. Writes nothing anywhere: revocation is decided by its
-/// family (the `fam` claim) or its `jti`, looked up when it is introspected.
-pub fn mint_access_token(state: &AppState, grant: AccessTokenGrant<'_>) -> Result<String> {
-    let snapshot = state.keys.snapshot();
-    let signer = snapshot.signer.as_ref().ok_or(Error::NoSigningKey)?;
+/// The key that signs now. A grant takes it before it changes anything, so a replica that cannot sign
+/// (no key active yet) refuses before a code or refresh token is used up.
+pub fn current_signer(state: &AppState) -> Result<Arc<SigningKey>> {
+    state
+        .keys
+        .snapshot()
+        .signer
+        .clone()
+        .ok_or(Error::NoSigningKey)
+}
+
+/// Signs an access token with `signer` (from [`current_signer`]). Writes nothing anywhere: revocation is
+/// decided by its family (the `fam` claim) or its `jti`, looked up when it is introspected.
+pub fn mint_access_token(
+    state: &AppState,
+    signer: &SigningKey,
+    grant: AccessTokenGrant<'_>,
+) -> Result<String> {
     let now = state.clock.now();
     let claims = AccessTokenClaims {
         iss: state.settings.issuer.clone(),
@@ -117,9 +133,13 @@ pub async fn introspect(
             .store
             .access_token_state(&claims.jti, claims.fam.as_deref())
             .await?;
-        let family_live = match &claims.fam {
-            Some(_) => known.family_live == Some(true),
-            None => true,
+        let family_live = match (&claims.fam, claims.auth_time) {
+            (Some(_), _) => known.family_live == Some(true),
+            // A user's token without a family was minted before revocation was decided by family: whether
+            // its family was revoked since cannot be told, so it fails closed (it expires soon anyway).
+            (None, Some(_)) => false,
+            // client_credentials: no family, only the deny list.
+            (None, None) => true,
         };
         if known.denied || !family_live {
             return Ok(IntrospectionResponse::inactive());

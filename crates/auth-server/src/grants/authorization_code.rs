@@ -10,7 +10,7 @@ use crate::state::AppState;
 use service_kit::telemetry::Untrusted;
 
 use crate::store::{ClientRecord, Consumption, StoreError};
-use crate::tokens::{AccessTokenGrant, mint_access_token, token_response};
+use crate::tokens::{AccessTokenGrant, current_signer, mint_access_token, token_response};
 
 /// The parameters of an authorization_code request.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +102,7 @@ pub async fn grant(
     }
     let access_token = mint_access_token(
         state,
+        &*current_signer(state)?,
         AccessTokenGrant {
             subject: &grant.user_id,
             client_id: &client.client_id,

@@ -6,7 +6,7 @@ use super::{resolve_audience, resolve_scope};
 use crate::error::Result;
 use crate::state::AppState;
 use crate::store::ClientRecord;
-use crate::tokens::{AccessTokenGrant, mint_access_token, token_response};
+use crate::tokens::{AccessTokenGrant, current_signer, mint_access_token, token_response};
 
 /// The parameters of a client_credentials request.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,6 +26,7 @@ pub fn grant(
     let audience = resolve_audience(client, request.resource, &state.settings.default_audience)?;
     let access_token = mint_access_token(
         state,
+        &*current_signer(state)?,
         AccessTokenGrant {
             subject: &client.client_id,
             client_id: &client.client_id,

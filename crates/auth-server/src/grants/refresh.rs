@@ -11,7 +11,7 @@ use crate::state::AppState;
 use service_kit::telemetry::Untrusted;
 
 use crate::store::{Authorization, ClientRecord, RefreshTokenRecord, Rotation, RotationOutcome};
-use crate::tokens::{AccessTokenGrant, mint_access_token, token_response};
+use crate::tokens::{AccessTokenGrant, current_signer, mint_access_token, token_response};
 
 /// The parameters of a refresh_token request.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +76,9 @@ pub async fn grant(
                 .map_err(|error| oauth(ErrorCode::InvalidScope, error.to_string()))?,
         ),
     };
+    // Before the rotation: a replica that cannot sign must not use the token up (the client's retry would
+    // then look like reuse and revoke its family).
+    let signer = current_signer(state)?;
     let now = state.clock.now();
     let (new_token, new_digest) = {
         let token = OpaqueToken::try_generate()?;
@@ -105,6 +108,7 @@ pub async fn grant(
     let scope = asked.unwrap_or_else(|| grant.scope.clone());
     let access_token = mint_access_token(
         state,
+        &signer,
         AccessTokenGrant {
             subject: &grant.user_id,
             client_id: &client.client_id,

@@ -15,7 +15,39 @@ backend_tests!(
     introspection_is_for_authenticated_resource_servers_only,
     refresh_tokens_are_active_only_to_their_own_client,
     purge_removes_whole_families_and_never_revives_a_token,
+    a_user_token_without_a_family_fails_closed,
 );
+
+/// A user's access token without `fam` was minted before revocation was decided by family (an upgraded
+/// database): whether its family was revoked since cannot be told, so it is inactive. A client's own token
+/// (client_credentials: no `auth_time`) has no family and is judged by the deny list alone.
+async fn a_user_token_without_a_family_fails_closed(backend: Backend) {
+    use auth_core::clock::Clock;
+    use auth_core::token::{AccessTokenClaims, Audience, issue};
+    let app = TestIssuer::spawn(backend).await;
+    let signer = app.state.keys.snapshot().signer.clone().unwrap();
+    let now = app.clock.now();
+    let claims = |auth_time: Option<i64>| AccessTokenClaims {
+        iss: app.issuer().to_owned(),
+        sub: "someone".into(),
+        aud: Audience::One("resource-api".into()),
+        client_id: "web".into(),
+        scope: "read".parse().unwrap(),
+        iat: now,
+        exp: now + 900,
+        nbf: None,
+        jti: uuid::Uuid::new_v4().to_string(),
+        auth_time,
+        fam: None,
+    };
+    let old_user_token = issue(&claims(Some(now - 10)), &signer).unwrap();
+    assert_eq!(
+        app.introspect(&old_user_token).await,
+        json!({ "active": false })
+    );
+    let client_token = issue(&claims(None), &signer).unwrap();
+    assert_eq!(app.introspect(&client_token).await["active"], true);
+}
 
 async fn introspection_describes_active_tokens_and_hides_everything_else(backend: Backend) {
     let app = TestIssuer::spawn(backend).await;
@@ -300,6 +332,7 @@ async fn family_rows(app: &TestIssuer) -> (i64, i64, i64) {
 async fn purge_removes_whole_families_and_never_revives_a_token(backend: Backend) {
     use auth_core::clock::Clock;
     use auth_server::config::MAX_ACCESS_TOKEN_TTL as HORIZON;
+    use auth_server::store::sql::PURGE_LEEWAY;
     let app = TestIssuer::spawn(backend).await;
     let machine = app.register(ClientSpec::machine()).await;
     let web = app.register(ClientSpec::web().skip_consent()).await;
@@ -336,15 +369,32 @@ async fn purge_removes_whole_families_and_never_revives_a_token(backend: Backend
     let refresh = rotated["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(app.revoke(&web, &refresh).await, StatusCode::OK);
     assert_eq!(family_rows(&app).await, (2, 2, 2));
-    let purge =
-        async |now: i64, horizon: i64| app.state.store.purge_expired(now, horizon).await.unwrap();
+    // Every purge waits PURGE_LEEWAY beyond an expiry (clock skew between replicas): `purge(t, h)` is the
+    // purge that treats `t` as its now.
+    let purge = async |now: i64, horizon: i64| {
+        app.state
+            .store
+            .purge_expired(now + PURGE_LEEWAY, horizon)
+            .await
+            .unwrap()
+    };
 
     // While any of its tokens can live, a family stays, revoked or not.
     assert_eq!(purge(t0 + 899, HORIZON).await, 0, "nothing has ended");
     assert_eq!(family_rows(&app).await, (2, 2, 2));
     assert_eq!(app.introspect(&denied).await["active"], false);
     assert_eq!(app.introspect(&access).await["active"], false);
-    // The deny-list entry goes with its token's exp; the token stays inactive because it has expired.
+    // The deny-list entry goes PURGE_LEEWAY after its token's exp (not before: a replica whose clock is
+    // behind still sees the token unexpired), and the token stays inactive because it has expired.
+    app.state
+        .store
+        .purge_expired(t0 + 901, HORIZON)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.count("select count(*) from revoked_access_token").await,
+        1
+    );
     assert_eq!(purge(t0 + 901, HORIZON).await, 1);
     assert_eq!(
         app.count("select count(*) from revoked_access_token").await,

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{Backend, SqlStore};
-use super::{PURGE_STATEMENTS, digest, scope};
+use super::{PURGE_LEEWAY, PURGE_STATEMENTS, digest, scope};
 use crate::store::StoreError;
 use crate::store::{
     AccessTokenState, Authorization, AuthorizationCodeRecord, Consumption, GrantStore,
@@ -407,6 +407,7 @@ impl GrantStore for SqlStore {
     }
 
     async fn purge_expired(&self, now: i64, horizon: i64) -> Result<u64, StoreError> {
+        let now = now.saturating_sub(PURGE_LEEWAY);
         let cutoff = now.saturating_sub(horizon);
         let mut purged = 0;
         for (statement, at_cutoff) in PURGE_STATEMENTS {

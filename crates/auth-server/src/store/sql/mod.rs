@@ -134,9 +134,10 @@ fn unique_violation(error: sqlx::Error, what: &'static str) -> StoreError {
 const BUMP_CONFIG_VERSION: &str =
     "update config_version set version = version + 1 where config_version_id = 1";
 
-/// Expired rows: each statement with its `$1`, now (`false`) or now minus the longest access-token lifetime
-/// (`true`). A code stays until no access token minted with it can still be valid, so that its family is not
-/// purged early; a refresh token likewise.
+/// Expired rows: each statement with its `$1`, now minus `PURGE_LEEWAY` (`false`) or minus the longest
+/// access-token lifetime as well (`true`). A code stays until no access token minted with it can still be
+/// valid, so that its family is not purged early; a refresh token likewise. The leeway covers the clock skew
+/// between replicas and a token signed a moment after the database write.
 const PURGE_STATEMENTS: [(&str, bool); 4] = [
     ("delete from authorization_code where expires_at < $1", true),
     ("delete from login_session where expires_at < $1", false),
@@ -146,6 +147,9 @@ const PURGE_STATEMENTS: [(&str, bool); 4] = [
     ),
     ("delete from refresh_token where expires_at < $1", true),
 ];
+
+/// Seconds every purge waits beyond an expiry (see `PURGE_STATEMENTS`).
+pub const PURGE_LEEWAY: i64 = 300;
 impl SqlStore {
     /// Connects to `url` (`sqlite:…` or `postgres://…`) and applies migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
