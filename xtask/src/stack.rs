@@ -128,7 +128,7 @@ pub struct Seed {
 }
 
 /// Seeds a confidential client (client_credentials), an introspection-only client for resource-api (and the
-/// tour's and loadtest's /introspect calls), a public
+/// tour's and loadtest's /introspect calls), a public OpenID Connect
 /// PKCE client (authorization_code + refresh_token) and a user. `suffix` makes the ids unique, so a run
 /// against an existing PostgreSQL database adds its own rows instead of colliding with earlier ones.
 pub fn seed(auth_server: &Path, database_url: &str, suffix: &str, password: &str) -> Result<Seed> {
@@ -181,8 +181,10 @@ pub fn seed(auth_server: &Path, database_url: &str, suffix: &str, password: &str
             "refresh_token",
             "--redirect-uri",
             &redirect_uri,
+            "--post-logout-redirect-uri",
+            "http://127.0.0.1:8082/signed-out",
             "--scope",
-            "read write",
+            "openid profile email read write",
         ],
         database_url,
         None,
@@ -196,6 +198,11 @@ pub fn seed(auth_server: &Path, database_url: &str, suffix: &str, password: &str
             "--username",
             &username,
             "--password-stdin",
+            "--name",
+            "Demo User",
+            "--email",
+            "demo@example.org",
+            "--email-verified",
         ],
         database_url,
         Some(password),

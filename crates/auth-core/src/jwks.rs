@@ -212,6 +212,15 @@ impl KeySet {
         self.keys.is_empty()
     }
 
+    /// The algorithms of the keys, each once, in [`SigningAlgorithm::ALL`] order (OpenID Connect Discovery
+    /// `id_token_signing_alg_values_supported`).
+    pub fn algorithms(&self) -> Vec<SigningAlgorithm> {
+        SigningAlgorithm::ALL
+            .into_iter()
+            .filter(|alg| self.keys.values().any(|key| key.alg() == *alg))
+            .collect()
+    }
+
     /// The document to publish (keys sorted by kid, so the output is stable).
     pub fn to_document(&self) -> JwkSetDocument {
         let mut keys: Vec<PublicJwk> = self.keys.values().map(|key| key.jwk.clone()).collect();

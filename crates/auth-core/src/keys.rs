@@ -260,6 +260,8 @@ pub struct SigningKey {
     public_jwk: PublicJwk,
     /// `BASE64URL(UTF8(JWS Protected Header))` for access tokens signed with this key, computed once.
     encoded_access_token_header: String,
+    /// The same for ID tokens (`typ: JWT`).
+    encoded_id_token_header: String,
 }
 
 impl fmt::Debug for SigningKey {
@@ -335,8 +337,12 @@ impl SigningKey {
         jwk.kid = Some(kid.clone());
         jwk.public_key_use = Some("sig".into());
         jwk.alg = Some(alg.as_str().into());
-        let header = serde_json::json!({ "alg": alg.as_str(), "typ": crate::token::ACCESS_TOKEN_TYPE, "kid": kid });
-        let encoded_access_token_header = URL_SAFE_NO_PAD.encode(header.to_string());
+        let encoded_header = |typ: &str| {
+            let header = serde_json::json!({ "alg": alg.as_str(), "typ": typ, "kid": kid });
+            URL_SAFE_NO_PAD.encode(header.to_string())
+        };
+        let encoded_access_token_header = encoded_header(crate::token::ACCESS_TOKEN_TYPE);
+        let encoded_id_token_header = encoded_header(crate::id_token::ID_TOKEN_TYPE);
         Ok(Self {
             alg,
             kid,
@@ -344,6 +350,7 @@ impl SigningKey {
             pair,
             public_jwk: jwk,
             encoded_access_token_header,
+            encoded_id_token_header,
         })
     }
 
@@ -369,6 +376,10 @@ impl SigningKey {
 
     pub(crate) fn encoded_access_token_header(&self) -> &str {
         &self.encoded_access_token_header
+    }
+
+    pub(crate) fn encoded_id_token_header(&self) -> &str {
+        &self.encoded_id_token_header
     }
 
     /// Signs `message` and returns the JWS signature bytes (RFC 7518: fixed-width R || S for ECDSA).

@@ -6,6 +6,7 @@
 //! | [`scope`] | RFC 6749 §3.3 scope sets |
 //! | [`pkce`] | RFC 7636 S256 challenges |
 //! | [`token`] | RFC 9068 claims, [`token::issue`] and [`token::verify`] |
+//! | [`id_token`] | OpenID Connect ID tokens: claims, `at_hash`, issuing, reading an `id_token_hint` |
 //! | [`keys`] | signing keys, PKCS#8 storage, at-rest encryption, JWK export, RFC 7638 `kid` |
 //! | [`jwks`] | key sets by `kid`; with feature `remote`, a fetched-and-cached JWKS |
 //! | [`secret`] | opaque tokens, SHA-256 digests, constant-time comparison, argon2id |
@@ -13,6 +14,7 @@
 //! | [`clock`] | time as a parameter |
 
 pub mod clock;
+pub mod id_token;
 pub mod jwks;
 pub mod keys;
 pub mod pkce;

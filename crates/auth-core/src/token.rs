@@ -118,8 +118,9 @@ pub enum TokenError {
         /// What the key is for.
         key: SigningAlgorithm,
     },
-    /// `typ` is not `at+jwt` (RFC 9068 §4, RFC 8725 §3.11).
-    #[error("token type {0:?} is not at+jwt")]
+    /// `typ` is not the one expected: `at+jwt` for access tokens (RFC 9068 §4), `JWT` for ID tokens
+    /// (RFC 8725 §3.11: one kind of JWT is never taken for another).
+    #[error("token type {0:?} is not the expected one")]
     WrongType(Option<String>),
     /// The header carries `crit` extensions we do not understand (RFC 7515 §4.1.11).
     #[error("token header has critical extensions")]
@@ -187,8 +188,16 @@ impl From<KeyError> for TokenError {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn issue(claims: &AccessTokenClaims, key: &SigningKey) -> Result<String, TokenError> {
+    sign_compact(key.encoded_access_token_header(), claims, key)
+}
+
+/// Signs `claims` as a compact JWS under an already encoded header.
+pub(crate) fn sign_compact(
+    header: &str,
+    claims: &impl Serialize,
+    key: &SigningKey,
+) -> Result<String, TokenError> {
     let payload = serde_json::to_vec(claims).map_err(|_| TokenError::Signing)?;
-    let header = key.encoded_access_token_header();
     let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 400);
     token.push_str(header);
     token.push('.');
@@ -282,14 +291,14 @@ struct ReceivedClaims {
 
 /// `typ` compares case-insensitively and may carry the `application/` prefix (RFC 7515 §4.1.9). Compared
 /// as bytes: a `typ` of any Unicode is just another wrong type, never a slice inside a character.
-fn is_access_token_type(typ: &str) -> bool {
+pub(crate) fn is_type(typ: &str, expected: &str) -> bool {
     const PREFIX: &[u8] = b"application/";
     let typ = typ.as_bytes();
     let typ = match typ.split_at_checked(PREFIX.len()) {
         Some((prefix, rest)) if prefix.eq_ignore_ascii_case(PREFIX) => rest,
         _ => typ,
     };
-    typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE.as_bytes())
+    typ.eq_ignore_ascii_case(expected.as_bytes())
 }
 
 /// Splits a compact JWS into its three parts.
@@ -301,9 +310,38 @@ fn split_compact(token: &str) -> Result<(&str, &str, &str), TokenError> {
     }
 }
 
+/// Which `typ` a verifier accepts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Typ<'a> {
+    /// Exactly this type (what we issue).
+    Exactly(&'a str),
+    /// This type, or none (what other issuers may send: OpenID Connect does not require `typ`).
+    AbsentOr(&'a str),
+}
+
+impl Typ<'_> {
+    fn accepts(self, typ: Option<&str>) -> bool {
+        match (self, typ) {
+            (Self::Exactly(expected) | Self::AbsentOr(expected), Some(typ)) => {
+                is_type(typ, expected)
+            }
+            (Self::AbsentOr(_), None) => true,
+            (Self::Exactly(_), None) => false,
+        }
+    }
+}
+
 /// Reads the header and the `kid` it names, checking everything that needs no key.
 /// Returns the header's `kid` and algorithm.
 pub fn inspect_header(token: &str) -> Result<(String, SigningAlgorithm), TokenError> {
+    inspect_typed_header(token, Typ::Exactly(ACCESS_TOKEN_TYPE))
+}
+
+/// [`inspect_header`] for a JWT whose `typ` must be acceptable to `typ`.
+pub(crate) fn inspect_typed_header(
+    token: &str,
+    expected: Typ<'_>,
+) -> Result<(String, SigningAlgorithm), TokenError> {
     if token.len() > MAX_TOKEN_LENGTH {
         return Err(TokenError::TooLarge);
     }
@@ -323,9 +361,8 @@ pub fn inspect_header(token: &str) -> Result<(String, SigningAlgorithm), TokenEr
     if header.crit.is_some() {
         return Err(TokenError::CriticalHeader);
     }
-    match header.typ.as_deref() {
-        Some(typ) if is_access_token_type(typ) => {}
-        other => return Err(TokenError::WrongType(other.map(str::to_owned))),
+    if !expected.accepts(header.typ.as_deref()) {
+        return Err(TokenError::WrongType(header.typ));
     }
     let kid = header.kid.ok_or(TokenError::MissingKeyId)?;
     Ok((kid, alg))
@@ -341,7 +378,21 @@ pub fn verify(
     keys: &KeySet,
     policy: &ValidationPolicy,
 ) -> Result<AccessTokenClaims, TokenError> {
-    let (kid, header_alg) = inspect_header(token)?;
+    let payload = verify_signature(token, keys, Typ::Exactly(ACCESS_TOKEN_TYPE))?;
+    let received: ReceivedClaims =
+        serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+    check_claims(received, policy)
+}
+
+/// Checks the header (its `typ` as `expected` says) and the signature of a compact JWS by the key its `kid`
+/// names, and returns the decoded payload. The algorithm comes from that key, never from the header alone: a
+/// header whose `alg` differs from its key's is refused before any cryptography (RFC 8725 §2.1, §3.1).
+pub(crate) fn verify_signature(
+    token: &str,
+    keys: &KeySet,
+    expected: Typ<'_>,
+) -> Result<Vec<u8>, TokenError> {
+    let (kid, header_alg) = inspect_typed_header(token, expected)?;
     let key = keys
         .get(&kid)
         .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
@@ -367,12 +418,9 @@ pub fn verify(
     verifier
         .verify(signing_input, &signature)
         .map_err(|_| TokenError::InvalidSignature)?;
-    let payload = URL_SAFE_NO_PAD
+    URL_SAFE_NO_PAD
         .decode(payload)
-        .map_err(|_| TokenError::Malformed)?;
-    let received: ReceivedClaims =
-        serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-    check_claims(received, policy)
+        .map_err(|_| TokenError::Malformed)
 }
 
 fn check_claims(
@@ -637,7 +685,7 @@ mod tests {
                 "{typ:?}"
             );
         }
-        assert!(is_access_token_type("Application/AT+jwt"));
+        assert!(is_type("Application/AT+jwt", ACCESS_TOKEN_TYPE));
     }
 
     #[test]

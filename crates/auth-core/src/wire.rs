@@ -88,6 +88,16 @@ pub enum ErrorCode {
     InvalidToken,
     /// RFC 6750 §3.1.
     InsufficientScope,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` and the user must sign in.
+    LoginRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` and the user must consent.
+    ConsentRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` and the user must interact otherwise.
+    InteractionRequired,
+    /// OpenID Connect Core §3.1.2.6: the `request` parameter is not supported.
+    RequestNotSupported,
+    /// RFC 9126 §4, OpenID Connect Core §3.1.2.6: the `request_uri` is not one the server issued, or no longer.
+    InvalidRequestUri,
 }
 
 impl ErrorCode {
@@ -108,6 +118,11 @@ impl ErrorCode {
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::InvalidRequestUri => "invalid_request_uri",
         }
     }
 }
@@ -160,6 +175,9 @@ pub struct TokenResponse {
     /// A refresh token, when one was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// An OpenID Connect ID token, for grants with scope `openid` (Core §3.1.3.3, §12.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// An introspection response (RFC 7662 §2.2). Inactive tokens carry `active: false` and nothing else.
@@ -253,6 +271,30 @@ pub struct AuthorizationServerMetadata {
     /// RFC 9207.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    /// OpenID Connect Core §5.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
+    /// OpenID Connect RP-Initiated Logout 1.0 §2.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
+    /// OpenID Connect Discovery §3: `["public"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_types_supported: Vec<String>,
+    /// OpenID Connect Discovery §3: every algorithm an ID token may be signed with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// OpenID Connect Discovery §3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims_supported: Vec<String>,
+    /// OpenID Connect Discovery §3: `["query"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_modes_supported: Vec<String>,
+    /// OpenID Connect Discovery §3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_parameter_supported: Option<bool>,
+    /// OpenID Connect Discovery §3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_uri_parameter_supported: Option<bool>,
 }
 
 #[cfg(test)]
@@ -288,11 +330,13 @@ mod tests {
             expires_in: 900,
             scope: Some("read".into()),
             refresh_token: None,
+            id_token: None,
         };
         let json = serde_json::to_value(&response).unwrap();
         assert_eq!(json["token_type"], "Bearer");
         assert_eq!(json["expires_in"], 900);
         assert!(json.get("refresh_token").is_none());
+        assert!(json.get("id_token").is_none());
     }
 
     #[test]

@@ -75,6 +75,7 @@ async fn sign(State(state): State<Baseline>) -> Result<Json<TokenResponse>, Stat
         expires_in: 900,
         scope: Some("read write".into()),
         refresh_token: None,
+        id_token: None,
     }))
 }
 

@@ -5,23 +5,28 @@
 //! Errors found before the client and its redirect URI are known to be good are shown to the user, never
 //! redirected (RFC 6749 §4.1.2.1: no open redirector); later errors go back to the client with `error`,
 //! `state` and `iss`.
+//!
+//! OpenID Connect (Core 1.0 §3.1.2): `nonce` (echoed in the ID token), `prompt` (`none`, `login`,
+//! `consent`, `select_account`) and `max_age` decide whether the login and consent pages are shown; consent is
+//! remembered per (user, client) and a later request within it skips the page.
 
 use std::sync::Arc;
 
 use auth_core::pkce::{CodeChallenge, PkceError};
 use auth_core::scope::ScopeSet;
-use auth_core::secret::OpaqueToken;
+use auth_core::secret::{OpaqueToken, SecretDigest};
 use auth_core::wire::{ErrorCode, GrantType};
 
 use crate::error::{Error, OAuthError};
 use crate::grants::{resolve_audience, resolve_scope};
 use crate::login::Session;
+use crate::openid::OPENID;
 use crate::params::Params;
 use crate::state::AppState;
 use crate::store::{Authorization, AuthorizationCodeRecord, ClientRecord};
 
 /// The authorization-request parameters carried through the login and consent forms.
-const REQUEST_FIELDS: [&str; 8] = [
+const REQUEST_FIELDS: [&str; 11] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -30,7 +35,48 @@ const REQUEST_FIELDS: [&str; 8] = [
     "code_challenge",
     "code_challenge_method",
     "resource",
+    "nonce",
+    "prompt",
+    "max_age",
 ];
+
+/// The longest `nonce` accepted (it is echoed in every ID token of the grant).
+pub const MAX_NONCE_CHARS: usize = 512;
+
+/// What `prompt` asks for (Core §3.1.2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// Show nothing: answer with an error if the user must sign in or consent.
+    pub none: bool,
+    /// Sign in again even with a session (`login`, and `select_account`: one account per browser here).
+    pub login: bool,
+    /// Ask for consent even when it is remembered or the client skips it.
+    pub consent: bool,
+}
+
+impl Prompt {
+    /// Parses the space-separated values; `none` with any other value, or a value this server does not
+    /// know, is an error.
+    fn parse(text: Option<&str>) -> Result<Self, &'static str> {
+        let mut prompt = Self::default();
+        for value in text
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|value| !value.is_empty())
+        {
+            match value {
+                "none" => prompt.none = true,
+                "login" | "select_account" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                _ => return Err("prompt has a value this server does not support"),
+            }
+        }
+        if prompt.none && (prompt.login || prompt.consent) {
+            return Err("prompt=none cannot be combined with other values");
+        }
+        Ok(prompt)
+    }
+}
 
 /// A validated authorization request.
 #[derive(Debug, Clone)]
@@ -44,8 +90,25 @@ pub struct AuthorizationRequest {
     pub state: Option<String>,
     pub challenge: CodeChallenge,
     pub audience: String,
+    /// OpenID Connect `nonce`, echoed in the ID token.
+    pub nonce: Option<String>,
+    pub prompt: Prompt,
+    /// OpenID Connect `max_age`: sign in again when the last sign-in is at least this old (seconds).
+    pub max_age: Option<i64>,
     /// The request's own parameters, to carry through the forms.
     pub fields: Vec<(&'static str, String)>,
+}
+
+impl AuthorizationRequest {
+    /// A digest of the request's parameters, as the forms carry them: what a consent form's CSRF token is
+    /// bound to, so a consent answers exactly the request that was shown.
+    pub fn fingerprint(&self) -> SecretDigest {
+        let mut text = String::new();
+        for (name, value) in &self.fields {
+            text.push_str(&format!("{}:{name}{}:{value}", name.len(), value.len()));
+        }
+        SecretDigest::of(&text)
+    }
 }
 
 /// Where to send the browser: an authorization response, success or error (RFC 6749 §4.1.2, §4.1.2.1).
@@ -86,6 +149,8 @@ pub enum Next {
     Consent(Session),
     /// Done: send the browser back to the client.
     Redirect(Redirect),
+    /// `prompt=none` and an interaction was needed: the error goes back to the client.
+    Refused(Refusal),
 }
 
 /// Appends query parameters to a redirect URI, keeping its own query.
@@ -140,6 +205,20 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<Authorization
         .get(state.store.as_ref(), client_id)
         .await?
         .ok_or_else(|| page("The client is not registered."))?;
+    // RFC 9126 §4: a request_uri the server did not issue is never redirected on. This server issues none
+    // (yet), so every one is refused.
+    if get("request_uri")?.is_some() {
+        return Err(page(
+            "invalid_request_uri: the request_uri was not issued by this server, was already used or has expired.",
+        ));
+    }
+    // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri, always.
+    let openid = get("scope")?.is_some_and(|scope| scope.split(' ').any(|token| token == OPENID));
+    if openid && get("redirect_uri")?.is_none() {
+        return Err(page(
+            "invalid_request: an OpenID Connect request must name its redirect_uri.",
+        ));
+    }
     // Exact string match against the registered form (RFC 9700 §4.1.3, §2.1).
     let (redirect_uri, redirect_uri_given) = match get("redirect_uri")? {
         Some(uri)
@@ -167,6 +246,13 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<Authorization
             )
         })
     };
+    // OpenID Connect Core §6: request objects are not supported (Discovery: request_parameter_supported).
+    if one("request")?.is_some() {
+        return Err(refuse(
+            ErrorCode::RequestNotSupported,
+            "the request parameter is not supported",
+        ));
+    }
     match one("response_type")? {
         Some("code") => {}
         Some(_) => {
@@ -211,6 +297,24 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<Authorization
     let scope = resolve_scope(one("scope")?, &client.scope).map_err(to_redirect)?;
     let audience = resolve_audience(&client, one("resource")?, &state.settings.default_audience)
         .map_err(to_redirect)?;
+    let nonce = one("nonce")?.filter(|nonce| !nonce.is_empty());
+    if nonce.is_some_and(|nonce| nonce.chars().count() > MAX_NONCE_CHARS) {
+        return Err(refuse(
+            ErrorCode::InvalidRequest,
+            &format!("nonce is longer than {MAX_NONCE_CHARS} characters"),
+        ));
+    }
+    let prompt =
+        Prompt::parse(one("prompt")?).map_err(|why| refuse(ErrorCode::InvalidRequest, why))?;
+    let max_age = match one("max_age")? {
+        None | Some("") => None,
+        Some(text) => Some(text.parse::<u32>().map(i64::from).map_err(|_| {
+            refuse(
+                ErrorCode::InvalidRequest,
+                "max_age must be a number of seconds",
+            )
+        })?),
+    };
     let mut fields = Vec::new();
     for name in REQUEST_FIELDS {
         if let Ok(Some(value)) = params.get(name) {
@@ -225,24 +329,102 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<Authorization
         state: request_state,
         challenge,
         audience,
+        nonce: nonce.map(str::to_owned),
+        prompt,
+        max_age,
         fields,
     })
 }
 
-/// What comes after a valid request, for a browser with or without a session: sign in, consent, or (a
-/// client registered to skip consent) straight back with a code.
+/// What comes after a valid request, for a browser with or without a session: sign in, consent, or
+/// straight back with a code (consent remembered, or a client registered to skip it) or, with
+/// `prompt=none`, with the error that says what was needed (Core §3.1.2.6). `signed_in_now` is true right
+/// after the login form was accepted: `prompt=login` and `max_age` are then satisfied.
 pub async fn next_step(
     state: &AppState,
     request: &AuthorizationRequest,
     session: Option<Session>,
+    signed_in_now: bool,
 ) -> Result<Next, Error> {
-    match session {
-        None => Ok(Next::SignIn),
-        Some(session) if request.client.skip_consent => {
-            Ok(Next::Redirect(approve(state, request, &session).await?))
+    let now = state.clock.now();
+    let fresh_enough = |session: &Session| {
+        signed_in_now
+            || !(request.prompt.login
+                || request
+                    .max_age
+                    .is_some_and(|max_age| now - session.auth_time >= max_age))
+    };
+    let Some(session) = session.filter(fresh_enough) else {
+        if request.prompt.none {
+            return Ok(prompt_none_refusal(
+                state,
+                request,
+                ErrorCode::LoginRequired,
+                "the user must sign in",
+            ));
         }
-        Some(session) => Ok(Next::Consent(session)),
+        return Ok(Next::SignIn);
+    };
+    if !request.prompt.consent
+        && (request.client.skip_consent || has_consented(state, request, &session).await?)
+    {
+        return Ok(Next::Redirect(approve(state, request, &session).await?));
     }
+    if request.prompt.none {
+        return Ok(prompt_none_refusal(
+            state,
+            request,
+            ErrorCode::ConsentRequired,
+            "the user must consent",
+        ));
+    }
+    Ok(Next::Consent(session))
+}
+
+fn prompt_none_refusal(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    code: ErrorCode,
+    description: &str,
+) -> Next {
+    Next::Refused(error_redirect(
+        state,
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &OAuthError::new(code, description),
+    ))
+}
+
+/// Has the user consented to every scope of the request before (remembered consent)?
+async fn has_consented(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    session: &Session,
+) -> Result<bool, Error> {
+    Ok(state
+        .store
+        .find_consent(&session.user_id, &request.client.client_id)
+        .await?
+        .is_some_and(|granted| request.scope.is_subset_of(&granted)))
+}
+
+/// The user approved on the consent page: remembered for later requests within the same scopes, then the
+/// code.
+pub async fn approve_and_remember(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    session: &Session,
+) -> Result<Redirect, Error> {
+    state
+        .store
+        .remember_consent(
+            &session.user_id,
+            &request.client.client_id,
+            &request.scope,
+            state.clock.now(),
+        )
+        .await?;
+    approve(state, request, session).await
 }
 
 /// The user approved: a new authorization (a token family) and its code, sent with `state` and `iss`.
@@ -258,6 +440,7 @@ pub async fn approve(
         scope: request.scope.clone(),
         audience: request.audience.clone(),
         auth_time: session.auth_time,
+        sid: session.sid.clone(),
     };
     let code = OpaqueToken::try_generate()?;
     let now = state.clock.now();
@@ -267,6 +450,7 @@ pub async fn approve(
         redirect_uri: request.redirect_uri.clone(),
         redirect_uri_given: request.redirect_uri_given,
         code_challenge: request.challenge.as_str().to_owned(),
+        nonce: request.nonce.clone(),
         expires_at: now + state.settings.auth_code_ttl,
         used_at: None,
         family_revoked: false,

@@ -1,5 +1,5 @@
 //! The one-shot subcommands: `migrate`, `client create`, `user create`, `keys rotate`, `keys seal`,
-//! `keys generate-kek`.
+//! `keys generate-kek`, `consent revoke`.
 
 use std::io::Read;
 
@@ -9,9 +9,11 @@ use auth_core::scope::ScopeSet;
 use auth_core::secret::{OpaqueToken, PasswordHasher, SecretDigest};
 use auth_core::wire::GrantType;
 
-use crate::config::{ClientCreate, KeysRotate, UserCreate};
+use crate::config::{ClientCreate, ConsentRevoke, KeysRotate, UserCreate};
 use crate::keyring::stored_form;
-use crate::store::{ClientRecord, ClientStore, KeyStore, SqlStore, UserRecord, UserStore};
+use crate::store::{
+    ClientRecord, ClientStore, GrantStore, KeyStore, SqlStore, UserRecord, UserStore,
+};
 
 fn now() -> i64 {
     auth_core::clock::Clock::now(&auth_core::clock::SystemClock)
@@ -80,6 +82,15 @@ pub fn client_record(
         .iter()
         .map(|uri| normalize_redirect_uri(uri))
         .collect::<Result<Vec<_>>>()?;
+    // RP-Initiated Logout 1.0 §3: compared as exact strings, stored as URL parsing serializes them.
+    let post_logout_redirect_uris = create
+        .post_logout_redirect_uris
+        .iter()
+        .map(|uri| {
+            normalize_redirect_uri(uri)
+                .map_err(|error| anyhow::anyhow!("--post-logout-redirect-uri: {error}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let scope =
         ScopeSet::parse(&create.scope).map_err(|error| anyhow::anyhow!("--scope: {error}"))?;
     if !crate::clients::is_possible_client_id(&create.client_id)
@@ -116,6 +127,7 @@ pub fn client_record(
         audiences: create.audiences.clone(),
         skip_consent: create.skip_consent,
         introspection: create.introspection,
+        post_logout_redirect_uris,
     };
     Ok((record, secret))
 }
@@ -147,6 +159,19 @@ pub async fn user_create(store: &SqlStore, create: &UserCreate) -> Result<()> {
             crate::login::MAX_USERNAME_BYTES
         );
     }
+    if let Some(email) = &create.email
+        && (email.is_empty()
+            || email.len() > 254
+            || email.chars().any(char::is_control)
+            || !email.contains('@'))
+    {
+        bail!("--email must be an address (user@host) of at most 254 bytes");
+    }
+    if create.name.as_ref().is_some_and(|name| {
+        name.is_empty() || name.len() > 255 || name.chars().any(char::is_control)
+    }) {
+        bail!("--name must be 1 to 255 bytes without control characters");
+    }
     let password = read_stdin_line("password")?;
     let hasher = PasswordHasher::new().context("initialising argon2")?;
     let password_hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
@@ -157,6 +182,9 @@ pub async fn user_create(store: &SqlStore, create: &UserCreate) -> Result<()> {
         user_id: uuid::Uuid::new_v4().to_string(),
         username: create.username.clone(),
         password_hash,
+        name: create.name.clone(),
+        email: create.email.clone(),
+        email_verified: create.email_verified,
     };
     store
         .create_user(&user, now())
@@ -165,6 +193,32 @@ pub async fn user_create(store: &SqlStore, create: &UserCreate) -> Result<()> {
     println!(
         "{}",
         serde_json::json!({ "user_id": user.user_id, "username": user.username })
+    );
+    Ok(())
+}
+
+/// `consent revoke`: forgets the user's consent to the client and revokes every grant (token family) it
+/// made, so its refresh tokens fail and its access tokens are inactive at /introspect; prints
+/// `{"user": …, "client_id": …, "consent_removed": bool, "grants_revoked": N}`.
+pub async fn consent_revoke(store: &SqlStore, revoke: &ConsentRevoke) -> Result<()> {
+    let user = store
+        .find_user_by_username(&revoke.user)
+        .await
+        .context("looking the user up")?
+        .with_context(|| format!("no user named {:?}", revoke.user))?;
+    store
+        .find_client(&revoke.client)
+        .await
+        .context("looking the client up")?
+        .with_context(|| format!("no client {:?}", revoke.client))?;
+    let (removed, revoked) = store
+        .withdraw_consent(&user.user_id, &revoke.client, now())
+        .await
+        .context("withdrawing the consent")?;
+    tracing::info!(target: "audit", event = "consent_revoked", user = %user.user_id, client_id = %revoke.client, grants_revoked = revoked, outcome = "revoked", "consent withdrawn");
+    println!(
+        "{}",
+        serde_json::json!({ "user": revoke.user, "client_id": revoke.client, "consent_removed": removed, "grants_revoked": revoked })
     );
     Ok(())
 }
@@ -227,6 +281,7 @@ mod tests {
             audiences: vec![],
             skip_consent: false,
             introspection: false,
+            post_logout_redirect_uris: vec![],
         }
     }
 

@@ -77,6 +77,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage remembered consent.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
 }
 
 /// `serve` settings.
@@ -234,6 +237,9 @@ pub struct ClientCreate {
     /// May call /introspect (a resource server's client; needs no --grant-type).
     #[arg(long)]
     pub introspection: bool,
+    /// Where RP-initiated logout may send the browser afterwards (repeatable; exact match).
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 /// User management.
@@ -252,6 +258,34 @@ pub struct UserCreate {
     /// Read the password from stdin (required: passwords never go on a command line).
     #[arg(long, required = true)]
     pub password_stdin: bool,
+    /// E-mail address (OpenID Connect `email`, scope `email`).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// The address is known to belong to the user (`email_verified: true`).
+    #[arg(long, requires = "email")]
+    pub email_verified: bool,
+    /// Full name (OpenID Connect `name`, scope `profile`).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Remembered consent.
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    /// Forget a user's consent to a client and revoke the grants it made (their refresh tokens and the
+    /// access tokens minted from them).
+    Revoke(ConsentRevoke),
+}
+
+/// `consent revoke`.
+#[derive(Debug, Clone, Args)]
+pub struct ConsentRevoke {
+    /// The user's login name.
+    #[arg(long)]
+    pub user: String,
+    /// The client id.
+    #[arg(long)]
+    pub client: String,
 }
 
 /// Key management.

@@ -1,8 +1,10 @@
-//! The CSRF tokens of the login and consent forms (RFC 9700 §4.7). The server issues them: a token is the
-//! MAC (under a secret every replica shares) of the browser's own random id, kept in a cookie before any
-//! login, and of its login session once it has one. So a value the server never issued does not verify, a
-//! token taken from another browser does not match this one's cookie, and the token changes at login: the
-//! pre-login one is refused afterwards. Nothing is stored per visitor.
+//! The CSRF tokens of the login, consent and logout forms (RFC 9700 §4.7). The server issues them: a token
+//! is the MAC (under a secret every replica shares) of the browser's own random id, kept in a cookie before
+//! any login, of its login session once it has one, and of the form it is for. So a value the server never
+//! issued does not verify, a token taken from another browser does not match this one's cookie, and the
+//! token changes at login: the pre-login one is refused afterwards. A consent form's token also covers the
+//! authorization request it shows, so a consent can only be given to the request the server displayed,
+//! after the checks it passed (`prompt`, `max_age`). Nothing is stored per visitor.
 
 use auth_core::secret::{OpaqueToken, SecretDigest};
 
@@ -28,26 +30,55 @@ fn binding(session: Option<&SecretDigest>) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// The token the forms shown to `browser` carry, with `session` its live login session, if any.
-pub fn token(state: &AppState, browser: &str, session: Option<&SecretDigest>) -> String {
+/// Which form a token is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Form<'a> {
+    /// The login form (any authorization request: the request is validated again when posted).
+    Login,
+    /// The consent form of the authorization request with this fingerprint.
+    Consent(&'a SecretDigest),
+    /// The logout confirmation.
+    Logout,
+}
+
+impl Form<'_> {
+    fn parts(&self) -> (&'static [u8], &[u8]) {
+        match self {
+            Self::Login => (b"login", b""),
+            Self::Consent(request) => (b"consent", request.as_bytes()),
+            Self::Logout => (b"logout", b""),
+        }
+    }
+}
+
+/// The token of `form` shown to `browser`, with `session` its login session cookie's digest, if any.
+pub fn token(
+    state: &AppState,
+    browser: &str,
+    session: Option<&SecretDigest>,
+    form: Form<'_>,
+) -> String {
+    let (kind, bound) = form.parts();
     state
         .secrets
         .csrf
-        .tag(&[b"csrf", browser.as_bytes(), &binding(session)])
+        .tag(&[b"csrf", browser.as_bytes(), &binding(session), kind, bound])
 }
 
-/// Did the server issue `presented` to `browser` with this `session`?
+/// Did the server issue `presented` for `form` to `browser` with this `session`?
 pub fn verify(
     state: &AppState,
     browser: &str,
     session: Option<&SecretDigest>,
+    form: Form<'_>,
     presented: &str,
 ) -> bool {
+    let (kind, bound) = form.parts();
     is_browser_id(browser)
-        && state
-            .secrets
-            .csrf
-            .verify(&[b"csrf", browser.as_bytes(), &binding(session)], presented)
+        && state.secrets.csrf.verify(
+            &[b"csrf", browser.as_bytes(), &binding(session), kind, bound],
+            presented,
+        )
 }
 
 #[cfg(test)]

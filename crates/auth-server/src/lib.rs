@@ -27,6 +27,8 @@ pub mod grants;
 pub mod http;
 pub mod keyring;
 pub mod login;
+pub mod logout;
+pub mod openid;
 pub mod params;
 pub mod password_checks;
 pub mod server_secrets;
@@ -39,7 +41,7 @@ pub mod tokens;
 use anyhow::{Context, Result};
 use auth_core::keys::KeyEncryptionKey;
 
-use crate::config::{Cli, ClientCommand, Command, KeysCommand, UserCommand};
+use crate::config::{Cli, ClientCommand, Command, ConsentCommand, KeysCommand, UserCommand};
 use crate::startup::{Application, ApplicationConfig};
 use crate::store::SqlStore;
 
@@ -112,5 +114,8 @@ async fn run_with_database(
             commands::keys_seal(&connect().await?, &kek).await
         }
         Command::Keys(KeysCommand::GenerateKek) => commands::keys_generate_kek(),
+        Command::Consent(ConsentCommand::Revoke(revoke)) => {
+            commands::consent_revoke(&connect().await?, &revoke).await
+        }
     }
 }

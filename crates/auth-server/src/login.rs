@@ -14,6 +14,7 @@ use service_kit::telemetry::Untrusted;
 use crate::error::Result;
 use crate::password_checks::MAX_WAIT;
 use crate::state::AppState;
+use crate::store::StoredSession;
 
 /// Longest username `user create` accepts (bytes). A longer one, or one with a control character, cannot
 /// exist, and is refused without a database lookup.
@@ -26,6 +27,8 @@ pub struct Session {
     pub username: String,
     /// When the user last typed their password (OpenID Connect's `auth_time`).
     pub auth_time: i64,
+    /// The session's public id (the ID token's `sid`), never its cookie.
+    pub sid: Option<String>,
 }
 
 /// How a sign-in attempt ended.
@@ -116,20 +119,23 @@ pub async fn sign_in(
         .increment("auth_login_attempts_total", &[("result", "success")]);
     tracing::info!(target: "audit", event = "login", user = %Untrusted(&user.username), client_id = %Untrusted(client_id), source = %source, outcome = "success", "login succeeded");
     let cookie = OpaqueToken::try_generate()?;
+    let sid = uuid::Uuid::new_v4().to_string();
     state
         .store
-        .create_session(
-            &cookie.digest(),
-            &user.user_id,
-            now,
-            now + state.settings.session_ttl,
-        )
+        .create_session(&StoredSession {
+            digest: cookie.digest(),
+            user_id: user.user_id.clone(),
+            sid: Some(sid.clone()),
+            auth_time: now,
+            expires_at: now + state.settings.session_ttl,
+        })
         .await?;
     Ok(SignIn::SignedIn {
         session: Session {
             user_id: user.user_id,
             username: user.username,
             auth_time: now,
+            sid: Some(sid),
         },
         cookie,
     })
@@ -140,21 +146,27 @@ pub async fn current_session(state: &AppState, cookie: Option<&str>) -> Result<O
     let Some(cookie) = cookie else {
         return Ok(None);
     };
-    let Some((user_id, auth_time)) = state
+    let Some(stored) = state
         .store
         .find_session(&SecretDigest::of(cookie), state.clock.now())
         .await?
     else {
         return Ok(None);
     };
-    let Some(user) = state.store.find_user(&user_id).await? else {
+    let Some(user) = state.store.find_user(&stored.user_id).await? else {
         return Ok(None);
     };
     Ok(Some(Session {
         user_id: user.user_id,
         username: user.username,
-        auth_time,
+        auth_time: stored.auth_time,
+        sid: stored.sid,
     }))
+}
+
+/// Ends the session a cookie names (sign-out); false when there was none.
+pub async fn end_session(state: &AppState, cookie: &str) -> Result<bool> {
+    Ok(state.store.end_session(&SecretDigest::of(cookie)).await?)
 }
 
 #[cfg(test)]

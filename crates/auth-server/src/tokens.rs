@@ -64,12 +64,13 @@ pub fn mint_access_token(
     token::issue(&claims, signer).map_err(|_| Error::Signing)
 }
 
-/// The RFC 6749 §5.1 answer, counted per grant.
+/// The RFC 6749 §5.1 answer, counted per grant; with an ID token for `openid` grants (Core §3.1.3.3).
 pub fn token_response(
     state: &AppState,
     access_token: String,
     scope: &ScopeSet,
     refresh_token: Option<String>,
+    id_token: Option<String>,
     grant: GrantType,
 ) -> TokenResponse {
     state
@@ -81,6 +82,7 @@ pub fn token_response(
         expires_in: u64::try_from(state.settings.access_token_ttl).unwrap_or(0),
         scope: (!scope.is_empty()).then(|| scope.to_string()),
         refresh_token,
+        id_token,
     }
 }
 
@@ -95,6 +97,45 @@ fn verify_own_token(state: &AppState, token: &str) -> Option<AccessTokenClaims> 
     let policy = ValidationPolicy::any_audience(state.settings.issuer.clone(), state.clock.clone());
     let claims = token::verify(token, &state.keys.snapshot().published, &policy).ok()?;
     (state.clock.now() < claims.exp).then_some(claims)
+}
+
+/// One of our own access tokens, read back: its claims, and whether it is still active (not deny-listed, its
+/// family live).
+#[derive(Debug, Clone)]
+pub struct OwnAccessToken {
+    pub claims: AccessTokenClaims,
+    pub active: bool,
+}
+
+/// Reads an access token of this issuer (any audience): `None` when it is not one, or has expired;
+/// otherwise its claims and whether revocation has touched it. An access token is inactive when its `jti`
+/// is deny-listed or its family revoked (or purged).
+pub async fn read_own_access_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<OwnAccessToken>> {
+    if !looks_like_jwt(token) {
+        return Ok(None);
+    }
+    let Some(claims) = verify_own_token(state, token) else {
+        return Ok(None);
+    };
+    let known = state
+        .store
+        .access_token_state(&claims.jti, claims.fam.as_deref())
+        .await?;
+    let family_live = match (&claims.fam, claims.auth_time) {
+        (Some(_), _) => known.family_live == Some(true),
+        // A user's token without a family was minted before revocation was decided by family: whether
+        // its family was revoked since cannot be told, so it fails closed (it expires soon anyway).
+        (None, Some(_)) => false,
+        // client_credentials: no family, only the deny list.
+        (None, None) => true,
+    };
+    Ok(Some(OwnAccessToken {
+        active: !known.denied && family_live,
+        claims,
+    }))
 }
 
 /// Who may introspect (RFC 7662 §2.1, §4: the server decides who may learn about tokens): a client registered
@@ -126,24 +167,13 @@ pub async fn introspect(
 ) -> Result<IntrospectionResponse> {
     may_introspect(caller)?;
     if looks_like_jwt(token) {
-        let Some(claims) = verify_own_token(state, token) else {
+        let Some(OwnAccessToken {
+            claims,
+            active: true,
+        }) = read_own_access_token(state, token).await?
+        else {
             return Ok(IntrospectionResponse::inactive());
         };
-        let known = state
-            .store
-            .access_token_state(&claims.jti, claims.fam.as_deref())
-            .await?;
-        let family_live = match (&claims.fam, claims.auth_time) {
-            (Some(_), _) => known.family_live == Some(true),
-            // A user's token without a family was minted before revocation was decided by family: whether
-            // its family was revoked since cannot be told, so it fails closed (it expires soon anyway).
-            (None, Some(_)) => false,
-            // client_credentials: no family, only the deny list.
-            (None, None) => true,
-        };
-        if known.denied || !family_live {
-            return Ok(IntrospectionResponse::inactive());
-        }
         return Ok(IntrospectionResponse {
             active: true,
             scope: Some(claims.scope.to_string()),

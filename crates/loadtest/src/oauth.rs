@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use auth_core::id_token::{self, IdTokenChecks};
+use auth_core::jwks::KeySet;
 use auth_core::pkce;
 use reqwest::Method;
 use reqwest::header::{COOKIE, LOCATION};
@@ -22,6 +24,16 @@ pub mod step {
     pub const AUTHORIZE: &str = "authorize: login form";
     pub const LOGIN: &str = "authorize: sign in";
     pub const CONSENT: &str = "authorize: consent";
+    pub const JWKS: &str = "jwks";
+}
+
+/// Whether an authorization-code flow is an OpenID Connect sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Plain OAuth: the `--user-scope`.
+    OAuth,
+    /// `openid` added to the scope, a nonce sent, and the ID token validated like a relying party.
+    OpenId,
 }
 
 /// An access token and when to stop using it (a little before it expires, as a careful client does).
@@ -42,6 +54,7 @@ impl AccessToken {
 pub struct Tokens {
     pub access: AccessToken,
     pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
 }
 
 fn tokens<E: Exchange>(exchange: &mut E, name: &str, reply: Reply) -> Result<Tokens, FlowError> {
@@ -62,6 +75,10 @@ fn tokens<E: Exchange>(exchange: &mut E, name: &str, reply: Reply) -> Result<Tok
         },
         refresh_token: json
             .get("refresh_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        id_token: json
+            .get("id_token")
             .and_then(Value::as_str)
             .map(str::to_owned),
     })
@@ -239,6 +256,7 @@ async fn submit<E: Exchange>(
 pub async fn authorization_code<E: Exchange>(
     exchange: &mut E,
     target: &Target,
+    flavor: Flavor,
 ) -> Result<Tokens, FlowError> {
     let endpoint = target.authorization_endpoint()?.to_owned();
     let args = &target.args;
@@ -249,11 +267,19 @@ pub async fn authorization_code<E: Exchange>(
         step: step::AUTHORIZE.into(),
         reason: format!("{endpoint}: {error}"),
     })?;
+    let nonce = pkce::generate_verifier();
+    let scope = match flavor {
+        Flavor::OAuth => args.user_scope.clone(),
+        Flavor::OpenId => format!("openid {}", args.user_scope).trim().to_owned(),
+    };
+    if flavor == Flavor::OpenId {
+        url.query_pairs_mut().append_pair("nonce", &nonce);
+    }
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &args.public_client_id)
         .append_pair("redirect_uri", &args.redirect_uri)
-        .append_pair("scope", &args.user_scope)
+        .append_pair("scope", &scope)
         .append_pair("state", &state[..22])
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
@@ -350,5 +376,80 @@ pub async fn authorization_code<E: Exchange>(
         ("code_verifier", &verifier),
     ];
     let reply = token_request(exchange, target, step::CODE_EXCHANGE, &form, false).await?;
+    if flavor == Flavor::OpenId {
+        let json = reply.json().unwrap_or(Value::Null);
+        let member = |name: &str| json.get(name).and_then(Value::as_str).map(str::to_owned);
+        let checked = match (member("id_token"), member("access_token")) {
+            (Some(id_token), Some(access_token)) => {
+                check_id_token(exchange, target, &id_token, &nonce, &access_token).await
+            }
+            (None, _) => Err("the token response has no id_token".to_owned()),
+            (_, None) => Err("the token response has no access_token".to_owned()),
+        };
+        if let Err(reason) = checked {
+            return Err(exchange.reject(step::CODE_EXCHANGE, reply, reason));
+        }
+    }
     tokens(exchange, step::CODE_EXCHANGE, reply)
+}
+
+/// The provider's keys, fetched (and measured as `jwks`) when none is known yet or `kid` is not among them.
+async fn keys_for<E: Exchange>(
+    exchange: &mut E,
+    target: &Target,
+    kid: &str,
+) -> Result<KeySet, FlowError> {
+    if let Ok(keys) = target.keys.read()
+        && keys.contains(kid)
+    {
+        return Ok(keys.clone());
+    }
+    let step = Step {
+        name: step::JWKS,
+        method: Method::GET,
+        url: target.jwks_uri()?,
+        expect: &[200],
+    };
+    let reply = exchange.exchange(step, |request| request).await?;
+    let Ok(keys) = KeySet::from_jwks_json(reply.body.as_bytes()) else {
+        return Err(exchange.reject(step::JWKS, reply, "the JWKS does not parse".into()));
+    };
+    if let Ok(mut cached) = target.keys.write() {
+        *cached = keys.clone();
+    }
+    Ok(keys)
+}
+
+/// Validates an ID token as a relying party does (OpenID Connect Core §3.1.3.7): the provider's signature,
+/// issuer, this client as audience, expiry, the nonce of this flow, and `at_hash` against the access token.
+async fn check_id_token<E: Exchange>(
+    exchange: &mut E,
+    target: &Target,
+    id_token: &str,
+    nonce: &str,
+    access_token: &str,
+) -> Result<(), String> {
+    let (kid, _) = id_token::header_kid(id_token).map_err(|error| format!("id_token: {error}"))?;
+    let keys = keys_for(exchange, target, &kid)
+        .await
+        .map_err(|error| format!("fetching the JWKS: {error}"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    let checks = IdTokenChecks {
+        issuer: &target.issuer,
+        client_id: &target.args.public_client_id,
+        nonce: Some(nonce),
+        now,
+        leeway: 60,
+    };
+    let (claims, alg) = id_token::validate_id_token(id_token, &keys, &checks)
+        .map_err(|error| format!("id_token: {error}"))?;
+    if let Some(at_hash) = &claims.at_hash
+        && *at_hash != id_token::at_hash(alg, access_token)
+    {
+        return Err("id_token: at_hash does not match the access token".into());
+    }
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! The Goose scenarios (README, "Load testing"): `issue`, `validate`, `refresh`, `introspect`, `authcode` and `mixed`.
+//! The Goose scenarios (README, "Load testing"): `issue`, `validate`, `refresh`, `introspect`, `authcode`,
+//! `openid` and `mixed`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +7,7 @@ use std::time::Duration;
 use goose::prelude::*;
 
 use crate::exchange::{Direct, FlowError, Measured};
-use crate::oauth::{self, AccessToken};
+use crate::oauth::{self, AccessToken, Flavor};
 use crate::target::Target;
 
 /// Which load to apply.
@@ -23,17 +24,21 @@ pub enum ScenarioKind {
     Introspect,
     /// the whole authorization code + PKCE flow, HTML login and consent included
     Authcode,
+    /// authcode as an OpenID Connect sign-in: scope openid, a nonce, and each ID token validated like a
+    /// relying party (signature by the JWKS, issuer, audience, expiry, nonce, at_hash)
+    Openid,
     /// all of the above, weighted like a real deployment: mostly validation
     Mixed,
 }
 
 impl ScenarioKind {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Issue,
         Self::Validate,
         Self::Refresh,
         Self::Introspect,
         Self::Authcode,
+        Self::Openid,
         Self::Mixed,
     ];
 
@@ -44,6 +49,7 @@ impl ScenarioKind {
             Self::Refresh => "refresh",
             Self::Introspect => "introspect",
             Self::Authcode => "authcode",
+            Self::Openid => "openid",
             Self::Mixed => "mixed",
         }
     }
@@ -64,7 +70,18 @@ impl ScenarioKind {
     }
 
     fn uses_login(self) -> bool {
-        matches!(self, Self::Refresh | Self::Authcode | Self::Mixed)
+        matches!(
+            self,
+            Self::Refresh | Self::Authcode | Self::Openid | Self::Mixed
+        )
+    }
+
+    /// The flavour of the scenario's sign-ins.
+    fn flavor(self) -> Flavor {
+        match self {
+            Self::Openid => Flavor::OpenId,
+            _ => Flavor::OAuth,
+        }
     }
 }
 
@@ -132,7 +149,7 @@ pub async fn preflight(
         }
     }
     if kind.uses_login() {
-        let tokens = oauth::authorization_code(&mut direct, target)
+        let tokens = oauth::authorization_code(&mut direct, target, kind.flavor())
             .await
             .map_err(|error| {
                 anyhow::anyhow!(
@@ -179,6 +196,7 @@ enum Step {
     Refresh,
     Introspect,
     Authcode,
+    AuthcodeOpenid,
 }
 
 impl Step {
@@ -201,9 +219,14 @@ impl Step {
                 oauth::introspect(&mut Measured(user), target, &token).await
             }
             Self::Refresh => refresh_chain(user, target).await,
-            Self::Authcode => oauth::authorization_code(&mut Measured(user), target)
+            Self::Authcode => oauth::authorization_code(&mut Measured(user), target, Flavor::OAuth)
                 .await
                 .map(drop),
+            Self::AuthcodeOpenid => {
+                oauth::authorization_code(&mut Measured(user), target, Flavor::OpenId)
+                    .await
+                    .map(drop)
+            }
         }
     }
 
@@ -216,6 +239,7 @@ impl Step {
             Self::Refresh => "refresh",
             Self::Introspect => "introspect",
             Self::Authcode => "authcode",
+            Self::AuthcodeOpenid => "authcode (openid)",
         }
     }
 
@@ -256,7 +280,7 @@ async fn refresh_chain(user: &mut GooseUser, target: &Target) -> Result<(), Flow
     let mut session = session(user);
     let result = match session.refresh_token.take() {
         Some(refresh_token) => oauth::refresh(&mut Measured(user), target, &refresh_token).await,
-        None => oauth::authorization_code(&mut Measured(user), target).await,
+        None => oauth::authorization_code(&mut Measured(user), target, Flavor::OAuth).await,
     };
     // On failure the chain starts again with a sign-in; a rotated-out token is never reused.
     session.refresh_token = result
@@ -283,6 +307,7 @@ pub fn scenario(kind: ScenarioKind, target: &Arc<Target>) -> Result<Scenario, Go
         ScenarioKind::Refresh => vec![(Step::Refresh, 1)],
         ScenarioKind::Introspect => vec![(Step::Introspect, 1)],
         ScenarioKind::Authcode => vec![(Step::Authcode, 1)],
+        ScenarioKind::Openid => vec![(Step::AuthcodeOpenid, 1)],
         ScenarioKind::Mixed => MIXED_WEIGHTS.to_vec(),
     };
     for (step, weight) in steps {

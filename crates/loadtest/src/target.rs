@@ -1,6 +1,9 @@
 //! What is under load: the authorization server (found through its RFC 8414 metadata), the protected API,
 //! and the credentials the scenarios use.
 
+use std::sync::{Arc, RwLock};
+
+use auth_core::jwks::KeySet;
 use clap::Args;
 use serde_json::Value;
 
@@ -62,7 +65,7 @@ pub struct TargetArgs {
         default_value = "http://127.0.0.1:8082/callback"
     )]
     pub redirect_uri: String,
-    /// Scope asked for in the authorization request
+    /// Scope asked for in the authorization request (the `openid` scenario adds `openid`)
     #[arg(long, env = "LOADTEST_USER_SCOPE", default_value = "read")]
     pub user_scope: String,
     /// User who signs in on the login form
@@ -88,7 +91,11 @@ pub struct Target {
     pub token_endpoint: String,
     pub authorization_endpoint: Option<String>,
     pub introspection_endpoint: Option<String>,
+    /// The JWKS the ID tokens are checked against (OpenID Connect Discovery `jwks_uri`).
+    pub jwks_uri: Option<String>,
     pub protected_url: String,
+    /// The provider's keys, fetched on first use and again for an unknown `kid`.
+    pub keys: Arc<RwLock<KeySet>>,
 }
 
 fn trim_slash(url: &str) -> &str {
@@ -172,7 +179,9 @@ impl Target {
             token_endpoint,
             authorization_endpoint: member("authorization_endpoint"),
             introspection_endpoint: member("introspection_endpoint"),
+            jwks_uri: member("jwks_uri"),
             protected_url,
+            keys: Arc::default(),
             args,
         })
     }
@@ -193,6 +202,14 @@ impl Target {
             Some(id) => (id, &self.args.introspection_secret),
             None => (&self.args.client_id, &self.args.client_secret),
         }
+    }
+
+    /// The JWKS URL, or an error.
+    pub fn jwks_uri(&self) -> Result<&str, FlowError> {
+        self.jwks_uri.as_deref().ok_or_else(|| FlowError::Invalid {
+            step: "discovery".into(),
+            reason: format!("{} publishes no jwks_uri", self.issuer),
+        })
     }
 
     /// The introspection endpoint, or an error.

@@ -118,11 +118,17 @@ impl Browser {
 
     /// Posts raw fields to /authorize.
     pub async fn post(&mut self, fields: &[(&str, &str)]) -> Page {
-        let mut request = self.http.post(&self.authorize).form(fields);
+        let authorize = self.authorize.clone();
+        self.post_to(&authorize, fields).await
+    }
+
+    /// Posts raw fields to another form of the issuer (`/logout`).
+    pub async fn post_to(&mut self, url: &str, fields: &[(&str, &str)]) -> Page {
+        let mut request = self.http.post(url).form(fields);
         if let Some(cookies) = self.jar.header() {
             request = request.header(reqwest::header::COOKIE, cookies);
         }
-        let response = request.send().await.expect("POST /authorize");
+        let response = request.send().await.expect("POST");
         self.keep(response).await
     }
 

@@ -21,6 +21,7 @@ pub struct ClientSpec {
     audiences: Vec<String>,
     skip_consent: bool,
     introspection: bool,
+    post_logout_redirect_uris: Vec<String>,
 }
 
 impl ClientSpec {
@@ -34,6 +35,7 @@ impl ClientSpec {
             audiences: Vec::new(),
             skip_consent: false,
             introspection: false,
+            post_logout_redirect_uris: Vec::new(),
         }
     }
 
@@ -95,6 +97,12 @@ impl ClientSpec {
         self
     }
 
+    /// Adds a post-logout redirect URI (RP-Initiated Logout).
+    pub fn post_logout_redirect_uri(mut self, uri: &str) -> Self {
+        self.post_logout_redirect_uris.push(uri.to_owned());
+        self
+    }
+
     /// `resource-api`: a confidential client that may only introspect.
     pub fn resource_server(id: &str) -> Self {
         Self::confidential(id).introspection()
@@ -127,6 +135,7 @@ impl ClientSpec {
             audiences: self.audiences.clone(),
             skip_consent: self.skip_consent,
             introspection: self.introspection,
+            post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
         }
     }
 

@@ -246,10 +246,27 @@ impl TestIssuer {
 
     /// Registers a user; returns the user id.
     pub async fn user_with_password(&self, username: &str, password: &str) -> String {
+        self.user_with_profile(username, password, None, None, false)
+            .await
+    }
+
+    /// Registers a user with OpenID Connect claims (`name`, `email`, `email_verified`), as
+    /// `user create --name --email --email-verified` does; returns the user id.
+    pub async fn user_with_profile(
+        &self,
+        username: &str,
+        password: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+        email_verified: bool,
+    ) -> String {
         let user = UserRecord {
             user_id: uuid::Uuid::new_v4().to_string(),
             username: username.into(),
             password_hash: self.state.hasher.hash(password).expect("hash"),
+            name: name.map(str::to_owned),
+            email: email.map(str::to_owned),
+            email_verified,
         };
         self.state
             .store

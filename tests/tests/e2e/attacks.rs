@@ -237,7 +237,12 @@ async fn wrong_typ_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_tokens_are_refused_even_after_being_cached() {
     let (issuer, api, _) = stack().await;
-    let token = signed_by_issuer(&issuer, |claims| claims.exp = claims.iat + 30);
+    // Times from the API's own clock: the issuer's may have started in another second.
+    let now = api.clock.now();
+    let token = signed_by_issuer(&issuer, |claims| {
+        claims.iat = now;
+        claims.exp = now + 30;
+    });
     assert_eq!(
         status_and_challenge(&api, &token).await.0,
         200,
@@ -251,4 +256,35 @@ async fn expired_tokens_are_refused_even_after_being_cached() {
     );
     api.clock.advance(1);
     assert_refused(&api, &token, "expired past the leeway").await;
+}
+
+/// A real ID token (typ `JWT`) presented as an access token: refused by its type, even when the client it
+/// was issued to is named like the API (so `aud` alone would not stop it), and by its audience otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_is_no_access_token() {
+    let (issuer, api, _) = stack().await;
+    issuer.user("alice").await;
+    for client_id in ["resource-api", "web"] {
+        let client = issuer
+            .register(
+                ClientSpec::confidential(client_id)
+                    .grants([GrantType::AuthorizationCode])
+                    .scope("openid read")
+                    .skip_consent(),
+            )
+            .await;
+        let tokens = issuer.code_flow(&client, "alice").await;
+        let id_token = tokens["id_token"].as_str().expect("an ID token");
+        let (header, claims) = parts(id_token);
+        assert_eq!(header["typ"], "JWT");
+        assert_eq!(claims["aud"], client_id);
+        assert_refused(&api, id_token, "an ID token").await;
+        // The access token of the same grant is fine.
+        assert_eq!(
+            status_and_challenge(&api, tokens["access_token"].as_str().unwrap())
+                .await
+                .0,
+            200
+        );
+    }
 }

@@ -36,7 +36,7 @@ async fn seed(issuer: TestIssuer) -> (TestIssuer, String, TargetArgs) {
             ClientSpec::public("load-spa")
                 .grants([GrantType::AuthorizationCode, GrantType::RefreshToken])
                 .redirect_uri(REDIRECT_URI)
-                .scope("read write"),
+                .scope("openid read write"),
         )
         .await;
     issuer.user_with_password("load-user", PASSWORD).await;
@@ -86,10 +86,16 @@ fn expected_requests(kind: ScenarioKind) -> &'static [&'static str] {
         ScenarioKind::Validate => &["api: protected", "token: client_credentials"],
         ScenarioKind::Introspect => &["introspect"],
         ScenarioKind::Refresh => &["token: refresh_token", "token: authorization_code"],
+        // The consent page shows only until the user's consent is remembered (the first sign-in).
         ScenarioKind::Authcode => &[
             "authorize: login form",
             "authorize: sign in",
-            "authorize: consent",
+            "token: authorization_code",
+        ],
+        // The JWKS is fetched by the pre-flight check, then only for an unknown kid.
+        ScenarioKind::Openid => &[
+            "authorize: login form",
+            "authorize: sign in",
             "token: authorization_code",
         ],
         ScenarioKind::Mixed => &["api: protected", "token: client_credentials"],
@@ -226,7 +232,8 @@ async fn mixed_runs_clean_across_two_replicas_behind_a_per_request_balancer() {
     for name in [
         "token: refresh_token",
         "introspect",
-        "authorize: consent",
+        // A form served by one replica, posted to the other (the CSRF key is shared).
+        "authorize: sign in",
         "api: protected",
     ] {
         assert!(

@@ -9,6 +9,7 @@ use crate::error::{Error, Result, oauth};
 use crate::state::AppState;
 use service_kit::telemetry::Untrusted;
 
+use crate::openid::{IdTokenGrant, is_openid, mint_id_token};
 use crate::store::{ClientRecord, Consumption, StoreError};
 use crate::tokens::{AccessTokenGrant, current_signer, mint_access_token, token_response};
 
@@ -100,9 +101,10 @@ pub async fn grant(
             "resource differs from the authorization request",
         ));
     }
+    let signer = current_signer(state)?;
     let access_token = mint_access_token(
         state,
-        &*current_signer(state)?,
+        &signer,
         AccessTokenGrant {
             subject: &grant.user_id,
             client_id: &client.client_id,
@@ -112,6 +114,23 @@ pub async fn grant(
             family_id: Some(&grant.family_id),
         },
     )?;
+    // OpenID Connect Core §3.1.3.3: an `openid` grant answers with an ID token too.
+    let id_token = if is_openid(&grant.scope) {
+        Some(mint_id_token(
+            state,
+            &signer,
+            IdTokenGrant {
+                subject: &grant.user_id,
+                client_id: &client.client_id,
+                auth_time: grant.auth_time,
+                nonce: record.nonce.as_deref(),
+                sid: grant.sid.as_deref(),
+                access_token: &access_token,
+            },
+        )?)
+    } else {
+        None
+    };
     let refresh = if client.allows(GrantType::RefreshToken) {
         Some(new_refresh_token(state, grant.clone(), now)?)
     } else {
@@ -135,6 +154,7 @@ pub async fn grant(
         access_token,
         &grant.scope,
         refresh.map(|(token, _)| token.into_string()),
+        id_token,
         GrantType::AuthorizationCode,
     ))
 }

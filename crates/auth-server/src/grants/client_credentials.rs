@@ -1,5 +1,7 @@
-//! RFC 6749 §4.4: the client acts for itself. No refresh token, nothing stored.
+//! RFC 6749 §4.4: the client acts for itself. No refresh token, nothing stored. The OpenID Connect scopes
+//! (`openid`, `profile`, `email`) describe a user, so they are never granted here.
 
+use auth_core::scope::ScopeSet;
 use auth_core::wire::{GrantType, TokenResponse};
 
 use super::{resolve_audience, resolve_scope};
@@ -22,7 +24,14 @@ pub fn grant(
     client: &ClientRecord,
     request: Request<'_>,
 ) -> Result<TokenResponse> {
-    let scope = resolve_scope(request.scope, &client.scope)?;
+    let own_scope = ScopeSet::from_tokens(
+        client
+            .scope
+            .iter()
+            .filter(|scope| !crate::openid::USER_SCOPES.contains(scope)),
+    )
+    .map_err(|_| crate::store::StoreError::Corrupt("client scope"))?;
+    let scope = resolve_scope(request.scope, &own_scope)?;
     let audience = resolve_audience(client, request.resource, &state.settings.default_audience)?;
     let access_token = mint_access_token(
         state,
@@ -40,6 +49,7 @@ pub fn grant(
         state,
         access_token,
         &scope,
+        None,
         None,
         GrantType::ClientCredentials,
     ))

@@ -132,6 +132,7 @@ mod tests {
             audiences: audiences.iter().map(|a| a.to_string()).collect(),
             skip_consent: false,
             introspection: false,
+            post_logout_redirect_uris: vec![],
         }
     }
 

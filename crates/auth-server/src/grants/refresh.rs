@@ -10,6 +10,7 @@ use crate::error::{Error, Result, oauth};
 use crate::state::AppState;
 use service_kit::telemetry::Untrusted;
 
+use crate::openid::{IdTokenGrant, is_openid, mint_id_token};
 use crate::store::{Authorization, ClientRecord, RefreshTokenRecord, Rotation, RotationOutcome};
 use crate::tokens::{AccessTokenGrant, current_signer, mint_access_token, token_response};
 
@@ -118,11 +119,29 @@ pub async fn grant(
             family_id: Some(&grant.family_id),
         },
     )?;
+    // OpenID Connect Core §12.2: a new ID token for an `openid` grant, the same user and auth_time, no nonce.
+    let id_token = if is_openid(&grant.scope) {
+        Some(mint_id_token(
+            state,
+            &signer,
+            IdTokenGrant {
+                subject: &grant.user_id,
+                client_id: &client.client_id,
+                auth_time: grant.auth_time,
+                nonce: None,
+                sid: grant.sid.as_deref(),
+                access_token: &access_token,
+            },
+        )?)
+    } else {
+        None
+    };
     Ok(token_response(
         state,
         access_token,
         &scope,
         Some(new_token.into_string()),
+        id_token,
         GrantType::RefreshToken,
     ))
 }

@@ -1,5 +1,5 @@
-//! `GET /authorize` and `POST /authorize` (RFC 6749 §4.1.1, §4.1.2): map the domain's decisions
-//! (`crate::authorization`, `crate::login`) to pages, cookies and redirects.
+//! `GET /authorize` and `POST /authorize` (RFC 6749 §4.1.1, §4.1.2; OpenID Connect Core §3.1.2): map the
+//! domain's decisions (`crate::authorization`, `crate::login`) to pages, cookies and redirects.
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -12,6 +12,7 @@ use super::form::OAuthForm;
 use super::pages::{consent_page, error_page, login_page, redirect};
 use super::source::Source;
 use crate::authorization::{self, AuthorizationRequest, Next, Refusal};
+use crate::csrf::Form;
 use crate::error::Error;
 use crate::login::{self, Session, SignIn};
 use crate::params::Params;
@@ -34,7 +35,7 @@ fn with_retry_after(mut response: Response, seconds: i64) -> Response {
 }
 
 /// The page or redirect of a refusal.
-fn refusal(refusal: Refusal) -> Response {
+pub(super) fn refusal(refusal: Refusal) -> Response {
     match refusal {
         Refusal::Page(message) => error_page(StatusCode::BAD_REQUEST, &message),
         Refusal::Redirect(to) => redirect(&to),
@@ -43,7 +44,7 @@ fn refusal(refusal: Refusal) -> Response {
 }
 
 /// A server-side failure: the cause to the log, a fixed page to the user.
-fn failure(error: &Error) -> Response {
+pub(super) fn failure(error: &Error) -> Response {
     tracing::error!(%error, "authorization request failed");
     error_page(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -51,17 +52,29 @@ fn failure(error: &Error) -> Response {
     )
 }
 
-/// The page for the next step of a valid request.
+/// The page for the next step of a valid request, its form carrying the token for that form.
 fn next_page(
     state: &AppState,
     request: &AuthorizationRequest,
     next: Result<Next, Error>,
-    csrf: &str,
+    csrf: &Csrf,
 ) -> Response {
     match next {
-        Ok(Next::SignIn) => login_page(state, request, csrf, None, StatusCode::OK),
-        Ok(Next::Consent(session)) => consent_page(state, request, csrf, &session.username),
+        Ok(Next::SignIn) => login_page(
+            state,
+            request,
+            &csrf.token(state, Form::Login),
+            None,
+            StatusCode::OK,
+        ),
+        Ok(Next::Consent(session)) => consent_page(
+            state,
+            request,
+            &csrf.token(state, Form::Consent(&request.fingerprint())),
+            &session.username,
+        ),
         Ok(Next::Redirect(to)) => redirect(&to),
+        Ok(Next::Refused(refused)) => refusal(refused),
         Err(error) => failure(&error),
     }
 }
@@ -81,12 +94,20 @@ async fn oauth2_authorize_get(
         Err(error) => return failure(&error),
     };
     let next = match login::current_session(&state, session_cookie(&state, &headers)).await {
-        Ok(session) => authorization::next_step(&state, &request, session).await,
+        Ok(session) => authorization::next_step(&state, &request, session, false).await,
         Err(error) => Err(error),
     };
-    let mut response = next_page(&state, &request, next, &csrf.token(&state));
+    let mut response = next_page(&state, &request, next, &csrf);
     csrf.set_cookie(&mut response, &state);
     response
+}
+
+/// The page of a form post that does not come from this site's own form.
+fn forged() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "The form has expired or did not come from this site. Start again from the application.",
+    )
 }
 
 async fn oauth2_authorize_post(
@@ -99,15 +120,17 @@ async fn oauth2_authorize_post(
         Ok(request) => request,
         Err(error) => return refusal(error),
     };
-    let Some(csrf) = Csrf::of_post(&state, &headers, &params) else {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "The form has expired or did not come from this site. Start again from the application.",
-        );
-    };
     if params.has("username") || params.has("password") {
+        let Some(csrf) = Csrf::of_post(&state, &headers, &params, Form::Login) else {
+            return forged();
+        };
         return sign_in(&state, &request, &params, csrf, source).await;
     }
+    // A consent answers exactly the request its page showed (after the checks that page passed).
+    let fingerprint = request.fingerprint();
+    let Some(csrf) = Csrf::of_post(&state, &headers, &params, Form::Consent(&fingerprint)) else {
+        return forged();
+    };
     let session = match login::current_session(&state, session_cookie(&state, &headers)).await {
         Ok(session) => session,
         Err(error) => return failure(&error),
@@ -116,7 +139,7 @@ async fn oauth2_authorize_post(
         return login_page(
             &state,
             &request,
-            &csrf.token(&state),
+            &csrf.token(&state, Form::Login),
             Some("Your session has ended. Sign in again."),
             StatusCode::OK,
         );
@@ -132,7 +155,8 @@ async fn decide(
     session: &Session,
 ) -> Response {
     match params.get("decision").ok().flatten() {
-        Some("approve") => match authorization::approve(state, request, session).await {
+        Some("approve") => match authorization::approve_and_remember(state, request, session).await
+        {
             Ok(to) => redirect(&to),
             Err(error) => failure(&error),
         },
@@ -158,39 +182,38 @@ async fn sign_in(
         &request.client.client_id,
     )
     .await;
+    let again = |csrf: &Csrf, message: &str, status: StatusCode| {
+        login_page(
+            state,
+            request,
+            &csrf.token(state, Form::Login),
+            Some(message),
+            status,
+        )
+    };
     match attempt {
         Ok(SignIn::SignedIn { session, cookie }) => {
             // The consent form carries a token bound to the new session: the pre-login one dies here.
             csrf.renew(cookie.as_str());
-            let next = authorization::next_step(state, request, Some(session)).await;
-            let mut response = next_page(state, request, next, &csrf.token(state));
+            let next = authorization::next_step(state, request, Some(session), true).await;
+            let mut response = next_page(state, request, next, &csrf);
             set_session_cookie(&mut response, state, cookie.as_str());
             response
         }
-        Ok(SignIn::Rejected) => login_page(
-            state,
-            request,
-            &csrf.token(state),
-            Some("Invalid username or password."),
-            StatusCode::OK,
-        ),
+        Ok(SignIn::Rejected) => again(&csrf, "Invalid username or password.", StatusCode::OK),
         Ok(SignIn::Throttled { retry_after }) => with_retry_after(
-            login_page(
-                state,
-                request,
-                &csrf.token(state),
-                Some("Too many failed attempts. Wait a minute and try again."),
+            again(
+                &csrf,
+                "Too many failed attempts. Wait a minute and try again.",
                 StatusCode::TOO_MANY_REQUESTS,
             ),
             retry_after,
         ),
         // The one 5xx client traffic may cause: every password-check slot stayed busy for 2 s.
         Ok(SignIn::Busy) => with_retry_after(
-            login_page(
-                state,
-                request,
-                &csrf.token(state),
-                Some("The service is busy. Try again in a moment."),
+            again(
+                &csrf,
+                "The service is busy. Try again in a moment.",
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
             1,

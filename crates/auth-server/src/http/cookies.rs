@@ -8,7 +8,7 @@ use axum::response::Response;
 
 use auth_core::secret::SecretDigest;
 
-use crate::csrf;
+use crate::csrf::{self, Form};
 use crate::error::Result;
 use crate::params::Params;
 use crate::state::AppState;
@@ -78,8 +78,7 @@ pub struct Csrf {
 }
 
 impl Csrf {
-    /// The browser's CSRF state, making a browser id when it has none (pages only; form posts use
-    /// [`Csrf::of_post`]).
+    /// The browser's CSRF state, making a browser id when it has none (for pages that show a form).
     pub fn of_page(state: &AppState, headers: &HeaderMap) -> Result<Self> {
         let (browser, fresh) = match cookie(headers, &cookie_name(state, BROWSER_COOKIE)) {
             Some(id) if csrf::is_browser_id(id) => (id.to_owned(), false),
@@ -92,22 +91,27 @@ impl Csrf {
         })
     }
 
-    /// The CSRF state of a form post, when its `csrf_token` is one the server issued to this browser for
-    /// its current session cookie.
-    pub fn of_post(state: &AppState, headers: &HeaderMap, params: &Params) -> Option<Self> {
+    /// The CSRF state of a form post, when its `csrf_token` is one the server issued for `form` to this
+    /// browser for its current session cookie.
+    pub fn of_post(
+        state: &AppState,
+        headers: &HeaderMap,
+        params: &Params,
+        form: Form<'_>,
+    ) -> Option<Self> {
         let browser = cookie(headers, &cookie_name(state, BROWSER_COOKIE))?;
         let presented = params.get("csrf_token").ok().flatten()?;
         let session = session_cookie(state, headers).map(SecretDigest::of);
-        csrf::verify(state, browser, session.as_ref(), presented).then(|| Self {
+        csrf::verify(state, browser, session.as_ref(), form, presented).then(|| Self {
             browser: browser.to_owned(),
             fresh: false,
             session,
         })
     }
 
-    /// The token the forms of this response carry.
-    pub fn token(&self, state: &AppState) -> String {
-        csrf::token(state, &self.browser, self.session.as_ref())
+    /// The token of `form` for this response.
+    pub fn token(&self, state: &AppState, form: Form<'_>) -> String {
+        csrf::token(state, &self.browser, self.session.as_ref(), form)
     }
 
     /// Binds the tokens to a new login session: those issued before it are refused from now on.
@@ -127,6 +131,11 @@ impl Csrf {
             );
         }
     }
+}
+
+/// Clears the session cookie (sign-out).
+pub fn clear_session_cookie(response: &mut Response, state: &AppState) {
+    set_cookie(response, state, SESSION_COOKIE, "", 0);
 }
 
 #[cfg(test)]

@@ -15,9 +15,11 @@ pub mod credentials;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod logout;
 pub mod oauth2;
 pub mod pages;
 pub mod source;
+pub mod userinfo;
 pub mod wellknown;
 
 /// Request bodies over this are refused with 413.
@@ -30,6 +32,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(wellknown::router(issuer_path.as_deref()))
         .merge(authorize::router())
         .merge(oauth2::router())
+        .merge(userinfo::router())
+        .merge(logout::router())
         .merge(health::router());
     // An issuer with a path (behind a proxy that may or may not strip it) answers under both.
     let routes = match issuer_path.as_deref() {

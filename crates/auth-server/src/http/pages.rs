@@ -120,6 +120,44 @@ pub fn consent_page(
     )
 }
 
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage<'a> {
+    action: &'a str,
+    client_id: Option<&'a str>,
+    fields: &'a [(&'static str, String)],
+    csrf_token: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+struct SignedOutPage;
+
+/// The logout confirmation (RP-Initiated Logout §2: a request without a valid `id_token_hint`).
+pub fn logout_page(
+    state: &AppState,
+    client_id: Option<&str>,
+    fields: &[(&'static str, String)],
+    csrf_token: &str,
+) -> Response {
+    let action = format!("{}/logout", state.settings.base_url);
+    html(
+        StatusCode::OK,
+        LogoutPage {
+            action: &action,
+            client_id,
+            fields,
+            csrf_token,
+        }
+        .render(),
+    )
+}
+
+/// After a logout without a post-logout redirect URI.
+pub fn signed_out_page() -> Response {
+    html(StatusCode::OK, SignedOutPage.render())
+}
+
 /// A 303 to an authorization response (RFC 6749 §4.1.2), never cached.
 pub fn redirect(redirect: &Redirect) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();

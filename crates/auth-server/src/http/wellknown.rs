@@ -1,4 +1,6 @@
-//! `GET /.well-known/oauth-authorization-server` (RFC 8414) and `GET /jwks.json` (RFC 7517).
+//! `GET /.well-known/oauth-authorization-server` (RFC 8414), `GET /.well-known/openid-configuration`
+//! (OpenID Connect Discovery 1.0: the same document, which carries both sets of members) and
+//! `GET /jwks.json` (RFC 7517).
 
 use auth_core::wire::{AuthorizationServerMetadata, GrantType};
 use axum::Json;
@@ -14,12 +16,15 @@ use crate::state::AppState;
 
 /// The well-known path (RFC 8414 §3).
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+/// The OpenID Connect Discovery path (Discovery §4: appended to the issuer, path included).
+pub const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
 
 /// The routes of this module. For an issuer with a path `/p`, the metadata is also served at
 /// `/.well-known/oauth-authorization-server/p` (RFC 8414 §3.1).
 pub fn router(issuer_path: Option<&str>) -> Router<AppState> {
     let mut router = Router::new()
         .route(METADATA_PATH, get(wellknown_metadata_get))
+        .route(OPENID_CONFIGURATION_PATH, get(wellknown_metadata_get))
         .route("/jwks.json", get(wellknown_jwks_get));
     if let Some(path) = issuer_path {
         router = router.route(
@@ -47,7 +52,21 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         authorization_endpoint: Some(format!("{base}/authorize")),
         token_endpoint: Some(format!("{base}/token")),
         jwks_uri: Some(format!("{base}/jwks.json")),
-        scopes_supported: state.supported_scopes().iter().map(str::to_owned).collect(),
+        // OpenID Connect's scopes, and every registered client's.
+        scopes_supported: {
+            let registered = state.supported_scopes();
+            let mut scopes: Vec<String> = crate::openid::USER_SCOPES
+                .iter()
+                .map(|scope| (*scope).to_owned())
+                .collect();
+            scopes.extend(
+                registered
+                    .iter()
+                    .filter(|scope| !crate::openid::USER_SCOPES.contains(scope))
+                    .map(str::to_owned),
+            );
+            scopes
+        },
         response_types_supported: vec!["code".into()],
         grant_types_supported: GrantType::ALL
             .iter()
@@ -60,6 +79,25 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         introspection_endpoint_auth_methods_supported: confidential,
         code_challenge_methods_supported: vec!["S256".into()],
         authorization_response_iss_parameter_supported: true,
+        userinfo_endpoint: Some(format!("{base}/userinfo")),
+        end_session_endpoint: Some(format!("{base}/logout")),
+        subject_types_supported: vec!["public".into()],
+        // Every algorithm of a published key: the one that signs now, and those of keys still verifying.
+        id_token_signing_alg_values_supported: state
+            .keys
+            .snapshot()
+            .published
+            .algorithms()
+            .iter()
+            .map(|alg| alg.as_str().to_owned())
+            .collect(),
+        claims_supported: crate::openid::CLAIMS_SUPPORTED
+            .iter()
+            .map(|claim| (*claim).to_owned())
+            .collect(),
+        response_modes_supported: vec!["query".into()],
+        request_parameter_supported: Some(false),
+        request_uri_parameter_supported: Some(false),
     }
 }
 

@@ -52,6 +52,8 @@ pub struct ClientRecord {
     pub skip_consent: bool,
     /// May call /introspect (RFC 7662 §4): a resource server's client.
     pub introspection: bool,
+    /// Where RP-initiated logout may send the browser (exact strings).
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl ClientRecord {
@@ -69,6 +71,12 @@ pub struct UserRecord {
     pub username: String,
     /// argon2id PHC string.
     pub password_hash: String,
+    /// Full name (OpenID Connect `name`, scope `profile`).
+    pub name: Option<String>,
+    /// OpenID Connect `email`, scope `email`.
+    pub email: Option<String>,
+    /// Whether the operator vouches for `email` (`email_verified`).
+    pub email_verified: bool,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -130,6 +138,8 @@ pub struct Authorization {
     pub audience: String,
     /// When the user logged in.
     pub auth_time: i64,
+    /// The login session it came from (the ID token's `sid`).
+    pub sid: Option<String>,
 }
 
 /// An authorization code, as stored.
@@ -144,6 +154,8 @@ pub struct AuthorizationCodeRecord {
     /// (RFC 6749 §4.1.3).
     pub redirect_uri_given: bool,
     pub code_challenge: String,
+    /// OpenID Connect `nonce`, echoed in the ID token.
+    pub nonce: Option<String>,
     pub expires_at: i64,
     /// Set once exchanged.
     pub used_at: Option<i64>,
@@ -206,19 +218,29 @@ pub trait UserStore: Send + Sync {
     /// Looks a user up by id.
     async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Stores a login session.
-    async fn create_session(
-        &self,
-        digest: &SecretDigest,
-        user_id: &str,
-        auth_time: i64,
-        expires_at: i64,
-    ) -> Result<(), StoreError>;
-    /// The user id and auth time of a live session.
+    async fn create_session(&self, session: &StoredSession) -> Result<(), StoreError>;
+    /// A live session by the digest of its cookie.
     async fn find_session(
         &self,
         digest: &SecretDigest,
         now: i64,
-    ) -> Result<Option<(String, i64)>, StoreError>;
+    ) -> Result<Option<StoredSession>, StoreError>;
+    /// Ends the session of a cookie; false when there was none.
+    async fn end_session(&self, digest: &SecretDigest) -> Result<bool, StoreError>;
+    /// Ends the session with public id `sid`, if it is `user_id`'s; false when there was none.
+    async fn end_session_by_sid(&self, sid: &str, user_id: &str) -> Result<bool, StoreError>;
+}
+
+/// A login session as stored: the cookie only as its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub digest: SecretDigest,
+    pub user_id: String,
+    /// Its public id (OpenID Connect `sid`); `None` for sessions older than the column.
+    pub sid: Option<String>,
+    /// When the user typed their password.
+    pub auth_time: i64,
+    pub expires_at: i64,
 }
 
 /// Signing keys.
@@ -333,6 +355,28 @@ pub trait GrantStore: Send + Sync {
         jti: &str,
         family_id: Option<&str>,
     ) -> Result<AccessTokenState, StoreError>;
+    /// The scopes `user_id` has consented to for `client_id` (OpenID Connect Core §3.1.2.4), if any.
+    async fn find_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<ScopeSet>, StoreError>;
+    /// Remembers that `user_id` consented to `scope` for `client_id` (added to what was remembered).
+    async fn remember_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &ScopeSet,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Forgets the consent and revokes every family of (user, client), in one transaction; returns whether
+    /// a consent was remembered and how many families were revoked.
+    async fn withdraw_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<(bool, u64), StoreError>;
     /// Deletes expired codes, sessions and deny-list entries, and the families none of whose tokens can
     /// still be valid (every code and refresh token of theirs ended more than `horizon` seconds ago, the
     /// longest an access token can live); returns how many rows went.

@@ -292,8 +292,15 @@ async fn csrf_tokens_are_issued_by_the_server_bound_to_the_browser_and_renewed_a
         "auth_csrf",
         &cookie_value(&login, "auth_csrf").expect("the browser id cookie"),
     );
-    let consent = across.submit(&login.form(), &credentials).await;
-    assert!(consent.is_consent_form(), "{}", consent.html);
+    let signed_in = across.submit(&login.form(), &credentials).await;
+    // Signed in (alice's consent is remembered from above, so straight back with a code).
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.html
+    );
+    assert!(signed_in.redirect_param("code").is_some());
 }
 
 /// The value a page's `Set-Cookie` gives cookie `name`.
@@ -346,23 +353,31 @@ async fn wrong_username_and_wrong_password_get_the_same_answer_and_are_throttled
     assert!(consent.is_consent_form());
 }
 
+/// A live session skips the login form; remembered consent (OpenID Connect Core §3.1.2.4) skips the consent
+/// page for scopes already granted, and only for those.
 async fn session_cookie_skips_the_login_form(backend: Backend) {
     let issuer = TestIssuer::spawn(backend).await;
     issuer.register(ClientSpec::web()).await;
     issuer.user("alice").await;
     let (_, challenge) = pkce();
-    let url = issuer.authorize_url("web", &challenge, &[]);
+    let read = issuer.authorize_url("web", &challenge, &[("scope", "read")]);
     let mut browser = issuer.browser();
-    browser.login_and_approve(&url, "alice", PASSWORD).await;
-    let again = browser.get(&url).await;
-    assert_eq!(again.status, StatusCode::OK);
+    browser.login_and_approve(&read, "alice", PASSWORD).await;
+    let again = browser.get(&read).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.html);
+    assert!(again.redirect_param("code").is_some(), "no page at all");
+    // A wider request asks again, signed in.
+    let wider = browser
+        .get(&issuer.authorize_url("web", &challenge, &[("scope", "read write")]))
+        .await;
+    assert_eq!(wider.status, StatusCode::OK);
     assert!(
-        again.is_consent_form(),
+        wider.is_consent_form(),
         "consent, not login: {}",
-        again.html
+        wider.html
     );
-    assert!(!again.is_login_form());
-    assert!(again.html.contains("alice"));
+    assert!(!wider.is_login_form());
+    assert!(wider.html.contains("alice"));
 }
 
 async fn cookies_are_secure_and_host_prefixed_when_the_issuer_is_https(backend: Backend) {

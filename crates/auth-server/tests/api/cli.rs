@@ -231,7 +231,7 @@ fn generate_kek_prints_one_key_and_needs_no_database_nor_a_valid_configured_key(
     assert!(KeyEncryptionKey::from_base64(key).is_ok());
 }
 
-fn run(args: &[&str], database_url: &str, stdin: Option<&str>) -> Run {
+pub(crate) fn run(args: &[&str], database_url: &str, stdin: Option<&str>) -> Run {
     run_with_env(args, &[], database_url, stdin)
 }
 
@@ -245,7 +245,7 @@ fn run_with_env(
 }
 
 /// The one JSON line a subcommand printed.
-fn json(run: &Run) -> Value {
+pub(crate) fn json(run: &Run) -> Value {
     assert!(run.success, "{}", run.stderr);
     serde_json::from_str(run.stdout.trim()).unwrap()
 }
@@ -354,6 +354,46 @@ async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(bac
         Some("hunter2 hunter2\n"),
     ));
     assert_eq!(alice["username"], "alice");
+    assert!(alice["user_id"].is_string());
+    // OpenID Connect claims (UserInfo reads them); a verified flag needs an address.
+    let bob = json(&run(
+        &[
+            "user",
+            "create",
+            "--username",
+            "bob",
+            "--password-stdin",
+            "--name",
+            "Bob Dylan",
+            "--email",
+            "bob@example.org",
+            "--email-verified",
+        ],
+        &db.url,
+        Some("hunter2 hunter2\n"),
+    ));
+    let store = auth_server::store::SqlStore::connect(&db.url, 1)
+        .await
+        .unwrap();
+    let stored = auth_server::store::UserStore::find_user_by_username(&store, "bob")
+        .await
+        .unwrap()
+        .unwrap();
+    store.close().await;
+    assert_eq!(stored.user_id, bob["user_id"].as_str().unwrap());
+    assert_eq!(stored.name.as_deref(), Some("Bob Dylan"));
+    assert_eq!(stored.email.as_deref(), Some("bob@example.org"));
+    assert!(stored.email_verified);
+    for bad in [
+        vec!["--email-verified"],
+        vec!["--email", "not-an-address"],
+        vec!["--name", "new\nline"],
+    ] {
+        let mut args = vec!["user", "create", "--username", "carol", "--password-stdin"];
+        args.extend(bad.iter().copied());
+        let refused = run(&args, &db.url, Some("hunter2 hunter2\n"));
+        assert!(!refused.success, "{bad:?}");
+    }
     let rotated = json(&run(
         &["keys", "rotate", "--activate-after", "0"],
         &db.url,

@@ -81,14 +81,15 @@ async fn metadata(app: &TestIssuer) -> Value {
 async fn scopes_supported_is_always_present_and_follows_the_registered_clients(backend: Backend) {
     let a = TestIssuer::spawn(backend).await;
     let b = a.replica().await;
+    // OpenID Connect's own scopes are always there.
     assert_eq!(
         metadata(&a).await["scopes_supported"],
-        serde_json::json!([])
+        serde_json::json!(["openid", "profile", "email"])
     );
     a.register(ClientSpec::machine()).await;
     a.register(ClientSpec::web().scope("openid read profile"))
         .await;
-    let expected = serde_json::json!(["openid", "profile", "read", "write"]);
+    let expected = serde_json::json!(["email", "openid", "profile", "read", "write"]);
     for replica in [&a, &b] {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {

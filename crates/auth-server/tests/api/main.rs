@@ -14,6 +14,7 @@ mod hostile;
 mod introspection_revocation;
 mod keys_and_metadata;
 mod logs;
+mod openid;
 mod operability;
 mod races;
 mod refresh;

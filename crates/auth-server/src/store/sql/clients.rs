@@ -37,6 +37,9 @@ macro_rules! client_from_row {
             audiences: words(&row.try_get::<String, _>("audiences")?),
             skip_consent: row.try_get("skip_consent")?,
             introspection: row.try_get("introspection")?,
+            post_logout_redirect_uris: words(
+                &row.try_get::<String, _>("post_logout_redirect_uris")?,
+            ),
         }
     }};
 }
@@ -54,7 +57,8 @@ impl ClientStore for SqlStore {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "insert into client (client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
-                 skip_consent, introspection, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                 skip_consent, introspection, post_logout_redirect_uris, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
             )
             .bind(&client.client_id)
             .bind(client.secret_digest.map(|digest| digest.to_hex()))
@@ -65,6 +69,7 @@ impl ClientStore for SqlStore {
             .bind(client.audiences.join(" "))
             .bind(client.skip_consent)
             .bind(client.introspection)
+            .bind(client.post_logout_redirect_uris.join(" "))
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -90,7 +95,7 @@ impl ClientStore for SqlStore {
         on_backend!(self, pool => {
             let row = sqlx::query(
                 "select client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, skip_consent, \
-                 introspection \
+                 introspection, post_logout_redirect_uris \
                  from client where client_id = $1",
             )
             .bind(client_id)

@@ -10,6 +10,7 @@
 //! - SQLite: a transaction whose first statement is the conditional UPDATE, so it takes the one write lock
 //!   before it reads: no revocation and no other use can come between its check and its write.
 
+use auth_core::scope::ScopeSet;
 use auth_core::secret::SecretDigest;
 
 use async_trait::async_trait;
@@ -33,6 +34,7 @@ macro_rules! authorization_from_row {
             scope: scope(&row.try_get::<String, _>("scope")?, "grant scope")?,
             audience: row.try_get("audience")?,
             auth_time: row.try_get("auth_time")?,
+            sid: row.try_get("sid")?,
         }
     }};
 }
@@ -53,7 +55,7 @@ macro_rules! refresh_token_from_row {
 
 /// A refresh token with its family's revocation state, by digest ($1).
 const FIND_REFRESH_TOKEN: &str = "select r.token_digest, r.family_id, r.client_id, r.user_id, r.scope, r.audience, \
-     r.auth_time, r.created_at, r.expires_at, r.used_at, f.revoked_at \
+     r.auth_time, r.sid, r.created_at, r.expires_at, r.used_at, f.revoked_at \
      from refresh_token r join token_family f on f.family_id = r.family_id where r.token_digest = $1";
 
 /// PostgreSQL: a whole rotation in one statement. `old` reads the presented token ($1) and locks its
@@ -63,7 +65,7 @@ const FIND_REFRESH_TOKEN: &str = "select r.token_digest, r.family_id, r.client_i
 /// is the resource asked for ($5); `new` inserts the successor ($6 digest, $7 expiry) from `used`. The result
 /// is the token as found, and whether it rotated.
 const ROTATE_POSTGRES: &str = "with old as (\
-       select r.token_digest, r.family_id, r.client_id, r.user_id, r.scope, r.audience, r.auth_time, \
+       select r.token_digest, r.family_id, r.client_id, r.user_id, r.scope, r.audience, r.auth_time, r.sid, \
        r.created_at, r.expires_at, r.used_at, f.revoked_at \
        from refresh_token r join token_family f on f.family_id = r.family_id where r.token_digest = $1 \
        for share of f), \
@@ -75,14 +77,14 @@ const ROTATE_POSTGRES: &str = "with old as (\
        and ($5::text is null or old.audience = $5::text) \
        returning r.family_id), \
      new as (\
-       insert into refresh_token (token_digest, family_id, client_id, user_id, scope, audience, auth_time, \
+       insert into refresh_token (token_digest, family_id, client_id, user_id, scope, audience, auth_time, sid, \
        created_at, expires_at) \
-       select $6, old.family_id, old.client_id, old.user_id, old.scope, old.audience, old.auth_time, $2, $7 \
+       select $6, old.family_id, old.client_id, old.user_id, old.scope, old.audience, old.auth_time, old.sid, $2, $7 \
        from old join used on used.family_id = old.family_id returning 1) \
      select old.*, exists (select 1 from new) as rotated from old";
 
 /// The columns of a new refresh token, in the order `bind_refresh_token!` binds them.
-const REFRESH_TOKEN_COLUMNS: &str = "token_digest, family_id, client_id, user_id, scope, audience, auth_time, created_at, expires_at";
+const REFRESH_TOKEN_COLUMNS: &str = "token_digest, family_id, client_id, user_id, scope, audience, auth_time, sid, created_at, expires_at";
 
 macro_rules! bind_refresh_token {
     ($query:expr, $record:expr) => {{
@@ -96,6 +98,7 @@ macro_rules! bind_refresh_token {
             .bind(grant.scope.to_string())
             .bind(&grant.audience)
             .bind(grant.auth_time)
+            .bind(&grant.sid)
             .bind(record.created_at)
             .bind(record.expires_at)
     }};
@@ -126,7 +129,7 @@ impl SqlStore {
                     // The insert reads the UPDATE's RETURNING: no row changed, nothing inserted.
                     Some(_) => format!(
                         "with {LIVE_FAMILY}, used as ({update} returning 1) insert into refresh_token \
-                         ({REFRESH_TOKEN_COLUMNS}) select $4, $5, $6, $7, $8, $9, $10, $11, $12 from used"
+                         ({REFRESH_TOKEN_COLUMNS}) select $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 from used"
                     ),
                     None => format!("with {LIVE_FAMILY} {update}"),
                 };
@@ -154,7 +157,7 @@ impl SqlStore {
                     == 1;
                 if used && let Some(record) = insert {
                     let statement = format!(
-                        "insert into refresh_token ({REFRESH_TOKEN_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                        "insert into refresh_token ({REFRESH_TOKEN_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                     );
                     bind_refresh_token!(sqlx::query(sqlx::AssertSqlSafe(statement)), record)
                         .execute(&mut *tx)
@@ -191,8 +194,8 @@ impl GrantStore for SqlStore {
                 .await?;
             sqlx::query(
                 "insert into authorization_code (code_digest, family_id, client_id, user_id, redirect_uri, \
-                 redirect_uri_given, scope, audience, code_challenge, auth_time, expires_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 redirect_uri_given, scope, audience, code_challenge, auth_time, expires_at, nonce, sid) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(code.code_digest.to_hex())
             .bind(&grant.family_id)
@@ -205,6 +208,8 @@ impl GrantStore for SqlStore {
             .bind(&code.code_challenge)
             .bind(grant.auth_time)
             .bind(code.expires_at)
+            .bind(&code.nonce)
+            .bind(&grant.sid)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -219,7 +224,7 @@ impl GrantStore for SqlStore {
         on_backend!(self, pool => {
             let row = sqlx::query(
                 "select c.code_digest, c.family_id, c.client_id, c.user_id, c.redirect_uri, c.redirect_uri_given, \
-                 c.scope, c.audience, c.code_challenge, c.auth_time, c.expires_at, c.used_at, f.revoked_at \
+                 c.scope, c.audience, c.code_challenge, c.auth_time, c.sid, c.nonce, c.expires_at, c.used_at, f.revoked_at \
                  from authorization_code c join token_family f on f.family_id = c.family_id where c.code_digest = $1",
             )
             .bind(code_digest.to_hex())
@@ -232,6 +237,7 @@ impl GrantStore for SqlStore {
                     redirect_uri: row.try_get("redirect_uri")?,
                     redirect_uri_given: row.try_get("redirect_uri_given")?,
                     code_challenge: row.try_get("code_challenge")?,
+                    nonce: row.try_get("nonce")?,
                     expires_at: row.try_get("expires_at")?,
                     used_at: row.try_get("used_at")?,
                     family_revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
@@ -352,7 +358,7 @@ impl GrantStore for SqlStore {
                     family_revoked: false,
                 };
                 let statement = format!(
-                    "insert into refresh_token ({REFRESH_TOKEN_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                    "insert into refresh_token ({REFRESH_TOKEN_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 );
                 bind_refresh_token!(sqlx::query(sqlx::AssertSqlSafe(statement)), &successor)
                     .execute(&mut *tx)
@@ -403,6 +409,79 @@ impl GrantStore for SqlStore {
                 denied: row.try_get("denied")?,
                 family_live: row.try_get::<Option<i32>, _>("family_live")?.map(|live| live == 1),
             })
+        })
+    }
+
+    async fn find_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<ScopeSet>, StoreError> {
+        let text: Option<String> = on_backend!(self, pool => {
+            sqlx::query_scalar("select scope from consent where user_id = $1 and client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        text.map(|text| scope(&text, "consent scope")).transpose()
+    }
+
+    async fn remember_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        granted: &ScopeSet,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        // What was remembered, plus what was just approved. Two approvals racing may lose a union: then
+        // the consent page is shown once more, nothing worse.
+        let mut all: Vec<String> = granted.iter().map(str::to_owned).collect();
+        if let Some(before) = self.find_consent(user_id, client_id).await? {
+            all.extend(before.iter().map(str::to_owned));
+        }
+        let union = ScopeSet::from_tokens(all).map_err(|_| StoreError::Corrupt("consent scope"))?;
+        on_backend!(self, pool => {
+            sqlx::query(
+                "insert into consent (user_id, client_id, scope, granted_at) values ($1, $2, $3, $4) \
+                 on conflict (user_id, client_id) do update set scope = excluded.scope, granted_at = excluded.granted_at",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(union.to_string())
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn withdraw_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<(bool, u64), StoreError> {
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let forgotten = sqlx::query("delete from consent where user_id = $1 and client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            let revoked = sqlx::query(
+                "update token_family set revoked_at = $3 where user_id = $1 and client_id = $2 and revoked_at is null",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok((forgotten, revoked))
         })
     }
 

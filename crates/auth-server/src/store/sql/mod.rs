@@ -31,6 +31,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocation by family",
         include_str!("../../../migrations/postgres/0002_revocation_by_family.sql"),
     ),
+    (
+        3,
+        "openid connect",
+        include_str!("../../../migrations/postgres/0003_openid_connect.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -42,6 +47,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "revocation by family",
         include_str!("../../../migrations/sqlite/0002_revocation_by_family.sql"),
+    ),
+    (
+        3,
+        "openid connect",
+        include_str!("../../../migrations/sqlite/0003_openid_connect.sql"),
     ),
 ];
 

@@ -8,7 +8,10 @@ use sqlx::Row;
 use super::unique_violation;
 use super::{Backend, SqlStore};
 use crate::store::StoreError;
-use crate::store::{UserRecord, UserStore};
+use crate::store::{StoredSession, UserRecord, UserStore};
+
+/// The columns `user_from_row!` reads.
+const USER_COLUMNS: &str = "user_id, username, password_hash, name, email, email_verified";
 
 macro_rules! user_from_row {
     ($row:expr) => {{
@@ -17,6 +20,9 @@ macro_rules! user_from_row {
             user_id: row.try_get("user_id")?,
             username: row.try_get("username")?,
             password_hash: row.try_get("password_hash")?,
+            name: row.try_get("name")?,
+            email: row.try_get("email")?,
+            email_verified: row.try_get("email_verified")?,
         }
     }};
 }
@@ -25,10 +31,16 @@ macro_rules! user_from_row {
 impl UserStore for SqlStore {
     async fn create_user(&self, user: &UserRecord, now: i64) -> Result<(), StoreError> {
         on_backend!(self, pool => {
-            sqlx::query("insert into app_user (user_id, username, password_hash, created_at) values ($1, $2, $3, $4)")
+            sqlx::query(
+                "insert into app_user (user_id, username, password_hash, name, email, email_verified, created_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7)",
+            )
                 .bind(&user.user_id)
                 .bind(&user.username)
                 .bind(&user.password_hash)
+                .bind(&user.name)
+                .bind(&user.email)
+                .bind(user.email_verified)
                 .bind(now)
                 .execute(pool)
                 .await
@@ -42,7 +54,7 @@ impl UserStore for SqlStore {
         username: &str,
     ) -> Result<Option<UserRecord>, StoreError> {
         on_backend!(self, pool => {
-            let row = sqlx::query("select user_id, username, password_hash from app_user where username = $1")
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLUMNS} from app_user where username = $1")))
                 .bind(username)
                 .fetch_optional(pool)
                 .await?;
@@ -55,7 +67,7 @@ impl UserStore for SqlStore {
 
     async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
         on_backend!(self, pool => {
-            let row = sqlx::query("select user_id, username, password_hash from app_user where user_id = $1")
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLUMNS} from app_user where user_id = $1")))
                 .bind(user_id)
                 .fetch_optional(pool)
                 .await?;
@@ -66,21 +78,19 @@ impl UserStore for SqlStore {
         })
     }
 
-    async fn create_session(
-        &self,
-        digest: &SecretDigest,
-        user_id: &str,
-        auth_time: i64,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
+    async fn create_session(&self, session: &StoredSession) -> Result<(), StoreError> {
         on_backend!(self, pool => {
-            sqlx::query("insert into login_session (session_digest, user_id, auth_time, expires_at) values ($1, $2, $3, $4)")
-                .bind(digest.to_hex())
-                .bind(user_id)
-                .bind(auth_time)
-                .bind(expires_at)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "insert into login_session (session_digest, user_id, sid, auth_time, expires_at) \
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(session.digest.to_hex())
+            .bind(&session.user_id)
+            .bind(&session.sid)
+            .bind(session.auth_time)
+            .bind(session.expires_at)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }
@@ -89,17 +99,47 @@ impl UserStore for SqlStore {
         &self,
         digest: &SecretDigest,
         now: i64,
-    ) -> Result<Option<(String, i64)>, StoreError> {
+    ) -> Result<Option<StoredSession>, StoreError> {
         on_backend!(self, pool => {
-            let row = sqlx::query("select user_id, auth_time from login_session where session_digest = $1 and expires_at > $2")
-                .bind(digest.to_hex())
-                .bind(now)
-                .fetch_optional(pool)
-                .await?;
+            let row = sqlx::query(
+                "select user_id, sid, auth_time, expires_at from login_session \
+                 where session_digest = $1 and expires_at > $2",
+            )
+            .bind(digest.to_hex())
+            .bind(now)
+            .fetch_optional(pool)
+            .await?;
             Ok(match row {
-                Some(row) => Some((row.try_get("user_id")?, row.try_get("auth_time")?)),
+                Some(row) => Some(StoredSession {
+                    digest: *digest,
+                    user_id: row.try_get("user_id")?,
+                    sid: row.try_get("sid")?,
+                    auth_time: row.try_get("auth_time")?,
+                    expires_at: row.try_get("expires_at")?,
+                }),
                 None => None,
             })
         })
+    }
+
+    async fn end_session(&self, digest: &SecretDigest) -> Result<bool, StoreError> {
+        Ok(on_backend!(self, pool => {
+            sqlx::query("delete from login_session where session_digest = $1")
+                .bind(digest.to_hex())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }) > 0)
+    }
+
+    async fn end_session_by_sid(&self, sid: &str, user_id: &str) -> Result<bool, StoreError> {
+        Ok(on_backend!(self, pool => {
+            sqlx::query("delete from login_session where sid = $1 and user_id = $2")
+                .bind(sid)
+                .bind(user_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }) > 0)
     }
 }

@@ -1,0 +1,78 @@
+//! `GET /logout` and `POST /logout` (OpenID Connect RP-Initiated Logout 1.0): map `crate::logout`'s
+//! decisions to the confirmation page, the signed-out page, cookies and redirects.
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+
+use super::authorize::{failure, refusal};
+use super::cookies::{Csrf, clear_session_cookie, session_cookie};
+use super::form::OAuthForm;
+use super::pages::{error_page, logout_page, redirect, signed_out_page};
+use crate::csrf::Form;
+use crate::logout;
+use crate::params::Params;
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/logout", get(logout_get).post(logout_post))
+}
+
+async fn logout_get(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    handle(&state, &headers, &params, false).await
+}
+
+async fn logout_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Response {
+    handle(&state, &headers, &params, true).await
+}
+
+async fn handle(state: &AppState, headers: &HeaderMap, params: &Params, post: bool) -> Response {
+    let request = match logout::validate(state, params).await {
+        Ok(request) => request,
+        Err(error) => return refusal(error),
+    };
+    let confirmed = post && params.get("confirm").ok().flatten() == Some("yes");
+    if confirmed && Csrf::of_post(state, headers, params, Form::Logout).is_none() {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "The form has expired or did not come from this site.",
+        );
+    }
+    if request.needs_confirmation() && !confirmed {
+        let csrf = match Csrf::of_page(state, headers) {
+            Ok(csrf) => csrf,
+            Err(error) => return failure(&error),
+        };
+        let mut response = logout_page(
+            state,
+            request
+                .client
+                .as_ref()
+                .map(|client| client.client_id.as_str()),
+            &request.fields,
+            &csrf.token(state, Form::Logout),
+        );
+        csrf.set_cookie(&mut response, state);
+        return response;
+    }
+    let mut response = match logout::sign_out(state, &request, session_cookie(state, headers)).await
+    {
+        Ok(Some(to)) => redirect(&to),
+        Ok(None) => signed_out_page(),
+        Err(error) => return failure(&error),
+    };
+    clear_session_cookie(&mut response, state);
+    response
+}
