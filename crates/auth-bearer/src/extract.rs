@@ -81,6 +81,14 @@ where
             .verify(&token)
             .await
             .map_err(|error| challenge(&error, &realm))?;
+        // RFC 9449 §7.2: a token bound to a DPoP key is refused when presented as a bearer token, or anyone
+        // holding it could use it. (Accepting it with a proof under the DPoP scheme is not built yet.)
+        if claims.cnf.is_some() {
+            return Err(challenge(
+                &BearerError::InvalidToken("the token is DPoP-bound, not a bearer token".into()),
+                &realm,
+            ));
+        }
         Ok(Self { claims, token })
     }
 }

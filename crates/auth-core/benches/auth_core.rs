@@ -31,6 +31,7 @@ fn claims() -> AccessTokenClaims {
         jti: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
         auth_time: None,
         fam: None,
+        cnf: None,
     }
 }
 

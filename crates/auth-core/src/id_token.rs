@@ -349,6 +349,7 @@ mod tests {
                     jti: "j".into(),
                     auth_time: None,
                     fam: None,
+                    cnf: None,
                 },
                 &key,
             )

@@ -59,6 +59,65 @@ fn decoded_len(value: &str) -> Option<usize> {
     URL_SAFE_NO_PAD.decode(value).ok().map(|bytes| bytes.len())
 }
 
+/// The kinds of public key we verify with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyFamily {
+    /// EC on P-256.
+    P256,
+    /// OKP Ed25519.
+    Ed25519,
+    /// RSA of 2048 bits or more.
+    Rsa,
+}
+
+/// The family and parsed public key of a JWK: EC P-256 (32-byte coordinates), OKP Ed25519 (32 bytes) or RSA
+/// (≥ 2048 bits, RFC 7518 §3.3); `oct` keys never (RFC 8725 §3.1).
+pub(crate) fn public_decoding_key(jwk: &PublicJwk) -> Result<(KeyFamily, DecodingKey), JwksError> {
+    let unusable = |reason| JwksError::UnusableKey {
+        kid: jwk.kid.clone(),
+        reason,
+    };
+    let missing = || unusable("missing key parameter");
+    match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+        ("EC", Some("P-256")) => {
+            let (x, y) = (
+                jwk.x.as_deref().ok_or_else(missing)?,
+                jwk.y.as_deref().ok_or_else(missing)?,
+            );
+            if decoded_len(x) != Some(32) || decoded_len(y) != Some(32) {
+                return Err(unusable("P-256 coordinates must be 32 bytes"));
+            }
+            let key =
+                DecodingKey::from_ec_components(x, y).map_err(|_| unusable("invalid EC key"))?;
+            Ok((KeyFamily::P256, key))
+        }
+        ("OKP", Some("Ed25519")) => {
+            let x = jwk.x.as_deref().ok_or_else(missing)?;
+            if decoded_len(x) != Some(32) {
+                return Err(unusable("Ed25519 public keys are 32 bytes"));
+            }
+            let key =
+                DecodingKey::from_ed_components(x).map_err(|_| unusable("invalid OKP key"))?;
+            Ok((KeyFamily::Ed25519, key))
+        }
+        ("RSA", _) => {
+            let (n, e) = (
+                jwk.n.as_deref().ok_or_else(missing)?,
+                jwk.e.as_deref().ok_or_else(missing)?,
+            );
+            // RFC 7518 §3.3: a key of size 2048 bits or larger MUST be used.
+            if decoded_len(n).is_none_or(|len| len * 8 < RSA_BITS) || decoded_len(e).is_none() {
+                return Err(unusable("RSA keys must be 2048 bits or larger"));
+            }
+            let key =
+                DecodingKey::from_rsa_components(n, e).map_err(|_| unusable("invalid RSA key"))?;
+            Ok((KeyFamily::Rsa, key))
+        }
+        ("oct", _) => Err(unusable("symmetric keys are never accepted")),
+        _ => Err(unusable("unsupported key type or curve")),
+    }
+}
+
 impl VerifyingKey {
     /// Builds a verifying key from a public JWK. The algorithm is the JWK's `alg` when present, else the one
     /// its key type implies; `oct` (HMAC) keys and keys for other uses are refused (RFC 8725 §3.1).
@@ -73,12 +132,11 @@ impl VerifyingKey {
         {
             return Err(unusable("use is not sig"));
         }
-        let implied = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
-            ("EC", Some("P-256")) => SigningAlgorithm::Es256,
-            ("OKP", Some("Ed25519")) => SigningAlgorithm::EdDsa,
-            ("RSA", _) => SigningAlgorithm::Rs256,
-            ("oct", _) => return Err(unusable("symmetric keys are never accepted")),
-            _ => return Err(unusable("unsupported key type or curve")),
+        let (family, decoding) = public_decoding_key(jwk)?;
+        let implied = match family {
+            KeyFamily::P256 => SigningAlgorithm::Es256,
+            KeyFamily::Ed25519 => SigningAlgorithm::EdDsa,
+            KeyFamily::Rsa => SigningAlgorithm::Rs256,
         };
         let alg = match &jwk.alg {
             Some(name) => {
@@ -90,37 +148,6 @@ impl VerifyingKey {
                 alg
             }
             None => implied,
-        };
-        let missing = || unusable("missing key parameter");
-        let decoding = match alg {
-            SigningAlgorithm::Es256 => {
-                let (x, y) = (
-                    jwk.x.as_deref().ok_or_else(missing)?,
-                    jwk.y.as_deref().ok_or_else(missing)?,
-                );
-                if decoded_len(x) != Some(32) || decoded_len(y) != Some(32) {
-                    return Err(unusable("P-256 coordinates must be 32 bytes"));
-                }
-                DecodingKey::from_ec_components(x, y).map_err(|_| unusable("invalid EC key"))?
-            }
-            SigningAlgorithm::EdDsa => {
-                let x = jwk.x.as_deref().ok_or_else(missing)?;
-                if decoded_len(x) != Some(32) {
-                    return Err(unusable("Ed25519 public keys are 32 bytes"));
-                }
-                DecodingKey::from_ed_components(x).map_err(|_| unusable("invalid OKP key"))?
-            }
-            SigningAlgorithm::Rs256 => {
-                let (n, e) = (
-                    jwk.n.as_deref().ok_or_else(missing)?,
-                    jwk.e.as_deref().ok_or_else(missing)?,
-                );
-                // RFC 7518 §3.3: a key of size 2048 bits or larger MUST be used.
-                if decoded_len(n).is_none_or(|len| len * 8 < RSA_BITS) || decoded_len(e).is_none() {
-                    return Err(unusable("RSA keys must be 2048 bits or larger"));
-                }
-                DecodingKey::from_rsa_components(n, e).map_err(|_| unusable("invalid RSA key"))?
-            }
         };
         Ok(Self {
             kid,

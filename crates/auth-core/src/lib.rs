@@ -9,12 +9,18 @@
 //! | [`id_token`] | OpenID Connect ID tokens: claims, `at_hash`, issuing, reading an `id_token_hint` |
 //! | [`keys`] | signing keys, PKCS#8 storage, at-rest encryption, JWK export, RFC 7638 `kid` |
 //! | [`jwks`] | key sets by `kid`; with feature `remote`, a fetched-and-cached JWKS |
+//! | [`jose`] | signatures clients make: their algorithms (PS256, Ed25519 by both names) and public keys |
+//! | [`dpop`] | RFC 9449 DPoP proofs and server nonces |
+//! | [`client_assertion`] | RFC 7523 `private_key_jwt` client assertions |
 //! | [`secret`] | opaque tokens, SHA-256 digests, constant-time comparison, argon2id |
 //! | [`wire`] | token, error, introspection and metadata bodies |
 //! | [`clock`] | time as a parameter |
 
+pub mod client_assertion;
 pub mod clock;
+pub mod dpop;
 pub mod id_token;
+pub mod jose;
 pub mod jwks;
 pub mod keys;
 pub mod pkce;

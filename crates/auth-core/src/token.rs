@@ -86,6 +86,16 @@ pub struct AccessTokenClaims {
     /// The issuer refuses every token of a revoked family at introspection, whenever it was minted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
+    /// RFC 7800 confirmation: the key a DPoP-bound token is bound to (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a sender-constrained token (RFC 7800 §3.1, RFC 9449 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The RFC 7638 thumbprint of the DPoP proof key.
+    pub jkt: String,
 }
 
 /// Why a token was not issued or not accepted. Each rejection has its own variant, so callers and tests
@@ -180,6 +190,7 @@ impl From<KeyError> for TokenError {
 ///     jti: "id-1".into(),
 ///     auth_time: None,
 ///     fam: None,
+///     cnf: None,
 /// };
 /// let token = issue(&claims, &key)?;
 /// let keys = KeySet::from_signing_keys([&key]);
@@ -287,6 +298,7 @@ struct ReceivedClaims {
     jti: Option<String>,
     auth_time: Option<i64>,
     fam: Option<String>,
+    cnf: Option<Confirmation>,
 }
 
 /// `typ` compares case-insensitively and may carry the `application/` prefix (RFC 7515 §4.1.9). Compared
@@ -473,6 +485,7 @@ fn check_claims(
         jti,
         auth_time: received.auth_time,
         fam: received.fam,
+        cnf: received.cnf,
     })
 }
 
@@ -509,6 +522,7 @@ mod tests {
             jti: "jti-1".into(),
             auth_time: Some(now - 5),
             fam: Some("family-1".into()),
+            cnf: None,
         }
     }
 

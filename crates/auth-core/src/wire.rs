@@ -98,6 +98,10 @@ pub enum ErrorCode {
     RequestNotSupported,
     /// RFC 9126 §4, OpenID Connect Core §3.1.2.6: the `request_uri` is not one the server issued, or no longer.
     InvalidRequestUri,
+    /// RFC 9449 §5.4, §7.1: the DPoP proof is missing, invalid or replayed.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the proof must carry the server's current nonce (given in the `DPoP-Nonce` header).
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -123,6 +127,8 @@ impl ErrorCode {
             Self::InteractionRequired => "interaction_required",
             Self::RequestNotSupported => "request_not_supported",
             Self::InvalidRequestUri => "invalid_request_uri",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -153,11 +159,14 @@ impl ErrorResponse {
     }
 }
 
-/// Always `Bearer` (RFC 6750).
+/// How the access token is to be presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TokenType {
     /// RFC 6750.
     Bearer,
+    /// RFC 9449 §5: bound to the key of the client's DPoP proofs.
+    #[serde(rename = "DPoP")]
+    Dpop,
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -218,6 +227,9 @@ pub struct IntrospectionResponse {
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// RFC 7800 confirmation: `{"jkt": …}` for a DPoP-bound token (RFC 9449 §6.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::token::Confirmation>,
 }
 
 impl IntrospectionResponse {
@@ -295,6 +307,9 @@ pub struct AuthorizationServerMetadata {
     /// OpenID Connect Discovery §3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_uri_parameter_supported: Option<bool>,
+    /// RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ async fn sign(State(state): State<Baseline>) -> Result<Json<TokenResponse>, Stat
         jti: uuid::Uuid::new_v4().to_string(),
         auth_time: None,
         fam: None,
+        cnf: None,
     };
     let access_token = issue(&claims, key).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     Ok(Json(TokenResponse {

@@ -128,6 +128,7 @@ pub fn client_record(
         skip_consent: create.skip_consent,
         introspection: create.introspection,
         post_logout_redirect_uris,
+        require_dpop: create.require_dpop,
     };
     Ok((record, secret))
 }
@@ -282,6 +283,7 @@ mod tests {
             skip_consent: false,
             introspection: false,
             post_logout_redirect_uris: vec![],
+            require_dpop: false,
         }
     }
 

@@ -131,6 +131,9 @@ pub struct ServeConfig {
     /// argon2 password checks at once (19 MiB and a thread each); one source gets half of them.
     #[arg(long, env = "AUTH_MAX_PASSWORD_CHECKS", default_value_t = default_password_checks(), value_parser = clap::value_parser!(u64).range(1..=256))]
     pub max_password_checks: u64,
+    /// Require DPoP server nonces (RFC 9449 §8): a proof without the current nonce gets `use_dpop_nonce`.
+    #[arg(long, env = "AUTH_DPOP_NONCE")]
+    pub dpop_nonce: bool,
     /// A proxy whose X-Forwarded-For is believed (repeatable; CIDR or a bare address). Without one the
     /// source of a request is always its TCP peer.
     #[arg(
@@ -240,6 +243,9 @@ pub struct ClientCreate {
     /// Where RP-initiated logout may send the browser afterwards (repeatable; exact match).
     #[arg(long = "post-logout-redirect-uri")]
     pub post_logout_redirect_uris: Vec<String>,
+    /// Its token requests must carry a DPoP proof, so its access tokens are always DPoP-bound (RFC 9449).
+    #[arg(long)]
+    pub require_dpop: bool,
 }
 
 /// User management.

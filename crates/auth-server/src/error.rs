@@ -20,6 +20,9 @@ pub enum Error {
     /// An error the client may read, for a client that proved who it is but may not do this (HTTP 403).
     #[error("{}", .0.error)]
     Forbidden(OAuthError),
+    /// RFC 9449 §8: the DPoP proof lacks the server's current nonce, which is this.
+    #[error("use_dpop_nonce")]
+    UseDpopNonce(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

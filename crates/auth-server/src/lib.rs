@@ -22,6 +22,7 @@ pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod csrf;
+pub mod dpop;
 pub mod error;
 pub mod grants;
 pub mod http;

@@ -125,6 +125,11 @@ pub async fn userinfo(
         // Revoked, or a client's own token (client_credentials has no user).
         return Err(UserInfoRefusal::InvalidToken);
     }
+    // RFC 9449 §7.2: a DPoP-bound token is never accepted as a bearer token (the DPoP scheme is not read here
+    // yet, so a bound token cannot be used at /userinfo).
+    if claims.cnf.is_some() {
+        return Err(UserInfoRefusal::InvalidToken);
+    }
     if !is_openid(&claims.scope) {
         return Err(UserInfoRefusal::InsufficientScope);
     }

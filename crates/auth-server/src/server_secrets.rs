@@ -18,6 +18,14 @@ pub struct ServerSecrets {
     pub csrf: Mac,
 }
 
+impl ServerSecrets {
+    /// The DPoP nonces of this deployment: keyed by a MAC derived from the shared secret (for its own purpose
+    /// only), so every replica issues and accepts the same nonces.
+    pub fn dpop_nonce_source(&self) -> auth_core::dpop::NonceSource {
+        auth_core::dpop::NonceSource::new(self.csrf.tag(&[b"dpop-nonce-key"]).as_bytes())
+    }
+}
+
 /// What a sealed secret is bound to, so that one cannot be swapped for another.
 fn context(name: &str) -> Vec<u8> {
     format!("server_secret:{name}").into_bytes()

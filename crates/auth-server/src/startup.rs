@@ -118,6 +118,7 @@ impl Application {
             .await
             .context("reading the clients' scopes")?;
         let hasher = PasswordHasher::new().context("initialising argon2")?;
+        let dpop_nonces = config.serve.dpop_nonce.then(|| secrets.dpop_nonce_source());
         let state: AppState = Arc::new(AppInner {
             settings,
             store: Arc::new(store),
@@ -132,6 +133,7 @@ impl Application {
             metrics: Metrics::new(),
             kek: config.key_encryption_key,
             secrets,
+            dpop_nonces,
             supported_scopes: std::sync::RwLock::new(Arc::new(supported_scopes)),
         });
         let poller = tokio::spawn(poll_changes(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use auth_core::keys::SigningKey;
 use auth_core::scope::ScopeSet;
 use auth_core::secret::SecretDigest;
-use auth_core::token::{self, AccessTokenClaims, Audience, ValidationPolicy};
+use auth_core::token::{self, AccessTokenClaims, Audience, Confirmation, ValidationPolicy};
 use auth_core::wire::{GrantType, IntrospectionResponse, TokenResponse, TokenType};
 
 use auth_core::wire::ErrorCode;
@@ -27,6 +27,8 @@ pub struct AccessTokenGrant<'a> {
     pub auth_time: Option<i64>,
     /// The family the token descends from (user grants only): revoking it revokes the token.
     pub family_id: Option<&'a str>,
+    /// The thumbprint of the client's DPoP key, for a sender-constrained token (RFC 9449 §6).
+    pub jkt: Option<&'a str>,
 }
 
 /// The key that signs now. A grant takes it before it changes anything, so a replica that cannot sign
@@ -60,6 +62,9 @@ pub fn mint_access_token(
         jti: uuid::Uuid::new_v4().to_string(),
         auth_time: grant.auth_time,
         fam: grant.family_id.map(str::to_owned),
+        cnf: grant.jkt.map(|jkt| Confirmation {
+            jkt: jkt.to_owned(),
+        }),
     };
     token::issue(&claims, signer).map_err(|_| Error::Signing)
 }
@@ -72,13 +77,19 @@ pub fn token_response(
     refresh_token: Option<String>,
     id_token: Option<String>,
     grant: GrantType,
+    jkt: Option<&str>,
 ) -> TokenResponse {
     state
         .metrics
         .increment("auth_tokens_issued_total", &[("grant", grant.as_str())]);
     TokenResponse {
         access_token,
-        token_type: TokenType::Bearer,
+        // RFC 9449 §5: a DPoP-bound token is of type DPoP.
+        token_type: if jkt.is_some() {
+            TokenType::Dpop
+        } else {
+            TokenType::Bearer
+        },
         expires_in: u64::try_from(state.settings.access_token_ttl).unwrap_or(0),
         scope: (!scope.is_empty()).then(|| scope.to_string()),
         refresh_token,
@@ -179,7 +190,14 @@ pub async fn introspect(
             scope: Some(claims.scope.to_string()),
             client_id: Some(claims.client_id),
             username: None,
-            token_type: Some("Bearer".into()),
+            token_type: Some(
+                if claims.cnf.is_some() {
+                    "DPoP"
+                } else {
+                    "Bearer"
+                }
+                .into(),
+            ),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
             nbf: claims.nbf,
@@ -187,6 +205,7 @@ pub async fn introspect(
             aud: Some(claims.aud),
             iss: Some(claims.iss),
             jti: Some(claims.jti),
+            cnf: claims.cnf,
         });
     }
     let Some(record) = state
@@ -218,6 +237,7 @@ pub async fn introspect(
         aud: Some(Audience::One(grant.audience)),
         iss: Some(state.settings.issuer.clone()),
         jti: None,
+        cnf: None,
     })
 }
 

@@ -22,6 +22,7 @@ pub struct ClientSpec {
     skip_consent: bool,
     introspection: bool,
     post_logout_redirect_uris: Vec<String>,
+    require_dpop: bool,
 }
 
 impl ClientSpec {
@@ -36,6 +37,7 @@ impl ClientSpec {
             skip_consent: false,
             introspection: false,
             post_logout_redirect_uris: Vec::new(),
+            require_dpop: false,
         }
     }
 
@@ -97,7 +99,13 @@ impl ClientSpec {
         self
     }
 
-    /// Adds a post-logout redirect URI (RP-Initiated Logout).
+    /// Must send DPoP proofs (`client create --require-dpop`).
+    pub fn require_dpop(mut self) -> Self {
+        self.require_dpop = true;
+        self
+    }
+
+    /// Where RP-initiated logout may return (repeatable).
     pub fn post_logout_redirect_uri(mut self, uri: &str) -> Self {
         self.post_logout_redirect_uris.push(uri.to_owned());
         self
@@ -136,6 +144,7 @@ impl ClientSpec {
             skip_consent: self.skip_consent,
             introspection: self.introspection,
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
+            require_dpop: self.require_dpop,
         }
     }
 

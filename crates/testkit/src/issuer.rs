@@ -109,9 +109,15 @@ impl TestIssuer {
 
     /// Another replica: the same database, issuer identifier and clock, its own address.
     pub async fn replica(&self) -> Self {
+        self.replica_with(|_| {}).await
+    }
+
+    /// Another replica, with `configure` applied to its `serve` flags too.
+    pub async fn replica_with(&self, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         let issuer = self.issuer().to_owned();
         let mut replica = Self::on_database(&self.database_url, self.clock.clone(), |serve| {
-            serve.issuer = Some(issuer)
+            serve.issuer = Some(issuer);
+            configure(serve);
         })
         .await;
         replica.database = self.database.clone();

@@ -11,6 +11,7 @@
 //! | [`balancer`] | a round-robin balancer in front of replicas |
 //! | [`refuser`] | a bound port that closes every connection, later handed to a server |
 //! | [`jwt`] | reading what the server put in a token |
+//! | [`dpop`] | [`dpop::ProofKey`]: DPoP proofs and signed JWTs made with RustCrypto, independently of the server |
 
 // Test code: a failed expectation fails the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,6 +22,7 @@ pub mod binary;
 pub mod browser;
 pub mod clients;
 pub mod database;
+pub mod dpop;
 pub mod issuer;
 pub mod jwt;
 pub mod refuser;

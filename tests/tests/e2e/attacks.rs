@@ -70,6 +70,7 @@ fn signed_by_issuer(issuer: &TestIssuer, edit: impl FnOnce(&mut AccessTokenClaim
         jti: uuid::Uuid::new_v4().to_string(),
         auth_time: None,
         fam: None,
+        cnf: None,
     };
     edit(&mut claims);
     let signer = issuer.state.keys.snapshot().signer.clone().unwrap();
@@ -151,6 +152,7 @@ async fn unknown_keys_are_refused_and_made_up_kids_cannot_hammer_the_issuer() {
         jti: "x".into(),
         auth_time: None,
         fam: None,
+        cnf: None,
     };
     let forged = |claims: &AccessTokenClaims| {
         let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
@@ -287,4 +289,35 @@ async fn an_id_token_is_no_access_token() {
             200
         );
     }
+}
+
+/// A DPoP-bound token (RFC 9449) presented as a bearer token is refused: whoever stole it lacks the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_bound_token_is_no_bearer_token() {
+    let Stack {
+        issuer,
+        api,
+        client,
+        ..
+    } = Stack::start("read write").await;
+    let key = testkit::dpop::ProofKey::generate("ES256");
+    let proof = key.proof("POST", &issuer.url("/token"), issuer.clock.now(), None);
+    let response: Value = issuer
+        .http
+        .post(issuer.url("/token"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .header("DPoP", proof)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(response["token_type"], "DPoP");
+    let token = response["access_token"].as_str().unwrap();
+    assert_refused(&api, token, "a bound token as Bearer").await;
+    // The same client's bearer token is fine.
+    let plain = issuer.token(&client, None).await;
+    assert_eq!(status_and_challenge(&api, &plain).await.0, 200);
 }

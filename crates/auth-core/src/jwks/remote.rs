@@ -446,6 +446,7 @@ mod tests {
             jti: "j".into(),
             auth_time: None,
             fam: None,
+            cnf: None,
         };
         issue(&claims, key).unwrap()
     }

@@ -47,6 +47,7 @@ pub async fn grant(
     state: &AppState,
     client: &ClientRecord,
     request: Request<'_>,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse> {
     let digest = SecretDigest::of(request.code);
     let record = state
@@ -112,6 +113,7 @@ pub async fn grant(
             scope: &grant.scope,
             auth_time: Some(grant.auth_time),
             family_id: Some(&grant.family_id),
+            jkt,
         },
     )?;
     // OpenID Connect Core §3.1.3.3: an `openid` grant answers with an ID token too.
@@ -132,7 +134,10 @@ pub async fn grant(
         None
     };
     let refresh = if client.allows(GrantType::RefreshToken) {
-        Some(new_refresh_token(state, grant.clone(), now)?)
+        // RFC 9449 §5: a public client's refresh token is bound to its proof key (a confidential client's is
+        // bound to the client by its authentication already).
+        let bound = if client.is_public { jkt } else { None };
+        Some(new_refresh_token(state, grant.clone(), now, bound)?)
     } else {
         None
     };
@@ -156,5 +161,6 @@ pub async fn grant(
         refresh.map(|(token, _)| token.into_string()),
         id_token,
         GrantType::AuthorizationCode,
+        jkt,
     ))
 }

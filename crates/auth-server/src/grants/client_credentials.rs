@@ -23,6 +23,7 @@ pub fn grant(
     state: &AppState,
     client: &ClientRecord,
     request: Request<'_>,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse> {
     let own_scope = ScopeSet::from_tokens(
         client
@@ -43,6 +44,7 @@ pub fn grant(
             scope: &scope,
             auth_time: None,
             family_id: None,
+            jkt,
         },
     )?;
     Ok(token_response(
@@ -52,5 +54,6 @@ pub fn grant(
         None,
         None,
         GrantType::ClientCredentials,
+        jkt,
     ))
 }

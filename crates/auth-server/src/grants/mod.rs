@@ -34,10 +34,14 @@ impl TokenRequest<'_> {
 }
 
 /// Runs the grant for an authenticated client.
+///
+/// `proof` is the request's DPoP header (RFC 9449 §5): when present and valid, the access token is bound to
+/// its key.
 pub async fn exchange(
     state: &AppState,
     caller: &AuthenticatedClient,
     request: TokenRequest<'_>,
+    proof: Option<&str>,
 ) -> Result<TokenResponse> {
     let client = &caller.client;
     if !client.allows(request.grant_type()) {
@@ -46,6 +50,8 @@ pub async fn exchange(
             "the client is not registered for this grant type",
         ));
     }
+    let proof = crate::dpop::token_request_proof(state, client, proof).await?;
+    let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
     match request {
         TokenRequest::ClientCredentials(request) => {
             // RFC 6749 §4.4: only confidential clients.
@@ -55,12 +61,12 @@ pub async fn exchange(
                     "public clients cannot use client_credentials",
                 ));
             }
-            client_credentials::grant(state, client, request)
+            client_credentials::grant(state, client, request, jkt)
         }
         TokenRequest::AuthorizationCode(request) => {
-            authorization_code::grant(state, client, request).await
+            authorization_code::grant(state, client, request, jkt).await
         }
-        TokenRequest::RefreshToken(request) => refresh::grant(state, client, request).await,
+        TokenRequest::RefreshToken(request) => refresh::grant(state, client, request, jkt).await,
     }
 }
 
@@ -133,6 +139,7 @@ mod tests {
             skip_consent: false,
             introspection: false,
             post_logout_redirect_uris: vec![],
+            require_dpop: false,
         }
     }
 

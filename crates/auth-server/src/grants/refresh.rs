@@ -29,6 +29,7 @@ pub(super) fn new_refresh_token(
     state: &AppState,
     authorization: Authorization,
     now: i64,
+    dpop_jkt: Option<&str>,
 ) -> Result<(OpaqueToken, RefreshTokenRecord)> {
     let token = OpaqueToken::try_generate()?;
     let record = RefreshTokenRecord {
@@ -38,6 +39,7 @@ pub(super) fn new_refresh_token(
         expires_at: now + state.settings.refresh_token_ttl,
         used_at: None,
         family_revoked: false,
+        dpop_jkt: dpop_jkt.map(str::to_owned),
     };
     Ok((token, record))
 }
@@ -68,6 +70,7 @@ pub async fn grant(
     state: &AppState,
     client: &ClientRecord,
     request: Request<'_>,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse> {
     // A narrower scope (RFC 6749 §6) must be well formed before anything is touched.
     let asked = match request.scope {
@@ -94,6 +97,7 @@ pub async fn grant(
             now,
             scope: asked.as_ref(),
             resource: request.resource,
+            jkt,
             new_digest: &new_digest,
             new_expires_at: now + state.settings.refresh_token_ttl,
         })
@@ -101,7 +105,7 @@ pub async fn grant(
     let grant = match outcome {
         RotationOutcome::Rotated(grant) => grant,
         RotationOutcome::Refused(found) => {
-            return Err(refusal(state, client, &request, found, now).await);
+            return Err(refusal(state, client, &request, jkt, found, now).await);
         }
     };
     // The new access token may be narrower; the new refresh token kept the presented one's scope, so
@@ -117,6 +121,7 @@ pub async fn grant(
             scope: &scope,
             auth_time: Some(grant.auth_time),
             family_id: Some(&grant.family_id),
+            jkt,
         },
     )?;
     // OpenID Connect Core §12.2: a new ID token for an `openid` grant, the same user and auth_time, no nonce.
@@ -143,6 +148,7 @@ pub async fn grant(
         Some(new_token.into_string()),
         id_token,
         GrantType::RefreshToken,
+        jkt,
     ))
 }
 
@@ -152,6 +158,7 @@ async fn refusal(
     state: &AppState,
     client: &ClientRecord,
     request: &Request<'_>,
+    jkt: Option<&str>,
     found: Option<RefreshTokenRecord>,
     now: i64,
 ) -> Error {
@@ -165,6 +172,15 @@ async fn refusal(
     }
     if record.used_at.is_none() {
         // Live, so one of the request's own conditions failed: the token stays usable.
+        // RFC 9449 §5: a bound token rotates only with a proof by its key; a thief without the key spends
+        // nothing and revokes nothing.
+        if let Some(bound) = &record.dpop_jkt
+            && Some(bound.as_str()) != jkt
+        {
+            return crate::dpop::invalid_proof(
+                "the refresh token is bound to another DPoP key (or needs a proof)",
+            );
+        }
         if let Err(error) = resolve_scope(request.scope, &grant.scope) {
             return error;
         }

@@ -38,7 +38,7 @@ impl ApiError {
                 error: ErrorCode::InvalidClient | ErrorCode::InvalidToken,
                 ..
             }) => StatusCode::UNAUTHORIZED,
-            Error::OAuth(_) => StatusCode::BAD_REQUEST,
+            Error::OAuth(_) | Error::UseDpopNonce(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Store(StoreError::Rejected(_)) => StatusCode::BAD_REQUEST,
             Error::Store(_) | Error::NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
@@ -50,6 +50,10 @@ impl ApiError {
     pub fn body(&self) -> ErrorResponse {
         match &self.error {
             Error::OAuth(error) | Error::Forbidden(error) => error.clone(),
+            Error::UseDpopNonce(_) => ErrorResponse::new(
+                ErrorCode::UseDpopNonce,
+                "the DPoP proof must carry the nonce of the DPoP-Nonce header",
+            ),
             Error::Store(StoreError::Rejected(_)) => ErrorResponse::new(
                 ErrorCode::InvalidRequest,
                 "the request carries characters or sizes this server does not accept",
@@ -88,6 +92,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"auth-server\""),
             );
+        }
+        if let Error::UseDpopNonce(nonce) = &self.error
+            && let Ok(value) = HeaderValue::from_str(nonce)
+        {
+            headers.insert("dpop-nonce", value);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -129,11 +129,37 @@ async fn oauth2_token_post(
     let result = async {
         let request = token_request(&params)?;
         let caller = authenticate(&state, &headers, &params, source).await?;
-        let response = grants::exchange(&state, &caller, request).await?;
+        let proof = dpop_header(&headers)?;
+        let response = grants::exchange(&state, &caller, request, proof).await?;
         Ok(no_store(Json(response)))
     }
     .await;
-    answer(&state, result)
+    with_dpop_nonce(&state, answer(&state, result))
+}
+
+/// The request's DPoP proof: at most one `DPoP` header (RFC 9449 §4.3 step 1).
+fn dpop_header(headers: &HeaderMap) -> Result<Option<&str>> {
+    let mut values = headers.get_all("dpop").iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| crate::dpop::invalid_proof("the DPoP header is not a JWT").into()),
+        (Some(_), Some(_)) => Err(crate::dpop::invalid_proof("more than one DPoP header").into()),
+    }
+}
+
+/// With `--dpop-nonce`, every token response carries the current nonce (RFC 9449 §8.2), so a client has the
+/// next one before the one it holds expires.
+fn with_dpop_nonce(state: &AppState, mut response: Response) -> Response {
+    if let Some(nonces) = &state.dpop_nonces
+        && !response.headers().contains_key("dpop-nonce")
+        && let Ok(value) = HeaderValue::from_str(&nonces.current(state.clock.now()))
+    {
+        response.headers_mut().insert("dpop-nonce", value);
+    }
+    response
 }
 
 async fn oauth2_revoke_post(

@@ -82,6 +82,11 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         userinfo_endpoint: Some(format!("{base}/userinfo")),
         end_session_endpoint: Some(format!("{base}/logout")),
         subject_types_supported: vec!["public".into()],
+        // RFC 9449 §5.1; Ed25519 under both of its names (RFC 9864).
+        dpop_signing_alg_values_supported: auth_core::jose::ClientAlgorithm::ALL
+            .iter()
+            .map(|alg| alg.as_str().to_owned())
+            .collect(),
         // Every algorithm of a published key: the one that signs now, and those of keys still verifying.
         id_token_signing_alg_values_supported: state
             .keys

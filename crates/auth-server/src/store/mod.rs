@@ -54,6 +54,8 @@ pub struct ClientRecord {
     pub introspection: bool,
     /// Where RP-initiated logout may send the browser (exact strings).
     pub post_logout_redirect_uris: Vec<String>,
+    /// Every token request must carry a DPoP proof (RFC 9449).
+    pub require_dpop: bool,
 }
 
 impl ClientRecord {
@@ -175,6 +177,8 @@ pub struct RefreshTokenRecord {
     pub used_at: Option<i64>,
     /// The family has been revoked.
     pub family_revoked: bool,
+    /// The DPoP key a public client's token is bound to (RFC 9449 §5): its successors keep it.
+    pub dpop_jkt: Option<String>,
 }
 
 /// The result of trying to use a code or a refresh token.
@@ -291,6 +295,8 @@ pub struct Rotation<'a> {
     pub scope: Option<&'a ScopeSet>,
     /// RFC 8707 resource asked for: it must be the token's audience.
     pub resource: Option<&'a str>,
+    /// The thumbprint of the request's DPoP proof key: a bound token rotates only with its own key.
+    pub jkt: Option<&'a str>,
     /// The digest of the new refresh token, and its expiry.
     pub new_digest: &'a SecretDigest,
     pub new_expires_at: i64,
@@ -338,7 +344,8 @@ pub trait GrantStore: Send + Sync {
     /// Rotates a refresh token in one atomic step (on PostgreSQL one statement, one round trip): the
     /// presented token is marked used and a new one of the same family, client, user, scope and audience
     /// stored, if the presented token is unused, unexpired, of `rotation.client_id`, its family live, its
-    /// scope includes `rotation.scope` and its audience is `rotation.resource` (when given). Of concurrent
+    /// scope includes `rotation.scope`, its audience is `rotation.resource` (when given) and, when it is
+    /// DPoP-bound, `rotation.jkt` is its key. Of concurrent
     /// rotations of one token exactly one rotates. When nothing rotated, the token as it was found (if it
     /// exists) says why.
     async fn rotate_refresh_token(
@@ -381,6 +388,9 @@ pub trait GrantStore: Send + Sync {
     /// still be valid (every code and refresh token of theirs ended more than `horizon` seconds ago, the
     /// longest an access token can live); returns how many rows went.
     async fn purge_expired(&self, now: i64, horizon: i64) -> Result<u64, StoreError>;
+    /// Records a single-use value (a DPoP proof's `jti`) until `expires_at`: `true` the first time, `false`
+    /// when any replica recorded it before.
+    async fn first_use(&self, digest: &SecretDigest, expires_at: i64) -> Result<bool, StoreError>;
 }
 
 /// Readiness and cross-replica change detection.

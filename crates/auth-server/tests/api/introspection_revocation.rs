@@ -39,6 +39,7 @@ async fn a_user_token_without_a_family_fails_closed(backend: Backend) {
         jti: uuid::Uuid::new_v4().to_string(),
         auth_time,
         fam: None,
+        cnf: None,
     };
     let old_user_token = issue(&claims(Some(now - 10)), &signer).unwrap();
     assert_eq!(

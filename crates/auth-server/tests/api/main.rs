@@ -8,6 +8,7 @@ mod authorize;
 mod cli;
 mod client_credentials;
 mod code_flow;
+mod dpop;
 mod faults;
 mod fuzz;
 mod hostile;

@@ -40,6 +40,7 @@ macro_rules! client_from_row {
             post_logout_redirect_uris: words(
                 &row.try_get::<String, _>("post_logout_redirect_uris")?,
             ),
+            require_dpop: row.try_get("require_dpop")?,
         }
     }};
 }
@@ -57,8 +58,8 @@ impl ClientStore for SqlStore {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "insert into client (client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
-                 skip_consent, introspection, post_logout_redirect_uris, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                 skip_consent, introspection, post_logout_redirect_uris, require_dpop, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
             )
             .bind(&client.client_id)
             .bind(client.secret_digest.map(|digest| digest.to_hex()))
@@ -70,6 +71,7 @@ impl ClientStore for SqlStore {
             .bind(client.skip_consent)
             .bind(client.introspection)
             .bind(client.post_logout_redirect_uris.join(" "))
+            .bind(client.require_dpop)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -95,7 +97,7 @@ impl ClientStore for SqlStore {
         on_backend!(self, pool => {
             let row = sqlx::query(
                 "select client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, skip_consent, \
-                 introspection, post_logout_redirect_uris \
+                 introspection, post_logout_redirect_uris, require_dpop \
                  from client where client_id = $1",
             )
             .bind(client_id)

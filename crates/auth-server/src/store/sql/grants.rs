@@ -49,13 +49,14 @@ macro_rules! refresh_token_from_row {
             expires_at: row.try_get("expires_at")?,
             used_at: row.try_get("used_at")?,
             family_revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+            dpop_jkt: row.try_get("dpop_jkt")?,
         }
     }};
 }
 
 /// A refresh token with its family's revocation state, by digest ($1).
 const FIND_REFRESH_TOKEN: &str = "select r.token_digest, r.family_id, r.client_id, r.user_id, r.scope, r.audience, \
-     r.auth_time, r.sid, r.created_at, r.expires_at, r.used_at, f.revoked_at \
+     r.auth_time, r.sid, r.created_at, r.expires_at, r.used_at, r.dpop_jkt, f.revoked_at \
      from refresh_token r join token_family f on f.family_id = r.family_id where r.token_digest = $1";
 
 /// PostgreSQL: a whole rotation in one statement. `old` reads the presented token ($1) and locks its
@@ -66,7 +67,7 @@ const FIND_REFRESH_TOKEN: &str = "select r.token_digest, r.family_id, r.client_i
 /// is the token as found, and whether it rotated.
 const ROTATE_POSTGRES: &str = "with old as (\
        select r.token_digest, r.family_id, r.client_id, r.user_id, r.scope, r.audience, r.auth_time, r.sid, \
-       r.created_at, r.expires_at, r.used_at, f.revoked_at \
+       r.created_at, r.expires_at, r.used_at, r.dpop_jkt, f.revoked_at \
        from refresh_token r join token_family f on f.family_id = r.family_id where r.token_digest = $1 \
        for share of f), \
      used as (\
@@ -75,16 +76,18 @@ const ROTATE_POSTGRES: &str = "with old as (\
        and old.client_id = $3 \
        and ($4::text is null or string_to_array($4::text, ' ') <@ string_to_array(old.scope, ' ')) \
        and ($5::text is null or old.audience = $5::text) \
+       and (old.dpop_jkt is null or old.dpop_jkt = $8::text) \
        returning r.family_id), \
      new as (\
        insert into refresh_token (token_digest, family_id, client_id, user_id, scope, audience, auth_time, sid, \
-       created_at, expires_at) \
-       select $6, old.family_id, old.client_id, old.user_id, old.scope, old.audience, old.auth_time, old.sid, $2, $7 \
+       created_at, expires_at, dpop_jkt) \
+       select $6, old.family_id, old.client_id, old.user_id, old.scope, old.audience, old.auth_time, old.sid, $2, $7, \
+       old.dpop_jkt \
        from old join used on used.family_id = old.family_id returning 1) \
      select old.*, exists (select 1 from new) as rotated from old";
 
 /// The columns of a new refresh token, in the order `bind_refresh_token!` binds them.
-const REFRESH_TOKEN_COLUMNS: &str = "token_digest, family_id, client_id, user_id, scope, audience, auth_time, sid, created_at, expires_at";
+const REFRESH_TOKEN_COLUMNS: &str = "token_digest, family_id, client_id, user_id, scope, audience, auth_time, sid, created_at, expires_at, dpop_jkt";
 
 macro_rules! bind_refresh_token {
     ($query:expr, $record:expr) => {{
@@ -101,6 +104,7 @@ macro_rules! bind_refresh_token {
             .bind(&grant.sid)
             .bind(record.created_at)
             .bind(record.expires_at)
+            .bind(&record.dpop_jkt)
     }};
 }
 
@@ -129,7 +133,7 @@ impl SqlStore {
                     // The insert reads the UPDATE's RETURNING: no row changed, nothing inserted.
                     Some(_) => format!(
                         "with {LIVE_FAMILY}, used as ({update} returning 1) insert into refresh_token \
-                         ({REFRESH_TOKEN_COLUMNS}) select $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 from used"
+                         ({REFRESH_TOKEN_COLUMNS}) select $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 from used"
                     ),
                     None => format!("with {LIVE_FAMILY} {update}"),
                 };
@@ -157,7 +161,7 @@ impl SqlStore {
                     == 1;
                 if used && let Some(record) = insert {
                     let statement = format!(
-                        "insert into refresh_token ({REFRESH_TOKEN_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                        "insert into refresh_token ({REFRESH_TOKEN_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                     );
                     bind_refresh_token!(sqlx::query(sqlx::AssertSqlSafe(statement)), record)
                         .execute(&mut *tx)
@@ -298,6 +302,7 @@ impl GrantStore for SqlStore {
                     .bind(rotation.resource)
                     .bind(rotation.new_digest.to_hex())
                     .bind(rotation.new_expires_at)
+                    .bind(rotation.jkt)
                     .fetch_optional(pool)
                     .await?;
                 let Some(row) = row else {
@@ -340,7 +345,11 @@ impl GrantStore for SqlStore {
                     .is_none_or(|scope| scope.is_subset_of(&grant.scope))
                     && rotation
                         .resource
-                        .is_none_or(|resource| resource == grant.audience);
+                        .is_none_or(|resource| resource == grant.audience)
+                    && found
+                        .dpop_jkt
+                        .as_deref()
+                        .is_none_or(|bound| Some(bound) == rotation.jkt);
                 if !used || !allowed {
                     // Rolled back: the token is as it was.
                     tx.rollback().await?;
@@ -356,9 +365,10 @@ impl GrantStore for SqlStore {
                     expires_at: rotation.new_expires_at,
                     used_at: None,
                     family_revoked: false,
+                    dpop_jkt: found.dpop_jkt.clone(),
                 };
                 let statement = format!(
-                    "insert into refresh_token ({REFRESH_TOKEN_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                    "insert into refresh_token ({REFRESH_TOKEN_COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                 );
                 bind_refresh_token!(sqlx::query(sqlx::AssertSqlSafe(statement)), &successor)
                     .execute(&mut *tx)
@@ -483,6 +493,19 @@ impl GrantStore for SqlStore {
             tx.commit().await?;
             Ok((forgotten, revoked))
         })
+    }
+
+    async fn first_use(&self, digest: &SecretDigest, expires_at: i64) -> Result<bool, StoreError> {
+        // The primary key decides: of concurrent inserts at any replica exactly one adds the row.
+        let added = on_backend!(self, pool => {
+            sqlx::query("insert into used_jti (digest, expires_at) values ($1, $2) on conflict (digest) do nothing")
+                .bind(digest.to_hex())
+                .bind(expires_at)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(added == 1)
     }
 
     async fn purge_expired(&self, now: i64, horizon: i64) -> Result<u64, StoreError> {

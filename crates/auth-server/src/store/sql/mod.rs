@@ -36,6 +36,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "openid connect",
         include_str!("../../../migrations/postgres/0003_openid_connect.sql"),
     ),
+    (
+        4,
+        "dpop",
+        include_str!("../../../migrations/postgres/0004_dpop.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -52,6 +57,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "openid connect",
         include_str!("../../../migrations/sqlite/0003_openid_connect.sql"),
+    ),
+    (
+        4,
+        "dpop",
+        include_str!("../../../migrations/sqlite/0004_dpop.sql"),
     ),
 ];
 
@@ -148,7 +158,7 @@ const BUMP_CONFIG_VERSION: &str =
 /// access-token lifetime as well (`true`). A code stays until no access token minted with it can still be
 /// valid, so that its family is not purged early; a refresh token likewise. The leeway covers the clock skew
 /// between replicas and a token signed a moment after the database write.
-const PURGE_STATEMENTS: [(&str, bool); 4] = [
+const PURGE_STATEMENTS: [(&str, bool); 5] = [
     ("delete from authorization_code where expires_at < $1", true),
     ("delete from login_session where expires_at < $1", false),
     (
@@ -156,6 +166,7 @@ const PURGE_STATEMENTS: [(&str, bool); 4] = [
         false,
     ),
     ("delete from refresh_token where expires_at < $1", true),
+    ("delete from used_jti where expires_at < $1", false),
 ];
 
 /// Seconds every purge waits beyond an expiry (see `PURGE_STATEMENTS`).

@@ -1,0 +1,271 @@
+//! DPoP proofs (RFC 9449): checking a proof against the request it came with, and server nonces.
+//!
+//! What needs shared state (a `jti` seen before, across replicas) is the caller's: [`verify_proof`] returns
+//! the proof's `jti` and its key's thumbprint for the caller to record.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::jose::{ClientJws, ClientKey, JwsError, sha256_base64url};
+use crate::secret::{Mac, constant_time_eq};
+
+/// The `typ` of a DPoP proof (RFC 9449 §4.2).
+pub const DPOP_TYPE: &str = "dpop+jwt";
+
+/// How far a proof's `iat` may be from now, either way, in seconds (RFC 9449 §11.1 leaves it to us).
+pub const IAT_WINDOW: i64 = 60;
+
+/// The longest `jti` we accept (its digest is what is stored, but a bound keeps hashing cheap).
+pub const MAX_JTI_LENGTH: usize = 256;
+
+/// What a proof must match: the request it came with.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofContext<'a> {
+    /// The request's method (`htm`, RFC 9449 §4.3 step 8).
+    pub method: &'a str,
+    /// The request's URI without query and fragment, as this server's external address makes it (`htu`).
+    pub uri: &'a str,
+    /// Now, in seconds since the epoch.
+    pub now: i64,
+    /// The access token presented with the proof, at a resource server (`ath`, §4.3 step 11).
+    pub access_token: Option<&'a str>,
+}
+
+/// A proof that passed every check that needs no shared state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedProof {
+    /// The RFC 7638 thumbprint of the proof's key: what `cnf.jkt` binds to.
+    pub jkt: String,
+    /// The proof's `jti`, to be recorded as used until `iat` + [`IAT_WINDOW`].
+    pub jti: String,
+    /// The proof's `iat`.
+    pub iat: i64,
+    /// The proof's `nonce`, if it has one.
+    pub nonce: Option<String>,
+}
+
+/// Why a proof was refused. All of these are `invalid_dpop_proof` to a client (RFC 9449 §7.1); the text is
+/// for the error description and the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// The JWS itself: malformed, wrong `typ`, unsupported `alg`, bad signature.
+    #[error("{0}")]
+    Jws(#[from] JwsError),
+    /// No usable `jwk` in the header: missing, private, symmetric or of an unsupported type.
+    #[error("the header must carry the public key as jwk")]
+    Key,
+    /// A required claim is missing or not of its type.
+    #[error("the proof lacks the {0} claim")]
+    MissingClaim(&'static str),
+    /// `htm` is not this request's method.
+    #[error("htm does not match the request method")]
+    Method,
+    /// `htu` is not this request's URI, or carries a query or fragment.
+    #[error("htu does not match the request URI")]
+    Uri,
+    /// `iat` is too far from now.
+    #[error("the proof is not fresh (iat)")]
+    Stale,
+    /// `ath` is not the hash of the presented access token.
+    #[error("ath does not match the access token")]
+    AccessTokenHash,
+}
+
+/// Checks a proof (RFC 9449 §4.3 steps 2–11, without the `jti` replay check and the nonce, which need state).
+pub fn verify_proof(proof: &str, context: &ProofContext<'_>) -> Result<VerifiedProof, ProofError> {
+    let jws = ClientJws::parse(proof, Some(DPOP_TYPE))?;
+    let jwk = jws
+        .header
+        .get("jwk")
+        .and_then(Value::as_object)
+        .ok_or(ProofError::Key)?;
+    let key = ClientKey::from_json(jwk).map_err(|_| ProofError::Key)?;
+    jws.verify_with(&key)?;
+    let jti = jws
+        .claim_str("jti")
+        .ok_or(ProofError::MissingClaim("jti"))?;
+    if jti.is_empty() || jti.len() > MAX_JTI_LENGTH {
+        return Err(ProofError::MissingClaim("jti"));
+    }
+    let htm = jws
+        .claim_str("htm")
+        .ok_or(ProofError::MissingClaim("htm"))?;
+    if htm != context.method {
+        return Err(ProofError::Method);
+    }
+    let htu = jws
+        .claim_str("htu")
+        .ok_or(ProofError::MissingClaim("htu"))?;
+    if !same_target_uri(htu, context.uri) {
+        return Err(ProofError::Uri);
+    }
+    let iat = jws
+        .claim_time("iat")
+        .ok_or(ProofError::MissingClaim("iat"))?;
+    if (iat - context.now).abs() > IAT_WINDOW {
+        return Err(ProofError::Stale);
+    }
+    if let Some(token) = context.access_token {
+        let ath = jws
+            .claim_str("ath")
+            .ok_or(ProofError::MissingClaim("ath"))?;
+        if !constant_time_eq(ath.as_bytes(), sha256_base64url(token).as_bytes()) {
+            return Err(ProofError::AccessTokenHash);
+        }
+    }
+    let nonce = match jws.payload.get("nonce") {
+        None => None,
+        Some(Value::String(nonce)) => Some(nonce.clone()),
+        Some(_) => return Err(ProofError::MissingClaim("nonce")),
+    };
+    Ok(VerifiedProof {
+        jkt: key.thumbprint().to_owned(),
+        jti: jti.to_owned(),
+        iat,
+        nonce,
+    })
+}
+
+/// RFC 9449 §4.3 step 9: `htu` equals the request's URI, ignoring query and fragment, after syntax-based and
+/// scheme-based normalization (RFC 3986 §6.2.2, §6.2.3: case of scheme and host, default port, percent-encoding
+/// case, dot segments). A proof whose `htu` carries a query or fragment was not made as §4.2 says: refused.
+pub fn same_target_uri(htu: &str, expected: &str) -> bool {
+    let (Ok(htu), Ok(expected)) = (url::Url::parse(htu), url::Url::parse(expected)) else {
+        return false;
+    };
+    if htu.query().is_some() || htu.fragment().is_some() || htu.cannot_be_a_base() {
+        return false;
+    }
+    htu.scheme() == expected.scheme()
+        && htu.host() == expected.host()
+        && htu.port_or_known_default() == expected.port_or_known_default()
+        && htu.username().is_empty()
+        && htu.password().is_none()
+        && normalized_path(htu.path()) == normalized_path(expected.path())
+}
+
+/// Percent-encoded octets with upper-case hex digits, and unreserved characters decoded (RFC 3986 §6.2.2.1–2).
+fn normalized_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = path.get(i + 1..i + 3)
+            && let Ok(octet) = u8::from_str_radix(hex, 16)
+        {
+            if octet.is_ascii_alphanumeric() || b"-._~".contains(&octet) {
+                out.push(char::from(octet));
+            } else {
+                out.push('%');
+                out.push_str(&hex.to_ascii_uppercase());
+            }
+            i += 3;
+            continue;
+        }
+        out.push(char::from(bytes[i]));
+        i += 1;
+    }
+    out
+}
+
+/// How long a server nonce is current, in seconds; the previous one is still accepted, so a nonce lives
+/// between one and two periods.
+pub const NONCE_PERIOD: i64 = 300;
+
+/// Server-provided nonces (RFC 9449 §8): a MAC of the period number under a key every replica shares, so any
+/// replica accepts a nonce any other issued, with nothing stored.
+pub struct NonceSource {
+    mac: Mac,
+}
+
+impl fmt::Debug for NonceSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NonceSource")
+    }
+}
+
+impl NonceSource {
+    /// Nonces under `key` (at least 32 random bytes, shared by the replicas).
+    pub fn new(key: &[u8]) -> Self {
+        Self { mac: Mac::new(key) }
+    }
+
+    fn period(now: i64) -> i64 {
+        now.div_euclid(NONCE_PERIOD)
+    }
+
+    fn for_period(&self, period: i64) -> String {
+        let number = period.to_string();
+        format!(
+            "{number}.{}",
+            self.mac.tag(&[b"dpop-nonce", number.as_bytes()])
+        )
+    }
+
+    /// The current nonce.
+    pub fn current(&self, now: i64) -> String {
+        self.for_period(Self::period(now))
+    }
+
+    /// Whether `nonce` is the current or the previous period's.
+    pub fn accepts(&self, nonce: &str, now: i64) -> bool {
+        let Some((number, tag)) = nonce.split_once('.') else {
+            return false;
+        };
+        let Ok(period) = number.parse::<i64>() else {
+            return false;
+        };
+        let current = Self::period(now);
+        (period == current || period == current - 1)
+            && number == period.to_string()
+            && self.mac.verify(&[b"dpop-nonce", number.as_bytes()], tag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_uris_compare_after_normalization_and_refuse_a_query() {
+        let expected = "https://as.example/token";
+        for same in [
+            "https://as.example/token",
+            "HTTPS://AS.EXAMPLE/token",
+            "https://as.example:443/token",
+            "https://as.example/%74oken",
+            "https://as.example/a/../token",
+        ] {
+            assert!(same_target_uri(same, expected), "{same}");
+        }
+        for other in [
+            "https://as.example/token?x=1",
+            "https://as.example/token#f",
+            "http://as.example/token",
+            "https://as.example:8443/token",
+            "https://other.example/token",
+            "https://as.example/Token",
+            "https://user@as.example/token",
+            "not a url",
+        ] {
+            assert!(!same_target_uri(other, expected), "{other}");
+        }
+    }
+
+    #[test]
+    fn nonces_live_one_to_two_periods_and_need_the_key() {
+        let source = NonceSource::new(&[7; 32]);
+        let now = 1_000_000;
+        let nonce = source.current(now);
+        assert!(source.accepts(&nonce, now));
+        assert!(source.accepts(&nonce, now + NONCE_PERIOD));
+        assert!(!source.accepts(&nonce, now + 2 * NONCE_PERIOD));
+        assert!(!source.accepts(&nonce, now - NONCE_PERIOD));
+        assert!(!NonceSource::new(&[8; 32]).accepts(&nonce, now));
+        let (number, tag) = nonce.split_once('.').unwrap();
+        assert!(!source.accepts(&format!("0{number}.{tag}"), now));
+        assert!(!source.accepts("garbage", now));
+    }
+}
