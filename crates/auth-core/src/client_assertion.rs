@@ -128,3 +128,70 @@ pub fn verify_assertion(
         exp,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::keys::{SigningAlgorithm, SigningKey};
+
+    fn assertion(key: &SigningKey, claims: &Value) -> String {
+        let header = json!({ "alg": key.alg().as_str(), "kid": key.kid() });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = key.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    #[test]
+    fn an_assertion_is_checked_for_key_subject_audience_lifetime_and_jti() {
+        let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
+        let other = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
+        let keys = [ClientKey::from_jwk(key.public_jwk()).unwrap()];
+        let now = 1_000_000;
+        let context = AssertionContext {
+            client_id: "app",
+            audiences: &["https://as.example", "https://as.example/token"],
+            now,
+        };
+        let good = json!({ "iss": "app", "sub": "app", "aud": ["https://as.example/token"],
+                           "exp": now + 60, "iat": now, "jti": "one" });
+        let verified = verify_assertion(&assertion(&key, &good), &keys, &context).unwrap();
+        assert_eq!(verified.jti, "one");
+        assert_eq!(
+            claimed_client_id(&assertion(&key, &good)).as_deref(),
+            Some("app")
+        );
+        let mut cases: Vec<(Value, AssertionError)> = Vec::new();
+        let mut change = |member: &str, value: Value, error: AssertionError| {
+            let mut claims = good.clone();
+            claims[member] = value;
+            cases.push((claims, error));
+        };
+        change("sub", json!("other"), AssertionError::Subject);
+        change("iss", json!("other"), AssertionError::Subject);
+        change("aud", json!("https://elsewhere"), AssertionError::Audience);
+        change("exp", json!(now - 120), AssertionError::Lifetime);
+        change("exp", json!(now + 3600), AssertionError::Lifetime);
+        change("iat", json!(now + 3600), AssertionError::Lifetime);
+        change("jti", json!(""), AssertionError::Jti);
+        for (claims, error) in cases {
+            assert_eq!(
+                verify_assertion(&assertion(&key, &claims), &keys, &context),
+                Err(error),
+                "{claims}"
+            );
+        }
+        assert_eq!(
+            verify_assertion(&assertion(&other, &good), &keys, &context),
+            Err(AssertionError::Jws(JwsError::InvalidSignature)),
+            "a key the client did not register"
+        );
+    }
+}
