@@ -19,6 +19,13 @@ pub enum BearerError {
     /// The token lacks a scope: 403 `insufficient_scope`.
     #[error("insufficient scope: {0} required")]
     InsufficientScope(String),
+    /// The DPoP proof is missing, invalid or replayed, or not by the token's key: 401 `invalid_dpop_proof`
+    /// (RFC 9449 §7.1).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(String),
+    /// The proof lacks this server's current nonce, which is this: 401 `use_dpop_nonce` (RFC 9449 §9).
+    #[error("use the DPoP nonce")]
+    UseDpopNonce(String),
     /// Keys or introspection are unavailable: 503.
     #[error("the issuer is unavailable: {0}")]
     Unavailable(String),
@@ -32,6 +39,10 @@ fn quoted(text: &str) -> String {
 /// The response for `error`, with `realm` in its challenge.
 pub fn challenge(error: &BearerError, realm: &str) -> Response {
     let realm = quoted(realm);
+    let dpop = format!(
+        "DPoP algs=\"{}\"",
+        auth_core::jose::ClientAlgorithm::names()
+    );
     let (status, challenge, body) = match error {
         BearerError::Missing => (
             StatusCode::UNAUTHORIZED,
@@ -57,6 +68,27 @@ pub fn challenge(error: &BearerError, realm: &str) -> Response {
                 format!("scope {scope} is required"),
             )),
         ),
+        BearerError::InvalidDpopProof(reason) => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "{dpop}, error=\"invalid_dpop_proof\", error_description=\"{}\"",
+                quoted(reason)
+            ),
+            Some(ErrorResponse::new(
+                ErrorCode::InvalidDpopProof,
+                reason.clone(),
+            )),
+        ),
+        BearerError::UseDpopNonce(_) => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "{dpop}, error=\"use_dpop_nonce\", error_description=\"the proof must carry the DPoP-Nonce\""
+            ),
+            Some(ErrorResponse::new(
+                ErrorCode::UseDpopNonce,
+                "the DPoP proof must carry the nonce of the DPoP-Nonce header",
+            )),
+        ),
         BearerError::Unavailable(reason) => {
             tracing::warn!(%reason, "token validation unavailable");
             let mut response = (
@@ -77,10 +109,20 @@ pub fn challenge(error: &BearerError, realm: &str) -> Response {
         Some(body) => (status, Json(body)).into_response(),
         None => status.into_response(),
     };
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
+        headers.insert(header::WWW_AUTHENTICATE, value);
+    }
+    // RFC 9449 §7.1: a resource that accepts both schemes may challenge with both.
+    if matches!(error, BearerError::Missing | BearerError::InvalidToken(_))
+        && let Ok(value) = HeaderValue::from_str(&dpop)
+    {
+        headers.append(header::WWW_AUTHENTICATE, value);
+    }
+    if let BearerError::UseDpopNonce(nonce) = error
+        && let Ok(value) = HeaderValue::from_str(nonce)
+    {
+        headers.insert("dpop-nonce", value);
     }
     response
 }

@@ -12,9 +12,18 @@ use axum::response::Response;
 use crate::error::{BearerError, challenge};
 use crate::validator::BearerAuth;
 
-/// The bearer token of a request: only from `Authorization: Bearer` (RFC 6750 §2.1); query strings and
-/// bodies are never read.
-pub fn bearer_token(parts: &Parts) -> Result<&str, BearerError> {
+/// How a request presented its access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Authorization: Bearer` (RFC 6750 §2.1).
+    Bearer,
+    /// `Authorization: DPoP` with a `DPoP` proof header (RFC 9449 §7.1).
+    Dpop,
+}
+
+/// The access token of a request and its scheme: only from the `Authorization` header (RFC 6750 §2.1,
+/// RFC 9449 §7.1); query strings and bodies are never read.
+pub fn presented_token(parts: &Parts) -> Result<(Scheme, &str), BearerError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(BearerError::Missing);
     };
@@ -22,16 +31,62 @@ pub fn bearer_token(parts: &Parts) -> Result<&str, BearerError> {
         .to_str()
         .map_err(|_| BearerError::InvalidToken("the Authorization header is not ASCII".into()))?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return Err(BearerError::Missing);
-    }
+    };
     let token = token.trim();
     if token.is_empty() {
         return Err(BearerError::InvalidToken(
-            "the bearer token is empty".into(),
+            "the access token is empty".into(),
         ));
     }
-    Ok(token)
+    Ok((scheme, token))
+}
+
+/// The bearer token of a request (`Authorization: Bearer` only).
+pub fn bearer_token(parts: &Parts) -> Result<&str, BearerError> {
+    match presented_token(parts)? {
+        (Scheme::Bearer, token) => Ok(token),
+        (Scheme::Dpop, _) => Err(BearerError::Missing),
+    }
+}
+
+/// The one `DPoP` header of a request (RFC 9449 §4.3 step 1).
+fn dpop_proof(parts: &Parts) -> Result<&str, BearerError> {
+    let mut values = parts.headers.get_all("dpop").iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => value
+            .to_str()
+            .map_err(|_| BearerError::InvalidDpopProof("the DPoP header is not a JWT".into())),
+        (None, _) => Err(BearerError::InvalidDpopProof(
+            "the DPoP scheme needs a DPoP proof header".into(),
+        )),
+        (Some(_), Some(_)) => Err(BearerError::InvalidDpopProof(
+            "more than one DPoP header".into(),
+        )),
+    }
+}
+
+/// The URI a proof must name for this request: the configured public URL (or `http://` and `Host`) and the
+/// path, without query (RFC 9449 §4.3 step 9).
+fn request_uri(parts: &Parts, public_url: Option<&str>) -> Result<String, BearerError> {
+    let path = parts.uri.path();
+    match public_url {
+        Some(base) => Ok(format!("{}{path}", base.trim_end_matches('/'))),
+        None => {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
+                .ok_or_else(|| BearerError::InvalidDpopProof("the request has no Host".into()))?;
+            Ok(format!("http://{host}{path}"))
+        }
+    }
 }
 
 /// A request with a valid access token.
@@ -39,6 +94,8 @@ pub fn bearer_token(parts: &Parts) -> Result<&str, BearerError> {
 pub struct Authenticated {
     /// The verified claims.
     pub claims: Arc<AccessTokenClaims>,
+    /// How the token was presented.
+    pub scheme: Scheme,
     token: String,
 }
 
@@ -74,22 +131,38 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let bearer = BearerAuth::from_ref(state);
         let realm = bearer.config().realm.clone();
-        let token = bearer_token(parts)
-            .map_err(|error| challenge(&error, &realm))?
-            .to_owned();
-        let claims = bearer
-            .verify(&token)
-            .await
-            .map_err(|error| challenge(&error, &realm))?;
-        // RFC 9449 §7.2: a token bound to a DPoP key is refused when presented as a bearer token, or anyone
-        // holding it could use it. (Accepting it with a proof under the DPoP scheme is not built yet.)
-        if claims.cnf.is_some() {
-            return Err(challenge(
-                &BearerError::InvalidToken("the token is DPoP-bound, not a bearer token".into()),
-                &realm,
-            ));
+        let refuse = |error: BearerError| challenge(&error, &realm);
+        let (scheme, token) = presented_token(parts).map_err(refuse)?;
+        let token = token.to_owned();
+        let claims = bearer.verify(&token).await.map_err(refuse)?;
+        match (scheme, &claims.cnf) {
+            (Scheme::Bearer, None) => {}
+            // RFC 9449 §7.2: a bound token presented as a bearer token is refused: whoever holds it is not
+            // thereby its owner.
+            (Scheme::Bearer, Some(_)) => {
+                return Err(refuse(BearerError::InvalidToken(
+                    "the token is DPoP-bound: present it with the DPoP scheme and a proof".into(),
+                )));
+            }
+            (Scheme::Dpop, None) => {
+                return Err(refuse(BearerError::InvalidToken(
+                    "the token is not DPoP-bound: present it as a bearer token".into(),
+                )));
+            }
+            (Scheme::Dpop, Some(cnf)) => {
+                let proof = dpop_proof(parts).map_err(refuse)?;
+                let uri =
+                    request_uri(parts, bearer.config().public_url.as_deref()).map_err(refuse)?;
+                bearer
+                    .check_dpop_proof(proof, parts.method.as_str(), &uri, &token, &cnf.jkt)
+                    .map_err(refuse)?;
+            }
         }
-        Ok(Self { claims, token })
+        Ok(Self {
+            claims,
+            token,
+            scheme,
+        })
     }
 }
 

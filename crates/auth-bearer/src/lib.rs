@@ -38,8 +38,9 @@
 pub mod cache;
 pub mod error;
 pub mod extract;
+mod replay;
 pub mod validator;
 
 pub use error::{BearerError, challenge};
-pub use extract::{Authenticated, bearer_token};
+pub use extract::{Authenticated, Scheme, bearer_token, presented_token};
 pub use validator::{BearerAuth, BearerConfig, IntrospectionCredentials};

@@ -53,6 +53,14 @@ pub struct BearerConfig {
     /// How long an `active: false` answer is reused. An active answer never is: a route that asks must
     /// see a revocation on its next request.
     pub inactive_cache_ttl: Duration,
+    /// This API's external base URL (`https://api.example`), the `htu` of DPoP proofs behind a proxy.
+    /// Without it, `http://` and the request's `Host` header.
+    pub public_url: Option<String>,
+    /// With a key (≥ 32 random bytes, the same at every replica), DPoP proofs must carry a nonce this layer
+    /// issued (RFC 9449 §9).
+    pub dpop_nonce_key: Option<Vec<u8>>,
+    /// DPoP proof `jti`s remembered at once (each for the two minutes a proof can be fresh).
+    pub dpop_replay_capacity: usize,
 }
 
 impl BearerConfig {
@@ -67,6 +75,9 @@ impl BearerConfig {
             introspection: None,
             verified_cache_capacity: 10_000,
             inactive_cache_ttl: Duration::from_secs(30),
+            public_url: None,
+            dpop_nonce_key: None,
+            dpop_replay_capacity: 1_000_000,
         }
     }
 }
@@ -87,6 +98,8 @@ struct Inner {
     /// Tokens the issuer said are inactive, and when. Inactive never turns active again (RFC 7009 §2.2,
     /// expiry), so reusing the answer is safe; it only spares the issuer a replayed dead token.
     inactive: RwLock<HashMap<SecretDigest, Instant>>,
+    replay: crate::replay::ReplayCache,
+    nonces: Option<auth_core::dpop::NonceSource>,
 }
 
 /// The validation layer's state. Cheap to clone.
@@ -108,6 +121,11 @@ impl BearerAuth {
     /// first request; an issuer that is down only delays readiness.
     pub fn new(config: BearerConfig, http: reqwest::Client, clock: SharedClock) -> Self {
         let verified = VerifiedCache::new(config.verified_cache_capacity);
+        let replay = crate::replay::ReplayCache::new(config.dpop_replay_capacity);
+        let nonces = config
+            .dpop_nonce_key
+            .as_deref()
+            .map(auth_core::dpop::NonceSource::new);
         let policy = ValidationPolicy::new(
             config.issuer.clone(),
             config.audience.clone(),
@@ -123,8 +141,70 @@ impl BearerAuth {
                 discovery: Mutex::new(None),
                 verified,
                 inactive: RwLock::new(HashMap::new()),
+                replay,
+                nonces,
             }),
         }
+    }
+
+    /// Checks the DPoP proof of a request that presented `access_token`, bound to `jkt` (RFC 9449 §7.1,
+    /// §4.3): the proof's checks for this `method` and `uri` (without query), `ath` of the token, its key
+    /// the token's, its `jti` not seen before, and the nonce when one is required.
+    pub fn check_dpop_proof(
+        &self,
+        proof: &str,
+        method: &str,
+        uri: &str,
+        access_token: &str,
+        jkt: &str,
+    ) -> Result<(), BearerError> {
+        let now = self.inner.clock.now();
+        let verified = auth_core::dpop::verify_proof(
+            proof,
+            &auth_core::dpop::ProofContext {
+                method,
+                uri,
+                now,
+                access_token: Some(access_token),
+            },
+        )
+        .map_err(|error| BearerError::InvalidDpopProof(error.to_string()))?;
+        if verified.jkt != jkt {
+            return Err(BearerError::InvalidDpopProof(
+                "the proof is not by the key the token is bound to".into(),
+            ));
+        }
+        if let Some(nonces) = &self.inner.nonces
+            && !verified
+                .nonce
+                .as_deref()
+                .is_some_and(|nonce| nonces.accepts(nonce, now))
+        {
+            return Err(BearerError::UseDpopNonce(nonces.current(now)));
+        }
+        let forget_at = verified.iat + auth_core::dpop::IAT_WINDOW + 1;
+        match self
+            .inner
+            .replay
+            .first_use(&verified.jkt, &verified.jti, forget_at, now)
+        {
+            Some(true) => Ok(()),
+            Some(false) => Err(BearerError::InvalidDpopProof(
+                "the proof's jti was used before".into(),
+            )),
+            None => {
+                tracing::warn!("the DPoP replay cache is full of fresh proofs; refusing new ones");
+                Err(BearerError::InvalidDpopProof(
+                    "too many proofs at once; retry with a new proof".into(),
+                ))
+            }
+        }
+    }
+
+    /// The current DPoP nonce, when nonces are required (for a `DPoP-Nonce` header on answers).
+    pub fn current_dpop_nonce(&self) -> Option<String> {
+        let nonces = self.inner.nonces.as_ref()?;
+        Some(nonces.current(self.inner.clock.now()))
     }
 
     /// The configuration.

@@ -102,8 +102,23 @@ pub enum UserInfoRefusal {
     InvalidToken,
     /// The token lacks scope `openid`: 403 `insufficient_scope`.
     InsufficientScope,
+    /// The DPoP proof of a bound token is missing, invalid or replayed (`invalid_dpop_proof`), or lacks the
+    /// nonce (`Error::UseDpopNonce`): 401 with a DPoP challenge (RFC 9449 §7.1).
+    Proof(Error),
     /// The store failed.
     Failed(Error),
+}
+
+/// How the access token came (RFC 6750 §2, RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy)]
+pub enum Presentation<'a> {
+    /// As a bearer token.
+    Bearer,
+    /// With the DPoP scheme and this proof (`None`: no `DPoP` header), for this method.
+    Dpop {
+        proof: Option<&'a str>,
+        method: &'a str,
+    },
 }
 
 impl From<Error> for UserInfoRefusal {
@@ -117,6 +132,7 @@ impl From<Error> for UserInfoRefusal {
 pub async fn userinfo(
     state: &AppState,
     token: &str,
+    presentation: Presentation<'_>,
 ) -> std::result::Result<UserInfo, UserInfoRefusal> {
     let Some(OwnAccessToken { claims, active }) = read_own_access_token(state, token).await? else {
         return Err(UserInfoRefusal::InvalidToken);
@@ -125,10 +141,30 @@ pub async fn userinfo(
         // Revoked, or a client's own token (client_credentials has no user).
         return Err(UserInfoRefusal::InvalidToken);
     }
-    // RFC 9449 §7.2: a DPoP-bound token is never accepted as a bearer token (the DPoP scheme is not read here
-    // yet, so a bound token cannot be used at /userinfo).
-    if claims.cnf.is_some() {
-        return Err(UserInfoRefusal::InvalidToken);
+    match (presentation, &claims.cnf) {
+        (Presentation::Bearer, None) => {}
+        // RFC 9449 §7.2: a bound token is never a bearer token; an unbound one is not presented as DPoP.
+        (Presentation::Bearer, Some(_)) | (Presentation::Dpop { .. }, None) => {
+            return Err(UserInfoRefusal::InvalidToken);
+        }
+        (Presentation::Dpop { proof, method }, Some(cnf)) => {
+            let proof = proof.ok_or_else(|| {
+                UserInfoRefusal::Proof(crate::dpop::invalid_proof(
+                    "the DPoP scheme needs a DPoP proof header",
+                ))
+            })?;
+            let verified = crate::dpop::check_proof(state, proof, method, "/userinfo", Some(token))
+                .await
+                .map_err(|error| match error {
+                    Error::Store(_) => UserInfoRefusal::Failed(error),
+                    other => UserInfoRefusal::Proof(other),
+                })?;
+            if verified.jkt != cnf.jkt {
+                return Err(UserInfoRefusal::Proof(crate::dpop::invalid_proof(
+                    "the proof is not by the key the token is bound to",
+                )));
+            }
+        }
     }
     if !is_openid(&claims.scope) {
         return Err(UserInfoRefusal::InsufficientScope);

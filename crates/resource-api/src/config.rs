@@ -52,6 +52,22 @@ pub struct Config {
     /// Open connections at most (clamped to what the open-file limit allows); beyond it clients wait
     #[arg(long, env = "RESOURCE_API_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// This API's external base URL (e.g. https://api.example behind a proxy): DPoP proofs must name it in
+    /// `htu`. Default: http:// and the request's Host
+    #[arg(long, env = "RESOURCE_API_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Require DPoP server nonces (RFC 9449 §9) in the proofs of DPoP-bound tokens
+    #[arg(long, env = "RESOURCE_API_DPOP_NONCE")]
+    pub dpop_nonce: bool,
+    /// The key of the DPoP nonces (≥ 32 characters), the same at every replica behind one balancer; without
+    /// it each process makes its own
+    #[arg(
+        long,
+        env = "RESOURCE_API_DPOP_NONCE_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
+    pub dpop_nonce_key: Option<Secret>,
     /// Log format on stderr (filter with RUST_LOG)
     #[arg(
         long,

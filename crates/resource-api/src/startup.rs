@@ -47,6 +47,21 @@ impl Application {
             ),
             (None, _) => None,
         };
+        bearer_config.public_url = config.public_url.clone();
+        bearer_config.dpop_nonce_key = match (&config.dpop_nonce, &config.dpop_nonce_key) {
+            (false, _) => None,
+            (true, Some(key)) if key.expose().len() >= 32 => Some(key.expose().as_bytes().to_vec()),
+            (true, Some(_)) => {
+                anyhow::bail!(
+                    "--dpop-nonce-key (RESOURCE_API_DPOP_NONCE_KEY) must be at least 32 characters"
+                )
+            }
+            (true, None) => {
+                let mut key = vec![0u8; 32];
+                auth_core::secret::fill_random(&mut key).context("making a DPoP nonce key")?;
+                Some(key)
+            }
+        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod attacks;
+mod dpop;
 mod fuzz;
 mod lifecycle;
 mod load;

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::form::OptionalForm;
-use crate::openid::{self, OPENID, UserInfoRefusal};
+use crate::error::Error;
+use crate::openid::{self, OPENID, Presentation, UserInfoRefusal};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -49,6 +50,45 @@ fn challenge(status: StatusCode, error: Option<(&str, &str)>, scope: Option<&str
     response
 }
 
+/// An RFC 9449 §7.1 challenge for a proof that failed: `invalid_dpop_proof`, or `use_dpop_nonce` with the
+/// nonce in a `DPoP-Nonce` header.
+fn dpop_challenge(error: &Error) -> Response {
+    let (code, description, nonce) = match error {
+        Error::UseDpopNonce(nonce) => (
+            "use_dpop_nonce",
+            "the proof must carry the DPoP-Nonce".to_owned(),
+            Some(nonce.as_str()),
+        ),
+        Error::OAuth(error) => (
+            error.error.as_str(),
+            error.error_description.clone().unwrap_or_default(),
+            None,
+        ),
+        _ => ("invalid_dpop_proof", String::new(), None),
+    };
+    let description = description.replace(['"', '\\'], "'");
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({ "error": code, "error_description": description })),
+    )
+        .into_response();
+    let value = format!(
+        "DPoP algs=\"{}\", error=\"{code}\", error_description=\"{description}\"",
+        auth_core::jose::ClientAlgorithm::names()
+    );
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(header::WWW_AUTHENTICATE, value);
+    }
+    if let Some(nonce) = nonce
+        && let Ok(value) = HeaderValue::from_str(nonce)
+    {
+        headers.insert("dpop-nonce", value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 fn invalid_request(description: &str) -> Response {
     challenge(
         StatusCode::BAD_REQUEST,
@@ -57,9 +97,16 @@ fn invalid_request(description: &str) -> Response {
     )
 }
 
-/// The token of the Authorization header: `Ok(None)` without one (or with another scheme), `Err` with
-/// the reason for a malformed one.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+/// How the token was sent: the scheme of the Authorization header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The token of the Authorization header and its scheme (Bearer or DPoP): `Ok(None)` without one (or with
+/// another scheme), `Err` with the reason for a malformed one.
+fn bearer(headers: &HeaderMap) -> Result<Option<(Scheme, &str)>, &'static str> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -74,7 +121,12 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
-            Ok(Some(token.trim()))
+            Ok(Some((Scheme::Bearer, token.trim())))
+        }
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("dpop") && !token.trim().is_empty() =>
+        {
+            Ok(Some((Scheme::Dpop, token.trim())))
         }
         // Another scheme: as if no Bearer token were sent (RFC 6750 §3: a bare challenge).
         _ => Ok(None),
@@ -83,7 +135,7 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
 
 async fn userinfo_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match bearer(&headers) {
-        Ok(token) => answer(&state, token).await,
+        Ok(token) => answer(&state, &headers, "GET", token).await,
         Err(why) => invalid_request(why),
     }
 }
@@ -104,17 +156,48 @@ async fn userinfo_post(
     match (header_token, body_token) {
         // RFC 6750 §2: one method only.
         (Some(_), Some(_)) => invalid_request("the token was sent in the header and in the body"),
-        (Some(token), None) | (None, Some(token)) => answer(&state, Some(token)).await,
-        (None, None) => answer(&state, None).await,
+        (Some(token), None) => answer(&state, &headers, "POST", Some(token)).await,
+        (None, Some(token)) => {
+            answer(&state, &headers, "POST", Some((Scheme::Bearer, token))).await
+        }
+        (None, None) => answer(&state, &headers, "POST", None).await,
     }
 }
 
 /// The answer for a token, or the bare challenge without one.
-async fn answer(state: &AppState, token: Option<&str>) -> Response {
-    let Some(token) = token else {
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &str,
+    token: Option<(Scheme, &str)>,
+) -> Response {
+    let Some((scheme, token)) = token else {
         return challenge(StatusCode::UNAUTHORIZED, None, None);
     };
-    match openid::userinfo(state, token).await {
+    let presentation = match scheme {
+        Scheme::Bearer => Presentation::Bearer,
+        Scheme::Dpop => {
+            let mut proofs = headers.get_all("dpop").iter();
+            let proof = match (proofs.next(), proofs.next()) {
+                (Some(value), None) => match value.to_str() {
+                    Ok(proof) => Some(proof),
+                    Err(_) => {
+                        return dpop_challenge(&crate::dpop::invalid_proof(
+                            "the DPoP header is not a JWT",
+                        ));
+                    }
+                },
+                (None, _) => None,
+                (Some(_), Some(_)) => {
+                    return dpop_challenge(&crate::dpop::invalid_proof(
+                        "more than one DPoP header",
+                    ));
+                }
+            };
+            Presentation::Dpop { proof, method }
+        }
+    };
+    match openid::userinfo(state, token, presentation).await {
         Ok(info) => {
             let mut response = Json(info).into_response();
             response
@@ -135,6 +218,7 @@ async fn answer(state: &AppState, token: Option<&str>) -> Response {
             Some(("insufficient_scope", "the access token lacks scope openid")),
             Some(OPENID),
         ),
+        Err(UserInfoRefusal::Proof(error)) => dpop_challenge(&error),
         Err(UserInfoRefusal::Failed(error)) => {
             tracing::error!(%error, "userinfo failed");
             let mut response = challenge(

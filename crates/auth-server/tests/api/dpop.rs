@@ -380,6 +380,40 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key(backend: Backend) {
     assert_eq!(response.status(), StatusCode::OK);
     let tokens: Value = response.json().await.unwrap();
     assert_eq!(tokens["token_type"], "DPoP");
+    // At /userinfo: with the DPoP scheme and a proof by its key (with ath), as GET and POST.
+    let access = tokens["access_token"].as_str().unwrap();
+    for method in ["GET", "POST"] {
+        let proof = key.proof(method, &app.url("/userinfo"), app.clock.now(), Some(access));
+        let request = match method {
+            "GET" => app.http.get(app.url("/userinfo")),
+            _ => app.http.post(app.url("/userinfo")),
+        };
+        let response = request
+            .header("Authorization", format!("DPoP {access}"))
+            .header("DPoP", proof.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{method}");
+        let info: Value = response.json().await.unwrap();
+        assert!(info["sub"].is_string());
+        // The same proof again is a replay.
+        let replay = app
+            .http
+            .get(app.url("/userinfo"))
+            .header("Authorization", format!("DPoP {access}"))
+            .header("DPoP", proof.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            replay.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("error=\"invalid_dpop_proof\"")
+        );
+    }
     // A bound token is no bearer token (RFC 9449 §7.2), at /userinfo too.
     let userinfo = app
         .http
