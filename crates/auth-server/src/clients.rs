@@ -68,6 +68,8 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A public client: `client_id` only.
     None,
+    /// A JWT assertion signed with the client's key (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -77,14 +79,16 @@ impl AuthMethod {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
 
 /// The methods this server accepts, in metadata order.
-pub const AUTH_METHODS: [AuthMethod; 3] = [
+pub const AUTH_METHODS: [AuthMethod; 4] = [
     AuthMethod::ClientSecretBasic,
     AuthMethod::ClientSecretPost,
+    AuthMethod::PrivateKeyJwt,
     AuthMethod::None,
 ];
 
@@ -94,6 +98,8 @@ pub struct ClientCredentials {
     pub client_id: String,
     /// The secret, for `client_secret_basic` and `client_secret_post`.
     pub secret: Option<String>,
+    /// The signed JWT, for `private_key_jwt`.
+    pub assertion: Option<String>,
     pub method: AuthMethod,
 }
 
@@ -135,14 +141,26 @@ pub fn is_possible_client_id(client_id: &str) -> bool {
 /// Nothing is throttled here: secrets are 256-bit (or at least 32 characters when given), compared as
 /// SHA-256 digests in constant time, so guessing is hopeless; a throttle per client id would only let anyone
 /// lock a client out (a public client with a made-up secret, say), and a correct secret is always accepted.
+///
+/// `endpoint` is the path the request came to: a client assertion may name its URL as audience.
 pub async fn authenticate(
     state: &AppState,
     credentials: &ClientCredentials,
     source: IpAddr,
+    endpoint: &str,
 ) -> Result<AuthenticatedClient> {
     let client_id = credentials.client_id.as_str();
     let client = state.clients.get(state.store.as_ref(), client_id).await?;
     let authenticated = match (&client, &credentials.secret) {
+        (Some(client), _) if credentials.method == AuthMethod::PrivateKeyJwt => {
+            match &credentials.assertion {
+                Some(assertion) if client.uses_private_key_jwt() => {
+                    check_assertion(state, client, assertion, endpoint).await?
+                }
+                _ => false,
+            }
+        }
+        // A private_key_jwt client has no secret and is not public: nothing else authenticates it.
         (Some(client), Some(secret)) => client
             .secret_digest
             .is_some_and(|digest| digest.matches(secret)),
@@ -164,4 +182,54 @@ pub async fn authenticate(
             Err(invalid_client())
         }
     }
+}
+
+/// Checks a `private_key_jwt` assertion (RFC 7523 §3): signed by one of the client's keys (fetched again
+/// once, after the cooldown, when its `kid` is unknown), `iss` = `sub` = the client, `aud` the issuer or this
+/// endpoint's URL, short-lived, and its `jti` never seen before at any replica. `Ok(false)` for any failure
+/// of the client's making; `Err` only when the store fails.
+async fn check_assertion(
+    state: &AppState,
+    client: &ClientRecord,
+    assertion: &str,
+    endpoint: &str,
+) -> Result<bool> {
+    use auth_core::client_assertion::{AssertionContext, LEEWAY, verify_assertion};
+    let kid = auth_core::jose::ClientJws::parse(assertion, None)
+        .ok()
+        .and_then(|jws| jws.header_str("kid").map(str::to_owned));
+    let keys = match state.client_keys.for_client(client, kid.as_deref()).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            tracing::warn!(client_id = %Untrusted(&client.client_id), %error, "the client's keys are unavailable");
+            return Ok(false);
+        }
+    };
+    let endpoint_url = format!("{}{endpoint}", state.settings.base_url);
+    let audiences = [state.settings.issuer.as_str(), endpoint_url.as_str()];
+    let now = state.clock.now();
+    let verified = match verify_assertion(
+        assertion,
+        &keys,
+        &AssertionContext {
+            client_id: &client.client_id,
+            audiences: &audiences,
+            now,
+        },
+    ) {
+        Ok(verified) => verified,
+        Err(error) => {
+            tracing::debug!(client_id = %Untrusted(&client.client_id), %error, "client assertion refused");
+            return Ok(false);
+        }
+    };
+    // RFC 7523 §3 step 7: single use, at whichever replica it arrives.
+    let digest = SecretDigest::of(&format!(
+        "assertion\u{0}{}\u{0}{}",
+        client.client_id, verified.jti
+    ));
+    Ok(state
+        .store
+        .first_use(&digest, verified.exp + LEEWAY + 1)
+        .await?)
 }

@@ -108,8 +108,34 @@ pub fn client_record(
     {
         bail!("--audience values must be non-empty without spaces");
     }
+    let jwks = match &create.jwks_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--jwks-file {}", path.display()))?;
+            let keys = crate::client_keys::parse_jwks(text.as_bytes())
+                .map_err(|error| anyhow::anyhow!("--jwks-file {}: {error}", path.display()))?;
+            if keys.is_empty() {
+                bail!(
+                    "--jwks-file {}: no usable public signing key (EC P-256, OKP Ed25519 or RSA ≥ 2048 bits)",
+                    path.display()
+                );
+            }
+            Some(text)
+        }
+        None => None,
+    };
+    if let Some(uri) = &create.jwks_uri {
+        let parsed =
+            url::Url::parse(uri).map_err(|error| anyhow::anyhow!("--jwks-uri: {error}"))?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            bail!("--jwks-uri must be an http(s) URL");
+        }
+    }
+    let private_key_jwt = jwks.is_some() || create.jwks_uri.is_some();
     let secret = match (create.public, stdin_secret) {
         (true, _) => None,
+        // RFC 7523 §2.2: the client proves itself with its key; a secret would be a second, weaker way.
+        (false, _) if private_key_jwt => None,
         // A secret is the client's only proof, and nothing throttles guesses at it: it must be long.
         (false, Some(secret)) if secret.chars().count() < MIN_GIVEN_SECRET_CHARS => bail!(
             "a client secret given on stdin must be at least {MIN_GIVEN_SECRET_CHARS} characters (a generated one is 256 bits)"
@@ -129,6 +155,8 @@ pub fn client_record(
         introspection: create.introspection,
         post_logout_redirect_uris,
         require_dpop: create.require_dpop,
+        jwks,
+        jwks_uri: create.jwks_uri.clone(),
     };
     Ok((record, secret))
 }
@@ -145,10 +173,12 @@ pub async fn client_create(store: &SqlStore, create: &ClientCreate) -> Result<()
         .create_client(&record, now())
         .await
         .context("storing the client")?;
-    println!(
-        "{}",
+    let printed = if record.uses_private_key_jwt() {
+        serde_json::json!({ "client_id": record.client_id })
+    } else {
         serde_json::json!({ "client_id": record.client_id, "client_secret": secret })
-    );
+    };
+    println!("{printed}");
     Ok(())
 }
 
@@ -284,7 +314,33 @@ mod tests {
             introspection: false,
             post_logout_redirect_uris: vec![],
             require_dpop: false,
+            jwks_file: None,
+            jwks_uri: None,
         }
+    }
+
+    #[test]
+    fn a_jwks_file_with_private_members_is_refused_and_a_public_one_makes_no_secret() {
+        let dir = std::env::temp_dir().join(format!("jwks-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = SigningKey::generate(auth_core::keys::SigningAlgorithm::Es256).unwrap();
+        let public = serde_json::json!({ "keys": [key.public_jwk()] });
+        let mut private = public.clone();
+        private["keys"][0]["d"] = serde_json::json!("AAAA");
+        let write = |name: &str, value: &serde_json::Value| {
+            let path = dir.join(name);
+            std::fs::write(&path, value.to_string()).unwrap();
+            path
+        };
+        let mut client = create(&["client_credentials"], &[], false);
+        client.jwks_file = Some(write("private.json", &private));
+        let refused = client_record(&client, None).unwrap_err().to_string();
+        assert!(refused.contains("private members"), "{refused}");
+        client.jwks_file = Some(write("public.json", &public));
+        let (record, secret) = client_record(&client, None).unwrap();
+        assert!(secret.is_none() && record.secret_digest.is_none());
+        assert!(record.uses_private_key_jwt() && !record.is_public);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -246,6 +246,13 @@ pub struct ClientCreate {
     /// Its token requests must carry a DPoP proof, so its access tokens are always DPoP-bound (RFC 9449).
     #[arg(long)]
     pub require_dpop: bool,
+    /// Authenticates with private_key_jwt (RFC 7523) by the public keys of this JWK set file; no secret.
+    #[arg(long, conflicts_with_all = ["jwks_uri", "public", "secret_stdin"])]
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// Authenticates with private_key_jwt by the JWK set at this URL (fetched with a 64 KiB cap, a 5 s
+    /// timeout and a 300 s cache); no secret.
+    #[arg(long, conflicts_with_all = ["public", "secret_stdin"])]
+    pub jwks_uri: Option<String>,
 }
 
 /// User management.

@@ -18,6 +18,7 @@
 //! | [`config`], [`startup`], [`commands`] | the command line, the running server, the one-shot subcommands |
 
 pub mod authorization;
+pub mod client_keys;
 pub mod clients;
 pub mod commands;
 pub mod config;

@@ -125,6 +125,7 @@ impl Application {
             clock: config.clock,
             keys,
             clients: ClientCache::default(),
+            client_keys: crate::client_keys::ClientKeys::new(),
             hasher,
             throttle: Throttle::default(),
             password_checks: PasswordChecks::new(
@@ -205,6 +206,7 @@ async fn poll_changes(state: AppState, interval: Duration) {
         match state.store.config_version().await {
             Ok(version) if Some(version) != known_version => {
                 state.clients.clear();
+                state.client_keys.clear().await;
                 if let Err(error) = state.refresh_supported_scopes().await {
                     tracing::warn!(%error, "reading the clients' scopes failed; will retry");
                     continue;

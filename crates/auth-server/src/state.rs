@@ -49,6 +49,8 @@ pub struct AppInner {
     pub clock: SharedClock,
     pub keys: KeyRing,
     pub clients: ClientCache,
+    /// The keys of `private_key_jwt` clients that registered a `jwks_uri`.
+    pub client_keys: crate::client_keys::ClientKeys,
     /// argon2id for passwords.
     pub hasher: PasswordHasher,
     pub throttle: Throttle,

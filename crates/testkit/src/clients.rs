@@ -23,6 +23,8 @@ pub struct ClientSpec {
     introspection: bool,
     post_logout_redirect_uris: Vec<String>,
     require_dpop: bool,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
 }
 
 impl ClientSpec {
@@ -38,6 +40,8 @@ impl ClientSpec {
             introspection: false,
             post_logout_redirect_uris: Vec::new(),
             require_dpop: false,
+            jwks: None,
+            jwks_uri: None,
         }
     }
 
@@ -99,6 +103,18 @@ impl ClientSpec {
         self
     }
 
+    /// Authenticates with `private_key_jwt` by these keys (`client create --jwks-file`): no secret.
+    pub fn jwks(mut self, keys: &[serde_json::Value]) -> Self {
+        self.jwks = Some(serde_json::json!({ "keys": keys }).to_string());
+        self
+    }
+
+    /// Authenticates with `private_key_jwt` by the keys at `uri` (`client create --jwks-uri`).
+    pub fn jwks_uri(mut self, uri: &str) -> Self {
+        self.jwks_uri = Some(uri.to_owned());
+        self
+    }
+
     /// Must send DPoP proofs (`client create --require-dpop`).
     pub fn require_dpop(mut self) -> Self {
         self.require_dpop = true;
@@ -145,12 +161,27 @@ impl ClientSpec {
             introspection: self.introspection,
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             require_dpop: self.require_dpop,
+            jwks_file: None,
+            jwks_uri: self.jwks_uri.clone(),
         }
     }
 
     /// The record and the secret `client create` would store and print.
     pub fn record(&self) -> (auth_server::store::ClientRecord, Option<String>) {
-        client_record(&self.to_create(), None).expect("a valid client spec")
+        let mut create = self.to_create();
+        // `--jwks-file` names a file: write the spec's keys to one for the command to read.
+        let file = self.jwks.as_ref().map(|jwks| {
+            let path =
+                std::env::temp_dir().join(format!("testkit-jwks-{}.json", uuid::Uuid::new_v4()));
+            std::fs::write(&path, jwks).expect("writing a JWKS file");
+            path
+        });
+        create.jwks_file = file.clone();
+        let record = client_record(&create, None).expect("a valid client spec");
+        if let Some(path) = file {
+            let _ = std::fs::remove_file(path);
+        }
+        record
     }
 }
 

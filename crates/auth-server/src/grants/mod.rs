@@ -140,6 +140,8 @@ mod tests {
             introspection: false,
             post_logout_redirect_uris: vec![],
             require_dpop: false,
+            jwks: None,
+            jwks_uri: None,
         }
     }
 

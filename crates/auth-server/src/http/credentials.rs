@@ -47,6 +47,33 @@ pub fn client_credentials(
     };
     let body_id = params.get("client_id").map_err(with_challenge)?;
     let body_secret = params.get("client_secret").map_err(with_challenge)?;
+    let assertion_type = params.get("client_assertion_type")?;
+    let assertion = params.get("client_assertion")?;
+    if assertion_type.is_some() || assertion.is_some() {
+        // RFC 7521 §4.2 with RFC 7523 §2.2: both parameters, the JWT type, and no second method.
+        if basic_tried || body_secret.is_some() {
+            return Err(invalid_request("use one client authentication method, not two").into());
+        }
+        let (Some(assertion_type), Some(assertion)) = (assertion_type, assertion) else {
+            return Err(
+                invalid_request("client_assertion and client_assertion_type go together").into(),
+            );
+        };
+        if assertion_type != auth_core::client_assertion::ASSERTION_TYPE {
+            return Err(invalid_client().into());
+        }
+        let client_id = match body_id {
+            Some(client_id) => client_id.to_owned(),
+            None => auth_core::client_assertion::claimed_client_id(assertion)
+                .ok_or_else(invalid_client)?,
+        };
+        return Ok(ClientCredentials {
+            client_id,
+            secret: None,
+            assertion: Some(assertion.to_owned()),
+            method: AuthMethod::PrivateKeyJwt,
+        });
+    }
     match (basic, body_id, body_secret) {
         (Some(_), _, Some(_)) => {
             Err(invalid_request("use one client authentication method, not two").into())
@@ -62,17 +89,20 @@ pub fn client_credentials(
             Ok(ClientCredentials {
                 client_id,
                 secret: Some(secret),
+                assertion: None,
                 method: AuthMethod::ClientSecretBasic,
             })
         }
         (None, Some(client_id), Some(secret)) => Ok(ClientCredentials {
             client_id: client_id.to_owned(),
             secret: Some(secret.to_owned()),
+            assertion: None,
             method: AuthMethod::ClientSecretPost,
         }),
         (None, Some(client_id), None) => Ok(ClientCredentials {
             client_id: client_id.to_owned(),
             secret: None,
+            assertion: None,
             method: AuthMethod::None,
         }),
         (None, None, _) => Err(oauth(

@@ -69,9 +69,10 @@ async fn authenticate(
     headers: &HeaderMap,
     params: &Params,
     source: Source,
+    endpoint: &str,
 ) -> Result<AuthenticatedClient> {
     let credentials = client_credentials(headers, params)?;
-    clients::authenticate(state, &credentials, source.0)
+    clients::authenticate(state, &credentials, source.0, endpoint)
         .await
         .map_err(|error| ApiError {
             error,
@@ -128,7 +129,7 @@ async fn oauth2_token_post(
 ) -> Response {
     let result = async {
         let request = token_request(&params)?;
-        let caller = authenticate(&state, &headers, &params, source).await?;
+        let caller = authenticate(&state, &headers, &params, source, "/token").await?;
         let proof = dpop_header(&headers)?;
         let response = grants::exchange(&state, &caller, request, proof).await?;
         Ok(no_store(Json(response)))
@@ -169,7 +170,7 @@ async fn oauth2_revoke_post(
     OAuthForm(params): OAuthForm,
 ) -> Response {
     let result = async {
-        let caller = authenticate(&state, &headers, &params, source).await?;
+        let caller = authenticate(&state, &headers, &params, source, "/revoke").await?;
         let token = params.require("token")?;
         // token_type_hint is only a hint (RFC 7009 §2.1): both kinds are tried whatever it says.
         let _hint = params.get("token_type_hint")?;
@@ -187,7 +188,7 @@ async fn oauth2_introspect_post(
     OAuthForm(params): OAuthForm,
 ) -> Response {
     let result = async {
-        let caller = authenticate(&state, &headers, &params, source).await?;
+        let caller = authenticate(&state, &headers, &params, source, "/introspect").await?;
         // RFC 7662 §2.1: authorization before anything about the token.
         tokens::may_introspect(&caller)?;
         let token = params.require("token")?;

@@ -47,6 +47,11 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         .filter(|method| **method != AuthMethod::None)
         .map(|method| method.as_str().to_owned())
         .collect();
+    // What clients may sign DPoP proofs and assertions with; Ed25519 under both names (RFC 9864).
+    let assertion_algs: Vec<String> = auth_core::jose::ClientAlgorithm::ALL
+        .iter()
+        .map(|alg| alg.as_str().to_owned())
+        .collect();
     AuthorizationServerMetadata {
         issuer: state.settings.issuer.clone(),
         authorization_endpoint: Some(format!("{base}/authorize")),
@@ -73,6 +78,9 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
             .map(|grant| grant.as_str().to_owned())
             .collect(),
         token_endpoint_auth_methods_supported: methods.clone(),
+        token_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
+        revocation_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
+        introspection_endpoint_auth_signing_alg_values_supported: assertion_algs.clone(),
         revocation_endpoint: Some(format!("{base}/revoke")),
         revocation_endpoint_auth_methods_supported: methods,
         introspection_endpoint: Some(format!("{base}/introspect")),
@@ -83,10 +91,7 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         end_session_endpoint: Some(format!("{base}/logout")),
         subject_types_supported: vec!["public".into()],
         // RFC 9449 §5.1; Ed25519 under both of its names (RFC 9864).
-        dpop_signing_alg_values_supported: auth_core::jose::ClientAlgorithm::ALL
-            .iter()
-            .map(|alg| alg.as_str().to_owned())
-            .collect(),
+        dpop_signing_alg_values_supported: assertion_algs,
         // Every algorithm of a published key: the one that signs now, and those of keys still verifying.
         id_token_signing_alg_values_supported: state
             .keys

@@ -56,6 +56,17 @@ pub struct ClientRecord {
     pub post_logout_redirect_uris: Vec<String>,
     /// Every token request must carry a DPoP proof (RFC 9449).
     pub require_dpop: bool,
+    /// For `private_key_jwt` (RFC 7523): the client's public keys as a JWK set document…
+    pub jwks: Option<String>,
+    /// …or where to fetch them.
+    pub jwks_uri: Option<String>,
+}
+
+impl ClientRecord {
+    /// Authenticates with `private_key_jwt` (it then has no secret).
+    pub fn uses_private_key_jwt(&self) -> bool {
+        self.jwks.is_some() || self.jwks_uri.is_some()
+    }
 }
 
 impl ClientRecord {

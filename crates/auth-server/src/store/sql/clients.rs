@@ -41,6 +41,8 @@ macro_rules! client_from_row {
                 &row.try_get::<String, _>("post_logout_redirect_uris")?,
             ),
             require_dpop: row.try_get("require_dpop")?,
+            jwks: row.try_get("jwks")?,
+            jwks_uri: row.try_get("jwks_uri")?,
         }
     }};
 }
@@ -58,8 +60,8 @@ impl ClientStore for SqlStore {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "insert into client (client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
-                 skip_consent, introspection, post_logout_redirect_uris, require_dpop, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+                 skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
             )
             .bind(&client.client_id)
             .bind(client.secret_digest.map(|digest| digest.to_hex()))
@@ -72,6 +74,8 @@ impl ClientStore for SqlStore {
             .bind(client.introspection)
             .bind(client.post_logout_redirect_uris.join(" "))
             .bind(client.require_dpop)
+            .bind(&client.jwks)
+            .bind(&client.jwks_uri)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -97,7 +101,7 @@ impl ClientStore for SqlStore {
         on_backend!(self, pool => {
             let row = sqlx::query(
                 "select client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, skip_consent, \
-                 introspection, post_logout_redirect_uris, require_dpop \
+                 introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri \
                  from client where client_id = $1",
             )
             .bind(client_id)

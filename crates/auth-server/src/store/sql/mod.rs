@@ -41,6 +41,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "dpop",
         include_str!("../../../migrations/postgres/0004_dpop.sql"),
     ),
+    (
+        5,
+        "private_key_jwt",
+        include_str!("../../../migrations/postgres/0005_private_key_jwt.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -62,6 +67,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "dpop",
         include_str!("../../../migrations/sqlite/0004_dpop.sql"),
+    ),
+    (
+        5,
+        "private_key_jwt",
+        include_str!("../../../migrations/sqlite/0005_private_key_jwt.sql"),
     ),
 ];
 

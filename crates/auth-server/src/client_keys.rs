@@ -1,0 +1,164 @@
+//! The public keys of `private_key_jwt` clients (RFC 7523 §2.2): registered as a JWK set, or fetched from
+//! the client's `jwks_uri` with a size cap, a timeout and a cache, refetched on an unknown `kid` at most once
+//! per cooldown (the rules the resource server follows for the issuer's JWKS).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auth_core::jose::ClientKey;
+use serde_json::Value;
+
+use crate::store::ClientRecord;
+
+/// The largest JWK set fetched.
+pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// How long a fetch may take.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long fetched keys are used.
+pub const CACHE_FOR: Duration = Duration::from_secs(300);
+/// The least time between two fetches for one client.
+pub const REFETCH_COOLDOWN: Duration = Duration::from_secs(10);
+/// The most keys read from one set.
+pub const MAX_KEYS: usize = 16;
+
+/// Why a client's keys could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The document is not a JWK set, or a key in it has private members.
+    #[error("{0}")]
+    Invalid(String),
+    /// The `jwks_uri` did not answer well in time.
+    #[error("fetching the client's jwks_uri failed: {0}")]
+    Fetch(String),
+}
+
+/// The usable public signing keys of a JWK set document (keys of other types are skipped, RFC 7517 §5); a
+/// key with private members makes the whole set invalid: whoever made it has leaked a private key.
+pub fn parse_jwks(document: &[u8]) -> Result<Vec<ClientKey>, KeysError> {
+    let value: Value = serde_json::from_slice(document)
+        .map_err(|_| KeysError::Invalid("not a JSON JWK set".into()))?;
+    let keys = value
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| KeysError::Invalid("no keys array".into()))?;
+    let mut usable = Vec::new();
+    for key in keys.iter().take(MAX_KEYS) {
+        let Some(object) = key.as_object() else {
+            continue;
+        };
+        match ClientKey::from_json(object) {
+            Ok(key) => usable.push(key),
+            Err(auth_core::jwks::JwksError::UnusableKey {
+                reason: "a JWK with private members",
+                ..
+            }) => {
+                return Err(KeysError::Invalid(
+                    "a key has private members: register public keys only".into(),
+                ));
+            }
+            Err(_) => continue,
+        }
+    }
+    Ok(usable)
+}
+
+struct Fetched {
+    keys: Arc<Vec<ClientKey>>,
+    at: Instant,
+}
+
+/// Keys fetched from clients' `jwks_uri`s.
+pub struct ClientKeys {
+    http: reqwest::Client,
+    fetched: tokio::sync::Mutex<HashMap<String, Fetched>>,
+}
+
+impl Default for ClientKeys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientKeys {
+    pub fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(FETCH_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+            fetched: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client's keys. With a `jwks_uri`: from the cache while fresh, unless `kid` names no cached key and
+    /// the last fetch is older than the cooldown. One lock, so concurrent requests share a fetch.
+    pub async fn for_client(
+        &self,
+        client: &ClientRecord,
+        kid: Option<&str>,
+    ) -> Result<Arc<Vec<ClientKey>>, KeysError> {
+        if let Some(jwks) = &client.jwks {
+            return parse_jwks(jwks.as_bytes()).map(Arc::new);
+        }
+        let Some(uri) = &client.jwks_uri else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        let mut fetched = self.fetched.lock().await;
+        if let Some(entry) = fetched.get(&client.client_id) {
+            let fresh = entry.at.elapsed() < CACHE_FOR;
+            let knows_kid =
+                kid.is_none_or(|kid| entry.keys.iter().any(|key| key.kid() == Some(kid)));
+            let may_refetch = entry.at.elapsed() >= REFETCH_COOLDOWN;
+            if (fresh && knows_kid) || !may_refetch {
+                return Ok(entry.keys.clone());
+            }
+        }
+        let keys = Arc::new(self.fetch(uri).await?);
+        fetched.insert(
+            client.client_id.clone(),
+            Fetched {
+                keys: keys.clone(),
+                at: Instant::now(),
+            },
+        );
+        Ok(keys)
+    }
+
+    /// Forgets what was fetched (clients changed).
+    pub async fn clear(&self) {
+        self.fetched.lock().await.clear();
+    }
+
+    async fn fetch(&self, uri: &str) -> Result<Vec<ClientKey>, KeysError> {
+        let fail = |why: String| KeysError::Fetch(why);
+        let mut response = self
+            .http
+            .get(uri)
+            .send()
+            .await
+            .map_err(|error| fail(error.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(fail(format!("status {}", response.status())));
+        }
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_JWKS_BYTES as u64)
+        {
+            return Err(fail("larger than 64 KiB".into()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| fail(error.without_url().to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(fail("larger than 64 KiB".into()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        parse_jwks(&body)
+    }
+}

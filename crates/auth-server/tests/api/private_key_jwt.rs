@@ -1,0 +1,447 @@
+//! `private_key_jwt` client authentication (RFC 7523 §2.2, OpenID Connect Core §9): assertions signed by an
+//! independent JOSE implementation (`testkit::dpop`, RustCrypto) with ES256, EdDSA, Ed25519, RS256 and PS256
+//! keys; replays, wrong audiences, lifetimes, foreign keys and mixed methods refused; `jwks_uri` fetched with a
+//! cache, a size cap and a timeout.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use auth_core::client_assertion::ASSERTION_TYPE;
+use auth_core::clock::Clock;
+use auth_core::wire::GrantType;
+use testkit::dpop::ProofKey;
+use testkit::{Backend, ClientSpec, TestIssuer, backend_tests};
+
+backend_tests!(
+    clients_authenticate_with_assertions_of_every_algorithm_at_every_endpoint,
+    assertions_are_refused_when_replayed_misaddressed_expired_or_foreign,
+    a_jwks_uri_is_fetched_once_and_a_slow_huge_or_dead_one_fails_closed,
+);
+
+/// A key with its `kid`, and its public JWK as registered.
+fn keyed(alg: &str, kid: &str) -> (ProofKey, Value) {
+    let key = ProofKey::generate(alg);
+    let mut jwk = key.public_jwk();
+    jwk["kid"] = json!(kid);
+    (key, jwk)
+}
+
+/// An assertion for `client_id` to `aud`, valid for a minute from `now`, with a fresh `jti`.
+fn assertion(key: &ProofKey, kid: &str, client_id: &str, aud: Value, now: i64) -> String {
+    assertion_with(key, kid, |claims| {
+        claims["iss"] = json!(client_id);
+        claims["sub"] = json!(client_id);
+        claims["aud"] = aud;
+        claims["iat"] = json!(now);
+        claims["exp"] = json!(now + 60);
+    })
+}
+
+fn assertion_with(key: &ProofKey, kid: &str, change: impl FnOnce(&mut Value)) -> String {
+    let mut claims = json!({ "jti": uuid::Uuid::new_v4().to_string() });
+    change(&mut claims);
+    key.sign(
+        &json!({ "alg": key.alg(), "kid": kid, "typ": "JWT" }),
+        &claims,
+    )
+}
+
+/// POST `form` plus the assertion to `path`.
+async fn post(app: &TestIssuer, path: &str, assertion: &str, form: &[(&str, &str)]) -> StatusCode {
+    let mut body = vec![
+        ("client_assertion_type", ASSERTION_TYPE),
+        ("client_assertion", assertion),
+    ];
+    body.extend_from_slice(form);
+    app.http
+        .post(app.url(path))
+        .form(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+const CLIENT_CREDENTIALS: &[(&str, &str)] = &[("grant_type", "client_credentials")];
+
+async fn clients_authenticate_with_assertions_of_every_algorithm_at_every_endpoint(
+    backend: Backend,
+) {
+    let app = TestIssuer::spawn(backend).await;
+    let metadata: Value = app
+        .http
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for member in [
+        "token_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+        "introspection_endpoint_auth_methods_supported",
+    ] {
+        assert!(
+            metadata[member]
+                .as_array()
+                .unwrap()
+                .contains(&json!("private_key_jwt")),
+            "{member}"
+        );
+    }
+    assert_eq!(
+        metadata["token_endpoint_auth_signing_alg_values_supported"],
+        json!(["ES256", "EdDSA", "Ed25519", "RS256", "PS256"])
+    );
+    let token_url = app.url("/token");
+    for (i, alg) in ["ES256", "EdDSA", "Ed25519", "RS256", "PS256"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("signer-{i}");
+        let (key, jwk) = keyed(alg, "k1");
+        app.register(
+            ClientSpec::confidential(&id)
+                .grants([GrantType::ClientCredentials])
+                .introspection()
+                .jwks(&[jwk]),
+        )
+        .await;
+        let now = app.clock.now();
+        // aud as the issuer, as the token endpoint, or in an array.
+        for aud in [
+            json!(app.issuer()),
+            json!(token_url),
+            json!(["https://elsewhere.example", token_url]),
+        ] {
+            let signed = assertion(&key, "k1", &id, aud.clone(), now);
+            let mut form = vec![("client_id", id.as_str())];
+            form.extend_from_slice(CLIENT_CREDENTIALS);
+            assert_eq!(
+                post(&app, "/token", &signed, &form).await,
+                StatusCode::OK,
+                "{alg} {aud}"
+            );
+        }
+        // Without client_id: the assertion's sub names the client (RFC 7521 §4.2).
+        let signed = assertion(&key, "k1", &id, json!(app.issuer()), now);
+        let response = app
+            .http
+            .post(&token_url)
+            .form(&[
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", signed.as_str()),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{alg} without client_id");
+        let token: Value = response.json().await.unwrap();
+        let token = token["access_token"].as_str().unwrap();
+        // /introspect and /revoke, the assertion addressed to each endpoint.
+        let at_introspect = assertion(&key, "k1", &id, json!(app.url("/introspect")), now);
+        let response = app
+            .http
+            .post(app.url("/introspect"))
+            .form(&[
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", at_introspect.as_str()),
+                ("token", token),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{alg} at /introspect");
+        let introspection: Value = response.json().await.unwrap();
+        assert_eq!(introspection["active"], true);
+        let at_revoke = assertion(&key, "k1", &id, json!(app.url("/revoke")), now);
+        assert_eq!(
+            post(&app, "/revoke", &at_revoke, &[("token", token)]).await,
+            StatusCode::OK,
+            "{alg} at /revoke"
+        );
+        assert_eq!(app.introspect(token).await["active"], false);
+    }
+}
+
+async fn assertions_are_refused_when_replayed_misaddressed_expired_or_foreign(backend: Backend) {
+    let app = TestIssuer::spawn(backend).await;
+    let replica = app.replica().await;
+    let (key, jwk) = keyed("ES256", "k1");
+    let (stranger, stranger_jwk) = keyed("ES256", "k1");
+    app.register(
+        ClientSpec::confidential("signer")
+            .grants([GrantType::ClientCredentials])
+            .jwks(&[jwk]),
+    )
+    .await;
+    app.register(
+        ClientSpec::confidential("other")
+            .grants([GrantType::ClientCredentials])
+            .jwks(&[stranger_jwk]),
+    )
+    .await;
+    let secret_client = app
+        .register(ClientSpec::confidential("secretive").grants([GrantType::ClientCredentials]))
+        .await;
+    let now = app.clock.now();
+    let issuer = json!(app.issuer());
+    let form: Vec<(&str, &str)> = vec![
+        ("client_id", "signer"),
+        ("grant_type", "client_credentials"),
+    ];
+    // Used once, at either replica.
+    let once = assertion(&key, "k1", "signer", issuer.clone(), now);
+    assert_eq!(post(&app, "/token", &once, &form).await, StatusCode::OK);
+    assert_eq!(
+        post(&replica, "/token", &once, &form).await,
+        StatusCode::UNAUTHORIZED,
+        "replayed at the other replica"
+    );
+    assert_eq!(
+        post(&app, "/token", &once, &form).await,
+        StatusCode::UNAUTHORIZED,
+        "replayed"
+    );
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "wrong aud",
+            assertion(
+                &key,
+                "k1",
+                "signer",
+                json!("https://elsewhere.example"),
+                now,
+            ),
+        ),
+        (
+            "aud of another endpoint",
+            assertion(&key, "k1", "signer", json!(app.url("/revoke")), now),
+        ),
+        (
+            "expired",
+            assertion_with(&key, "k1", |claims| {
+                claims["iss"] = json!("signer");
+                claims["sub"] = json!("signer");
+                claims["aud"] = issuer.clone();
+                claims["exp"] = json!(now - 120);
+            }),
+        ),
+        (
+            "an hour long",
+            assertion_with(&key, "k1", |claims| {
+                claims["iss"] = json!("signer");
+                claims["sub"] = json!("signer");
+                claims["aud"] = issuer.clone();
+                claims["exp"] = json!(now + 3600);
+            }),
+        ),
+        (
+            "no exp",
+            assertion_with(&key, "k1", |claims| {
+                claims["iss"] = json!("signer");
+                claims["sub"] = json!("signer");
+                claims["aud"] = issuer.clone();
+            }),
+        ),
+        (
+            "iss is another client",
+            assertion_with(&key, "k1", |claims| {
+                claims["iss"] = json!("other");
+                claims["sub"] = json!("signer");
+                claims["aud"] = issuer.clone();
+                claims["exp"] = json!(now + 60);
+            }),
+        ),
+        (
+            "signed by another client's key",
+            assertion(&stranger, "k1", "signer", issuer.clone(), now),
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.",
+                assertion(&key, "k1", "signer", issuer.clone(), now)
+                    .rsplit_once('.')
+                    .unwrap()
+                    .0
+                    .replacen(
+                        &base64_url(
+                            &json!({ "alg": "ES256", "kid": "k1", "typ": "JWT" }).to_string()
+                        ),
+                        &base64_url(&json!({ "alg": "none", "kid": "k1" }).to_string()),
+                        1
+                    )
+            ),
+        ),
+    ];
+    for (why, signed) in &cases {
+        assert_eq!(
+            post(&app, "/token", signed, &form).await,
+            StatusCode::UNAUTHORIZED,
+            "{why}"
+        );
+    }
+    // A client with a secret cannot use an assertion, nor one with keys a secret; never both at once.
+    let at_secret = assertion(&key, "k1", "secretive", issuer.clone(), now);
+    let form_secretive: Vec<(&str, &str)> = vec![
+        ("client_id", "secretive"),
+        ("grant_type", "client_credentials"),
+    ];
+    assert_eq!(
+        post(&app, "/token", &at_secret, &form_secretive).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let with_secret = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth("signer", Some(secret_client.secret.as_deref().unwrap()))
+        .form(CLIENT_CREDENTIALS)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_secret.status(), StatusCode::UNAUTHORIZED);
+    let both = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth("signer", Some("x"))
+        .form(&[
+            ("client_assertion_type", ASSERTION_TYPE),
+            (
+                "client_assertion",
+                assertion(&key, "k1", "signer", issuer.clone(), now).as_str(),
+            ),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), StatusCode::BAD_REQUEST);
+    let wrong_type = app
+        .http
+        .post(app.url("/token"))
+        .form(&[
+            ("client_assertion_type", "urn:example:other"),
+            (
+                "client_assertion",
+                assertion(&key, "k1", "signer", issuer.clone(), now).as_str(),
+            ),
+            ("client_id", "signer"),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), StatusCode::UNAUTHORIZED);
+}
+
+fn base64_url(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+/// A client's JWKS host: `/good` (counting fetches; the document can be swapped), `/slow` (answers after 8 s),
+/// `/huge` (100 KiB).
+async fn jwks_host(document: Arc<std::sync::Mutex<Value>>, fetches: Arc<AtomicUsize>) -> String {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/good",
+            get(move || {
+                let document = document.clone();
+                let fetches = fetches.clone();
+                async move {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    let body = document.lock().unwrap().to_string();
+                    ([("content-type", "application/json")], body)
+                }
+            }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(8)).await;
+                "{\"keys\":[]}"
+            }),
+        )
+        .route(
+            "/huge",
+            get(|| async {
+                let padding = "x".repeat(100 * 1024);
+                format!("{{\"keys\":[],\"padding\":\"{padding}\"}}")
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{address}")
+}
+
+async fn a_jwks_uri_is_fetched_once_and_a_slow_huge_or_dead_one_fails_closed(backend: Backend) {
+    let app = TestIssuer::spawn(backend).await;
+    let (key, jwk) = keyed("EdDSA", "k1");
+    let document = Arc::new(std::sync::Mutex::new(json!({ "keys": [jwk] })));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let host = jwks_host(document.clone(), fetches.clone()).await;
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/jwks", listener.local_addr().unwrap())
+    };
+    for (id, uri) in [
+        ("fetched", format!("{host}/good")),
+        ("slow", format!("{host}/slow")),
+        ("huge", format!("{host}/huge")),
+        ("dead", dead),
+    ] {
+        app.register(
+            ClientSpec::confidential(id)
+                .grants([GrantType::ClientCredentials])
+                .jwks_uri(&uri),
+        )
+        .await;
+    }
+    let now = app.clock.now();
+    let issuer = json!(app.issuer());
+    for _ in 0..3 {
+        let signed = assertion(&key, "k1", "fetched", issuer.clone(), now);
+        let form = [
+            ("client_id", "fetched"),
+            ("grant_type", "client_credentials"),
+        ];
+        assert_eq!(post(&app, "/token", &signed, &form).await, StatusCode::OK);
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "cached");
+    // A new key under a new kid is not fetched again within the cooldown: a flood of made-up kids cannot make
+    // the server hammer the client's host.
+    let (rotated, rotated_jwk) = keyed("EdDSA", "k2");
+    *document.lock().unwrap() = json!({ "keys": [rotated_jwk] });
+    for _ in 0..3 {
+        let signed = assertion(&rotated, "k2", "fetched", issuer.clone(), now);
+        let form = [
+            ("client_id", "fetched"),
+            ("grant_type", "client_credentials"),
+        ];
+        assert_eq!(
+            post(&app, "/token", &signed, &form).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "the cooldown holds");
+    for id in ["slow", "huge", "dead"] {
+        let signed = assertion(&key, "k1", id, issuer.clone(), now);
+        let form = [("client_id", id), ("grant_type", "client_credentials")];
+        assert_eq!(
+            post(&app, "/token", &signed, &form).await,
+            StatusCode::UNAUTHORIZED,
+            "{id}"
+        );
+    }
+}
