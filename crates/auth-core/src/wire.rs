@@ -316,6 +316,12 @@ pub struct AuthorizationServerMetadata {
     /// OpenID Connect Discovery §3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_uri_parameter_supported: Option<bool>,
+    /// RFC 9126 §5: the PAR endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// RFC 9126 §5: whether every client must push (some clients may be required to, one by one).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
     /// RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dpop_signing_alg_values_supported: Vec<String>,

@@ -95,8 +95,12 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     /// OpenID Connect `max_age`: sign in again when the last sign-in is at least this old (seconds).
     pub max_age: Option<i64>,
-    /// The request's own parameters, to carry through the forms.
+    /// The request's own parameters, to carry through the forms (for a pushed request: `client_id` and
+    /// `request_uri` only).
     pub fields: Vec<(&'static str, String)>,
+    /// A pushed request (RFC 9126): the digest of its `request_uri`, consumed when a code or an error
+    /// redirect comes from it.
+    pub pushed: Option<SecretDigest>,
 }
 
 impl AuthorizationRequest {
@@ -191,8 +195,55 @@ pub fn error_redirect(
     }
 }
 
-/// Validates an authorization request (from the query of a GET, or the form fields of a POST).
+/// The prefix of the `request_uri`s this server issues (RFC 9126 §2.2).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+const INVALID_REQUEST_URI: &str = "invalid_request_uri: the request_uri was not issued by this server to this client, was already used or has expired.";
+
+/// Validates an authorization request (from the query of a GET, or the form fields of a POST). With a
+/// `request_uri` (RFC 9126 §4), the pushed parameters are the request: the others, but `client_id`, are
+/// ignored, and a `request_uri` that is unknown, another client's, used or expired is an error page.
 pub async fn validate(state: &AppState, params: &Params) -> Result<AuthorizationRequest, Refusal> {
+    let page = |message: &str| Refusal::Page(message.to_owned());
+    let (Ok(request_uri), Ok(client_id)) = (params.get("request_uri"), params.get("client_id"))
+    else {
+        return Err(page("A parameter was given more than once."));
+    };
+    let Some(request_uri) = request_uri else {
+        return validate_parameters(state, params, None).await;
+    };
+    let client_id = client_id.ok_or_else(|| page("The request names no client."))?;
+    let digest = SecretDigest::of(request_uri);
+    let pushed = state
+        .store
+        .find_pushed_request(&digest)
+        .await?
+        .filter(|pushed| {
+            pushed.client_id == client_id
+                && pushed.consumed_at.is_none()
+                && state.clock.now() < pushed.expires_at
+        })
+        .ok_or_else(|| page(INVALID_REQUEST_URI))?;
+    let mut request = validate_parameters(
+        state,
+        &Params::parse(pushed.params.as_bytes()),
+        Some(&digest),
+    )
+    .await?;
+    request.fields = vec![
+        ("client_id", client_id.to_owned()),
+        ("request_uri", request_uri.to_owned()),
+    ];
+    request.pushed = Some(digest);
+    Ok(request)
+}
+
+/// Validates the parameters of a request, pushed (`pushed` is its digest) or not.
+pub async fn validate_parameters(
+    state: &AppState,
+    params: &Params,
+    pushed: Option<&SecretDigest>,
+) -> Result<AuthorizationRequest, Refusal> {
     let page = |message: &str| Refusal::Page(message.to_owned());
     let get = |name: &str| {
         params
@@ -205,12 +256,9 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<Authorization
         .get(state.store.as_ref(), client_id)
         .await?
         .ok_or_else(|| page("The client is not registered."))?;
-    // RFC 9126 §4: a request_uri the server did not issue is never redirected on. This server issues none
-    // (yet), so every one is refused.
+    // RFC 9126 §4: a request_uri inside pushed parameters is not one this server issued.
     if get("request_uri")?.is_some() {
-        return Err(page(
-            "invalid_request_uri: the request_uri was not issued by this server, was already used or has expired.",
-        ));
+        return Err(page(INVALID_REQUEST_URI));
     }
     // OpenID Connect Core §3.1.2.1: an OpenID request names its redirect_uri, always.
     let openid = get("scope")?.is_some_and(|scope| scope.split(' ').any(|token| token == OPENID));
@@ -246,6 +294,13 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<Authorization
             )
         })
     };
+    // RFC 9126 §6: a client registered to push must push.
+    if client.require_par && pushed.is_none() {
+        return Err(refuse(
+            ErrorCode::InvalidRequest,
+            "this client must push its authorization requests to the PAR endpoint",
+        ));
+    }
     // OpenID Connect Core §6: request objects are not supported (Discovery: request_parameter_supported).
     if one("request")?.is_some() {
         return Err(refuse(
@@ -333,7 +388,38 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<Authorization
         prompt,
         max_age,
         fields,
+        pushed: None,
     })
+}
+
+/// RFC 9126 §4: a pushed request serves one authorization: the first code or error redirect that comes from
+/// it consumes it. `false` when it was consumed (or expired) meanwhile: nothing may come from it then.
+async fn consume(state: &AppState, request: &AuthorizationRequest) -> Result<bool, Error> {
+    match &request.pushed {
+        Some(digest) => Ok(state
+            .store
+            .consume_pushed_request(digest, state.clock.now())
+            .await?),
+        None => Ok(true),
+    }
+}
+
+/// An error redirect for a valid request, consuming its pushed request (a page if that was used meanwhile).
+async fn refuse_request(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    error: OAuthError,
+) -> Refusal {
+    match consume(state, request).await {
+        Ok(true) => error_redirect(
+            state,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &error,
+        ),
+        Ok(false) => Refusal::Page(INVALID_REQUEST_URI.to_owned()),
+        Err(error) => Refusal::Failed(error),
+    }
 }
 
 /// What comes after a valid request, for a browser with or without a session: sign in, consent, or
@@ -361,14 +447,18 @@ pub async fn next_step(
                 request,
                 ErrorCode::LoginRequired,
                 "the user must sign in",
-            ));
+            )
+            .await);
         }
         return Ok(Next::SignIn);
     };
     if !request.prompt.consent
         && (request.client.skip_consent || has_consented(state, request, &session).await?)
     {
-        return Ok(Next::Redirect(approve(state, request, &session).await?));
+        return Ok(match approve(state, request, &session).await? {
+            Some(to) => Next::Redirect(to),
+            None => Next::Refused(Refusal::Page(INVALID_REQUEST_URI.to_owned())),
+        });
     }
     if request.prompt.none {
         return Ok(prompt_none_refusal(
@@ -376,23 +466,19 @@ pub async fn next_step(
             request,
             ErrorCode::ConsentRequired,
             "the user must consent",
-        ));
+        )
+        .await);
     }
     Ok(Next::Consent(session))
 }
 
-fn prompt_none_refusal(
+async fn prompt_none_refusal(
     state: &AppState,
     request: &AuthorizationRequest,
     code: ErrorCode,
     description: &str,
 ) -> Next {
-    Next::Refused(error_redirect(
-        state,
-        &request.redirect_uri,
-        request.state.as_deref(),
-        &OAuthError::new(code, description),
-    ))
+    Next::Refused(refuse_request(state, request, OAuthError::new(code, description)).await)
 }
 
 /// Has the user consented to every scope of the request before (remembered consent)?
@@ -414,7 +500,7 @@ pub async fn approve_and_remember(
     state: &AppState,
     request: &AuthorizationRequest,
     session: &Session,
-) -> Result<Redirect, Error> {
+) -> Result<Option<Redirect>, Error> {
     state
         .store
         .remember_consent(
@@ -428,11 +514,15 @@ pub async fn approve_and_remember(
 }
 
 /// The user approved: a new authorization (a token family) and its code, sent with `state` and `iss`.
+/// `None` when the request was pushed and its `request_uri` was used meanwhile (no second code from it).
 pub async fn approve(
     state: &AppState,
     request: &AuthorizationRequest,
     session: &Session,
-) -> Result<Redirect, Error> {
+) -> Result<Option<Redirect>, Error> {
+    if !consume(state, request).await? {
+        return Ok(None);
+    }
     let authorization = Authorization {
         family_id: uuid::Uuid::new_v4().to_string(),
         client_id: request.client.client_id.clone(),
@@ -466,17 +556,17 @@ pub async fn approve(
     // edited in the database by hand.
     let location = location(&request.redirect_uri, &params)
         .ok_or(crate::store::StoreError::Corrupt("client redirect URI"))?;
-    Ok(Redirect { location })
+    Ok(Some(Redirect { location }))
 }
 
 /// The user denied: `access_denied` to the client (RFC 6749 §4.1.2.1).
-pub fn deny(state: &AppState, request: &AuthorizationRequest) -> Refusal {
-    error_redirect(
+pub async fn deny(state: &AppState, request: &AuthorizationRequest) -> Refusal {
+    refuse_request(
         state,
-        &request.redirect_uri,
-        request.state.as_deref(),
-        &OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
+        request,
+        OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
     )
+    .await
 }
 
 #[cfg(test)]

@@ -157,6 +157,7 @@ pub fn client_record(
         require_dpop: create.require_dpop,
         jwks,
         jwks_uri: create.jwks_uri.clone(),
+        require_par: create.require_par,
     };
     Ok((record, secret))
 }
@@ -316,6 +317,7 @@ mod tests {
             require_dpop: false,
             jwks_file: None,
             jwks_uri: None,
+            require_par: false,
         }
     }
 

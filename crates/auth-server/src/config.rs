@@ -253,6 +253,9 @@ pub struct ClientCreate {
     /// timeout and a 300 s cache); no secret.
     #[arg(long, conflicts_with_all = ["public", "secret_stdin"])]
     pub jwks_uri: Option<String>,
+    /// Its authorization requests must be pushed to /par first (RFC 9126 §6).
+    #[arg(long)]
+    pub require_par: bool,
 }
 
 /// User management.

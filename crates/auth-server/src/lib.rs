@@ -31,6 +31,7 @@ pub mod keyring;
 pub mod login;
 pub mod logout;
 pub mod openid;
+pub mod par;
 pub mod params;
 pub mod password_checks;
 pub mod server_secrets;

@@ -42,6 +42,28 @@ impl Params {
     pub fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(key, _)| key == name)
     }
+
+    /// Every (name, value), in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+
+    /// The parameters form-encoded again, in their order.
+    pub fn encode(&self) -> String {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.0.iter())
+            .finish()
+    }
+
+    /// These parameters and `name`=`value`, unless `name` is present already.
+    pub fn with_default(mut self, name: &str, value: &str) -> Self {
+        if !self.has(name) {
+            self.0.push((name.to_owned(), value.to_owned()));
+        }
+        self
+    }
 }
 
 #[cfg(test)]

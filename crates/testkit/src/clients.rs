@@ -25,6 +25,7 @@ pub struct ClientSpec {
     require_dpop: bool,
     jwks: Option<String>,
     jwks_uri: Option<String>,
+    require_par: bool,
 }
 
 impl ClientSpec {
@@ -42,6 +43,7 @@ impl ClientSpec {
             require_dpop: false,
             jwks: None,
             jwks_uri: None,
+            require_par: false,
         }
     }
 
@@ -115,6 +117,12 @@ impl ClientSpec {
         self
     }
 
+    /// Must push its authorization requests (`client create --require-par`).
+    pub fn require_par(mut self) -> Self {
+        self.require_par = true;
+        self
+    }
+
     /// Must send DPoP proofs (`client create --require-dpop`).
     pub fn require_dpop(mut self) -> Self {
         self.require_dpop = true;
@@ -163,6 +171,7 @@ impl ClientSpec {
             require_dpop: self.require_dpop,
             jwks_file: None,
             jwks_uri: self.jwks_uri.clone(),
+            require_par: self.require_par,
         }
     }
 

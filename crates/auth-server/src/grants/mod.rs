@@ -142,6 +142,7 @@ mod tests {
             require_dpop: false,
             jwks: None,
             jwks_uri: None,
+            require_par: false,
         }
     }
 

@@ -157,10 +157,15 @@ async fn decide(
     match params.get("decision").ok().flatten() {
         Some("approve") => match authorization::approve_and_remember(state, request, session).await
         {
-            Ok(to) => redirect(&to),
+            Ok(Some(to)) => redirect(&to),
+            // A pushed request whose request_uri was used meanwhile (RFC 9126 §4).
+            Ok(None) => error_page(
+                StatusCode::BAD_REQUEST,
+                "This authorization request was already answered. Start again from the application.",
+            ),
             Err(error) => failure(&error),
         },
-        Some("deny") => refusal(authorization::deny(state, request)),
+        Some("deny") => refusal(authorization::deny(state, request).await),
         _ => error_page(StatusCode::BAD_REQUEST, "The form is incomplete."),
     }
 }

@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/token", post(oauth2_token_post))
         .route("/revoke", post(oauth2_revoke_post))
         .route("/introspect", post(oauth2_introspect_post))
+        .route("/par", post(oauth2_par_post))
 }
 
 /// RFC 6749 §5.1: token responses must not be cached.
@@ -136,6 +137,22 @@ async fn oauth2_token_post(
     }
     .await;
     with_dpop_nonce(&state, answer(&state, result))
+}
+
+/// RFC 9126 §2: a pushed authorization request, answered 201 with its `request_uri`.
+async fn oauth2_par_post(
+    State(state): State<AppState>,
+    source: Source,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&state, &headers, &params, source, "/par").await?;
+        let pushed = crate::par::push(&state, &caller, params).await?;
+        Ok(no_store((StatusCode::CREATED, Json(pushed))))
+    }
+    .await;
+    answer(&state, result)
 }
 
 /// The request's DPoP proof: at most one `DPoP` header (RFC 9449 §4.3 step 1).

@@ -84,6 +84,8 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         revocation_endpoint: Some(format!("{base}/revoke")),
         revocation_endpoint_auth_methods_supported: methods,
         introspection_endpoint: Some(format!("{base}/introspect")),
+        pushed_authorization_request_endpoint: Some(format!("{base}/par")),
+        require_pushed_authorization_requests: false,
         introspection_endpoint_auth_methods_supported: confidential,
         code_challenge_methods_supported: vec!["S256".into()],
         authorization_response_iss_parameter_supported: true,

@@ -60,6 +60,19 @@ pub struct ClientRecord {
     pub jwks: Option<String>,
     /// …or where to fetch them.
     pub jwks_uri: Option<String>,
+    /// Its authorization requests must be pushed first (RFC 9126 §6).
+    pub require_par: bool,
+}
+
+/// A pushed authorization request, as stored (RFC 9126 §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedRequest {
+    pub client_id: String,
+    /// The pushed parameters, form-encoded as they came.
+    pub params: String,
+    pub expires_at: i64,
+    /// Set once a code or an error redirect came from it.
+    pub consumed_at: Option<i64>,
 }
 
 impl ClientRecord {
@@ -402,6 +415,23 @@ pub trait GrantStore: Send + Sync {
     /// Records a single-use value (a DPoP proof's `jti`) until `expires_at`: `true` the first time, `false`
     /// when any replica recorded it before.
     async fn first_use(&self, digest: &SecretDigest, expires_at: i64) -> Result<bool, StoreError>;
+    /// Stores a pushed authorization request under the digest of its `request_uri`.
+    async fn push_request(
+        &self,
+        digest: &SecretDigest,
+        request: &PushedRequest,
+    ) -> Result<(), StoreError>;
+    /// A pushed request by the digest of its `request_uri`.
+    async fn find_pushed_request(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<PushedRequest>, StoreError>;
+    /// Marks a pushed request consumed if it is unconsumed and unexpired: `true` for the one caller that did.
+    async fn consume_pushed_request(
+        &self,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Readiness and cross-replica change detection.

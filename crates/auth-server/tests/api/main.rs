@@ -17,6 +17,7 @@ mod keys_and_metadata;
 mod logs;
 mod openid;
 mod operability;
+mod par;
 mod private_key_jwt;
 mod races;
 mod refresh;

@@ -43,6 +43,7 @@ macro_rules! client_from_row {
             require_dpop: row.try_get("require_dpop")?,
             jwks: row.try_get("jwks")?,
             jwks_uri: row.try_get("jwks_uri")?,
+            require_par: row.try_get("require_par")?,
         }
     }};
 }
@@ -60,8 +61,8 @@ impl ClientStore for SqlStore {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "insert into client (client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
-                 skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+                 skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
             )
             .bind(&client.client_id)
             .bind(client.secret_digest.map(|digest| digest.to_hex()))
@@ -76,6 +77,7 @@ impl ClientStore for SqlStore {
             .bind(client.require_dpop)
             .bind(&client.jwks)
             .bind(&client.jwks_uri)
+            .bind(client.require_par)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -101,7 +103,7 @@ impl ClientStore for SqlStore {
         on_backend!(self, pool => {
             let row = sqlx::query(
                 "select client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, skip_consent, \
-                 introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri \
+                 introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par \
                  from client where client_id = $1",
             )
             .bind(client_id)

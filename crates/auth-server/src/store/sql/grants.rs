@@ -21,7 +21,7 @@ use super::{PURGE_LEEWAY, PURGE_STATEMENTS, digest, scope};
 use crate::store::StoreError;
 use crate::store::{
     AccessTokenState, Authorization, AuthorizationCodeRecord, Consumption, GrantStore,
-    RefreshTokenRecord, Rotation, RotationOutcome,
+    PushedRequest, RefreshTokenRecord, Rotation, RotationOutcome,
 };
 
 macro_rules! authorization_from_row {
@@ -506,6 +506,64 @@ impl GrantStore for SqlStore {
                 .rows_affected()
         });
         Ok(added == 1)
+    }
+
+    async fn push_request(
+        &self,
+        digest: &SecretDigest,
+        request: &PushedRequest,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, pool => {
+            sqlx::query("insert into pushed_request (digest, client_id, params, expires_at) values ($1, $2, $3, $4)")
+                .bind(digest.to_hex())
+                .bind(&request.client_id)
+                .bind(&request.params)
+                .bind(request.expires_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn find_pushed_request(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<PushedRequest>, StoreError> {
+        on_backend!(self, pool => {
+            let row = sqlx::query(
+                "select client_id, params, expires_at, consumed_at from pushed_request where digest = $1",
+            )
+            .bind(digest.to_hex())
+            .fetch_optional(pool)
+            .await?;
+            Ok(match row {
+                Some(row) => Some(PushedRequest {
+                    client_id: row.try_get("client_id")?,
+                    params: row.try_get("params")?,
+                    expires_at: row.try_get("expires_at")?,
+                    consumed_at: row.try_get("consumed_at")?,
+                }),
+                None => None,
+            })
+        })
+    }
+
+    async fn consume_pushed_request(
+        &self,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let consumed = on_backend!(self, pool => {
+            sqlx::query(
+                "update pushed_request set consumed_at = $2 where digest = $1 and consumed_at is null and expires_at > $2",
+            )
+            .bind(digest.to_hex())
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(consumed == 1)
     }
 
     async fn purge_expired(&self, now: i64, horizon: i64) -> Result<u64, StoreError> {

@@ -46,6 +46,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "private_key_jwt",
         include_str!("../../../migrations/postgres/0005_private_key_jwt.sql"),
     ),
+    (
+        6,
+        "pushed authorization requests",
+        include_str!("../../../migrations/postgres/0006_par.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -72,6 +77,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "private_key_jwt",
         include_str!("../../../migrations/sqlite/0005_private_key_jwt.sql"),
+    ),
+    (
+        6,
+        "pushed authorization requests",
+        include_str!("../../../migrations/sqlite/0006_par.sql"),
     ),
 ];
 
@@ -168,7 +178,7 @@ const BUMP_CONFIG_VERSION: &str =
 /// access-token lifetime as well (`true`). A code stays until no access token minted with it can still be
 /// valid, so that its family is not purged early; a refresh token likewise. The leeway covers the clock skew
 /// between replicas and a token signed a moment after the database write.
-const PURGE_STATEMENTS: [(&str, bool); 5] = [
+const PURGE_STATEMENTS: [(&str, bool); 6] = [
     ("delete from authorization_code where expires_at < $1", true),
     ("delete from login_session where expires_at < $1", false),
     (
@@ -177,6 +187,7 @@ const PURGE_STATEMENTS: [(&str, bool); 5] = [
     ),
     ("delete from refresh_token where expires_at < $1", true),
     ("delete from used_jti where expires_at < $1", false),
+    ("delete from pushed_request where expires_at < $1", false),
 ];
 
 /// Seconds every purge waits beyond an expiry (see `PURGE_STATEMENTS`).

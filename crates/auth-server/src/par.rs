@@ -1,0 +1,105 @@
+//! Pushed authorization requests (RFC 9126): a client sends its authorization parameters to `POST /par`
+//! over its authenticated back channel, they are validated as /authorize would validate them, and it gets a
+//! one-time `request_uri` to send the browser with instead.
+
+use auth_core::secret::{OpaqueToken, SecretDigest};
+use auth_core::wire::ErrorCode;
+use serde::Serialize;
+
+use crate::authorization::{self, REQUEST_URI_PREFIX, Refusal};
+use crate::clients::AuthenticatedClient;
+use crate::error::{Error, OAuthError, Result, invalid_request, oauth};
+use crate::params::Params;
+use crate::state::AppState;
+use crate::store::PushedRequest;
+
+/// How long a `request_uri` may be used (RFC 9126 §2.2 suggests 5 to 600 seconds).
+pub const REQUEST_URI_TTL: i64 = 60;
+
+/// The answer of RFC 9126 §2.2.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushedResponse {
+    pub request_uri: String,
+    pub expires_in: i64,
+}
+
+/// The OAuth error of a refused validation: what /authorize would have shown or redirected with.
+fn as_error(refusal: Refusal) -> Error {
+    match refusal {
+        Refusal::Page(message) => invalid_request(message),
+        Refusal::Redirect(to) => {
+            let query = url::Url::parse(&to.location).ok();
+            let value = |name: &str| {
+                query.as_ref().and_then(|url| {
+                    url.query_pairs()
+                        .find(|(key, _)| key == name)
+                        .map(|(_, value)| value.into_owned())
+                })
+            };
+            let code = value("error")
+                .and_then(|code| serde_json::from_value::<ErrorCode>(code.into()).ok())
+                .unwrap_or(ErrorCode::InvalidRequest);
+            Error::OAuth(OAuthError::new(
+                code,
+                value("error_description").unwrap_or_default(),
+            ))
+        }
+        Refusal::Failed(error) => error,
+    }
+}
+
+/// Validates and stores `params` pushed by `caller` (RFC 9126 §2.1): the same checks as /authorize, with
+/// errors as JSON; `request_uri` inside a push is refused, and a `client_id` must be the caller's.
+pub async fn push(
+    state: &AppState,
+    caller: &AuthenticatedClient,
+    params: Params,
+) -> Result<PushedResponse> {
+    let client_id = caller.client.client_id.as_str();
+    if params.has("request_uri") {
+        return Err(invalid_request("request_uri cannot be pushed"));
+    }
+    if params.get("client_id")?.is_some_and(|id| id != client_id) {
+        return Err(oauth(
+            ErrorCode::InvalidRequest,
+            "client_id differs from the authenticated client",
+        ));
+    }
+    // Client authentication parameters are not authorization parameters.
+    let params = Params::parse(
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.pairs().filter(|(name, _)| {
+                !matches!(
+                    *name,
+                    "client_secret" | "client_assertion" | "client_assertion_type"
+                )
+            }))
+            .finish()
+            .as_bytes(),
+    )
+    .with_default("client_id", client_id);
+    // Validated as a pushed request, so `--require-par` is satisfied by this very push.
+    let placeholder = SecretDigest::of("");
+    authorization::validate_parameters(state, &params, Some(&placeholder))
+        .await
+        .map_err(as_error)?;
+    let token = OpaqueToken::try_generate()?;
+    let request_uri = format!("{REQUEST_URI_PREFIX}{}", token.as_str());
+    let now = state.clock.now();
+    state
+        .store
+        .push_request(
+            &SecretDigest::of(&request_uri),
+            &PushedRequest {
+                client_id: client_id.to_owned(),
+                params: params.encode(),
+                expires_at: now + REQUEST_URI_TTL,
+                consumed_at: None,
+            },
+        )
+        .await?;
+    Ok(PushedResponse {
+        request_uri,
+        expires_in: REQUEST_URI_TTL,
+    })
+}
