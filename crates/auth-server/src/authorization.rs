@@ -26,7 +26,7 @@ use crate::state::AppState;
 use crate::store::{Authorization, AuthorizationCodeRecord, ClientRecord};
 
 /// The authorization-request parameters carried through the login and consent forms.
-const REQUEST_FIELDS: [&str; 11] = [
+const REQUEST_FIELDS: [&str; 12] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -38,6 +38,7 @@ const REQUEST_FIELDS: [&str; 11] = [
     "nonce",
     "prompt",
     "max_age",
+    "dpop_jkt",
 ];
 
 /// The longest `nonce` accepted (it is echoed in every ID token of the grant).
@@ -95,6 +96,8 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     /// OpenID Connect `max_age`: sign in again when the last sign-in is at least this old (seconds).
     pub max_age: Option<i64>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is to be bound to.
+    pub dpop_jkt: Option<String>,
     /// The request's own parameters, to carry through the forms (for a pushed request: `client_id` and
     /// `request_uri` only).
     pub fields: Vec<(&'static str, String)>,
@@ -370,6 +373,24 @@ pub async fn validate_parameters(
             )
         })?),
     };
+    // An RFC 7638 thumbprint: base64url of a SHA-256 digest, 43 characters.
+    let dpop_jkt = match one("dpop_jkt")? {
+        None => None,
+        Some(jkt)
+            if jkt.len() == 43
+                && jkt
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_') =>
+        {
+            Some(jkt.to_owned())
+        }
+        Some(_) => {
+            return Err(refuse(
+                ErrorCode::InvalidRequest,
+                "dpop_jkt must be a JWK SHA-256 thumbprint",
+            ));
+        }
+    };
     let mut fields = Vec::new();
     for name in REQUEST_FIELDS {
         if let Ok(Some(value)) = params.get(name) {
@@ -387,6 +408,7 @@ pub async fn validate_parameters(
         nonce: nonce.map(str::to_owned),
         prompt,
         max_age,
+        dpop_jkt,
         fields,
         pushed: None,
     })
@@ -541,6 +563,7 @@ pub async fn approve(
         redirect_uri_given: request.redirect_uri_given,
         code_challenge: request.challenge.as_str().to_owned(),
         nonce: request.nonce.clone(),
+        dpop_jkt: request.dpop_jkt.clone(),
         expires_at: now + state.settings.auth_code_ttl,
         used_at: None,
         family_revoked: false,

@@ -50,10 +50,14 @@ fn as_error(refusal: Refusal) -> Error {
 
 /// Validates and stores `params` pushed by `caller` (RFC 9126 §2.1): the same checks as /authorize, with
 /// errors as JSON; `request_uri` inside a push is refused, and a `client_id` must be the caller's.
+///
+/// A DPoP proof with the push binds the code to its key (RFC 9449 §10.1), as `dpop_jkt` would; both given,
+/// they must agree.
 pub async fn push(
     state: &AppState,
     caller: &AuthenticatedClient,
     params: Params,
+    proof: Option<&str>,
 ) -> Result<PushedResponse> {
     let client_id = caller.client.client_id.as_str();
     if params.has("request_uri") {
@@ -78,6 +82,21 @@ pub async fn push(
             .as_bytes(),
     )
     .with_default("client_id", client_id);
+    let params = match proof {
+        Some(proof) => {
+            let verified = crate::dpop::check_proof(state, proof, "POST", "/par", None).await?;
+            if params
+                .get("dpop_jkt")?
+                .is_some_and(|jkt| jkt != verified.jkt)
+            {
+                return Err(crate::dpop::invalid_proof(
+                    "dpop_jkt is not the thumbprint of the proof's key",
+                ));
+            }
+            params.with_default("dpop_jkt", &verified.jkt)
+        }
+        None => params,
+    };
     // Validated as a pushed request, so `--require-par` is satisfied by this very push.
     let placeholder = SecretDigest::of("");
     authorization::validate_parameters(state, &params, Some(&placeholder))

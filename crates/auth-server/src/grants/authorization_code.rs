@@ -60,6 +60,15 @@ pub async fn grant(
     if grant.client_id != client.client_id {
         return Err(invalid_code());
     }
+    // RFC 9449 §10: a code bound to a DPoP key is exchanged only with a proof by that key (and is not
+    // spent by a request without one).
+    if let Some(bound) = &record.dpop_jkt
+        && jkt != Some(bound.as_str())
+    {
+        return Err(crate::dpop::invalid_proof(
+            "the code is bound to a DPoP key: send a proof by that key",
+        ));
+    }
     let now = state.clock.now();
     if record.used_at.is_some() {
         // RFC 6749 §4.1.2, RFC 9700 §4.2.4: a replayed code revokes what it produced.

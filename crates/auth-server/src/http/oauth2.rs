@@ -148,7 +148,8 @@ async fn oauth2_par_post(
 ) -> Response {
     let result = async {
         let caller = authenticate(&state, &headers, &params, source, "/par").await?;
-        let pushed = crate::par::push(&state, &caller, params).await?;
+        let proof = dpop_header(&headers)?.map(str::to_owned);
+        let pushed = crate::par::push(&state, &caller, params, proof.as_deref()).await?;
         Ok(no_store((StatusCode::CREATED, Json(pushed))))
     }
     .await;

@@ -182,6 +182,8 @@ pub struct AuthorizationCodeRecord {
     pub code_challenge: String,
     /// OpenID Connect `nonce`, echoed in the ID token.
     pub nonce: Option<String>,
+    /// The DPoP key the code is bound to (RFC 9449 §10): its exchange needs a proof by that key.
+    pub dpop_jkt: Option<String>,
     pub expires_at: i64,
     /// Set once exchanged.
     pub used_at: Option<i64>,

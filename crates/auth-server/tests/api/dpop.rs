@@ -18,6 +18,7 @@ backend_tests!(
     a_client_that_requires_dpop_is_refused_without_a_proof,
     server_nonces_are_required_and_valid_at_every_replica,
     a_public_clients_refresh_token_is_bound_to_its_key,
+    a_code_bound_by_dpop_jkt_or_a_pushed_proof_needs_that_key,
 );
 
 /// POST /token with a `DPoP` header.
@@ -461,4 +462,97 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key(backend: Backend) {
     )
     .await;
     assert_eq!(error_of(response).await.1, "invalid_dpop_proof");
+}
+
+async fn a_code_bound_by_dpop_jkt_or_a_pushed_proof_needs_that_key(backend: Backend) {
+    let app = TestIssuer::spawn(backend).await;
+    let spa = app
+        .register(
+            ClientSpec::public("spa")
+                .grants([GrantType::AuthorizationCode])
+                .skip_consent(),
+        )
+        .await;
+    app.user("alice").await;
+    let key = ProofKey::generate("ES256");
+    let thief = ProofKey::generate("ES256");
+    let uri = app.url("/token");
+    let mut browser = app.browser();
+    // A malformed dpop_jkt is an error redirect.
+    let (_, challenge) = testkit::jwt::pkce();
+    let page = browser
+        .get(&app.authorize_url("spa", &challenge, &[("dpop_jkt", "not-a-thumbprint")]))
+        .await;
+    assert_eq!(
+        page.redirect_param("error").as_deref(),
+        Some("invalid_request")
+    );
+    // Bound with dpop_jkt at /authorize, then with a proof at /par.
+    let thumbprint = key.thumbprint();
+    for pushed in [false, true] {
+        let (verifier, challenge) = testkit::jwt::pkce();
+        let url = if pushed {
+            let response = app
+                .http
+                .post(app.url("/par"))
+                .header(
+                    "DPoP",
+                    key.proof("POST", &app.url("/par"), app.clock.now(), None),
+                )
+                .form(&[
+                    ("client_id", "spa"),
+                    ("response_type", "code"),
+                    ("redirect_uri", REDIRECT_URI),
+                    ("state", "xyz-state"),
+                    ("code_challenge", challenge.as_str()),
+                    ("code_challenge_method", "S256"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+            let body: Value = response.json().await.unwrap();
+            let mut url = url::Url::parse(&app.url("/authorize")).unwrap();
+            url.query_pairs_mut()
+                .append_pair("client_id", "spa")
+                .append_pair("request_uri", body["request_uri"].as_str().unwrap());
+            url.to_string()
+        } else {
+            app.authorize_url("spa", &challenge, &[("dpop_jkt", thumbprint.as_str())])
+        };
+        let page = browser.get(&url).await;
+        let page = if page.is_login_form() {
+            browser.sign_in(&page, "alice", PASSWORD).await
+        } else {
+            page
+        };
+        let code = browser.code_of(&page);
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", verifier.as_str()),
+        ];
+        // Without a proof, or with another key's: refused, and the code is not spent.
+        for proofs in [
+            vec![],
+            vec![thief.proof("POST", &uri, app.clock.now(), None)],
+        ] {
+            let proofs: Vec<&str> = proofs.iter().map(String::as_str).collect();
+            let response = token_with_proof(&app, &spa, &form, &proofs).await;
+            assert_eq!(
+                error_of(response).await,
+                (StatusCode::BAD_REQUEST, "invalid_dpop_proof".to_owned()),
+                "pushed: {pushed}"
+            );
+        }
+        let response = token_with_proof(
+            &app,
+            &spa,
+            &form,
+            &[&key.proof("POST", &uri, app.clock.now(), None)],
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK, "pushed: {pushed}");
+    }
 }

@@ -198,8 +198,8 @@ impl GrantStore for SqlStore {
                 .await?;
             sqlx::query(
                 "insert into authorization_code (code_digest, family_id, client_id, user_id, redirect_uri, \
-                 redirect_uri_given, scope, audience, code_challenge, auth_time, expires_at, nonce, sid) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 redirect_uri_given, scope, audience, code_challenge, auth_time, expires_at, nonce, sid, dpop_jkt) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(code.code_digest.to_hex())
             .bind(&grant.family_id)
@@ -214,6 +214,7 @@ impl GrantStore for SqlStore {
             .bind(code.expires_at)
             .bind(&code.nonce)
             .bind(&grant.sid)
+            .bind(&code.dpop_jkt)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -228,7 +229,7 @@ impl GrantStore for SqlStore {
         on_backend!(self, pool => {
             let row = sqlx::query(
                 "select c.code_digest, c.family_id, c.client_id, c.user_id, c.redirect_uri, c.redirect_uri_given, \
-                 c.scope, c.audience, c.code_challenge, c.auth_time, c.sid, c.nonce, c.expires_at, c.used_at, f.revoked_at \
+                 c.scope, c.audience, c.code_challenge, c.auth_time, c.sid, c.nonce, c.dpop_jkt, c.expires_at, c.used_at, f.revoked_at \
                  from authorization_code c join token_family f on f.family_id = c.family_id where c.code_digest = $1",
             )
             .bind(code_digest.to_hex())
@@ -242,6 +243,7 @@ impl GrantStore for SqlStore {
                     redirect_uri_given: row.try_get("redirect_uri_given")?,
                     code_challenge: row.try_get("code_challenge")?,
                     nonce: row.try_get("nonce")?,
+                    dpop_jkt: row.try_get("dpop_jkt")?,
                     expires_at: row.try_get("expires_at")?,
                     used_at: row.try_get("used_at")?,
                     family_revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),

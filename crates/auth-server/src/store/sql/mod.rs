@@ -51,6 +51,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "pushed authorization requests",
         include_str!("../../../migrations/postgres/0006_par.sql"),
     ),
+    (
+        7,
+        "dpop-bound codes",
+        include_str!("../../../migrations/postgres/0007_dpop_bound_codes.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -82,6 +87,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "pushed authorization requests",
         include_str!("../../../migrations/sqlite/0006_par.sql"),
+    ),
+    (
+        7,
+        "dpop-bound codes",
+        include_str!("../../../migrations/sqlite/0007_dpop_bound_codes.sql"),
     ),
 ];
 
