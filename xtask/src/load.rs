@@ -13,16 +13,19 @@ use crate::{cargo, unix_seconds};
 pub const USAGE: &str = "\
 usage: cargo xtask load [--scenario NAME]... [--users N] [--run-time 30s | --iterations N]
                         [--database-url URL] [-- extra loadtest/Goose options]
-  --scenario     issue | validate | refresh | introspect | authcode | openid | mixed | all
+  --scenario     issue | validate | issue-dpop | validate-dpop | refresh | introspect | authcode | openid |
+                 mixed | all
                  (default mixed; repeatable)
   --users        concurrent Goose users, 1 to 512                                     (default 8)
   --run-time     how long each scenario runs: 20s, 2m, 1m30s; at most 1h             (default 30s)
   --iterations   instead of --run-time: iterations per user, at most 100000
   --database-url auth-server's database (default: a fresh SQLite file in target/loadtest/)";
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 9] = [
     "issue",
     "validate",
+    "issue-dpop",
+    "validate-dpop",
     "refresh",
     "introspect",
     "authcode",

@@ -229,7 +229,7 @@ async fn check_assertion(
         client.client_id, verified.jti
     ));
     Ok(state
-        .store
-        .first_use(&digest, verified.exp + LEEWAY + 1)
+        .jtis
+        .first_use(digest, verified.exp + LEEWAY + 1)
         .await?)
 }

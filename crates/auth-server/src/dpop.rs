@@ -51,8 +51,8 @@ pub async fn check_proof(
     // the last moment it could still be accepted.
     let digest = SecretDigest::of(&format!("dpop\u{0}{}\u{0}{}", verified.jkt, verified.jti));
     if !state
-        .store
-        .first_use(&digest, verified.iat + IAT_WINDOW + 1)
+        .jtis
+        .first_use(digest, verified.iat + IAT_WINDOW + 1)
         .await?
     {
         return Err(invalid_proof("the proof's jti was used before"));

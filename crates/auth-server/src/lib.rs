@@ -34,6 +34,7 @@ pub mod openid;
 pub mod par;
 pub mod params;
 pub mod password_checks;
+pub mod replay;
 pub mod server_secrets;
 pub mod startup;
 pub mod state;

@@ -119,9 +119,12 @@ impl Application {
             .context("reading the clients' scopes")?;
         let hasher = PasswordHasher::new().context("initialising argon2")?;
         let dpop_nonces = config.serve.dpop_nonce.then(|| secrets.dpop_nonce_source());
+        let store: Arc<dyn crate::store::Store> = Arc::new(store);
+        let jtis = crate::replay::JtiRecorder::start(store.clone());
         let state: AppState = Arc::new(AppInner {
             settings,
-            store: Arc::new(store),
+            store,
+            jtis,
             clock: config.clock,
             keys,
             clients: ClientCache::default(),

@@ -61,6 +61,8 @@ pub struct AppInner {
     pub kek: Option<KeyEncryptionKey>,
     /// The server's own secrets (the CSRF MAC key), the same at every replica.
     pub secrets: ServerSecrets,
+    /// The batched writer of single-use `jti`s.
+    pub jtis: crate::replay::JtiRecorder,
     /// DPoP server nonces, when `--dpop-nonce` requires them.
     pub dpop_nonces: Option<auth_core::dpop::NonceSource>,
     /// Every scope a registered client may be granted (RFC 8414 `scopes_supported`), renewed by the

@@ -4,6 +4,7 @@
 //! metadata, so it measures other servers as well as ours. Before the load starts, each part of the chosen
 //! scenario runs once, unmeasured, so that a wrong URL or credential stops the run with one clear line.
 
+pub mod dpop;
 pub mod exchange;
 pub mod flow;
 pub mod oauth;

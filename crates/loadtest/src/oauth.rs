@@ -17,6 +17,8 @@ use crate::target::Target;
 /// Report names of the steps (Goose groups requests by them).
 pub mod step {
     pub const CLIENT_CREDENTIALS: &str = "token: client_credentials";
+    pub const CLIENT_CREDENTIALS_DPOP: &str = "token: client_credentials (DPoP)";
+    pub const PROTECTED_DPOP: &str = "api: protected (DPoP)";
     pub const REFRESH: &str = "token: refresh_token";
     pub const CODE_EXCHANGE: &str = "token: authorization_code";
     pub const INTROSPECT: &str = "introspect";
@@ -109,6 +111,69 @@ async fn token_request<E: Exchange>(
             }
         })
         .await
+}
+
+/// RFC 9449 §5: a client_credentials token bound to the run's DPoP key; the answer must say `DPoP`.
+pub async fn client_credentials_dpop<E: Exchange>(
+    exchange: &mut E,
+    target: &Target,
+) -> Result<Tokens, FlowError> {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = &target.args.scope {
+        form.push(("scope", scope));
+    }
+    let proof = target.dpop.proof("POST", &target.token_endpoint, None);
+    let step = Step {
+        name: step::CLIENT_CREDENTIALS_DPOP,
+        method: Method::POST,
+        url: &target.token_endpoint,
+        expect: &[200],
+    };
+    let reply = exchange
+        .exchange(step, |request| {
+            request
+                .form(&form)
+                .header("DPoP", proof)
+                .basic_auth(&target.args.client_id, Some(&target.args.client_secret))
+        })
+        .await?;
+    let json = reply.json().unwrap_or(Value::Null);
+    if json.get("token_type").and_then(Value::as_str) != Some("DPoP") {
+        return Err(exchange.reject(
+            step::CLIENT_CREDENTIALS_DPOP,
+            reply,
+            "the token response is not of type DPoP".into(),
+        ));
+    }
+    tokens(exchange, step::CLIENT_CREDENTIALS_DPOP, reply)
+}
+
+/// RFC 9449 §7: the protected route with a DPoP-bound token and a new proof for this request.
+pub async fn call_api_dpop<E: Exchange>(
+    exchange: &mut E,
+    target: &Target,
+    token: &str,
+) -> Result<(), FlowError> {
+    let step = Step {
+        name: step::PROTECTED_DPOP,
+        method: Method::GET,
+        url: &target.protected_url,
+        expect: &[200],
+    };
+    let htu = target
+        .protected_url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default();
+    let proof = target.dpop.proof("GET", htu, Some(token));
+    exchange
+        .exchange(step, |request| {
+            request
+                .header("Authorization", format!("DPoP {token}"))
+                .header("DPoP", proof)
+        })
+        .await?;
+    Ok(())
 }
 
 /// RFC 6749 §4.4: a client_credentials token.

@@ -12,12 +12,16 @@ use crate::target::Target;
 
 /// Which load to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum ScenarioKind {
     /// client_credentials at the token endpoint
     Issue,
     /// GET on the protected route with tokens taken when each user starts
     Validate,
+    /// issue with a DPoP proof: the token is bound to the run's key (RFC 9449)
+    IssueDpop,
+    /// validate with DPoP-bound tokens: a new proof with every call
+    ValidateDpop,
     /// refresh_token rotation chains (each user signs in once, then refreshes)
     Refresh,
     /// RFC 7662 introspection of a fresh token
@@ -32,9 +36,11 @@ pub enum ScenarioKind {
 }
 
 impl ScenarioKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::Issue,
         Self::Validate,
+        Self::IssueDpop,
+        Self::ValidateDpop,
         Self::Refresh,
         Self::Introspect,
         Self::Authcode,
@@ -46,12 +52,18 @@ impl ScenarioKind {
         match self {
             Self::Issue => "issue",
             Self::Validate => "validate",
+            Self::IssueDpop => "issue-dpop",
+            Self::ValidateDpop => "validate-dpop",
             Self::Refresh => "refresh",
             Self::Introspect => "introspect",
             Self::Authcode => "authcode",
             Self::Openid => "openid",
             Self::Mixed => "mixed",
         }
+    }
+
+    fn uses_dpop(self) -> bool {
+        matches!(self, Self::IssueDpop | Self::ValidateDpop)
     }
 
     fn uses_client_credentials(self) -> bool {
@@ -62,7 +74,7 @@ impl ScenarioKind {
     }
 
     fn uses_api(self) -> bool {
-        matches!(self, Self::Validate | Self::Mixed)
+        matches!(self, Self::Validate | Self::ValidateDpop | Self::Mixed)
     }
 
     fn uses_introspection(self) -> bool {
@@ -116,6 +128,24 @@ pub async fn preflight(
 ) -> anyhow::Result<()> {
     let mut direct = Direct(client.clone());
     let args = &target.args;
+    if kind.uses_dpop() {
+        let tokens = oauth::client_credentials_dpop(&mut direct, target)
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "client {:?} cannot get a DPoP-bound token from {} ({error})",
+                    args.client_id,
+                    target.token_endpoint
+                )
+            })?;
+        if kind.uses_api() {
+            oauth::call_api_dpop(&mut direct, target, &tokens.access.token)
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!("the API refuses a DPoP-bound token with its proof ({error})")
+                })?;
+        }
+    }
     if kind.uses_client_credentials() {
         let tokens = oauth::client_credentials(&mut direct, target)
             .await
@@ -193,6 +223,9 @@ enum Step {
     StartWithToken,
     Issue,
     Validate,
+    StartWithDpopToken,
+    IssueDpop,
+    ValidateDpop,
     Refresh,
     Introspect,
     Authcode,
@@ -210,6 +243,17 @@ impl Step {
             Self::Issue => oauth::client_credentials(&mut Measured(user), target)
                 .await
                 .map(drop),
+            Self::StartWithDpopToken => {
+                start(user).await?;
+                dpop_token(user, target).await.map(drop)
+            }
+            Self::IssueDpop => oauth::client_credentials_dpop(&mut Measured(user), target)
+                .await
+                .map(drop),
+            Self::ValidateDpop => {
+                let token = dpop_token(user, target).await?;
+                oauth::call_api_dpop(&mut Measured(user), target, &token).await
+            }
             Self::Validate => {
                 let token = access_token(user, target).await?;
                 oauth::call_api(&mut Measured(user), target, &token).await
@@ -236,6 +280,9 @@ impl Step {
             Self::StartWithToken => "start with a token",
             Self::Issue => "issue",
             Self::Validate => "validate",
+            Self::StartWithDpopToken => "start with a DPoP token",
+            Self::IssueDpop => "issue (DPoP)",
+            Self::ValidateDpop => "validate (DPoP)",
             Self::Refresh => "refresh",
             Self::Introspect => "introspect",
             Self::Authcode => "authcode",
@@ -275,6 +322,19 @@ async fn access_token(user: &mut GooseUser, target: &Target) -> Result<String, F
     Ok(token)
 }
 
+/// The user's DPoP-bound access token, taken anew when it is about to expire.
+async fn dpop_token(user: &mut GooseUser, target: &Target) -> Result<String, FlowError> {
+    let mut session = session(user);
+    if let Some(access) = session.access.as_ref().filter(|access| access.is_fresh()) {
+        return Ok(access.token.clone());
+    }
+    let tokens = oauth::client_credentials_dpop(&mut Measured(user), target).await?;
+    let token = tokens.access.token.clone();
+    session.access = Some(tokens.access);
+    user.set_session_data(session);
+    Ok(token)
+}
+
 /// One link of the user's refresh chain; the first link (or the first after a broken chain) signs in.
 async fn refresh_chain(user: &mut GooseUser, target: &Target) -> Result<(), FlowError> {
     let mut session = session(user);
@@ -297,6 +357,7 @@ pub fn scenario(kind: ScenarioKind, target: &Arc<Target>) -> Result<Scenario, Go
         ScenarioKind::Validate | ScenarioKind::Introspect | ScenarioKind::Mixed => {
             Step::StartWithToken
         }
+        ScenarioKind::ValidateDpop => Step::StartWithDpopToken,
         _ => Step::Start,
     };
     let mut scenario =
@@ -304,6 +365,8 @@ pub fn scenario(kind: ScenarioKind, target: &Arc<Target>) -> Result<Scenario, Go
     let steps: Vec<(Step, usize)> = match kind {
         ScenarioKind::Issue => vec![(Step::Issue, 1)],
         ScenarioKind::Validate => vec![(Step::Validate, 1)],
+        ScenarioKind::IssueDpop => vec![(Step::IssueDpop, 1)],
+        ScenarioKind::ValidateDpop => vec![(Step::ValidateDpop, 1)],
         ScenarioKind::Refresh => vec![(Step::Refresh, 1)],
         ScenarioKind::Introspect => vec![(Step::Introspect, 1)],
         ScenarioKind::Authcode => vec![(Step::Authcode, 1)],

@@ -96,6 +96,8 @@ pub struct Target {
     pub protected_url: String,
     /// The provider's keys, fetched on first use and again for an unknown `kid`.
     pub keys: Arc<RwLock<KeySet>>,
+    /// The key of the DPoP scenarios' proofs (one client, one key).
+    pub dpop: Arc<crate::dpop::ProofSigner>,
 }
 
 fn trim_slash(url: &str) -> &str {
@@ -182,6 +184,12 @@ impl Target {
             jwks_uri: member("jwks_uri"),
             protected_url,
             keys: Arc::default(),
+            dpop: Arc::new(crate::dpop::ProofSigner::generate().map_err(|error| {
+                FlowError::Invalid {
+                    step: "dpop".into(),
+                    reason: error.to_string(),
+                }
+            })?),
             args,
         })
     }

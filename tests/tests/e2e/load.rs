@@ -84,6 +84,10 @@ fn expected_requests(kind: ScenarioKind) -> &'static [&'static str] {
     match kind {
         ScenarioKind::Issue => &["token: client_credentials"],
         ScenarioKind::Validate => &["api: protected", "token: client_credentials"],
+        ScenarioKind::IssueDpop => &["token: client_credentials (DPoP)"],
+        ScenarioKind::ValidateDpop => {
+            &["api: protected (DPoP)", "token: client_credentials (DPoP)"]
+        }
         ScenarioKind::Introspect => &["introspect"],
         ScenarioKind::Refresh => &["token: refresh_token", "token: authorization_code"],
         // The consent page shows only until the user's consent is remembered (the first sign-in).

@@ -30,6 +30,9 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A batched write failed (each waiting request gets this, the cause is logged once).
+    #[error("a batched write failed: {0}")]
+    Batch(String),
 }
 
 /// A registered client.
@@ -414,9 +417,10 @@ pub trait GrantStore: Send + Sync {
     /// still be valid (every code and refresh token of theirs ended more than `horizon` seconds ago, the
     /// longest an access token can live); returns how many rows went.
     async fn purge_expired(&self, now: i64, horizon: i64) -> Result<u64, StoreError>;
-    /// Records a single-use value (a DPoP proof's `jti`) until `expires_at`: `true` the first time, `false`
-    /// when any replica recorded it before.
-    async fn first_use(&self, digest: &SecretDigest, expires_at: i64) -> Result<bool, StoreError>;
+    /// Records single-use values (DPoP proof and client assertion `jti`s), each until its expiry, in one
+    /// statement: for each, `true` the first time, `false` when any replica recorded it before (or it
+    /// appears earlier in `items`).
+    async fn first_uses(&self, items: &[(SecretDigest, i64)]) -> Result<Vec<bool>, StoreError>;
     /// Stores a pushed authorization request under the digest of its `request_uri`.
     async fn push_request(
         &self,
