@@ -74,7 +74,11 @@ fn dpop_proof(parts: &Parts) -> Result<&str, BearerError> {
 /// The URI a proof must name for this request: the configured public URL (or `http://` and `Host`) and the
 /// path, without query (RFC 9449 §4.3 step 9).
 fn request_uri(parts: &Parts, public_url: Option<&str>) -> Result<String, BearerError> {
-    let path = parts.uri.path();
+    // Under a nested router the request's URI lost its prefix; the original one has it.
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.path(), |original| original.0.path());
     match public_url {
         Some(base) => Ok(format!("{}{path}", base.trim_end_matches('/'))),
         None => {

@@ -109,12 +109,14 @@ pub fn verify_assertion(
     }
     let now = context.now;
     let exp = jws.claim_time("exp").ok_or(AssertionError::Lifetime)?;
-    if exp + LEEWAY <= now || exp > now + MAX_LIFETIME + LEEWAY {
+    if exp.saturating_add(LEEWAY) <= now || exp > now.saturating_add(MAX_LIFETIME + LEEWAY) {
         return Err(AssertionError::Lifetime);
     }
     for claim in ["nbf", "iat"] {
         if jws.payload.contains_key(claim)
-            && jws.claim_time(claim).is_none_or(|time| time > now + LEEWAY)
+            && jws
+                .claim_time(claim)
+                .is_none_or(|time| time > now.saturating_add(LEEWAY))
         {
             return Err(AssertionError::Lifetime);
         }

@@ -103,7 +103,8 @@ pub fn verify_proof(proof: &str, context: &ProofContext<'_>) -> Result<VerifiedP
     let iat = jws
         .claim_time("iat")
         .ok_or(ProofError::MissingClaim("iat"))?;
-    if (iat - context.now).abs() > IAT_WINDOW {
+    // abs_diff: an `iat` near i64::MIN must not overflow its way past the window.
+    if iat.abs_diff(context.now) > IAT_WINDOW.unsigned_abs() {
         return Err(ProofError::Stale);
     }
     if let Some(token) = context.access_token {
@@ -251,6 +252,42 @@ mod tests {
             "not a url",
         ] {
             assert!(!same_target_uri(other, expected), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_proof_checks_out_and_an_iat_far_from_now_never_wraps_past_the_window() {
+        use crate::keys::{SigningAlgorithm, SigningKey};
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
+        let now = 1_000_000;
+        let proof = |iat: i64| {
+            let header =
+                serde_json::json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk() });
+            let claims = serde_json::json!({ "jti": "j", "htm": "POST", "htu": "https://as.example/token", "iat": iat });
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let signature = key.sign(input.as_bytes()).unwrap();
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+        };
+        let context = ProofContext {
+            method: "POST",
+            uri: "https://as.example/token",
+            now,
+            access_token: None,
+        };
+        let verified = verify_proof(&proof(now - 30), &context).unwrap();
+        assert_eq!(verified.jkt, key.public_jwk().thumbprint().unwrap());
+        for iat in [i64::MIN, i64::MIN + now, i64::MAX, now + 61, now - 61] {
+            assert_eq!(
+                verify_proof(&proof(iat), &context),
+                Err(ProofError::Stale),
+                "{iat}"
+            );
         }
     }
 

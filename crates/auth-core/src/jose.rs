@@ -200,8 +200,9 @@ pub enum JwsError {
     /// Not a compact JWS of three base64url parts with a JSON header and payload, or too large.
     #[error("not a well-formed compact JWS")]
     Malformed,
-    /// `alg` is missing, `none`, symmetric or not one a client may use.
-    #[error("unsupported alg {0:?}")]
+    /// `alg` is missing, `none`, symmetric or not one a client may use. (What the client sent is kept for
+    /// debugging, never echoed in an error description or a challenge.)
+    #[error("the alg is not one of ES256, EdDSA, Ed25519, RS256, PS256")]
     UnsupportedAlgorithm(String),
     /// The header has `crit`, which we do not understand (RFC 7515 §4.1.11).
     #[error("critical header parameters are not supported")]

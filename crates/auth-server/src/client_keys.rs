@@ -65,13 +65,19 @@ pub fn parse_jwks(document: &[u8]) -> Result<Vec<ClientKey>, KeysError> {
 
 struct Fetched {
     keys: Arc<Vec<ClientKey>>,
-    at: Instant,
+    /// When the keys were fetched (`None`: never successfully).
+    fetched_at: Option<Instant>,
+    /// When a fetch was last tried, successful or not: the cooldown counts from here.
+    tried_at: Instant,
 }
+
+/// One client's cached keys, behind its own lock: a slow fetch holds up that client's requests only.
+type Slot = Arc<tokio::sync::Mutex<Option<Fetched>>>;
 
 /// Keys fetched from clients' `jwks_uri`s.
 pub struct ClientKeys {
     http: reqwest::Client,
-    fetched: tokio::sync::Mutex<HashMap<String, Fetched>>,
+    slots: std::sync::Mutex<HashMap<String, Slot>>,
 }
 
 impl Default for ClientKeys {
@@ -88,12 +94,14 @@ impl ClientKeys {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
-            fetched: tokio::sync::Mutex::new(HashMap::new()),
+            slots: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
-    /// The client's keys. With a `jwks_uri`: from the cache while fresh, unless `kid` names no cached key and
-    /// the last fetch is older than the cooldown. One lock, so concurrent requests share a fetch.
+    /// The client's keys. With a `jwks_uri`: from the cache while fresh, unless `kid` names no cached key;
+    /// a fetch (or a failed one) is not tried again within the cooldown, and while a refetch fails the keys
+    /// fetched before still serve. Concurrent requests of one client share one fetch; other clients are
+    /// not held up by it.
     pub async fn for_client(
         &self,
         client: &ClientRecord,
@@ -105,30 +113,61 @@ impl ClientKeys {
         let Some(uri) = &client.jwks_uri else {
             return Ok(Arc::new(Vec::new()));
         };
-        let mut fetched = self.fetched.lock().await;
-        if let Some(entry) = fetched.get(&client.client_id) {
-            let fresh = entry.at.elapsed() < CACHE_FOR;
+        let slot = {
+            let mut slots = self
+                .slots
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            slots.entry(client.client_id.clone()).or_default().clone()
+        };
+        let mut entry = slot.lock().await;
+        if let Some(cached) = entry.as_ref() {
+            let fresh = cached.fetched_at.is_some_and(|at| at.elapsed() < CACHE_FOR);
             let knows_kid =
-                kid.is_none_or(|kid| entry.keys.iter().any(|key| key.kid() == Some(kid)));
-            let may_refetch = entry.at.elapsed() >= REFETCH_COOLDOWN;
-            if (fresh && knows_kid) || !may_refetch {
-                return Ok(entry.keys.clone());
+                kid.is_none_or(|kid| cached.keys.iter().any(|key| key.kid() == Some(kid)));
+            let may_try = cached.tried_at.elapsed() >= REFETCH_COOLDOWN;
+            if (fresh && knows_kid) || !may_try {
+                return Ok(cached.keys.clone());
             }
         }
-        let keys = Arc::new(self.fetch(uri).await?);
-        fetched.insert(
-            client.client_id.clone(),
-            Fetched {
-                keys: keys.clone(),
-                at: Instant::now(),
-            },
-        );
-        Ok(keys)
+        let result = self.fetch(uri).await;
+        let now = Instant::now();
+        match result {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                *entry = Some(Fetched {
+                    keys: keys.clone(),
+                    fetched_at: Some(now),
+                    tried_at: now,
+                });
+                Ok(keys)
+            }
+            Err(error) => {
+                let (keys, fetched_at) = entry
+                    .as_ref()
+                    .map(|cached| (cached.keys.clone(), cached.fetched_at))
+                    .unwrap_or_default();
+                *entry = Some(Fetched {
+                    keys: keys.clone(),
+                    fetched_at,
+                    tried_at: now,
+                });
+                if fetched_at.is_some() {
+                    tracing::warn!(client_id = %service_kit::telemetry::Untrusted(&client.client_id), %error, "refetching the client's jwks_uri failed; the keys fetched before still serve");
+                    Ok(keys)
+                } else {
+                    Err(error)
+                }
+            }
+        }
     }
 
     /// Forgets what was fetched (clients changed).
     pub async fn clear(&self) {
-        self.fetched.lock().await.clear();
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
     }
 
     async fn fetch(&self, uri: &str) -> Result<Vec<ClientKey>, KeysError> {

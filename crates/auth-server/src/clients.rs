@@ -205,8 +205,15 @@ async fn check_assertion(
             return Ok(false);
         }
     };
+    // RFC 7523 §3 and RFC 9126 §2: the issuer, the token endpoint URL (at every endpoint) or the URL of the
+    // endpoint the assertion was sent to.
     let endpoint_url = format!("{}{endpoint}", state.settings.base_url);
-    let audiences = [state.settings.issuer.as_str(), endpoint_url.as_str()];
+    let token_url = format!("{}/token", state.settings.base_url);
+    let audiences = [
+        state.settings.issuer.as_str(),
+        token_url.as_str(),
+        endpoint_url.as_str(),
+    ];
     let now = state.clock.now();
     let verified = match verify_assertion(
         assertion,

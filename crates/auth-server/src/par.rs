@@ -16,6 +16,10 @@ use crate::store::PushedRequest;
 /// How long a `request_uri` may be used (RFC 9126 §2.2 suggests 5 to 600 seconds).
 pub const REQUEST_URI_TTL: i64 = 60;
 
+/// The most bytes of parameters stored for one push: real authorization requests are far smaller, and a
+/// public client pushes with no secret, so each push must cost little.
+pub const MAX_PUSHED_BYTES: usize = 8 * 1024;
+
 /// The answer of RFC 9126 §2.2.
 #[derive(Debug, Clone, Serialize)]
 pub struct PushedResponse {
@@ -102,6 +106,12 @@ pub async fn push(
     authorization::validate_parameters(state, &params, Some(&placeholder))
         .await
         .map_err(as_error)?;
+    let encoded = params.encode();
+    if encoded.len() > MAX_PUSHED_BYTES {
+        return Err(invalid_request(
+            "the pushed parameters are larger than 8 KiB",
+        ));
+    }
     let token = OpaqueToken::try_generate()?;
     let request_uri = format!("{REQUEST_URI_PREFIX}{}", token.as_str());
     let now = state.clock.now();
@@ -111,7 +121,7 @@ pub async fn push(
             &SecretDigest::of(&request_uri),
             &PushedRequest {
                 client_id: client_id.to_owned(),
-                params: params.encode(),
+                params: encoded,
                 expires_at: now + REQUEST_URI_TTL,
                 consumed_at: None,
             },

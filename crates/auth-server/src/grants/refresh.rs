@@ -170,17 +170,17 @@ async fn refusal(
     if grant.client_id != client.client_id || record.family_revoked || now >= record.expires_at {
         return invalid_refresh_token();
     }
+    // RFC 9449 §5: a bound token is used only with a proof by its key. Without it nothing happens, used or
+    // not: a thief without the key spends nothing and cannot trigger the family's revocation either.
+    if let Some(bound) = &record.dpop_jkt
+        && Some(bound.as_str()) != jkt
+    {
+        return crate::dpop::invalid_proof(
+            "the refresh token is bound to another DPoP key (or needs a proof)",
+        );
+    }
     if record.used_at.is_none() {
         // Live, so one of the request's own conditions failed: the token stays usable.
-        // RFC 9449 §5: a bound token rotates only with a proof by its key; a thief without the key spends
-        // nothing and revokes nothing.
-        if let Some(bound) = &record.dpop_jkt
-            && Some(bound.as_str()) != jkt
-        {
-            return crate::dpop::invalid_proof(
-                "the refresh token is bound to another DPoP key (or needs a proof)",
-            );
-        }
         if let Err(error) = resolve_scope(request.scope, &grant.scope) {
             return error;
         }

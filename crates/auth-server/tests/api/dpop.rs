@@ -454,6 +454,9 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key(backend: Backend) {
         key.thumbprint().as_str()
     );
     let next = rotated["refresh_token"].as_str().unwrap();
+    // The rotated-out token, replayed without the key, revokes nothing: its binding is checked first.
+    let response = token_with_proof(&app, &spa, &form, &[]).await;
+    assert_eq!(error_of(response).await.1, "invalid_dpop_proof");
     let response = token_with_proof(
         &app,
         &spa,
@@ -462,6 +465,15 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key(backend: Backend) {
     )
     .await;
     assert_eq!(error_of(response).await.1, "invalid_dpop_proof");
+    // The family is alive: the owner rotates on.
+    let response = token_with_proof(
+        &app,
+        &spa,
+        &[("grant_type", "refresh_token"), ("refresh_token", next)],
+        &[&key.proof("POST", &uri, app.clock.now(), None)],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 async fn a_code_bound_by_dpop_jkt_or_a_pushed_proof_needs_that_key(backend: Backend) {

@@ -188,6 +188,22 @@ async fn a_pushed_request_carries_the_user_through_login_and_consent_once(backen
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
+    // RFC 9126 §2: the token endpoint URL is an audience the PAR endpoint accepts too.
+    let assertion = key.sign(
+        &serde_json::json!({ "alg": "ES256", "kid": "k1" }),
+        &serde_json::json!({ "iss": "signer", "sub": "signer", "aud": app.url("/token"),
+                             "exp": now + 60, "jti": "par-2" }),
+    );
+    form.pop();
+    form.push(("client_assertion", assertion));
+    let response = app
+        .http
+        .post(app.url("/par"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
 }
 
 async fn pushes_are_validated_like_authorize_and_answered_as_json(backend: Backend) {

@@ -348,7 +348,11 @@ fn base64_url(text: &str) -> String {
 
 /// A client's JWKS host: `/good` (counting fetches; the document can be swapped), `/slow` (answers after 8 s),
 /// `/huge` (100 KiB).
-async fn jwks_host(document: Arc<std::sync::Mutex<Value>>, fetches: Arc<AtomicUsize>) -> String {
+async fn jwks_host(
+    document: Arc<std::sync::Mutex<Value>>,
+    fetches: Arc<AtomicUsize>,
+    huge_fetches: Arc<AtomicUsize>,
+) -> String {
     use axum::routing::get;
     let app = axum::Router::new()
         .route(
@@ -372,9 +376,13 @@ async fn jwks_host(document: Arc<std::sync::Mutex<Value>>, fetches: Arc<AtomicUs
         )
         .route(
             "/huge",
-            get(|| async {
-                let padding = "x".repeat(100 * 1024);
-                format!("{{\"keys\":[],\"padding\":\"{padding}\"}}")
+            get(move || {
+                let huge_fetches = huge_fetches.clone();
+                async move {
+                    huge_fetches.fetch_add(1, Ordering::SeqCst);
+                    let padding = "x".repeat(100 * 1024);
+                    format!("{{\"keys\":[],\"padding\":\"{padding}\"}}")
+                }
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -390,7 +398,8 @@ async fn a_jwks_uri_is_fetched_once_and_a_slow_huge_or_dead_one_fails_closed(bac
     let (key, jwk) = keyed("EdDSA", "k1");
     let document = Arc::new(std::sync::Mutex::new(json!({ "keys": [jwk] })));
     let fetches = Arc::new(AtomicUsize::new(0));
-    let host = jwks_host(document.clone(), fetches.clone()).await;
+    let huge_fetches = Arc::new(AtomicUsize::new(0));
+    let host = jwks_host(document.clone(), fetches.clone(), huge_fetches.clone()).await;
     let dead = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/jwks", listener.local_addr().unwrap())
@@ -435,7 +444,7 @@ async fn a_jwks_uri_is_fetched_once_and_a_slow_huge_or_dead_one_fails_closed(bac
         );
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "the cooldown holds");
-    for id in ["slow", "huge", "dead"] {
+    for id in ["slow", "huge", "dead", "huge"] {
         let signed = assertion(&key, "k1", id, issuer.clone(), now);
         let form = [("client_id", id), ("grant_type", "client_credentials")];
         assert_eq!(
@@ -444,4 +453,6 @@ async fn a_jwks_uri_is_fetched_once_and_a_slow_huge_or_dead_one_fails_closed(bac
             "{id}"
         );
     }
+    // A failed fetch starts the cooldown too: the second try did not fetch again.
+    assert_eq!(huge_fetches.load(Ordering::SeqCst), 1);
 }

@@ -547,6 +547,12 @@ impl GrantStore for SqlStore {
         request: &PushedRequest,
     ) -> Result<(), StoreError> {
         on_backend!(self, pool => {
+            // Expired pushes go at once (they can never be used), not with the periodic purge: pushing costs
+            // a public client nothing, so rows must not pile up.
+            sqlx::query("delete from pushed_request where expires_at < $1")
+                .bind(request.expires_at - 2 * crate::par::REQUEST_URI_TTL)
+                .execute(pool)
+                .await?;
             sqlx::query("insert into pushed_request (digest, client_id, params, expires_at) values ($1, $2, $3, $4)")
                 .bind(digest.to_hex())
                 .bind(&request.client_id)
