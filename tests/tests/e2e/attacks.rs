@@ -301,22 +301,9 @@ async fn a_dpop_bound_token_is_no_bearer_token() {
         ..
     } = Stack::start("read write").await;
     let key = testkit::dpop::ProofKey::generate("ES256");
-    let proof = key.proof("POST", &issuer.url("/token"), issuer.clock.now(), None);
-    let response: Value = issuer
-        .http
-        .post(issuer.url("/token"))
-        .basic_auth(&client.id, client.secret.as_deref())
-        .header("DPoP", proof)
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(response["token_type"], "DPoP");
-    let token = response["access_token"].as_str().unwrap();
-    assert_refused(&api, token, "a bound token as Bearer").await;
+    // Checks token_type DPoP on the way.
+    let token = crate::dpop::bound_token(&issuer, &client, &key).await;
+    assert_refused(&api, &token, "a bound token as Bearer").await;
     // The same client's bearer token is fine.
     let plain = issuer.token(&client, None).await;
     assert_eq!(status_and_challenge(&api, &plain).await.0, 200);

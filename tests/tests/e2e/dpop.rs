@@ -9,7 +9,11 @@ use testkit::dpop::ProofKey;
 use testkit::{Stack, TestApi, TestClient, TestIssuer};
 
 /// A token bound to `key`, for `client`.
-async fn bound_token(issuer: &TestIssuer, client: &TestClient, key: &ProofKey) -> String {
+pub(crate) async fn bound_token(
+    issuer: &TestIssuer,
+    client: &TestClient,
+    key: &ProofKey,
+) -> String {
     let proof = key.proof("POST", &issuer.url("/token"), issuer.clock.now(), None);
     let response: Value = issuer
         .http

@@ -156,16 +156,17 @@ async fn oauth2_par_post(
     answer(&state, result)
 }
 
-/// The request's DPoP proof: at most one `DPoP` header (RFC 9449 §4.3 step 1).
-fn dpop_header(headers: &HeaderMap) -> Result<Option<&str>> {
+/// The request's DPoP proof: at most one `DPoP` header (RFC 9449 §4.3 step 1). /token, /par and /userinfo
+/// read it alike.
+pub(super) fn dpop_header(headers: &HeaderMap) -> crate::error::Result<Option<&str>> {
     let mut values = headers.get_all("dpop").iter();
     match (values.next(), values.next()) {
         (None, _) => Ok(None),
         (Some(value), None) => value
             .to_str()
             .map(Some)
-            .map_err(|_| crate::dpop::invalid_proof("the DPoP header is not a JWT").into()),
-        (Some(_), Some(_)) => Err(crate::dpop::invalid_proof("more than one DPoP header").into()),
+            .map_err(|_| crate::dpop::invalid_proof("the DPoP header is not a JWT")),
+        (Some(_), Some(_)) => Err(crate::dpop::invalid_proof("more than one DPoP header")),
     }
 }
 

@@ -177,22 +177,9 @@ async fn answer(
     let presentation = match scheme {
         Scheme::Bearer => Presentation::Bearer,
         Scheme::Dpop => {
-            let mut proofs = headers.get_all("dpop").iter();
-            let proof = match (proofs.next(), proofs.next()) {
-                (Some(value), None) => match value.to_str() {
-                    Ok(proof) => Some(proof),
-                    Err(_) => {
-                        return dpop_challenge(&crate::dpop::invalid_proof(
-                            "the DPoP header is not a JWT",
-                        ));
-                    }
-                },
-                (None, _) => None,
-                (Some(_), Some(_)) => {
-                    return dpop_challenge(&crate::dpop::invalid_proof(
-                        "more than one DPoP header",
-                    ));
-                }
+            let proof = match super::oauth2::dpop_header(headers) {
+                Ok(proof) => proof,
+                Err(error) => return dpop_challenge(&error),
             };
             Presentation::Dpop { proof, method }
         }
