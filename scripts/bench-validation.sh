@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validation throughput (docs/benchmarks.md, "Validation"): GET /protected on resource-api with every request a different
-# valid token, and with a small set of repeated tokens, next to a plain axum handler and an axum handler that
-# only verifies an ES256 JWT, all in one run with wrk on loopback.
+# valid token, with a small set of repeated tokens, and with one repeated DPoP-bound token and a new proof per
+# request, next to a plain axum handler and an axum handler that only verifies an ES256 JWT, all in one run with
+# wrk on loopback.
 # Needs: wrk (apt-get install wrk). Usage: scripts/bench-validation.sh [seconds per run, default 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,8 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; w
 trap cleanup EXIT
 wait_ready() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; exit 1; }
 
-cargo build --release -q -p auth-server --bin auth-server --example bench_baseline -p resource-api --bin resource-api
+cargo build --release -q -p auth-server --bin auth-server --example bench_baseline -p resource-api --bin resource-api \
+  -p loadtest --example dpop_proofs
 bin=target/release/auth-server
 db="sqlite://$work/auth.db"
 secret=$(DATABASE_URL="$db" $bin client create --client-id bench --grant-type client_credentials --scope "read write" | sed -E 's/.*"client_secret":"([^"]+)".*/\1/')
@@ -41,6 +43,21 @@ run() { # label connections url offset count
   [ "$5" -gt 16 ] && [ "$requests" -gt "$5" ] && note=" (tokens wrapped: $requests requests, $5 tokens)"
   printf '| %s%s | %s | %s | %s | %s | %s |\n' "$1" "$note" "$2" "$rps" "$p50" "$p99" "${non2xx:-0}"
 }
+run_dpop() { # connections: one DPoP-bound token, proofs made just before the run (fresh for a minute)
+  local out rps p50 p99 non2xx requests count=$((duration * 40000)) note=""
+  target/release/examples/dpop_proofs http://127.0.0.1:8093/token bench "$secret" http://127.0.0.1:8094/protected \
+    "$count" > "$work/proofs.txt"
+  out=$(PROOFS_FILE="$work/proofs.txt" wrk -t2 -c"$1" -d"${duration}s" --latency -s scripts/bench-dpop.lua \
+    http://127.0.0.1:8094/protected)
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  [ "$requests" -gt "$count" ] && note=" (proofs wrapped: $requests requests, $count proofs)"
+  printf '| %s%s | %s | %s | %s | %s | %s |\n' "resource-api GET /protected, 1 DPoP-bound token, a new proof each" \
+    "$note" "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
 echo "| endpoint | connections | req/s | p50 | p99 | non-2xx |"
 echo "|---|---:|---:|---:|---:|---:|"
 slice=0
@@ -51,4 +68,5 @@ for connections in 16 64; do
   run "resource-api GET /protected, fresh tokens" "$connections" http://127.0.0.1:8094/protected "$slice" "$half"
   slice=$((slice + half))
   run "resource-api GET /protected, 16 repeated tokens" "$connections" http://127.0.0.1:8094/protected 0 16
+  run_dpop "$connections"
 done

@@ -12,15 +12,23 @@ const SHARDS: usize = 16;
 /// The replay cache of one process (a proof is bound to this server's URI and the token it carries, so a
 /// replica that did not see it can only be fooled within the proof's freshness window).
 pub(crate) struct ReplayCache {
-    shards: Vec<Mutex<HashMap<SecretDigest, i64>>>,
+    shards: Vec<Mutex<Shard>>,
     per_shard: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    seen: HashMap<SecretDigest, i64>,
+    /// The earliest time any entry may be forgotten: a full shard is swept only once something in it has
+    /// expired, so a shard full of fresh proofs refuses in constant time instead of rescanning on every request.
+    earliest: i64,
 }
 
 impl ReplayCache {
     /// At most `capacity` proofs remembered at once.
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
         }
     }
@@ -30,21 +38,28 @@ impl ReplayCache {
     pub(crate) fn first_use(&self, jkt: &str, jti: &str, forget_at: i64, now: i64) -> Option<bool> {
         let digest = SecretDigest::of(&format!("{jkt}\u{0}{jti}"));
         let shard = usize::from(digest.as_bytes()[0]) % SHARDS;
-        let mut seen = self.shards[shard]
+        let mut shard = self.shards[shard]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(&until) = seen.get(&digest)
+        if let Some(&until) = shard.seen.get(&digest)
             && until >= now
         {
             return Some(false);
         }
-        if seen.len() >= self.per_shard {
-            seen.retain(|_, until| *until >= now);
-            if seen.len() >= self.per_shard {
+        if shard.seen.len() >= self.per_shard {
+            if shard.earliest >= now {
+                return None;
+            }
+            shard.seen.retain(|_, until| *until >= now);
+            shard.earliest = shard.seen.values().copied().min().unwrap_or(i64::MAX);
+            if shard.seen.len() >= self.per_shard {
                 return None;
             }
         }
-        seen.insert(digest, forget_at);
+        if shard.seen.is_empty() || forget_at < shard.earliest {
+            shard.earliest = forget_at;
+        }
+        shard.seen.insert(digest, forget_at);
         Some(true)
     }
 }
@@ -72,5 +87,8 @@ mod tests {
             }
         }
         assert!(refused > 0, "a full cache refuses rather than forgets");
+        // Once the remembered proofs are stale, a full shard makes room again.
+        assert_eq!(cache.first_use("k", "later", 2_000, 1_001), Some(true));
+        assert_eq!(cache.first_use("k", "later", 2_000, 1_001), Some(false));
     }
 }

@@ -87,13 +87,15 @@ fn tokens<E: Exchange>(exchange: &mut E, name: &str, reply: Reply) -> Result<Tok
 }
 
 /// POST to the token endpoint (RFC 6749 §3.2), with HTTP Basic as the confidential client when `basic`,
-/// else as the public client (its `client_id` is in the form).
+/// else as the public client (its `client_id` is in the form), and with a DPoP proof (RFC 9449 §5) when
+/// `dpop`.
 async fn token_request<E: Exchange>(
     exchange: &mut E,
     target: &Target,
     name: &str,
     form: &[(&str, &str)],
     basic: bool,
+    dpop: bool,
 ) -> Result<Reply, FlowError> {
     let step = Step {
         name,
@@ -101,16 +103,32 @@ async fn token_request<E: Exchange>(
         url: &target.token_endpoint,
         expect: &[200],
     };
+    let proof = dpop.then(|| target.dpop.proof("POST", &target.token_endpoint, None));
     exchange
         .exchange(step, |request| {
-            let request = request.form(form);
+            let mut request = request.form(form);
             if basic {
-                request.basic_auth(&target.args.client_id, Some(&target.args.client_secret))
-            } else {
-                request
+                request =
+                    request.basic_auth(&target.args.client_id, Some(&target.args.client_secret));
             }
+            if let Some(proof) = proof {
+                request = request.header("DPoP", proof);
+            }
+            request
         })
         .await
+}
+
+/// The client_credentials form with the run's scope and resource (RFC 8707).
+fn client_credentials_form(target: &Target) -> Vec<(&'static str, &str)> {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = &target.args.scope {
+        form.push(("scope", scope));
+    }
+    if let Some(resource) = &target.args.resource {
+        form.push(("resource", resource));
+    }
+    form
 }
 
 /// RFC 9449 §5: a client_credentials token bound to the run's DPoP key; the answer must say `DPoP`.
@@ -118,25 +136,9 @@ pub async fn client_credentials_dpop<E: Exchange>(
     exchange: &mut E,
     target: &Target,
 ) -> Result<Tokens, FlowError> {
-    let mut form = vec![("grant_type", "client_credentials")];
-    if let Some(scope) = &target.args.scope {
-        form.push(("scope", scope));
-    }
-    let proof = target.dpop.proof("POST", &target.token_endpoint, None);
-    let step = Step {
-        name: step::CLIENT_CREDENTIALS_DPOP,
-        method: Method::POST,
-        url: &target.token_endpoint,
-        expect: &[200],
-    };
-    let reply = exchange
-        .exchange(step, |request| {
-            request
-                .form(&form)
-                .header("DPoP", proof)
-                .basic_auth(&target.args.client_id, Some(&target.args.client_secret))
-        })
-        .await?;
+    let form = client_credentials_form(target);
+    let name = step::CLIENT_CREDENTIALS_DPOP;
+    let reply = token_request(exchange, target, name, &form, true, true).await?;
     let json = reply.json().unwrap_or(Value::Null);
     if json.get("token_type").and_then(Value::as_str) != Some("DPoP") {
         return Err(exchange.reject(
@@ -181,14 +183,16 @@ pub async fn client_credentials<E: Exchange>(
     exchange: &mut E,
     target: &Target,
 ) -> Result<Tokens, FlowError> {
-    let mut form = vec![("grant_type", "client_credentials")];
-    if let Some(scope) = &target.args.scope {
-        form.push(("scope", scope));
-    }
-    if let Some(resource) = &target.args.resource {
-        form.push(("resource", resource));
-    }
-    let reply = token_request(exchange, target, step::CLIENT_CREDENTIALS, &form, true).await?;
+    let form = client_credentials_form(target);
+    let reply = token_request(
+        exchange,
+        target,
+        step::CLIENT_CREDENTIALS,
+        &form,
+        true,
+        false,
+    )
+    .await?;
     tokens(exchange, step::CLIENT_CREDENTIALS, reply)
 }
 
@@ -204,7 +208,7 @@ pub async fn refresh<E: Exchange>(
         ("refresh_token", refresh_token),
         ("client_id", &target.args.public_client_id),
     ];
-    let reply = token_request(exchange, target, step::REFRESH, &form, false).await?;
+    let reply = token_request(exchange, target, step::REFRESH, &form, false, false).await?;
     let json = reply.json().unwrap_or(Value::Null);
     if json.get("refresh_token").and_then(Value::as_str).is_none() {
         return Err(exchange.reject(
@@ -440,7 +444,7 @@ pub async fn authorization_code<E: Exchange>(
         ("client_id", &args.public_client_id),
         ("code_verifier", &verifier),
     ];
-    let reply = token_request(exchange, target, step::CODE_EXCHANGE, &form, false).await?;
+    let reply = token_request(exchange, target, step::CODE_EXCHANGE, &form, false, false).await?;
     if flavor == Flavor::OpenId {
         let json = reply.json().unwrap_or(Value::Null);
         let member = |name: &str| json.get(name).and_then(Value::as_str).map(str::to_owned);
