@@ -214,7 +214,7 @@ mod postgres {
         // Cuts at several moments, so that across rounds some rotations finish, some never start, and some
         // die between their statements. Rounds go on (at most 30) until both a completed rotation and a cut
         // one were seen, so the test never passes without having cut one. A fast machine finishes all eight
-        // rotations within 2 ms of the last request, so a round also cuts at once (0 ms).
+        // rotations within 2 ms of the last request, so a round also sends all eight at once and cuts at once.
         let (mut completed, mut cut) = (0, 0);
         for delay_ms in [0u64, 2, 6, 12, 25, 50].into_iter().cycle().take(30) {
             if completed > 0 && cut > 0 && delay_ms == 0 {
@@ -229,7 +229,10 @@ mod postgres {
                     .form(&[("grant_type", "refresh_token"), ("refresh_token", token)]);
                 let (chain, token) = (*chain, token.clone());
                 requests.spawn(async move { (chain, token, request.send().await) });
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                // At 0 ms all eight go at once and the cut lands among them.
+                if delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
             }
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             proxy.cut();
