@@ -95,6 +95,12 @@ fn cargo_with_env(args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
+/// Whether an executable named `name` is on `PATH`.
+fn on_path(name: &str) -> bool {
+    env::var_os("PATH")
+        .is_some_and(|path| env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+}
+
 /// Seconds since the Unix epoch (unique-enough suffixes for seeded ids).
 pub fn unix_seconds() -> u64 {
     std::time::SystemTime::now()
@@ -129,11 +135,26 @@ fn test(args: &[String], mut require_postgres: bool) -> Result<()> {
              here (CI, ci or --require-postgres): set DATABASE_URL=postgres://…"
         );
     }
-    let envs: Vec<(&str, &str)> = postgres
+    // The real-browser tests need headless Chromium and chromedriver: required where PostgreSQL is (CI),
+    // skipped loudly by the tests themselves elsewhere.
+    let browser = on_path("chromedriver")
+        && ["chromium", "chromium-browser", "google-chrome"]
+            .iter()
+            .any(|name| on_path(name));
+    if !browser && require_postgres {
+        bail!(
+            "the browser tests cannot run (no chromium or chromedriver on PATH) and are required here (CI, ci or \
+             --require-postgres): apt-get install chromium chromium-driver"
+        );
+    }
+    let mut envs: Vec<(&str, &str)> = postgres
         .url_for_children()
         .map(|url| ("DATABASE_URL", url))
         .into_iter()
         .collect();
+    if require_postgres {
+        envs.push(("REQUIRE_BROWSER", "1"));
+    }
     // Every PostgreSQL test lives in a module named `postgres`: without PostgreSQL they are filtered
     // out (and counted as not run below), never run to pass without a database.
     let mut test_args = vec![
@@ -151,6 +172,11 @@ fn test(args: &[String], mut require_postgres: bool) -> Result<()> {
     let counts = counting::cargo_test(&test_args, &envs)?;
     cargo_with_env(&["test", "--workspace", "--all-features", "--doc"], &envs)?;
     eprintln!("xtask: {counts}");
+    if !browser {
+        eprintln!(
+            "xtask: NOTICE: the browser tests were SKIPPED (apt-get install chromium chromium-driver)"
+        );
+    }
     if skipped {
         eprintln!(
             "xtask: NOTICE: the PostgreSQL half of the tests was SKIPPED (no DATABASE_URL, no Docker)"

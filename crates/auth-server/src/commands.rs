@@ -1,5 +1,6 @@
-//! The one-shot subcommands: `migrate`, `client create`, `user create`, `keys rotate`, `keys seal`,
-//! `keys generate-kek`, `consent revoke`.
+//! The one-shot subcommands: `migrate`, `client create|list|show|delete`, `user create|list|delete|set-password`,
+//! `keys rotate`, `keys seal`, `keys generate-kek`, `consent revoke`. Each prints JSON on stdout; an unknown
+//! id is an error (one line, exit 1).
 
 use std::io::Read;
 
@@ -93,6 +94,11 @@ pub fn client_record(
         .collect::<Result<Vec<_>>>()?;
     let scope =
         ScopeSet::parse(&create.scope).map_err(|error| anyhow::anyhow!("--scope: {error}"))?;
+    if create.name.as_ref().is_some_and(|name| {
+        name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control)
+    }) {
+        bail!("--name must be 1 to 100 bytes of text without control characters");
+    }
     if !crate::clients::is_possible_client_id(&create.client_id)
         || create.client_id.contains([' ', ':'])
     {
@@ -158,6 +164,7 @@ pub fn client_record(
         jwks,
         jwks_uri: create.jwks_uri.clone(),
         require_par: create.require_par,
+        name: create.name.clone(),
     };
     Ok((record, secret))
 }
@@ -180,6 +187,141 @@ pub async fn client_create(store: &SqlStore, create: &ClientCreate) -> Result<()
         serde_json::json!({ "client_id": record.client_id, "client_secret": secret })
     };
     println!("{printed}");
+    Ok(())
+}
+
+/// What `client show` and `client list` print for a client: its registration, never its secret or digest.
+pub fn client_json(client: &ClientRecord) -> serde_json::Value {
+    let auth_method = if client.is_public {
+        "none"
+    } else if client.uses_private_key_jwt() {
+        "private_key_jwt"
+    } else {
+        "client_secret_basic"
+    };
+    let jwks = client
+        .jwks
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok());
+    serde_json::json!({
+        "client_id": client.client_id,
+        "name": client.name,
+        "public": client.is_public,
+        "token_endpoint_auth_method": auth_method,
+        "grant_types": client.grant_types.iter().map(|grant| grant.as_str()).collect::<Vec<_>>(),
+        "redirect_uris": client.redirect_uris,
+        "scope": client.scope.to_string(),
+        "audiences": client.audiences,
+        "skip_consent": client.skip_consent,
+        "introspection": client.introspection,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "require_dpop": client.require_dpop,
+        "require_par": client.require_par,
+        "jwks": jwks,
+        "jwks_uri": client.jwks_uri,
+    })
+}
+
+/// `client list`: a JSON array of what `client show` prints, by client id.
+pub async fn client_list(store: &SqlStore) -> Result<()> {
+    let clients = store.list_clients().await.context("listing the clients")?;
+    let listed: Vec<_> = clients.iter().map(client_json).collect();
+    println!("{}", serde_json::Value::Array(listed));
+    Ok(())
+}
+
+/// `client show ID`.
+pub async fn client_show(store: &SqlStore, client_id: &str) -> Result<()> {
+    let client = store
+        .find_client(client_id)
+        .await
+        .context("looking the client up")?
+        .with_context(|| format!("no client {client_id:?}"))?;
+    println!("{}", client_json(&client));
+    Ok(())
+}
+
+/// `client delete ID`: the client and everything it owns go; its tokens are inactive from now on (running
+/// servers forget it within `--config-poll-ms`). Prints `{"client_id": …, "deleted": true}`.
+pub async fn client_delete(store: &SqlStore, client_id: &str) -> Result<()> {
+    if !store
+        .delete_client(client_id, now())
+        .await
+        .context("deleting the client")?
+    {
+        bail!("no client {client_id:?}");
+    }
+    tracing::info!(target: "audit", event = "client_deleted", client_id = %client_id, outcome = "deleted", "client deleted");
+    println!(
+        "{}",
+        serde_json::json!({ "client_id": client_id, "deleted": true })
+    );
+    Ok(())
+}
+
+/// What `user list` prints for a user: never the password hash.
+fn user_json(user: &UserRecord) -> serde_json::Value {
+    serde_json::json!({
+        "user_id": user.user_id,
+        "username": user.username,
+        "name": user.name,
+        "email": user.email,
+        "email_verified": user.email_verified,
+    })
+}
+
+/// `user list`: a JSON array, by username.
+pub async fn user_list(store: &SqlStore) -> Result<()> {
+    let users = store.list_users().await.context("listing the users")?;
+    let listed: Vec<_> = users.iter().map(user_json).collect();
+    println!("{}", serde_json::Value::Array(listed));
+    Ok(())
+}
+
+/// `user delete NAME`: the user, its sessions, consent and grants go. Prints `{"username": …, "deleted": true}`.
+pub async fn user_delete(store: &SqlStore, username: &str) -> Result<()> {
+    if !store
+        .delete_user(username)
+        .await
+        .context("deleting the user")?
+    {
+        bail!("no user named {username:?}");
+    }
+    tracing::info!(target: "audit", event = "user_deleted", username = %username, outcome = "deleted", "user deleted");
+    println!(
+        "{}",
+        serde_json::json!({ "username": username, "deleted": true })
+    );
+    Ok(())
+}
+
+/// `user set-password NAME --password-stdin`: a new password; the user's sessions end and its grants are
+/// revoked (whoever knew the old password may hold them). Prints `{"username": …, "grants_revoked": N}`.
+pub async fn user_set_password(store: &SqlStore, username: &str) -> Result<()> {
+    if store
+        .find_user_by_username(username)
+        .await
+        .context("looking the user up")?
+        .is_none()
+    {
+        bail!("no user named {username:?}");
+    }
+    let password = read_stdin_line("password")?;
+    let hasher = PasswordHasher::new().context("initialising argon2")?;
+    let password_hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
+        .await
+        .context("hashing")?
+        .context("hashing the password")?;
+    let revoked = store
+        .set_password(username, &password_hash, now())
+        .await
+        .context("storing the password")?
+        .with_context(|| format!("no user named {username:?}"))?;
+    tracing::info!(target: "audit", event = "password_changed", username = %username, grants_revoked = revoked, outcome = "changed", "password set");
+    println!(
+        "{}",
+        serde_json::json!({ "username": username, "grants_revoked": revoked })
+    );
     Ok(())
 }
 
@@ -318,6 +460,7 @@ mod tests {
             jwks_file: None,
             jwks_uri: None,
             require_par: false,
+            name: None,
         }
     }
 

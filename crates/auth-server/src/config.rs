@@ -143,6 +143,16 @@ pub struct ServeConfig {
         value_name = "CIDR"
     )]
     pub trusted_proxies: Vec<Cidr>,
+    /// What a scope lets an application do, as the consent page says it (repeatable; in the variable one
+    /// per line). Defaults exist for openid, profile, email, read and write.
+    #[arg(
+        long = "scope-description",
+        env = "AUTH_SCOPE_DESCRIPTIONS",
+        value_delimiter = '\n',
+        value_name = "SCOPE=TEXT",
+        value_parser = crate::scope_descriptions::parse
+    )]
+    pub scope_descriptions: Vec<(String, String)>,
 }
 
 /// min(CPUs, 4): more checks at once than cores only queue on the CPU while holding their memory.
@@ -208,6 +218,18 @@ fn parse_alg(text: &str) -> Result<SigningAlgorithm, String> {
 pub enum ClientCommand {
     /// Register a client; prints {"client_id", "client_secret"} once.
     Create(ClientCreate),
+    /// Print every client as a JSON array (never a secret or its digest).
+    List,
+    /// Print one client as JSON.
+    Show {
+        /// The client id.
+        client_id: String,
+    },
+    /// Delete a client: every token it holds becomes inactive, even if the id is registered again.
+    Delete {
+        /// The client id.
+        client_id: String,
+    },
 }
 
 /// `client create`.
@@ -256,6 +278,9 @@ pub struct ClientCreate {
     /// Its authorization requests must be pushed to /par first (RFC 9126 §6).
     #[arg(long)]
     pub require_par: bool,
+    /// The name shown on the login and consent pages (the client id is shown when absent).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// User management.
@@ -263,6 +288,21 @@ pub struct ClientCreate {
 pub enum UserCommand {
     /// Register a user; the password is read from stdin.
     Create(UserCreate),
+    /// Print every user as a JSON array (never a password hash).
+    List,
+    /// Delete a user with its sessions, consent and grants.
+    Delete {
+        /// The login name.
+        username: String,
+    },
+    /// Set a new password (read from stdin); ends the user's sessions and revokes its grants.
+    SetPassword {
+        /// The login name.
+        username: String,
+        /// Read the password from stdin (required: passwords never go on a command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
 }
 
 /// `user create`.

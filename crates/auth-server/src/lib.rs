@@ -35,6 +35,7 @@ pub mod par;
 pub mod params;
 pub mod password_checks;
 pub mod replay;
+pub mod scope_descriptions;
 pub mod server_secrets;
 pub mod startup;
 pub mod state;
@@ -105,8 +106,22 @@ async fn run_with_database(
         Command::Client(ClientCommand::Create(create)) => {
             commands::client_create(&connect().await?, &create).await
         }
+        Command::Client(ClientCommand::List) => commands::client_list(&connect().await?).await,
+        Command::Client(ClientCommand::Show { client_id }) => {
+            commands::client_show(&connect().await?, &client_id).await
+        }
+        Command::Client(ClientCommand::Delete { client_id }) => {
+            commands::client_delete(&connect().await?, &client_id).await
+        }
         Command::User(UserCommand::Create(create)) => {
             commands::user_create(&connect().await?, &create).await
+        }
+        Command::User(UserCommand::List) => commands::user_list(&connect().await?).await,
+        Command::User(UserCommand::Delete { username }) => {
+            commands::user_delete(&connect().await?, &username).await
+        }
+        Command::User(UserCommand::SetPassword { username, .. }) => {
+            commands::user_set_password(&connect().await?, &username).await
         }
         Command::Keys(KeysCommand::Rotate(rotate)) => {
             commands::keys_rotate(&connect().await?, &rotate, kek.as_ref()).await

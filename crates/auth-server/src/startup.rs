@@ -75,6 +75,9 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
         default_audience: serve.default_audience.clone(),
         secure_cookies: url.scheme() == "https",
         trusted_proxies: serve.trusted_proxies.clone(),
+        scope_descriptions: crate::scope_descriptions::ScopeDescriptions::new(
+            &serve.scope_descriptions,
+        ),
         issuer,
     })
 }

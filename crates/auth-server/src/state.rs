@@ -40,6 +40,8 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Proxies whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<crate::http::source::Cidr>,
+    /// The consent page's words for each scope.
+    pub scope_descriptions: crate::scope_descriptions::ScopeDescriptions,
 }
 
 /// Everything handlers share.

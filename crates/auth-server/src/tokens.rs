@@ -133,8 +133,12 @@ pub async fn read_own_access_token(
     };
     let known = state
         .store
-        .access_token_state(&claims.jti, claims.fam.as_deref())
+        .access_token_state(&claims.jti, claims.fam.as_deref(), &claims.client_id)
         .await?;
+    // `client delete`: nothing issued to the client until then stays active, even under a re-registered id.
+    let client_live = known
+        .client_deleted_at
+        .is_none_or(|deleted_at| deleted_at < claims.iat);
     let family_live = match (&claims.fam, claims.auth_time) {
         (Some(_), _) => known.family_live == Some(true),
         // A user's token without a family was minted before revocation was decided by family: whether
@@ -144,7 +148,7 @@ pub async fn read_own_access_token(
         (None, None) => true,
     };
     Ok(Some(OwnAccessToken {
-        active: !known.denied && family_live,
+        active: !known.denied && family_live && client_live,
         claims,
     }))
 }

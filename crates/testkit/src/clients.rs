@@ -26,6 +26,7 @@ pub struct ClientSpec {
     jwks: Option<String>,
     jwks_uri: Option<String>,
     require_par: bool,
+    name: Option<String>,
 }
 
 impl ClientSpec {
@@ -44,6 +45,7 @@ impl ClientSpec {
             jwks: None,
             jwks_uri: None,
             require_par: false,
+            name: None,
         }
     }
 
@@ -117,6 +119,12 @@ impl ClientSpec {
         self
     }
 
+    /// The name the pages show (`client create --name`).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
     /// Must push its authorization requests (`client create --require-par`).
     pub fn require_par(mut self) -> Self {
         self.require_par = true;
@@ -172,6 +180,7 @@ impl ClientSpec {
             jwks_file: None,
             jwks_uri: self.jwks_uri.clone(),
             require_par: self.require_par,
+            name: self.name.clone(),
         }
     }
 

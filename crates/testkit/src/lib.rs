@@ -12,6 +12,7 @@
 //! | [`refuser`] | a bound port that closes every connection, later handed to a server |
 //! | [`jwt`] | reading what the server put in a token |
 //! | [`dpop`] | [`dpop::ProofKey`]: DPoP proofs and signed JWTs made with RustCrypto, independently of the server |
+//! | [`webdriver`] | [`webdriver::HeadlessChrome`]: a real headless browser over WebDriver, and a stand-in app |
 
 // Test code: a failed expectation fails the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -26,6 +27,7 @@ pub mod dpop;
 pub mod issuer;
 pub mod jwt;
 pub mod refuser;
+pub mod webdriver;
 
 pub use api::{Stack, TestApi};
 pub use browser::Browser;

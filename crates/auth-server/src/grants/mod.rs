@@ -143,6 +143,7 @@ mod tests {
             jwks: None,
             jwks_uri: None,
             require_par: false,
+            name: None,
         }
     }
 

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 
-use super::cookies::{Csrf, session_cookie, set_session_cookie};
+use super::cookies::{Csrf, clear_session_cookie, session_cookie, set_session_cookie};
 use super::form::OAuthForm;
 use super::pages::{consent_page, error_page, login_page, redirect};
 use super::source::Source;
@@ -66,6 +66,7 @@ fn next_page(
             &csrf.token(state, Form::Login),
             None,
             StatusCode::OK,
+            "",
         ),
         Ok(Next::Consent(session)) => consent_page(
             state,
@@ -131,6 +132,9 @@ async fn oauth2_authorize_post(
     let Some(csrf) = Csrf::of_post(&state, &headers, &params, Form::Consent(&fingerprint)) else {
         return forged();
     };
+    if params.get("decision").ok().flatten() == Some("switch") {
+        return switch_account(&state, &request, &headers, csrf).await;
+    }
     let session = match login::current_session(&state, session_cookie(&state, &headers)).await {
         Ok(session) => session,
         Err(error) => return failure(&error),
@@ -142,9 +146,35 @@ async fn oauth2_authorize_post(
             &csrf.token(&state, Form::Login),
             Some("Your session has ended. Sign in again."),
             StatusCode::OK,
+            "",
         );
     };
     decide(&state, &request, &params, &session).await
+}
+
+/// "Not you? Sign out" on the consent page: ends the session and shows the login form for the same request.
+async fn switch_account(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    headers: &HeaderMap,
+    mut csrf: Csrf,
+) -> Response {
+    if let Some(cookie) = session_cookie(state, headers)
+        && let Err(error) = login::end_session(state, cookie).await
+    {
+        return failure(&error);
+    }
+    csrf.end_session();
+    let mut response = login_page(
+        state,
+        request,
+        &csrf.token(state, Form::Login),
+        None,
+        StatusCode::OK,
+        "",
+    );
+    clear_session_cookie(&mut response, state);
+    response
 }
 
 /// The consent form's answer.
@@ -194,6 +224,7 @@ async fn sign_in(
             &csrf.token(state, Form::Login),
             Some(message),
             status,
+            field("username"),
         )
     };
     match attempt {

@@ -119,6 +119,12 @@ impl Csrf {
         self.session = Some(SecretDigest::of(session_cookie));
     }
 
+    /// Unbinds the tokens from the session that just ended (a sign-out): the next login form's token is
+    /// the one for a browser without a session.
+    pub fn end_session(&mut self) {
+        self.session = None;
+    }
+
     /// Sets the browser id cookie when it is new.
     pub fn set_cookie(&self, response: &mut Response, state: &AppState) {
         if self.fresh {

@@ -34,6 +34,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(oauth2::router())
         .merge(userinfo::router())
         .merge(logout::router())
+        .merge(pages::router())
         .merge(health::router());
     // An issuer with a path (behind a proxy that may or may not strip it) answers under both.
     let routes = match issuer_path.as_deref() {

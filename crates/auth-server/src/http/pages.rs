@@ -1,21 +1,53 @@
-//! The HTML the authorization endpoint shows (login, consent, error) and the headers every page carries:
-//! no framing (RFC 9700 §4.16), no caching (pages carry CSRF tokens), no referrer.
+//! The HTML the authorization and logout endpoints show (login, consent, error, sign-out), its stylesheet,
+//! and the headers every page carries: a content security policy that loads nothing but that stylesheet and
+//! forbids framing (RFC 9700 §4.16), no caching (pages carry CSRF tokens), no referrer.
 
 use askama::Template;
+use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
 use crate::authorization::{AuthorizationRequest, Redirect};
 use crate::state::AppState;
+use crate::store::ClientRecord;
+
+/// The pages' one stylesheet, served by the server itself (no CDN; the pages need no JavaScript).
+const STYLESHEET: &str = include_str!("../../assets/style.css");
+
+/// The stylesheet's route (pages link it relatively, so it follows an issuer path).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/assets/style.css", get(stylesheet))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
 
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     action: &'a str,
     client_id: &'a str,
+    client_name: &'a str,
     fields: &'a [(&'static str, String)],
     csrf_token: &'a str,
     error: Option<&'a str>,
+    username: &'a str,
+}
+
+/// A scope as the consent page shows it: what it lets the application do, and its name.
+struct ScopeLine<'a> {
+    name: &'a str,
+    description: std::borrow::Cow<'a, str>,
 }
 
 #[derive(Template)]
@@ -23,8 +55,9 @@ struct LoginPage<'a> {
 struct ConsentPage<'a> {
     action: &'a str,
     client_id: &'a str,
+    client_name: &'a str,
     username: &'a str,
-    scopes: Vec<&'a str>,
+    scopes: Vec<ScopeLine<'a>>,
     audience: &'a str,
     fields: &'a [(&'static str, String)],
     csrf_token: &'a str,
@@ -36,8 +69,53 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
-/// A page with the security headers.
-fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
+/// The name a page shows for a client: its registered display name, else its id.
+fn display_name(client: &ClientRecord) -> &str {
+    client.name.as_deref().unwrap_or(&client.client_id)
+}
+
+/// A CSP source expression (CSP 3 §2.3.1) for where a form's answer may redirect: the origin of an http(s)
+/// URI, the scheme of any other (a native app's private-use scheme, RFC 8252 §7.1).
+fn csp_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    match url.scheme() {
+        scheme @ ("http" | "https") => {
+            let host = url.host_str()?;
+            Some(match url.port() {
+                Some(port) => format!("{scheme}://{host}:{port}"),
+                None => format!("{scheme}://{host}"),
+            })
+        }
+        scheme => Some(format!("{scheme}:")),
+    }
+}
+
+/// The pages' policy: nothing but the server's own stylesheet loads, no framing (RFC 9700 §4.16), and forms
+/// post only to this server, whose answer may redirect only to `redirect_targets` (browsers apply
+/// `form-action` to the redirects that follow a form post, so the client's redirect URI must be listed).
+fn content_security_policy(state: Option<&AppState>, redirect_targets: &[&str]) -> HeaderValue {
+    let mut form_action = String::from("'self'");
+    let issuer = state.and_then(|state| csp_source(&state.settings.base_url));
+    for source in issuer
+        .into_iter()
+        .chain(redirect_targets.iter().filter_map(|uri| csp_source(uri)))
+    {
+        form_action.push(' ');
+        form_action.push_str(&source);
+    }
+    let policy = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+    })
+}
+
+/// A page with the security headers: no caching (pages carry CSRF tokens), no referrer.
+fn html(status: StatusCode, body: Result<String, askama::Error>, csp: HeaderValue) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(error) => {
@@ -53,14 +131,15 @@ fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
         .into_response();
     let headers = response.headers_mut();
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("frame-ancestors 'none'"),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     response
 }
@@ -70,18 +149,23 @@ fn action(state: &AppState) -> String {
     format!("{}/authorize", state.settings.base_url)
 }
 
-/// An error page; `message` is our own text, escaped all the same.
+/// An error page; `message` is our own text (never the client's input), escaped all the same.
 pub fn error_page(status: StatusCode, message: &str) -> Response {
-    html(status, ErrorPage { message }.render())
+    html(
+        status,
+        ErrorPage { message }.render(),
+        content_security_policy(None, &[]),
+    )
 }
 
-/// The login form for `request`, with an optional message.
+/// The login form for `request`, with an optional message and the username to fill in again.
 pub fn login_page(
     state: &AppState,
     request: &AuthorizationRequest,
     csrf_token: &str,
     error: Option<&str>,
     status: StatusCode,
+    username: &str,
 ) -> Response {
     let action = action(state);
     html(
@@ -89,11 +173,14 @@ pub fn login_page(
         LoginPage {
             action: &action,
             client_id: &request.client.client_id,
+            client_name: display_name(&request.client),
             fields: &request.fields,
             csrf_token,
             error,
+            username,
         }
         .render(),
+        content_security_policy(Some(state), &[&request.redirect_uri]),
     )
 }
 
@@ -105,18 +192,28 @@ pub fn consent_page(
     username: &str,
 ) -> Response {
     let action = action(state);
+    let scopes = request
+        .scope
+        .iter()
+        .map(|name| ScopeLine {
+            name,
+            description: state.settings.scope_descriptions.describe(name),
+        })
+        .collect();
     html(
         StatusCode::OK,
         ConsentPage {
             action: &action,
             client_id: &request.client.client_id,
+            client_name: display_name(&request.client),
             username,
-            scopes: request.scope.iter().collect(),
+            scopes,
             audience: &request.audience,
             fields: &request.fields,
             csrf_token,
         }
         .render(),
+        content_security_policy(Some(state), &[&request.redirect_uri]),
     )
 }
 
@@ -124,7 +221,7 @@ pub fn consent_page(
 #[template(path = "logout.html")]
 struct LogoutPage<'a> {
     action: &'a str,
-    client_id: Option<&'a str>,
+    client_name: Option<&'a str>,
     fields: &'a [(&'static str, String)],
     csrf_token: &'a str,
 }
@@ -133,10 +230,12 @@ struct LogoutPage<'a> {
 #[template(path = "signed_out.html")]
 struct SignedOutPage;
 
-/// The logout confirmation (RP-Initiated Logout §2: a request without a valid `id_token_hint`).
+/// The logout confirmation (RP-Initiated Logout §2: a request without a valid `id_token_hint`), whose answer
+/// may redirect to `post_logout_redirect_uri`.
 pub fn logout_page(
     state: &AppState,
-    client_id: Option<&str>,
+    client: Option<&ClientRecord>,
+    post_logout_redirect_uri: Option<&str>,
     fields: &[(&'static str, String)],
     csrf_token: &str,
 ) -> Response {
@@ -145,17 +244,22 @@ pub fn logout_page(
         StatusCode::OK,
         LogoutPage {
             action: &action,
-            client_id,
+            client_name: client.map(display_name),
             fields,
             csrf_token,
         }
         .render(),
+        content_security_policy(Some(state), post_logout_redirect_uri.as_slice()),
     )
 }
 
 /// After a logout without a post-logout redirect URI.
 pub fn signed_out_page() -> Response {
-    html(StatusCode::OK, SignedOutPage.render())
+    html(
+        StatusCode::OK,
+        SignedOutPage.render(),
+        content_security_policy(None, &[]),
+    )
 }
 
 /// A 303 to an authorization response (RFC 6749 §4.1.2), never cached.
@@ -177,15 +281,51 @@ pub fn redirect(redirect: &Redirect) -> Response {
 mod tests {
     use super::*;
 
-    #[test]
-    fn pages_cannot_be_framed_and_escape_what_they_show() {
+    #[tokio::test]
+    async fn pages_cannot_be_framed_and_escape_what_they_show() {
         let response = error_page(StatusCode::BAD_REQUEST, "<script>alert(1)</script>");
         assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
         assert!(
-            response.headers()[header::CONTENT_SECURITY_POLICY]
-                .to_str()
-                .unwrap()
-                .contains("frame-ancestors 'none'")
+            body.contains("&#60;script&#62;") || body.contains("&lt;script&gt;"),
+            "{body}"
+        );
+        assert!(!body.contains("<script>"), "{body}");
+    }
+
+    #[test]
+    fn a_form_may_redirect_to_the_origin_or_the_scheme_of_a_redirect_uri() {
+        assert_eq!(
+            csp_source("https://app.example:8443/cb?x=1").as_deref(),
+            Some("https://app.example:8443")
+        );
+        assert_eq!(
+            csp_source("http://127.0.0.1:9000/cb").as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            csp_source("https://app.example/cb").as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(
+            csp_source("com.example.app:/oauth2redirect").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(csp_source("not a uri"), None);
+        let csp = content_security_policy(None, &["https://app.example/cb", "http://[::1]:7/cb"]);
+        assert_eq!(
+            csp.to_str().unwrap(),
+            "default-src 'none'; style-src 'self'; img-src 'self'; \
+             form-action 'self' https://app.example http://[::1]:7; frame-ancestors 'none'; base-uri 'none'"
         );
     }
 

@@ -65,6 +65,8 @@ pub struct ClientRecord {
     pub jwks_uri: Option<String>,
     /// Its authorization requests must be pushed first (RFC 9126 §6).
     pub require_par: bool,
+    /// The name shown on the login and consent pages (the client id when absent).
+    pub name: Option<String>,
 }
 
 /// A pushed authorization request, as stored (RFC 9126 §2).
@@ -227,6 +229,8 @@ pub struct AccessTokenState {
     pub denied: bool,
     /// Its family: `Some(true)` live, `Some(false)` revoked, `None` gone (purged) or never existed.
     pub family_live: Option<bool>,
+    /// When its client was last deleted (`client delete`), if ever: tokens issued until then are inactive.
+    pub client_deleted_at: Option<i64>,
 }
 
 /// Clients.
@@ -236,6 +240,11 @@ pub trait ClientStore: Send + Sync {
     async fn create_client(&self, client: &ClientRecord, now: i64) -> Result<(), StoreError>;
     /// Looks a client up.
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Every client, by id.
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// Deletes a client with everything it owns (its families and so every grant, codes, consent, pushed
+    /// requests) and records when, so its tokens without a family are inactive too; false if unknown.
+    async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
     /// Every scope some client may be granted (RFC 8414 `scopes_supported`).
     async fn registered_scopes(&self) -> Result<ScopeSet, StoreError>;
 }
@@ -250,6 +259,18 @@ pub trait UserStore: Send + Sync {
     -> Result<Option<UserRecord>, StoreError>;
     /// Looks a user up by id.
     async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Every user, by username.
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Deletes a user with its sessions, consent and grants (families); false if unknown.
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
+    /// Sets a new password hash, ends the user's sessions and revokes its live families at `now`; `None`
+    /// if unknown, else the number of families revoked.
+    async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<Option<u64>, StoreError>;
     /// Stores a login session.
     async fn create_session(&self, session: &StoredSession) -> Result<(), StoreError>;
     /// A live session by the digest of its cookie.
@@ -385,11 +406,12 @@ pub trait GrantStore: Send + Sync {
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
     /// Deny-lists one access token until its expiry.
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
-    /// The deny list and family state of an access token.
+    /// The deny list, family and client state of an access token.
     async fn access_token_state(
         &self,
         jti: &str,
         family_id: Option<&str>,
+        client_id: &str,
     ) -> Result<AccessTokenState, StoreError>;
     /// The scopes `user_id` has consented to for `client_id` (OpenID Connect Core §3.1.2.4), if any.
     async fn find_consent(

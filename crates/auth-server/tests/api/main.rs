@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod authorize;
+mod browser;
 mod cli;
 mod client_credentials;
 mod code_flow;
@@ -17,6 +18,7 @@ mod keys_and_metadata;
 mod logs;
 mod openid;
 mod operability;
+mod operator;
 mod par;
 mod private_key_jwt;
 mod races;

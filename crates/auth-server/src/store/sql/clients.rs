@@ -14,6 +14,10 @@ use auth_core::scope::ScopeSet;
 
 use crate::store::{ClientRecord, ClientStore};
 
+/// The columns `client_from_row!` reads.
+const CLIENT_COLUMNS: &str = "client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
+    skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, name";
+
 macro_rules! client_from_row {
     ($row:expr) => {{
         let row = $row;
@@ -44,6 +48,7 @@ macro_rules! client_from_row {
             jwks: row.try_get("jwks")?,
             jwks_uri: row.try_get("jwks_uri")?,
             require_par: row.try_get("require_par")?,
+            name: row.try_get("name")?,
         }
     }};
 }
@@ -61,8 +66,8 @@ impl ClientStore for SqlStore {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "insert into client (client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
-                 skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+                 skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, name, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
             )
             .bind(&client.client_id)
             .bind(client.secret_digest.map(|digest| digest.to_hex()))
@@ -78,6 +83,7 @@ impl ClientStore for SqlStore {
             .bind(&client.jwks)
             .bind(&client.jwks_uri)
             .bind(client.require_par)
+            .bind(&client.name)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -101,11 +107,9 @@ impl ClientStore for SqlStore {
 
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
         on_backend!(self, pool => {
-            let row = sqlx::query(
-                "select client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, skip_consent, \
-                 introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par \
-                 from client where client_id = $1",
-            )
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "select {CLIENT_COLUMNS} from client where client_id = $1"
+            )))
             .bind(client_id)
             .fetch_optional(pool)
             .await?;
@@ -113,6 +117,47 @@ impl ClientStore for SqlStore {
                 Some(row) => Some(client_from_row!(&row)),
                 None => None,
             })
+        })
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        on_backend!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "select {CLIENT_COLUMNS} from client order by client_id"
+            )))
+            .fetch_all(pool)
+            .await?;
+            let mut clients = Vec::with_capacity(rows.len());
+            for row in &rows {
+                clients.push(client_from_row!(row));
+            }
+            Ok(clients)
+        })
+    }
+
+    async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // Families, codes, refresh tokens, consent and pushed requests go with it (on delete cascade).
+            let deleted = sqlx::query("delete from client where client_id = $1")
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            if deleted {
+                sqlx::query(
+                    "insert into deleted_client (client_id, deleted_at) values ($1, $2) \
+                     on conflict (client_id) do update set deleted_at = excluded.deleted_at",
+                )
+                .bind(client_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(deleted)
         })
     }
 }

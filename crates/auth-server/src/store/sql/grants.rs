@@ -407,19 +407,23 @@ impl GrantStore for SqlStore {
         &self,
         jti: &str,
         family_id: Option<&str>,
+        client_id: &str,
     ) -> Result<AccessTokenState, StoreError> {
         on_backend!(self, pool => {
             let row = sqlx::query(
                 "select exists (select 1 from revoked_access_token where jti = $1) as denied, \
-                 (select case when revoked_at is null then 1 else 0 end from token_family where family_id = $2) as family_live",
+                 (select case when revoked_at is null then 1 else 0 end from token_family where family_id = $2) as family_live, \
+                 (select deleted_at from deleted_client where client_id = $3) as client_deleted_at",
             )
             .bind(jti)
             .bind(family_id)
+            .bind(client_id)
             .fetch_one(pool)
             .await?;
             Ok(AccessTokenState {
                 denied: row.try_get("denied")?,
                 family_live: row.try_get::<Option<i32>, _>("family_live")?.map(|live| live == 1),
+                client_deleted_at: row.try_get("client_deleted_at")?,
             })
         })
     }

@@ -56,6 +56,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "dpop-bound codes",
         include_str!("../../../migrations/postgres/0007_dpop_bound_codes.sql"),
     ),
+    (
+        8,
+        "operator tools",
+        include_str!("../../../migrations/postgres/0008_operator_tools.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -92,6 +97,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "dpop-bound codes",
         include_str!("../../../migrations/sqlite/0007_dpop_bound_codes.sql"),
+    ),
+    (
+        8,
+        "operator tools",
+        include_str!("../../../migrations/sqlite/0008_operator_tools.sql"),
     ),
 ];
 
@@ -188,7 +198,7 @@ const BUMP_CONFIG_VERSION: &str =
 /// access-token lifetime as well (`true`). A code stays until no access token minted with it can still be
 /// valid, so that its family is not purged early; a refresh token likewise. The leeway covers the clock skew
 /// between replicas and a token signed a moment after the database write.
-const PURGE_STATEMENTS: [(&str, bool); 6] = [
+const PURGE_STATEMENTS: [(&str, bool); 7] = [
     ("delete from authorization_code where expires_at < $1", true),
     ("delete from login_session where expires_at < $1", false),
     (
@@ -198,6 +208,8 @@ const PURGE_STATEMENTS: [(&str, bool); 6] = [
     ("delete from refresh_token where expires_at < $1", true),
     ("delete from used_jti where expires_at < $1", false),
     ("delete from pushed_request where expires_at < $1", false),
+    // Once no token of a deleted client can be unexpired, the record has nothing left to refuse.
+    ("delete from deleted_client where deleted_at < $1", true),
 ];
 
 /// Seconds every purge waits beyond an expiry (see `PURGE_STATEMENTS`).

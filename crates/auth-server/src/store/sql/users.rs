@@ -65,6 +65,67 @@ impl UserStore for SqlStore {
         })
     }
 
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        on_backend!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLUMNS} from app_user order by username")))
+                .fetch_all(pool)
+                .await?;
+            let mut users = Vec::with_capacity(rows.len());
+            for row in &rows {
+                users.push(user_from_row!(row));
+            }
+            Ok(users)
+        })
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        // Sessions, consent and families (with their codes and refresh tokens) go with it (on delete
+        // cascade); access tokens naming a family that no longer exists are inactive.
+        let deleted = on_backend!(self, pool => {
+            sqlx::query("delete from app_user where username = $1")
+                .bind(username)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted > 0)
+    }
+
+    async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<Option<u64>, StoreError> {
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let user_id: Option<String> = sqlx::query_scalar(
+                "update app_user set password_hash = $1 where username = $2 returning user_id",
+            )
+            .bind(password_hash)
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(user_id) = user_id else {
+                return Ok(None);
+            };
+            sqlx::query("delete from login_session where user_id = $1")
+                .bind(&user_id)
+                .execute(&mut *tx)
+                .await?;
+            let revoked = sqlx::query(
+                "update token_family set revoked_at = $1 where user_id = $2 and revoked_at is null",
+            )
+            .bind(now)
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(Some(revoked))
+        })
+    }
+
     async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
         on_backend!(self, pool => {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLUMNS} from app_user where user_id = $1")))

@@ -1,0 +1,335 @@
+//! The pages in a real browser: headless Chromium over WebDriver types into the login form, clicks the
+//! buttons, follows the server's redirects (so the content security policy, cookies and forms are the
+//! browser's own business), and lands on a stand-in application's redirect URI. Screenshots of every page go
+//! to `target/browser-screenshots/`. SQLite only: the pages do not depend on the back-end.
+
+use auth_core::wire::GrantType;
+use reqwest::StatusCode;
+use serde_json::Value;
+use testkit::webdriver::{CallbackApp, HeadlessChrome};
+use testkit::{Backend, ClientSpec, PASSWORD, TestClient, TestIssuer};
+
+/// An issuer with a confidential web client named "Photo Album" whose redirect URI is a live stand-in app.
+async fn setup() -> Option<(TestIssuer, CallbackApp, TestClient, HeadlessChrome)> {
+    let browser = HeadlessChrome::start().await?;
+    let issuer = TestIssuer::spawn(Backend::Sqlite).await;
+    let app = CallbackApp::start().await;
+    let client = issuer
+        .register(
+            ClientSpec::confidential("photo-album")
+                .name("Photo Album")
+                .grants([GrantType::AuthorizationCode])
+                .redirect_uri(&app.redirect_uri)
+                .post_logout_redirect_uri(&format!("{}/signed-out", app.origin))
+                .scope("openid profile email read write"),
+        )
+        .await;
+    issuer.user("alice").await;
+    issuer.user("bob").await;
+    Some((issuer, app, client, browser))
+}
+
+/// An authorization request to `app`'s redirect URI; returns the URL and the PKCE verifier.
+fn authorize_url(issuer: &TestIssuer, app: &CallbackApp, scope: &str) -> (String, String) {
+    let (verifier, challenge) = testkit::jwt::pkce();
+    let mut url = url::Url::parse(&issuer.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "photo-album")
+        .append_pair("redirect_uri", &app.redirect_uri)
+        .append_pair("scope", scope)
+        .append_pair("state", "s-123")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    (url.to_string(), verifier)
+}
+
+/// The query parameters of the page the browser is on.
+async fn landed(browser: &HeadlessChrome) -> (url::Url, std::collections::HashMap<String, String>) {
+    let url = browser.url().await;
+    let query = url.query_pairs().into_owned().collect();
+    (url, query)
+}
+
+async fn sign_in(browser: &HeadlessChrome, username: &str, password: &str) {
+    browser.type_into("#username", username).await;
+    browser.type_into("#password", password).await;
+    browser.click("button[type=submit]").await;
+}
+
+/// Whether the page scrolls sideways (a layout too wide for the window).
+async fn scrolls_sideways(browser: &HeadlessChrome) -> bool {
+    let wide = browser
+        .client()
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wide.as_bool().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_and_allows_and_the_app_exchanges_its_code() {
+    let Some((issuer, app, client, browser)) = setup().await else {
+        return;
+    };
+    let (url, verifier) = authorize_url(&issuer, &app, "openid profile read");
+    browser.goto(&url).await;
+
+    // The login page: the client's name, labels bound to their inputs, autocomplete hints, focus on the
+    // username, and a layout that fits a phone.
+    let text = browser.text().await;
+    assert!(text.contains("Continue to Photo Album"), "{text}");
+    assert!(
+        text.contains("photo-album"),
+        "the client id is shown too: {text}"
+    );
+    let username = browser.find("label[for=username] + input#username").await;
+    assert_eq!(
+        username.attr("autocomplete").await.unwrap().as_deref(),
+        Some("username")
+    );
+    let password = browser.find("label[for=password] + input#password").await;
+    assert_eq!(
+        password.attr("autocomplete").await.unwrap().as_deref(),
+        Some("current-password")
+    );
+    let focused = browser.client().active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("username")
+    );
+    let style = browser
+        .client()
+        .execute(
+            "return getComputedStyle(document.querySelector('button.primary')).backgroundColor;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_ne!(
+        style.as_str(),
+        Some("rgba(0, 0, 0, 0)"),
+        "the stylesheet loaded under the page's CSP"
+    );
+    browser.screenshot("login").await;
+    browser.client().set_window_size(390, 844).await.unwrap();
+    assert!(
+        !scrolls_sideways(&browser).await,
+        "the login page fits 390 px"
+    );
+    browser.screenshot("login-phone").await;
+    browser.client().set_window_size(1280, 900).await.unwrap();
+
+    sign_in(&browser, "alice", PASSWORD).await;
+
+    // The consent page: who is signed in, what each scope means, Allow first in the focus order.
+    let text = browser.text().await;
+    assert!(
+        text.contains("Photo Album wants to access your account"),
+        "{text}"
+    );
+    assert!(text.contains("Signed in as alice"), "{text}");
+    assert!(text.contains("Know who you are"), "{text}");
+    assert!(text.contains("See your name and username"), "{text}");
+    assert!(text.contains("Read your data"), "{text}");
+    assert!(
+        !text.contains("Change your data"),
+        "only the requested scopes: {text}"
+    );
+    assert_eq!(browser.focused("value").await.as_deref(), Some("approve"));
+    browser.screenshot("consent").await;
+    browser.press_tab().await;
+    assert_eq!(
+        browser.focused("value").await.as_deref(),
+        Some("deny"),
+        "Tab goes from Allow to Deny"
+    );
+    browser.client().set_window_size(390, 844).await.unwrap();
+    assert!(
+        !scrolls_sideways(&browser).await,
+        "the consent page fits 390 px"
+    );
+    browser.screenshot("consent-phone").await;
+    browser.client().set_window_size(1280, 900).await.unwrap();
+
+    browser.click("button[value=approve]").await;
+
+    // The browser followed the 303 (the CSP's form-action allows the redirect URI) to the app.
+    let (landed_url, query) = landed(&browser).await;
+    assert!(
+        landed_url.as_str().starts_with(&app.redirect_uri),
+        "{landed_url}"
+    );
+    assert_eq!(query["state"], "s-123");
+    assert_eq!(query["iss"], issuer.issuer());
+    assert!(browser.text().await.contains("Back at the app"));
+    let response = issuer
+        .post_token(
+            &client,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &query["code"]),
+                ("redirect_uri", &app.redirect_uri),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+    assert!(
+        tokens["access_token"].is_string() && tokens["id_token"].is_string(),
+        "{tokens}"
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_you_signs_out_to_the_login_form_and_deny_tells_the_app() {
+    let Some((issuer, app, _client, browser)) = setup().await else {
+        return;
+    };
+    let (url, _) = authorize_url(&issuer, &app, "read");
+    browser.goto(&url).await;
+    sign_in(&browser, "alice", PASSWORD).await;
+    assert!(browser.text().await.contains("Signed in as alice"));
+
+    // "Not alice? Sign out": the session ends and the same request asks who is there.
+    browser.click("button[value=switch]").await;
+    let text = browser.text().await;
+    assert!(text.contains("Continue to Photo Album"), "{text}");
+    assert_eq!(
+        browser
+            .find("#username")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("")
+    );
+    assert_eq!(issuer.count("select count(*) from login_session").await, 0);
+    sign_in(&browser, "bob", PASSWORD).await;
+    assert!(browser.text().await.contains("Signed in as bob"));
+
+    browser.click("button[value=deny]").await;
+    let (landed_url, query) = landed(&browser).await;
+    assert!(
+        landed_url.as_str().starts_with(&app.redirect_uri),
+        "{landed_url}"
+    );
+    assert_eq!(query["error"], "access_denied");
+    assert_eq!(query["state"], "s-123");
+    assert!(!query.contains_key("code"));
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_an_expired_session_and_a_bad_request_get_helpful_pages() {
+    let Some((issuer, app, _client, browser)) = setup().await else {
+        return;
+    };
+    let (url, _) = authorize_url(&issuer, &app, "read");
+    browser.goto(&url).await;
+    sign_in(&browser, "alice", "not the password").await;
+    let alert = browser.find("[role=alert]").await.text().await.unwrap();
+    assert_eq!(alert, "Invalid username or password.");
+    assert_eq!(
+        browser
+            .find("#username")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("alice"),
+        "the username is kept"
+    );
+    let focused = browser.client().active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("password")
+    );
+    browser.screenshot("login-wrong-password").await;
+
+    // Signed in, then the session expires while the consent page is open.
+    browser.find("#username").await.clear().await.unwrap();
+    sign_in(&browser, "alice", PASSWORD).await;
+    assert!(browser.text().await.contains("Signed in as alice"));
+    issuer.clock.advance(issuer.state.settings.session_ttl + 1);
+    browser.click("button[value=approve]").await;
+    let alert = browser.find("[role=alert]").await.text().await.unwrap();
+    assert_eq!(alert, "Your session has ended. Sign in again.");
+    browser.screenshot("login-session-ended").await;
+    sign_in(&browser, "alice", PASSWORD).await;
+    browser.click("button[value=approve]").await;
+    let (_, query) = landed(&browser).await;
+    assert!(query.contains_key("code"), "{query:?}");
+
+    // An unknown client: an error page that says what to do and does not repeat what was sent.
+    browser
+        .goto(&issuer.url(
+            "/authorize?response_type=code&client_id=%3Cb%3Eevil%3C%2Fb%3E&redirect_uri=http%3A%2F%2Fevil.example%2F",
+        ))
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("This request cannot be completed"), "{text}");
+    assert!(text.contains("Return to the application"), "{text}");
+    assert!(!text.contains("evil"), "no echo of the request: {text}");
+    browser.screenshot("error").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_in_the_browser_ends_the_session() {
+    let Some((issuer, app, _client, browser)) = setup().await else {
+        return;
+    };
+    let (url, _) = authorize_url(&issuer, &app, "openid");
+    browser.goto(&url).await;
+    sign_in(&browser, "alice", PASSWORD).await;
+    browser.click("button[value=approve]").await;
+    assert!(landed(&browser).await.1.contains_key("code"));
+
+    // Without an id_token_hint the server asks first (RP-Initiated Logout §2), then signs out.
+    browser.goto(&issuer.url("/logout")).await;
+    let text = browser.text().await;
+    assert!(text.contains("Sign out?"), "{text}");
+    browser.screenshot("logout").await;
+    browser.click("button[value=yes]").await;
+    let text = browser.text().await;
+    assert!(text.contains("You are signed out"), "{text}");
+    browser.screenshot("signed-out").await;
+    assert_eq!(issuer.count("select count(*) from login_session").await, 0);
+
+    // With the client's registered post-logout URI, the browser goes back to the app.
+    browser
+        .goto(&issuer.url(&format!(
+            "/logout?client_id=photo-album&post_logout_redirect_uri={}&state=bye",
+            url::form_urlencoded::byte_serialize(format!("{}/signed-out", app.origin).as_bytes())
+                .collect::<String>()
+        )))
+        .await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("Photo Album asks you to sign out")
+    );
+    browser.click("button[value=yes]").await;
+    let (landed_url, query) = landed(&browser).await;
+    assert!(
+        landed_url
+            .as_str()
+            .starts_with(&format!("{}/signed-out", app.origin)),
+        "{landed_url}"
+    );
+    assert_eq!(query["state"], "bye");
+
+    // The next authorization request asks for a password again.
+    browser.goto(&url).await;
+    assert!(browser.text().await.contains("Continue to Photo Album"));
+    browser.close().await;
+}
