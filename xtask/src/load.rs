@@ -12,14 +12,20 @@ use crate::{cargo, unix_seconds};
 
 pub const USAGE: &str = "\
 usage: cargo xtask load [--scenario NAME]... [--users N] [--run-time 30s | --iterations N]
-                        [--database-url URL] [-- extra loadtest/Goose options]
+                        [--database-url URL] [--compare --other-issuer URL --other-client-id ID
+                        [--other-client-secret SECRET] [--other-name NAME] [--other-scope S] [--other-resource R]]
+                        [-- extra loadtest/Goose options]
   --scenario     issue | validate | issue-dpop | validate-dpop | refresh | introspect | authcode | openid |
                  mixed | all
                  (default mixed; repeatable)
   --users        concurrent Goose users, 1 to 512                                     (default 8)
   --run-time     how long each scenario runs: 20s, 2m, 1m30s; at most 1h             (default 30s)
   --iterations   instead of --run-time: iterations per user, at most 100000
-  --database-url auth-server's database (default: a fresh SQLite file in target/loadtest/)";
+  --database-url auth-server's database (default: a fresh SQLite file in target/loadtest/)
+  --compare      also run each scenario (issue, issue-dpop or introspect) against another OAuth server on
+                 loopback (its RFC 8414 or OpenID metadata at --other-issuer), with a client registered there
+                 (secret: --other-client-secret or COMPARE_CLIENT_SECRET); writes a side-by-side table and an
+                 SVG chart to target/loadtest/compare-<scenario>.{md,svg} and prints the table";
 
 const SCENARIOS: [&str; 9] = [
     "issue",
@@ -51,6 +57,8 @@ pub struct LoadArgs {
     pub database_url: Option<String>,
     /// Passed to the loadtest binary as they are (after `--`).
     pub extra: Vec<String>,
+    /// `--compare`: the other server.
+    pub compare: Option<crate::compare::Other>,
 }
 
 /// Seconds in a Goose duration: a bare number of seconds, or `1h30m10s`-style parts.
@@ -86,6 +94,11 @@ impl LoadArgs {
         let mut iterations = None;
         let mut database_url = None;
         let mut extra = Vec::new();
+        let mut compare = false;
+        let mut other = crate::compare::Other {
+            name: "other".into(),
+            ..Default::default()
+        };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -95,6 +108,10 @@ impl LoadArgs {
             if flag == "--" {
                 extra.extend(args.by_ref().cloned());
                 break;
+            }
+            if flag == "--compare" {
+                compare = true;
+                continue;
             }
             let mut value = || -> Result<String> {
                 match inline.clone() {
@@ -145,6 +162,12 @@ impl LoadArgs {
                     );
                 }
                 "--database-url" => database_url = Some(value()?),
+                "--other-issuer" => other.issuer = value()?,
+                "--other-client-id" => other.client_id = value()?,
+                "--other-client-secret" => other.client_secret = value()?,
+                "--other-name" => other.name = value()?,
+                "--other-scope" => other.scope = Some(value()?),
+                "--other-resource" => other.resource = Some(value()?),
                 other => bail!("unknown option {other:?}\n{USAGE}"),
             }
         }
@@ -158,18 +181,47 @@ impl LoadArgs {
             scenarios.push("mixed".into());
         }
         scenarios.dedup();
+        let compare = if compare {
+            crate::compare::check_scenarios(&scenarios)?;
+            if other.client_secret.is_empty() {
+                other.client_secret = std::env::var("COMPARE_CLIENT_SECRET").unwrap_or_default();
+            }
+            if other.issuer.is_empty()
+                || other.client_id.is_empty()
+                || other.client_secret.is_empty()
+            {
+                bail!(
+                    "--compare needs --other-issuer, --other-client-id and a secret (--other-client-secret or COMPARE_CLIENT_SECRET)\n{USAGE}"
+                );
+            }
+            if !is_loopback_url(&other.issuer) {
+                bail!(
+                    "--other-issuer {:?}: load goes to loopback only (127.0.0.0/8, ::1, localhost)",
+                    other.issuer
+                );
+            }
+            Some(other)
+        } else {
+            None
+        };
         Ok(Self {
             scenarios,
             users,
             bound,
             database_url,
             extra,
+            compare,
         })
     }
 
     /// The loadtest binary's arguments for one scenario, reports under `out`.
     pub fn loadtest_args(&self, scenario: &str, out: &Path) -> Vec<String> {
-        let report = |ext: &str| out.join(format!("{scenario}.{ext}")).display().to_string();
+        self.loadtest_args_as(scenario, scenario, out)
+    }
+
+    /// The same, with the report files named after `stem`.
+    pub fn loadtest_args_as(&self, scenario: &str, stem: &str, out: &Path) -> Vec<String> {
+        let report = |ext: &str| out.join(format!("{stem}.{ext}")).display().to_string();
         let mut args = vec![
             "--scenario".to_owned(),
             scenario.to_owned(),
@@ -183,7 +235,7 @@ impl LoadArgs {
             "--report-file".to_owned(),
             report("json"),
             "--summary-file".to_owned(),
-            out.join(format!("{scenario}-summary.json"))
+            out.join(format!("{stem}-summary.json"))
                 .display()
                 .to_string(),
             "--no-print-metrics".to_owned(),
@@ -240,38 +292,124 @@ pub fn load(args: &[String]) -> Result<()> {
         out.display()
     );
 
+    let ours: Vec<(&str, String)> = vec![
+        ("LOADTEST_ISSUER", issuer.clone()),
+        ("LOADTEST_API", api.clone()),
+        ("LOADTEST_CLIENT_ID", seeded.client_id.clone()),
+        ("LOADTEST_CLIENT_SECRET", seeded.client_secret.clone()),
+        (
+            "LOADTEST_INTROSPECTION_CLIENT_ID",
+            seeded.introspection_client_id.clone(),
+        ),
+        (
+            "LOADTEST_INTROSPECTION_SECRET",
+            seeded.introspection_secret.clone(),
+        ),
+        ("LOADTEST_PUBLIC_CLIENT_ID", seeded.public_client_id.clone()),
+        ("LOADTEST_REDIRECT_URI", seeded.redirect_uri.clone()),
+        ("LOADTEST_USERNAME", seeded.username.clone()),
+        ("LOADTEST_PASSWORD", seeded.password.clone()),
+    ];
     for scenario in &args.scenarios {
-        eprintln!("xtask: load scenario {scenario}");
-        let status = Command::new(release_binary("loadtest"))
-            .args(args.loadtest_args(scenario, out))
-            .env("LOADTEST_ISSUER", issuer)
-            .env("LOADTEST_API", api)
-            .env("LOADTEST_CLIENT_ID", &seeded.client_id)
-            .env("LOADTEST_CLIENT_SECRET", &seeded.client_secret)
-            .env(
-                "LOADTEST_INTROSPECTION_CLIENT_ID",
-                &seeded.introspection_client_id,
-            )
-            .env(
-                "LOADTEST_INTROSPECTION_SECRET",
-                &seeded.introspection_secret,
-            )
-            .env("LOADTEST_PUBLIC_CLIENT_ID", &seeded.public_client_id)
-            .env("LOADTEST_REDIRECT_URI", &seeded.redirect_uri)
-            .env("LOADTEST_USERNAME", &seeded.username)
-            .env("LOADTEST_PASSWORD", &seeded.password)
-            .status()
-            .context("running loadtest")?;
-        if !status.success() {
-            bail!("loadtest {scenario} failed ({status})");
-        }
+        let Some(other) = &args.compare else {
+            eprintln!("xtask: load scenario {scenario}");
+            run_loadtest(&args.loadtest_args(scenario, out), &ours, scenario)?;
+            eprintln!(
+                "xtask: reports: {0}/{scenario}.html {0}/{scenario}.json {0}/{scenario}-summary.json",
+                out.display()
+            );
+            continue;
+        };
+        let graphs = |mut list: Vec<String>| {
+            list.push("--report-graph-data".into());
+            list
+        };
+        eprintln!("xtask: load scenario {scenario} against ours");
+        let ours_stem = format!("{scenario}-ours");
+        run_loadtest(
+            &graphs(args.loadtest_args_as(scenario, &ours_stem, out)),
+            &ours,
+            scenario,
+        )?;
         eprintln!(
-            "xtask: reports: {0}/{scenario}.html {0}/{scenario}.json {0}/{scenario}-summary.json",
-            out.display()
+            "xtask: load scenario {scenario} against {} ({})",
+            other.name, other.issuer
         );
+        let theirs_stem = format!("{scenario}-other");
+        run_loadtest(
+            &graphs(args.loadtest_args_as(scenario, &theirs_stem, out)),
+            &other.loadtest_env(),
+            scenario,
+        )?;
+        let read = |stem: &str| {
+            crate::compare::Run::read(
+                &out.join(format!("{stem}-summary.json")),
+                &out.join(format!("{stem}.json")),
+            )
+        };
+        let (ours_run, theirs_run) = (read(&ours_stem)?, read(&theirs_stem)?);
+        let bound = match &args.bound {
+            Bound::RunTime(run_time) => run_time.clone(),
+            Bound::Iterations(n) => format!("{n} iterations per user"),
+        };
+        let table = crate::compare::table(
+            scenario,
+            args.users,
+            &bound,
+            &other.name,
+            &ours_run,
+            &theirs_run,
+        );
+        let chart = crate::compare::chart(scenario, &other.name, &ours_run, &theirs_run);
+        let (md, svg) = (
+            out.join(format!("compare-{scenario}.md")),
+            out.join(format!("compare-{scenario}.svg")),
+        );
+        std::fs::write(
+            &md,
+            format!("{table}\n![throughput and latency](compare-{scenario}.svg)\n"),
+        )
+        .with_context(|| format!("writing {}", md.display()))?;
+        std::fs::write(&svg, chart).with_context(|| format!("writing {}", svg.display()))?;
+        println!("{table}");
+        eprintln!("xtask: compare report: {} {}", md.display(), svg.display());
     }
     drop(stack);
     Ok(())
+}
+
+/// Runs the loadtest binary with `args` and `env`.
+fn run_loadtest(args: &[String], env: &[(&str, String)], scenario: &str) -> Result<()> {
+    let status = Command::new(release_binary("loadtest"))
+        .args(args)
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+        .status()
+        .context("running loadtest")?;
+    if !status.success() {
+        bail!("loadtest {scenario} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Whether `url` names a loopback host (the only place xtask sends load).
+fn is_loopback_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 #[cfg(test)]
@@ -338,6 +476,63 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn compare_needs_a_loopback_server_and_its_client() {
+        let args = parse(&[
+            "--compare",
+            "--scenario",
+            "issue",
+            "--other-issuer",
+            "http://127.0.0.1:3000",
+            "--other-client-id",
+            "bench",
+            "--other-client-secret",
+            "s3cret",
+            "--other-name",
+            "node-oidc-provider",
+        ])
+        .unwrap();
+        let other = args.compare.unwrap();
+        assert_eq!(other.name, "node-oidc-provider");
+        assert!(
+            other
+                .loadtest_env()
+                .contains(&("LOADTEST_ISSUER", "http://127.0.0.1:3000".into()))
+        );
+        for bad in [
+            &["--compare", "--scenario", "issue"][..],
+            &[
+                "--compare",
+                "--scenario",
+                "issue",
+                "--other-issuer",
+                "http://example.com",
+                "--other-client-id",
+                "a",
+                "--other-client-secret",
+                "b",
+            ],
+            &[
+                "--compare",
+                "--scenario",
+                "authcode",
+                "--other-issuer",
+                "http://127.0.0.1:3000",
+                "--other-client-id",
+                "a",
+                "--other-client-secret",
+                "b",
+            ],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(is_loopback_url("http://localhost:3000/oidc"));
+        assert!(is_loopback_url("http://127.0.0.2:8080"));
+        assert!(is_loopback_url("http://[::1]:8080/"));
+        assert!(!is_loopback_url("http://127.0.0.1.example.com/"));
+        assert!(!is_loopback_url("http://10.0.0.1/"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod compare;
 mod counting;
 mod load;
 mod postgres;
