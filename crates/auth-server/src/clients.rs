@@ -19,7 +19,9 @@ use crate::store::{ClientRecord, Store, StoreError};
 /// a client (the config-version poll).
 #[derive(Debug, Default)]
 pub struct ClientCache {
-    clients: RwLock<HashMap<String, Arc<ClientRecord>>>,
+    /// The records, and how many times the cache was dropped: a record read from the store before a drop
+    /// is not stored after it (it may be the deleted or changed client the drop is for).
+    clients: RwLock<(HashMap<String, Arc<ClientRecord>>, u64)>,
 }
 
 impl ClientCache {
@@ -32,29 +34,33 @@ impl ClientCache {
         if !is_possible_client_id(client_id) {
             return Ok(None);
         }
-        if let Some(client) = self
-            .clients
-            .read()
-            .ok()
-            .and_then(|clients| clients.get(client_id).cloned())
-        {
-            return Ok(Some(client));
-        }
+        let generation = match self.clients.read() {
+            Ok(cache) => {
+                if let Some(client) = cache.0.get(client_id) {
+                    return Ok(Some(client.clone()));
+                }
+                cache.1
+            }
+            Err(_) => u64::MAX,
+        };
         let Some(client) = store.find_client(client_id).await? else {
             return Ok(None);
         };
         let client = Arc::new(client);
-        if let Ok(mut clients) = self.clients.write() {
+        if let Ok(mut cache) = self.clients.write()
+            && cache.1 == generation
+        {
             // Unknown ids are not cached, so the map holds only registered clients.
-            clients.insert(client_id.to_owned(), client.clone());
+            cache.0.insert(client_id.to_owned(), client.clone());
         }
         Ok(Some(client))
     }
 
     /// Forgets every client.
     pub fn clear(&self) {
-        if let Ok(mut clients) = self.clients.write() {
-            clients.clear();
+        if let Ok(mut cache) = self.clients.write() {
+            cache.0.clear();
+            cache.1 = cache.1.wrapping_add(1);
         }
     }
 }

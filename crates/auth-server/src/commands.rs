@@ -43,6 +43,16 @@ pub fn normalize_redirect_uri(text: &str) -> Result<String> {
     if url.cannot_be_a_base() {
         bail!("redirect URI {text:?} is not a hierarchical URI");
     }
+    // Schemes that run or read something in the browser instead of reaching an application.
+    if matches!(
+        url.scheme(),
+        "javascript" | "data" | "file" | "vbscript" | "blob"
+    ) {
+        bail!(
+            "redirect URI {text:?} must not use the {} scheme",
+            url.scheme()
+        );
+    }
     Ok(url.to_string())
 }
 
@@ -498,6 +508,15 @@ mod tests {
         assert!(normalize_redirect_uri("http://h/cb#frag").is_err());
         assert!(normalize_redirect_uri("/relative").is_err());
         assert!(normalize_redirect_uri("mailto:a@b").is_err());
+        for scheme in [
+            "javascript://x/%0aalert(1)",
+            "data://x/text",
+            "file:///etc/passwd",
+            "blob://x/y",
+        ] {
+            assert!(normalize_redirect_uri(scheme).is_err(), "{scheme}");
+        }
+        assert!(normalize_redirect_uri("com.example.app:/oauth2redirect").is_ok());
     }
 
     #[test]

@@ -117,19 +117,28 @@ pub async fn sign_in(
     state
         .metrics
         .increment("auth_login_attempts_total", &[("result", "success")]);
-    tracing::info!(target: "audit", event = "login", user = %Untrusted(&user.username), client_id = %Untrusted(client_id), source = %source, outcome = "success", "login succeeded");
     let cookie = OpaqueToken::try_generate()?;
     let sid = uuid::Uuid::new_v4().to_string();
-    state
+    let created = state
         .store
-        .create_session(&StoredSession {
-            digest: cookie.digest(),
-            user_id: user.user_id.clone(),
-            sid: Some(sid.clone()),
-            auth_time: now,
-            expires_at: now + state.settings.session_ttl,
-        })
+        .create_session(
+            &StoredSession {
+                digest: cookie.digest(),
+                user_id: user.user_id.clone(),
+                sid: Some(sid.clone()),
+                auth_time: now,
+                expires_at: now + state.settings.session_ttl,
+            },
+            &user.password_hash,
+        )
         .await?;
+    if !created {
+        // The password was changed (or the user deleted) while it was being checked: the old one no longer
+        // signs in, even by a moment.
+        audit("failure");
+        return Ok(SignIn::Rejected);
+    }
+    tracing::info!(target: "audit", event = "login", user = %Untrusted(&user.username), client_id = %Untrusted(client_id), source = %source, outcome = "success", "login succeeded");
     Ok(SignIn::SignedIn {
         session: Session {
             user_id: user.user_id,

@@ -135,10 +135,16 @@ pub async fn read_own_access_token(
         .store
         .access_token_state(&claims.jti, claims.fam.as_deref(), &claims.client_id)
         .await?;
-    // `client delete`: nothing issued to the client until then stays active, even under a re-registered id.
+    // `client delete`: nothing issued to a deleted client stays active. Its client must exist and have been
+    // registered by `iat` (what a replica minted from its cache after the deletion, even once the id is
+    // registered again), and not deleted since (`deleted_at` ≥ `iat`: a token of the same second as a
+    // deletion and a re-registration is refused rather than revived).
     let client_live = known
-        .client_deleted_at
-        .is_none_or(|deleted_at| deleted_at < claims.iat);
+        .client_created_at
+        .is_some_and(|created_at| created_at <= claims.iat)
+        && known
+            .client_deleted_at
+            .is_none_or(|deleted_at| deleted_at < claims.iat);
     let family_live = match (&claims.fam, claims.auth_time) {
         (Some(_), _) => known.family_live == Some(true),
         // A user's token without a family was minted before revocation was decided by family: whether

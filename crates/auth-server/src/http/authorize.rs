@@ -159,10 +159,13 @@ async fn switch_account(
     headers: &HeaderMap,
     mut csrf: Csrf,
 ) -> Response {
-    if let Some(cookie) = session_cookie(state, headers)
-        && let Err(error) = login::end_session(state, cookie).await
-    {
-        return failure(&error);
+    if let Some(cookie) = session_cookie(state, headers) {
+        match login::end_session(state, cookie).await {
+            Ok(ended) => {
+                tracing::info!(target: "audit", event = "logout", client_id = %service_kit::telemetry::Untrusted(&request.client.client_id), sessions_ended = u8::from(ended), outcome = "switch_account", "signed out from the consent page");
+            }
+            Err(error) => return failure(&error),
+        }
     }
     csrf.end_session();
     let mut response = login_page(

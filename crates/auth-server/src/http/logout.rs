@@ -58,7 +58,6 @@ async fn handle(state: &AppState, headers: &HeaderMap, params: &Params, post: bo
         let mut response = logout_page(
             state,
             request.client.as_deref(),
-            request.post_logout_redirect_uri.as_deref(),
             &request.fields,
             &csrf.token(state, Form::Logout),
         );

@@ -229,7 +229,9 @@ pub struct AccessTokenState {
     pub denied: bool,
     /// Its family: `Some(true)` live, `Some(false)` revoked, `None` gone (purged) or never existed.
     pub family_live: Option<bool>,
-    /// When its client was last deleted (`client delete`), if ever: tokens issued until then are inactive.
+    /// When its client was registered; `None` when it no longer exists (`client delete`).
+    pub client_created_at: Option<i64>,
+    /// When a client of that id was last deleted, if ever.
     pub client_deleted_at: Option<i64>,
 }
 
@@ -243,7 +245,7 @@ pub trait ClientStore: Send + Sync {
     /// Every client, by id.
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
     /// Deletes a client with everything it owns (its families and so every grant, codes, consent, pushed
-    /// requests) and records when, so its tokens without a family are inactive too; false if unknown.
+    /// requests) and records when; false if unknown.
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
     /// Every scope some client may be granted (RFC 8414 `scopes_supported`).
     async fn registered_scopes(&self) -> Result<ScopeSet, StoreError>;
@@ -272,7 +274,13 @@ pub trait UserStore: Send + Sync {
         now: i64,
     ) -> Result<Option<u64>, StoreError>;
     /// Stores a login session.
-    async fn create_session(&self, session: &StoredSession) -> Result<(), StoreError>;
+    /// Starts a session, unless the user's password hash is no longer `verified_hash` (a `user
+    /// set-password` or `user delete` that ran while the password was being checked): false then.
+    async fn create_session(
+        &self,
+        session: &StoredSession,
+        verified_hash: &str,
+    ) -> Result<bool, StoreError>;
     /// A live session by the digest of its cookie.
     async fn find_session(
         &self,

@@ -14,6 +14,7 @@ backend_tests!(
     wrong_username_and_wrong_password_get_the_same_answer_and_are_throttled,
     session_cookie_skips_the_login_form,
     cookies_are_secure_and_host_prefixed_when_the_issuer_is_https,
+    not_you_sign_out_needs_the_consent_forms_token,
 );
 
 /// An /authorize URL with exactly these parameters.
@@ -441,4 +442,41 @@ async fn cookies_are_secure_and_host_prefixed_when_the_issuer_is_https(backend: 
         .get(&issuer.authorize_url("web", &challenge, &[]))
         .await;
     assert!(again.is_consent_form(), "{}", again.html);
+}
+
+/// "Not you? Sign out" ends the session only for a post carrying the consent page's own CSRF token: a
+/// cross-site page cannot sign a victim out, and another browser's token does nothing.
+async fn not_you_sign_out_needs_the_consent_forms_token(backend: Backend) {
+    let issuer = TestIssuer::spawn(backend).await;
+    issuer.register(ClientSpec::web()).await;
+    issuer.user("alice").await;
+    let (_, challenge) = pkce();
+    let url = issuer.authorize_url("web", &challenge, &[]);
+    let mut browser = issuer.browser();
+    let login = browser.open_login(&url).await;
+    let consent = browser.sign_in(&login, "alice", PASSWORD).await;
+    assert!(consent.is_consent_form(), "{}", consent.html);
+    let form = consent.form();
+    let switch = [("decision", "switch")];
+
+    let mut cross_site = issuer.browser();
+    assert_eq!(
+        cross_site.submit(&form, &switch).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let mut fields = form.submission(&switch);
+    fields.retain(|(name, _)| *name != "csrf_token");
+    assert_eq!(
+        browser.post(&fields).await.status,
+        StatusCode::FORBIDDEN,
+        "no token"
+    );
+    assert_eq!(issuer.count("select count(*) from login_session").await, 1);
+    assert!(browser.get(&url).await.is_consent_form(), "still signed in");
+
+    let page = browser.submit(&form, &switch).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.is_login_form(), "{}", page.html);
+    assert_eq!(issuer.count("select count(*) from login_session").await, 0);
+    assert!(browser.get(&url).await.is_login_form(), "signed out");
 }

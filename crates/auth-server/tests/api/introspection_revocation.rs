@@ -25,6 +25,7 @@ async fn a_user_token_without_a_family_fails_closed(backend: Backend) {
     use auth_core::clock::Clock;
     use auth_core::token::{AccessTokenClaims, Audience, issue};
     let app = TestIssuer::spawn(backend).await;
+    app.register(ClientSpec::web()).await;
     let signer = app.state.keys.snapshot().signer.clone().unwrap();
     let now = app.clock.now();
     let claims = |auth_time: Option<i64>| AccessTokenClaims {

@@ -125,6 +125,18 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
         deleted,
         serde_json::json!({ "client_id": "machine", "deleted": true })
     );
+    // The running server may still hold the client in its cache for a moment: whatever it mints from there
+    // is inactive all the same (the client no longer exists).
+    let late = app
+        .post_token(&machine, &[("grant_type", "client_credentials")])
+        .await;
+    if late.status() == StatusCode::OK {
+        let late: Value = late.json().await.unwrap();
+        let token = late["access_token"].as_str().unwrap();
+        assert_eq!(app.introspect(token).await["active"], false);
+    } else {
+        assert_eq!(late.status(), StatusCode::UNAUTHORIZED);
+    }
     let deleted = json(&run(&["client", "delete", "web"], &app.database_url, None));
     assert_eq!(deleted["deleted"], true);
     assert_eq!(app.introspect(&machine_token).await["active"], false);
@@ -215,6 +227,36 @@ async fn users_are_listed_deleted_and_given_new_passwords_that_end_their_grants(
         StatusCode::SEE_OTHER,
         "{}",
         signed_in.html
+    );
+    // A sign-in whose check ran against the old hash while the password changed gets no session.
+    let alice = app
+        .state
+        .store
+        .find_user_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let session = |digest: &str| auth_server::store::StoredSession {
+        digest: auth_core::secret::SecretDigest::of(digest),
+        user_id: alice.user_id.clone(),
+        sid: None,
+        auth_time: 0,
+        expires_at: i64::MAX,
+    };
+    let stale = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$c29tZWhhc2g";
+    assert!(
+        !app.state
+            .store
+            .create_session(&session("a"), stale)
+            .await
+            .unwrap()
+    );
+    assert!(
+        app.state
+            .store
+            .create_session(&session("b"), &alice.password_hash)
+            .await
+            .unwrap()
     );
     assert_one_line_error(
         &run(

@@ -417,6 +417,9 @@ async fn a_jwks_uri_is_fetched_once_and_a_slow_huge_or_dead_one_fails_closed(bac
         )
         .await;
     }
+    // Registering bumps the config version, and the server drops its fetched keys (and their cooldowns) when
+    // its poll (every 100 ms here) sees that: let it see it first, so the counts below are not reset halfway.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let now = app.clock.now();
     let issuer = json!(app.issuer());
     for _ in 0..3 {

@@ -413,6 +413,7 @@ impl GrantStore for SqlStore {
             let row = sqlx::query(
                 "select exists (select 1 from revoked_access_token where jti = $1) as denied, \
                  (select case when revoked_at is null then 1 else 0 end from token_family where family_id = $2) as family_live, \
+                 (select created_at from client where client_id = $3) as client_created_at, \
                  (select deleted_at from deleted_client where client_id = $3) as client_deleted_at",
             )
             .bind(jti)
@@ -423,6 +424,7 @@ impl GrantStore for SqlStore {
             Ok(AccessTokenState {
                 denied: row.try_get("denied")?,
                 family_live: row.try_get::<Option<i32>, _>("family_live")?.map(|live| live == 1),
+                client_created_at: row.try_get("client_created_at")?,
                 client_deleted_at: row.try_get("client_deleted_at")?,
             })
         })

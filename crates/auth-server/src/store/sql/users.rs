@@ -139,21 +139,28 @@ impl UserStore for SqlStore {
         })
     }
 
-    async fn create_session(&self, session: &StoredSession) -> Result<(), StoreError> {
-        on_backend!(self, pool => {
+    async fn create_session(
+        &self,
+        session: &StoredSession,
+        verified_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let created = on_backend!(self, pool => {
             sqlx::query(
                 "insert into login_session (session_digest, user_id, sid, auth_time, expires_at) \
-                 values ($1, $2, $3, $4, $5)",
+                 select $1, $2, $3, $4, $5 \
+                 where exists (select 1 from app_user where user_id = $2 and password_hash = $6)",
             )
             .bind(session.digest.to_hex())
             .bind(&session.user_id)
             .bind(&session.sid)
             .bind(session.auth_time)
             .bind(session.expires_at)
+            .bind(verified_hash)
             .execute(pool)
-            .await?;
+            .await?
+            .rows_affected()
         });
-        Ok(())
+        Ok(created > 0)
     }
 
     async fn find_session(
