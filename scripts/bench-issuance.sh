@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issuance throughput (docs/benchmarks.md, "Issuance"): client_credentials at /token on SQLite and PostgreSQL, next to a
-# plain axum handler and a sign-only axum handler, all measured in one run with wrk on loopback.
+# Issuance throughput (docs/benchmarks.md, "Issuance"): client_credentials at /token on SQLite and PostgreSQL, plain and
+# with a DPoP proof per request (proofs prepared beforehand, each sent once), next to a plain axum handler and a
+# sign-only axum handler, all measured in one run with wrk on loopback.
 # Needs: wrk (apt-get install wrk); PostgreSQL at $BENCH_PG_URL (default the local test server).
 # Usage: [AUTH_SERVER_BIN=path] scripts/bench-issuance.sh [seconds per run, default 10]
 set -euo pipefail
@@ -12,7 +13,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-cargo build --release -q -p auth-server --bin auth-server --example bench_baseline
+cargo build --release -q -p auth-server --bin auth-server --example bench_baseline -p loadtest --example dpop_proofs
 # AUTH_SERVER_BIN measures another build (an older release, say) against the same baselines.
 bin="${AUTH_SERVER_BIN:-target/release/auth-server}"
 wait_ready() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; exit 1; }
@@ -44,6 +45,19 @@ run() { # label connections url [lua]
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$2" "$rps" "$p50" "$p99" "${non2xx:-0}"
 }
+run_dpop() { # label connections port basic: proofs made just before the run (fresh for a minute)
+  local out rps p50 p99 non2xx requests count=$((duration * 30000)) note=""
+  target/release/examples/dpop_proofs token "http://127.0.0.1:$3/token" "$count" > "$work/proofs.txt"
+  out=$(PROOFS_FILE="$work/proofs.txt" BASIC="$4" wrk -t2 -c"$2" -d"${duration}s" --latency \
+    -s scripts/bench-issuance-dpop.lua "http://127.0.0.1:$3/token")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  [ "$requests" -gt "$count" ] && note=" (proofs wrapped: $requests requests, $count proofs)"
+  printf '| %s%s | %s | %s | %s | %s | %s |\n' "$1" "$note" "$2" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
 echo "| endpoint | connections | req/s | p50 | p99 | non-2xx |"
 echo "|---|---:|---:|---:|---:|---:|"
 for connections in 16 64; do
@@ -51,4 +65,6 @@ for connections in 16 64; do
   run "sign-only axum handler (POST /sign, ES256)" "$connections" http://127.0.0.1:8090/sign scripts/bench-sign.lua ""
   run "auth-server /token, SQLite" "$connections" http://127.0.0.1:8091/token scripts/bench-issuance.lua "$basic_sqlite"
   run "auth-server /token, PostgreSQL" "$connections" http://127.0.0.1:8092/token scripts/bench-issuance.lua "$basic_pg"
+  run_dpop "auth-server /token with DPoP, SQLite" "$connections" 8091 "$basic_sqlite"
+  run_dpop "auth-server /token with DPoP, PostgreSQL" "$connections" 8092 "$basic_pg"
 done

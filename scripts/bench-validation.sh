@@ -45,7 +45,7 @@ run() { # label connections url offset count
 }
 run_dpop() { # connections: one DPoP-bound token, proofs made just before the run (fresh for a minute)
   local out rps p50 p99 non2xx requests count=$((duration * 40000)) note=""
-  target/release/examples/dpop_proofs http://127.0.0.1:8093/token bench "$secret" http://127.0.0.1:8094/protected \
+  target/release/examples/dpop_proofs resource http://127.0.0.1:8093/token bench "$secret" http://127.0.0.1:8094/protected \
     "$count" > "$work/proofs.txt"
   out=$(PROOFS_FILE="$work/proofs.txt" wrk -t2 -c"$1" -d"${duration}s" --latency -s scripts/bench-dpop.lua \
     http://127.0.0.1:8094/protected)
