@@ -404,7 +404,9 @@ mod tests {
 
     #[test]
     fn only_machine_to_machine_scenarios_are_compared() {
-        assert!(check_scenarios(&["issue".into(), "introspect".into()]).is_ok());
+        assert!(
+            check_scenarios(&["issue".into(), "issue-dpop".into(), "introspect".into()]).is_ok()
+        );
         assert!(check_scenarios(&["authcode".into()]).is_err());
     }
 }

@@ -513,6 +513,7 @@ mod tests {
             "data://x/text",
             "file:///etc/passwd",
             "blob://x/y",
+            "vbscript://x/y",
         ] {
             assert!(normalize_redirect_uri(scheme).is_err(), "{scheme}");
         }

@@ -399,6 +399,34 @@ mod tests {
     }
 
     #[test]
+    fn scope_descriptions_repeat_as_flags_and_split_on_lines_in_the_variable() {
+        let cli = parse_without_environment([
+            "auth-server",
+            "serve",
+            "--scope-description",
+            "billing=See your invoices\nread=Read your invoices",
+            "--scope-description",
+            "write = Change your invoices",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(
+            serve.scope_descriptions,
+            [
+                ("billing".to_owned(), "See your invoices".to_owned()),
+                ("read".to_owned(), "Read your invoices".to_owned()),
+                ("write".to_owned(), "Change your invoices".to_owned()),
+            ]
+        );
+        assert!(
+            parse_without_environment(["auth-server", "serve", "--scope-description", "nothing"])
+                .is_err()
+        );
+    }
+
+    #[test]
     fn trusted_proxies_repeat_as_flags_and_split_on_commas_in_the_variable() {
         let cli = parse_without_environment([
             "auth-server",

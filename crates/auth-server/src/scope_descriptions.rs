@@ -77,6 +77,18 @@ mod tests {
         let descriptions =
             ScopeDescriptions::new(&[parse("write = Change your invoices").unwrap()]);
         assert_eq!(descriptions.describe("read"), "Read your data");
+        assert_eq!(
+            descriptions.describe("email"),
+            "See your e-mail address and whether it is verified"
+        );
+        assert_eq!(
+            descriptions.describe("openid"),
+            "Know who you are (your account's user id)"
+        );
+        assert_eq!(
+            descriptions.describe("profile"),
+            "See your name and username"
+        );
         assert_eq!(descriptions.describe("write"), "Change your invoices");
         assert_eq!(
             descriptions.describe("billing"),

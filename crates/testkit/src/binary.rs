@@ -68,6 +68,8 @@ impl ServedBinary {
 #[derive(Debug)]
 pub struct Run {
     pub success: bool,
+    /// The exit code (`None` when a signal ended it).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -99,6 +101,7 @@ pub fn run(
     let output = child.wait_with_output().expect("wait");
     Run {
         success: output.status.success(),
+        code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }

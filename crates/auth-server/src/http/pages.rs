@@ -264,6 +264,12 @@ mod tests {
     }
 
     #[test]
+    fn the_stylesheet_follows_dark_mode_and_narrow_screens() {
+        assert!(STYLESHEET.contains("@media (prefers-color-scheme: dark)"));
+        assert!(STYLESHEET.contains("@media (max-width: 30rem)"));
+    }
+
+    #[test]
     fn redirects_are_303_and_not_cached() {
         let response = redirect(&Redirect {
             location: "http://app.example/cb?code=c".into(),

@@ -57,6 +57,11 @@ async fn unknown_client_or_unregistered_redirect_uri_is_a_page_never_a_redirect(
             "never redirect to {redirect_uri}"
         );
         assert!(page.html.contains("not registered"), "{}", page.html);
+        assert!(
+            !page.html.contains(&redirect_uri) && !page.html.contains("evil.example"),
+            "the page does not repeat what was sent: {}",
+            page.html
+        );
     }
 }
 
@@ -342,6 +347,9 @@ async fn wrong_username_and_wrong_password_get_the_same_answer_and_are_throttled
         wrong_password.html,
         "the same page, byte for byte"
     );
+    // What was typed is shown back escaped, never as markup.
+    let marked_up = browser.sign_in(&login, "<b>x</b>", "whatever").await;
+    assert!(!marked_up.html.contains("<b>x"), "{}", marked_up.html);
     for _ in 0..4 {
         let page = browser.sign_in(&login, "alice", "wrong").await;
         assert!(page.html.contains("Invalid username or password."));
@@ -444,7 +452,7 @@ async fn cookies_are_secure_and_host_prefixed_when_the_issuer_is_https(backend: 
     assert!(again.is_consent_form(), "{}", again.html);
 }
 
-/// "Not you? Sign out" ends the session only for a post carrying the consent page's own CSRF token: a
+/// "Not alice? Sign out" ends the session only for a post carrying the consent page's own CSRF token: a
 /// cross-site page cannot sign a victim out, and another browser's token does nothing.
 async fn not_you_sign_out_needs_the_consent_forms_token(backend: Backend) {
     let issuer = TestIssuer::spawn(backend).await;
@@ -464,6 +472,13 @@ async fn not_you_sign_out_needs_the_consent_forms_token(backend: Backend) {
         cross_site.submit(&form, &switch).await.status,
         StatusCode::FORBIDDEN
     );
+    let mut other_browser = issuer.browser();
+    other_browser.open_login(&url).await;
+    assert_eq!(
+        other_browser.submit(&form, &switch).await.status,
+        StatusCode::FORBIDDEN,
+        "another browser's token"
+    );
     let mut fields = form.submission(&switch);
     fields.retain(|(name, _)| *name != "csrf_token");
     assert_eq!(
@@ -477,6 +492,11 @@ async fn not_you_sign_out_needs_the_consent_forms_token(backend: Backend) {
     let page = browser.submit(&form, &switch).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.is_login_form(), "{}", page.html);
+    assert!(
+        page.html.contains("Continue to web"),
+        "a client without --name is called by its id: {}",
+        page.html
+    );
     assert_eq!(issuer.count("select count(*) from login_session").await, 0);
     assert!(browser.get(&url).await.is_login_form(), "signed out");
 }

@@ -132,6 +132,11 @@ async fn a_person_signs_in_and_allows_and_the_app_exchanges_its_code() {
         "{text}"
     );
     assert!(text.contains("Signed in as alice"), "{text}");
+    assert!(
+        text.contains("photo-album"),
+        "the client id is shown too: {text}"
+    );
+    assert!(text.contains("Not alice? Sign out"), "{text}");
     assert!(text.contains("Know who you are"), "{text}");
     assert!(text.contains("See your name and username"), "{text}");
     assert!(text.contains("Read your data"), "{text}");
@@ -157,7 +162,7 @@ async fn a_person_signs_in_and_allows_and_the_app_exchanges_its_code() {
 
     browser.click("button[value=approve]").await;
 
-    // The browser followed the 303 (the CSP's form-action allows the redirect URI) to the app.
+    // The browser followed the 303 to the app (the pages' CSP has no form-action to stop it).
     let (landed_url, query) = landed(&browser).await;
     assert!(
         landed_url.as_str().starts_with(&app.redirect_uri),
@@ -279,6 +284,12 @@ async fn a_wrong_password_an_expired_session_and_a_bad_request_get_helpful_pages
     assert!(text.contains("Return to the application"), "{text}");
     assert!(!text.contains("evil"), "no echo of the request: {text}");
     browser.screenshot("error").await;
+    browser.client().set_window_size(390, 844).await.unwrap();
+    assert!(
+        !scrolls_sideways(&browser).await,
+        "the error page fits 390 px"
+    );
+    browser.client().set_window_size(1280, 900).await.unwrap();
     browser.close().await;
 }
 
@@ -302,6 +313,12 @@ async fn signing_out_in_the_browser_ends_the_session() {
     let text = browser.text().await;
     assert!(text.contains("You are signed out"), "{text}");
     browser.screenshot("signed-out").await;
+    browser.client().set_window_size(390, 844).await.unwrap();
+    assert!(
+        !scrolls_sideways(&browser).await,
+        "the signed-out page fits 390 px"
+    );
+    browser.client().set_window_size(1280, 900).await.unwrap();
     assert_eq!(issuer.count("select count(*) from login_session").await, 0);
 
     // With the client's registered post-logout URI, the browser goes back to the app.

@@ -243,16 +243,28 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
             "no {target} events in {log}"
         );
     }
-    // The failed login and the guessed secret are each audited, with their outcome.
-    let audited = |event: &str| {
+    // Each security event of the run is audited, one JSON object per line, with its outcome.
+    let audited = |event: &str, outcome: &str| {
         log.lines().any(|line| {
-            line.contains("\"target\":\"audit\"")
-                && line.contains(&format!("\"event\":\"{event}\""))
-                && line.contains("\"outcome\":\"failure\"")
+            serde_json::from_str::<Value>(line).is_ok_and(|line| {
+                line["target"] == "audit" && line["event"] == event && line["outcome"] == outcome
+            })
         })
     };
-    assert!(audited("login"), "the failed login is audited");
-    assert!(audited("client_auth"), "the guessed secret is audited");
+    assert!(audited("login", "failure"), "the failed login is audited");
+    assert!(audited("login", "success"), "the sign-in is audited");
+    assert!(
+        audited("client_auth", "failure"),
+        "the guessed secret is audited"
+    );
+    assert!(
+        audited("revocation", "revoked"),
+        "the revocation is audited"
+    );
+    assert!(
+        audited("refresh_token_reuse", "family_revoked"),
+        "the reuse is audited"
+    );
     for (what, secret) in &secrets {
         assert!(
             secret.len() >= 16,

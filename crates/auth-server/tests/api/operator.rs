@@ -33,7 +33,7 @@ async fn refresh(
 
 /// One line on stderr, exit 1.
 fn assert_one_line_error(run: &testkit::binary::Run, says: &str) {
-    assert!(!run.success);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
     assert!(run.stderr.contains(says), "{}", run.stderr);
 }
@@ -80,7 +80,37 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
         !text.contains(&secret) && !text.contains(&digest) && !text.contains("\"client_secret\""),
         "never a secret or its digest: {text}"
     );
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted, "by client id");
     let shown = json(&run(&["client", "show", "album"], &app.database_url, None));
+    let mut keys: Vec<&str> = shown
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "audiences",
+            "client_id",
+            "grant_types",
+            "introspection",
+            "jwks",
+            "jwks_uri",
+            "name",
+            "post_logout_redirect_uris",
+            "public",
+            "redirect_uris",
+            "require_dpop",
+            "require_par",
+            "scope",
+            "skip_consent",
+            "token_endpoint_auth_method",
+        ]
+    );
     assert_eq!(shown["name"], "Photo Album");
     assert_eq!(shown["public"], true);
     assert_eq!(shown["token_endpoint_auth_method"], "none");
@@ -137,8 +167,48 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
     } else {
         assert_eq!(late.status(), StatusCode::UNAUTHORIZED);
     }
-    let deleted = json(&run(&["client", "delete", "web"], &app.database_url, None));
+    assert!(
+        app.count("select count(*) from authorization_code where client_id = 'web'")
+            .await
+            > 0
+    );
+    // With JSON logs, the audit event goes to stderr and the answer stays alone on stdout.
+    let logged = testkit::binary::run(
+        crate::binary(),
+        &["--log-format", "json", "client", "delete", "web"],
+        &[],
+        &app.database_url,
+        None,
+        "audit=info",
+    );
+    let deleted = json(&logged);
     assert_eq!(deleted["deleted"], true);
+    let event: Value = logged
+        .stderr
+        .lines()
+        .find_map(|line| {
+            serde_json::from_str::<Value>(line)
+                .ok()
+                .filter(|v| v["event"] == "client_deleted")
+        })
+        .unwrap_or_else(|| panic!("no client_deleted event: {}", logged.stderr));
+    assert_eq!(event["target"], "audit");
+    assert_eq!(event["outcome"], "deleted");
+    for table in [
+        "authorization_code",
+        "token_family",
+        "consent",
+        "pushed_request",
+    ] {
+        assert_eq!(
+            app.count(&format!(
+                "select count(*) from {table} where client_id = 'web'"
+            ))
+            .await,
+            0,
+            "{table}"
+        );
+    }
     assert_eq!(app.introspect(&machine_token).await["active"], false);
     assert_eq!(app.introspect(&user_token).await["active"], false);
     assert_eq!(app.count("select count(*) from refresh_token").await, 0);
@@ -162,20 +232,46 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let listed = json(&run(&["client", "list"], &app.database_url, None));
     assert!(!listed.to_string().contains("\"web\""), "{listed}");
+    // The very second of a deletion and a re-registration: a token of that second is not revived.
+    let now = auth_core::clock::Clock::now(&app.clock);
+    let (record, _) = ClientSpec::machine().record();
+    assert!(app.state.store.delete_client("machine", now).await.unwrap());
+    app.state.store.create_client(&record, now).await.unwrap();
+    let signer = app.state.keys.snapshot().signer.clone().unwrap();
+    let same_second = auth_core::token::issue(
+        &auth_core::token::AccessTokenClaims {
+            iss: app.issuer().to_owned(),
+            sub: "machine".into(),
+            aud: auth_core::token::Audience::One("resource-api".into()),
+            client_id: "machine".into(),
+            scope: "read".parse().unwrap(),
+            iat: now,
+            exp: now + 900,
+            nbf: None,
+            jti: uuid::Uuid::new_v4().to_string(),
+            auth_time: None,
+            fam: None,
+            cnf: None,
+        },
+        &signer,
+    )
+    .unwrap();
+    assert_eq!(app.introspect(&same_second).await["active"], false);
 }
 
 async fn users_are_listed_deleted_and_given_new_passwords_that_end_their_grants(backend: Backend) {
     let app = TestIssuer::spawn(backend).await;
     let web = app.register(ClientSpec::web().skip_consent()).await;
     let alice_id = app.user("alice").await;
-    app.user_with_profile(
-        "bob",
-        PASSWORD,
-        Some("Bob Builder"),
-        Some("bob@example.com"),
-        true,
-    )
-    .await;
+    let bob_id = app
+        .user_with_profile(
+            "bob",
+            PASSWORD,
+            Some("Bob Builder"),
+            Some("bob@example.com"),
+            true,
+        )
+        .await;
 
     let listed = json(&run(&["user", "list"], &app.database_url, None));
     assert_eq!(listed.as_array().unwrap().len(), 2);
@@ -275,6 +371,16 @@ async fn users_are_listed_deleted_and_given_new_passwords_that_end_their_grants(
         deleted,
         serde_json::json!({ "username": "bob", "deleted": true })
     );
+    for table in ["login_session", "consent", "token_family"] {
+        assert_eq!(
+            app.count(&format!(
+                "select count(*) from {table} where user_id = '{bob_id}'"
+            ))
+            .await,
+            0,
+            "{table}"
+        );
+    }
     assert_eq!(app.introspect(&access).await["active"], false);
     let (status, _) = refresh(&app, &web, issued["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
