@@ -32,6 +32,16 @@ fn read_stdin_line(what: &str) -> Result<String> {
     Ok(text)
 }
 
+/// The argon2id hash of the password on stdin (passwords never go on a command line).
+async fn password_hash_from_stdin() -> Result<String> {
+    let password = read_stdin_line("password")?;
+    let hasher = PasswordHasher::new().context("initialising argon2")?;
+    tokio::task::spawn_blocking(move || hasher.hash(&password))
+        .await
+        .context("hashing")?
+        .context("hashing the password")
+}
+
 /// Redirect URIs are stored as URL parsing serializes them (`http://h:9` → `http://h:9/`) and may not
 /// carry a fragment (RFC 6749 §3.1.2).
 pub fn normalize_redirect_uri(text: &str) -> Result<String> {
@@ -316,12 +326,7 @@ pub async fn user_set_password(store: &SqlStore, username: &str) -> Result<()> {
     {
         bail!("no user named {username:?}");
     }
-    let password = read_stdin_line("password")?;
-    let hasher = PasswordHasher::new().context("initialising argon2")?;
-    let password_hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
-        .await
-        .context("hashing")?
-        .context("hashing the password")?;
+    let password_hash = password_hash_from_stdin().await?;
     let revoked = store
         .set_password(username, &password_hash, now())
         .await
@@ -356,12 +361,7 @@ pub async fn user_create(store: &SqlStore, create: &UserCreate) -> Result<()> {
     }) {
         bail!("--name must be 1 to 255 bytes without control characters");
     }
-    let password = read_stdin_line("password")?;
-    let hasher = PasswordHasher::new().context("initialising argon2")?;
-    let password_hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
-        .await
-        .context("hashing")?
-        .context("hashing the password")?;
+    let password_hash = password_hash_from_stdin().await?;
     let user = UserRecord {
         user_id: uuid::Uuid::new_v4().to_string(),
         username: create.username.clone(),

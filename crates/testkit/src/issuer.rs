@@ -433,6 +433,27 @@ impl TestIssuer {
         )
     }
 
+    /// The JSON document at `path` of this replica (a GET that must answer 200 with JSON).
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response
+            .json()
+            .await
+            .unwrap_or_else(|error| panic!("GET {path}: not JSON: {error}"))
+    }
+
+    /// The RFC 8414 metadata document.
+    pub async fn metadata(&self) -> Value {
+        self.get_json("/.well-known/oauth-authorization-server")
+            .await
+    }
+
     /// The Prometheus text of /metrics.
     pub async fn metrics(&self) -> String {
         self.http

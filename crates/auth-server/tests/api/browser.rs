@@ -57,6 +57,20 @@ async fn sign_in(browser: &HeadlessChrome, username: &str, password: &str) {
     browser.click("button[type=submit]").await;
 }
 
+/// At a phone's width (390 px), the page must not scroll sideways; a screenshot named `screenshot` when
+/// given; then back to the desktop window.
+async fn assert_fits_a_phone(browser: &HeadlessChrome, page: &str, screenshot: Option<&str>) {
+    browser.client().set_window_size(390, 844).await.unwrap();
+    assert!(
+        !scrolls_sideways(browser).await,
+        "the {page} page fits 390 px"
+    );
+    if let Some(name) = screenshot {
+        browser.screenshot(name).await;
+    }
+    browser.client().set_window_size(1280, 900).await.unwrap();
+}
+
 /// Whether the page scrolls sideways (a layout too wide for the window).
 async fn scrolls_sideways(browser: &HeadlessChrome) -> bool {
     let wide = browser
@@ -115,13 +129,7 @@ async fn a_person_signs_in_and_allows_and_the_app_exchanges_its_code() {
         "the stylesheet loaded under the page's CSP"
     );
     browser.screenshot("login").await;
-    browser.client().set_window_size(390, 844).await.unwrap();
-    assert!(
-        !scrolls_sideways(&browser).await,
-        "the login page fits 390 px"
-    );
-    browser.screenshot("login-phone").await;
-    browser.client().set_window_size(1280, 900).await.unwrap();
+    assert_fits_a_phone(&browser, "login", Some("login-phone")).await;
 
     sign_in(&browser, "alice", PASSWORD).await;
 
@@ -152,13 +160,7 @@ async fn a_person_signs_in_and_allows_and_the_app_exchanges_its_code() {
         Some("deny"),
         "Tab goes from Allow to Deny"
     );
-    browser.client().set_window_size(390, 844).await.unwrap();
-    assert!(
-        !scrolls_sideways(&browser).await,
-        "the consent page fits 390 px"
-    );
-    browser.screenshot("consent-phone").await;
-    browser.client().set_window_size(1280, 900).await.unwrap();
+    assert_fits_a_phone(&browser, "consent", Some("consent-phone")).await;
 
     browser.click("button[value=approve]").await;
 
@@ -284,12 +286,7 @@ async fn a_wrong_password_an_expired_session_and_a_bad_request_get_helpful_pages
     assert!(text.contains("Return to the application"), "{text}");
     assert!(!text.contains("evil"), "no echo of the request: {text}");
     browser.screenshot("error").await;
-    browser.client().set_window_size(390, 844).await.unwrap();
-    assert!(
-        !scrolls_sideways(&browser).await,
-        "the error page fits 390 px"
-    );
-    browser.client().set_window_size(1280, 900).await.unwrap();
+    assert_fits_a_phone(&browser, "error", None).await;
     browser.close().await;
 }
 
@@ -313,12 +310,7 @@ async fn signing_out_in_the_browser_ends_the_session() {
     let text = browser.text().await;
     assert!(text.contains("You are signed out"), "{text}");
     browser.screenshot("signed-out").await;
-    browser.client().set_window_size(390, 844).await.unwrap();
-    assert!(
-        !scrolls_sideways(&browser).await,
-        "the signed-out page fits 390 px"
-    );
-    browser.client().set_window_size(1280, 900).await.unwrap();
+    assert_fits_a_phone(&browser, "signed-out", None).await;
     assert_eq!(issuer.count("select count(*) from login_session").await, 0);
 
     // With the client's registered post-logout URI, the browser goes back to the app.

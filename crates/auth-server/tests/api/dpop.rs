@@ -64,15 +64,7 @@ async fn a_proof_binds_the_access_token_to_its_key_with_every_algorithm(backend:
     let client = machine(&app).await;
     app.register(ClientSpec::confidential("resource-api").introspection())
         .await;
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = app.metadata().await;
     assert_eq!(
         metadata["dpop_signing_alg_values_supported"],
         json!(["ES256", "EdDSA", "Ed25519", "RS256", "PS256"])

@@ -24,15 +24,7 @@ backend_tests!(
 
 async fn metadata_lists_endpoints_and_capabilities(backend: Backend) {
     let app = TestIssuer::spawn(backend).await;
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = app.metadata().await;
     assert_eq!(metadata["issuer"], app.issuer());
     for (member, path) in [
         ("authorization_endpoint", "/authorize"),
@@ -78,17 +70,6 @@ async fn metadata_lists_endpoints_and_capabilities(backend: Backend) {
     );
 }
 
-async fn metadata(app: &TestIssuer) -> Value {
-    app.http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// RFC 8414 §2 `scopes_supported`: present even before any client exists (strict clients check it), then
 /// every scope some client may be granted, at every replica once the registration is polled.
 async fn scopes_supported_is_always_present_and_follows_the_registered_clients(backend: Backend) {
@@ -96,7 +77,7 @@ async fn scopes_supported_is_always_present_and_follows_the_registered_clients(b
     let b = a.replica().await;
     // OpenID Connect's own scopes are always there.
     assert_eq!(
-        metadata(&a).await["scopes_supported"],
+        a.metadata().await["scopes_supported"],
         serde_json::json!(["openid", "profile", "email"])
     );
     a.register(ClientSpec::machine()).await;
@@ -106,7 +87,7 @@ async fn scopes_supported_is_always_present_and_follows_the_registered_clients(b
     for replica in [&a, &b] {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let listed = metadata(replica).await["scopes_supported"].clone();
+            let listed = replica.metadata().await["scopes_supported"].clone();
             let mut sorted: Vec<String> = serde_json::from_value(listed.clone()).unwrap();
             sorted.sort();
             if serde_json::json!(sorted) == expected {

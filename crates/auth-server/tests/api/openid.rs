@@ -244,16 +244,10 @@ async fn a_relying_party_signs_users_in_with_every_signing_algorithm(backend: Ba
     }
 }
 
-async fn metadata(app: &TestIssuer, path: &str) -> Value {
-    let response = app.http.get(app.url(path)).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{path}");
-    response.json().await.unwrap()
-}
-
 async fn discovery_lists_what_strict_relying_parties_check(backend: Backend) {
     for alg in SigningAlgorithm::ALL {
         let app = TestIssuer::spawn_with(backend.clone(), |serve| serve.signing_alg = alg).await;
-        let openid = metadata(&app, "/.well-known/openid-configuration").await;
+        let openid = app.get_json("/.well-known/openid-configuration").await;
         assert_eq!(openid["issuer"], app.issuer());
         for (member, path) in [
             ("authorization_endpoint", "/authorize"),
@@ -300,7 +294,7 @@ async fn discovery_lists_what_strict_relying_parties_check(backend: Backend) {
             );
         }
         assert_eq!(
-            metadata(&app, "/.well-known/oauth-authorization-server").await,
+            app.metadata().await,
             openid,
             "RFC 8414 and Discovery documents agree"
         );

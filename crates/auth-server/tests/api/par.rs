@@ -84,15 +84,7 @@ async fn a_pushed_request_carries_the_user_through_login_and_consent_once(backen
         )
         .await;
     app.user("alice").await;
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = app.get_json("/.well-known/openid-configuration").await;
     assert_eq!(
         metadata["pushed_authorization_request_endpoint"],
         app.url("/par")

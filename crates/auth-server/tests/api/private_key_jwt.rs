@@ -72,15 +72,7 @@ async fn clients_authenticate_with_assertions_of_every_algorithm_at_every_endpoi
     backend: Backend,
 ) {
     let app = TestIssuer::spawn(backend).await;
-    let metadata: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = app.metadata().await;
     for member in [
         "token_endpoint_auth_methods_supported",
         "revocation_endpoint_auth_methods_supported",
