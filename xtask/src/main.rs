@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 
 mod compare;
 mod counting;
+mod cycles;
 mod load;
 mod postgres;
 mod stack;
@@ -26,6 +27,7 @@ tasks:
   load     release build, start the stack, run Goose scenarios, reports in target/loadtest/ (`load --help`)
   fuzz     the fuzz targets (verifier, scope parser, /token, /introspect, /revoke, /authorize) for longer:
            `cargo xtask fuzz [CASES]` (default 20000 cases per target; CI runs 256-512)
+  cycles   fail if a module of ours imports a module that imports it back (directly or through others)
   ci       what CI runs: test --require-postgres, then the benches compiled and run once each in test mode
   bench    Criterion benches of auth-core (extra args go to Criterion, e.g. `cargo xtask bench token/ES256`)
 ";
@@ -56,6 +58,7 @@ fn run() -> Result<()> {
         Some("fuzz") => fuzz(&rest),
         Some("test") => test(&rest, false),
         Some("ci") => ci(),
+        Some("cycles") => cycles::check(&root),
         Some("bench") => bench(&rest),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
@@ -128,6 +131,7 @@ fn test(args: &[String], mut require_postgres: bool) -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    cycles::check(&project_root()?)?;
     let postgres = postgres::for_tests()?;
     let skipped = matches!(postgres, postgres::TestPostgres::Skipped);
     if skipped && require_postgres {
