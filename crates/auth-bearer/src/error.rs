@@ -6,9 +6,16 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// The `realm` of challenges unless configured otherwise.
+pub const DEFAULT_REALM: &str = "resource-api";
+
 /// Why a request was not let through (RFC 6750 §3).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BearerError {
+    /// The request is malformed (two `Authorization` headers, a token in two places): 400
+    /// `invalid_request` (RFC 6750 §3.1).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// No `Authorization: Bearer` header: 401 with a bare challenge (RFC 6750 §3.1: no error code when
     /// the request carries no credentials).
     #[error("no bearer token")]
@@ -44,6 +51,17 @@ pub fn challenge(error: &BearerError, realm: &str) -> Response {
         auth_core::jose::ClientAlgorithm::names()
     );
     let (status, challenge, body) = match error {
+        BearerError::InvalidRequest(reason) => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{}\"",
+                quoted(reason)
+            ),
+            Some(ErrorResponse::new(
+                ErrorCode::InvalidRequest,
+                reason.clone(),
+            )),
+        ),
         BearerError::Missing => (
             StatusCode::UNAUTHORIZED,
             format!("Bearer realm=\"{realm}\""),
@@ -130,7 +148,7 @@ pub fn challenge(error: &BearerError, realm: &str) -> Response {
 impl IntoResponse for BearerError {
     /// With the default realm; the extractor answers with the configured one.
     fn into_response(self) -> Response {
-        challenge(&self, crate::validator::DEFAULT_REALM)
+        challenge(&self, DEFAULT_REALM)
     }
 }
 

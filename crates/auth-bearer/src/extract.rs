@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use auth_core::token::AccessTokenClaims;
 use axum::extract::{FromRef, FromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 
 use crate::error::{BearerError, challenge};
-use crate::validator::BearerAuth;
+use crate::validator::{BearerAuth, PresentedProof};
 
 /// How a request presented its access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +24,22 @@ pub enum Scheme {
 /// The access token of a request and its scheme: only from the `Authorization` header (RFC 6750 §2.1,
 /// RFC 9449 §7.1); query strings and bodies are never read.
 pub fn presented_token(parts: &Parts) -> Result<(Scheme, &str), BearerError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+    authorization(&parts.headers)
+}
+
+/// The token and scheme of an `Authorization` header: the one reader of the header for every service of the
+/// platform. No header, or another scheme, is [`BearerError::Missing`] (RFC 6750 §3.1: a bare challenge);
+/// two headers are `invalid_request`.
+pub fn authorization(headers: &HeaderMap) -> Result<(Scheme, &str), BearerError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return Err(BearerError::Missing);
     };
+    if values.next().is_some() {
+        return Err(BearerError::InvalidRequest(
+            "more than one Authorization header".into(),
+        ));
+    }
     let value = value
         .to_str()
         .map_err(|_| BearerError::InvalidToken("the Authorization header is not ASCII".into()))?;
@@ -55,20 +68,27 @@ pub fn bearer_token(parts: &Parts) -> Result<&str, BearerError> {
     }
 }
 
-/// The one `DPoP` header of a request (RFC 9449 §4.3 step 1).
-fn dpop_proof(parts: &Parts) -> Result<&str, BearerError> {
-    let mut values = parts.headers.get_all("dpop").iter();
+/// The one `DPoP` header of a request, if any (RFC 9449 §4.3 step 1): the one reader of the header for
+/// every service of the platform (the token endpoint, /par, /userinfo, any resource server).
+pub fn dpop_header(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
+    let mut values = headers.get_all("dpop").iter();
     match (values.next(), values.next()) {
+        (None, _) => Ok(None),
         (Some(value), None) => value
             .to_str()
+            .map(Some)
             .map_err(|_| BearerError::InvalidDpopProof("the DPoP header is not a JWT".into())),
-        (None, _) => Err(BearerError::InvalidDpopProof(
-            "the DPoP scheme needs a DPoP proof header".into(),
-        )),
         (Some(_), Some(_)) => Err(BearerError::InvalidDpopProof(
             "more than one DPoP header".into(),
         )),
     }
+}
+
+/// The proof a `DPoP`-scheme request must carry.
+fn dpop_proof(parts: &Parts) -> Result<&str, BearerError> {
+    dpop_header(&parts.headers)?.ok_or_else(|| {
+        BearerError::InvalidDpopProof("the DPoP scheme needs a DPoP proof header".into())
+    })
 }
 
 /// The URI a proof must name for this request: the configured public URL (or `http://` and `Host`) and the
@@ -158,7 +178,13 @@ where
                 let uri =
                     request_uri(parts, bearer.config().public_url.as_deref()).map_err(refuse)?;
                 bearer
-                    .check_dpop_proof(proof, parts.method.as_str(), &uri, &token, &cnf.jkt)
+                    .check_dpop_proof(&PresentedProof {
+                        proof,
+                        method: parts.method.as_str(),
+                        uri: &uri,
+                        access_token: &token,
+                        bound_to: &cnf.jkt,
+                    })
                     .map_err(refuse)?;
             }
         }

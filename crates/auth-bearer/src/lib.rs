@@ -41,6 +41,8 @@ pub mod extract;
 mod replay;
 pub mod validator;
 
-pub use error::{BearerError, challenge};
-pub use extract::{Authenticated, Scheme, bearer_token, presented_token};
-pub use validator::{BearerAuth, BearerConfig, IntrospectionCredentials};
+pub use error::{BearerError, DEFAULT_REALM, challenge};
+pub use extract::{
+    Authenticated, Scheme, authorization, bearer_token, dpop_header, presented_token,
+};
+pub use validator::{BearerAuth, BearerConfig, IntrospectionCredentials, PresentedProof};

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use auth_core::clock::SharedClock;
+use auth_core::id::Jkt;
 use auth_core::jwks::remote::{self, RemoteJwks, RemoteJwksOptions, RemoteVerifyError};
 use auth_core::secret::SecretDigest;
 use auth_core::token::{AccessTokenClaims, ValidationPolicy};
@@ -15,10 +16,22 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::cache::VerifiedCache;
-use crate::error::BearerError;
+use crate::error::{BearerError, DEFAULT_REALM};
 
-/// The `realm` of challenges unless configured otherwise.
-pub const DEFAULT_REALM: &str = "resource-api";
+/// A DPoP proof as a request presented it, with what it must match (RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy)]
+pub struct PresentedProof<'a> {
+    /// The `DPoP` header.
+    pub proof: &'a str,
+    /// The request's method (`htm`).
+    pub method: &'a str,
+    /// The request's URI without query, as this service's external address makes it (`htu`).
+    pub uri: &'a str,
+    /// The access token presented with it (`ath`).
+    pub access_token: &'a str,
+    /// The key the token is bound to (`cnf.jkt`).
+    pub bound_to: &'a Jkt,
+}
 
 /// Client credentials for the issuer's introspection endpoint.
 #[derive(Clone)]
@@ -147,47 +160,32 @@ impl BearerAuth {
         }
     }
 
-    /// Checks the DPoP proof of a request that presented `access_token`, bound to `jkt` (RFC 9449 §7.1,
-    /// §4.3): the proof's checks for this `method` and `uri` (without query), `ath` of the token, its key
-    /// the token's, its `jti` not seen before, and the nonce when one is required.
-    pub fn check_dpop_proof(
-        &self,
-        proof: &str,
-        method: &str,
-        uri: &str,
-        access_token: &str,
-        jkt: &str,
-    ) -> Result<(), BearerError> {
+    /// Checks the DPoP proof of a request that presented a bound access token (RFC 9449 §7.1, §4.3) under
+    /// the one proof policy of `auth_core::dpop` (this request's method and URI, `ath` of the token, its key
+    /// the token's, the nonce when one is required), then records its `jti` so it is not accepted again.
+    pub fn check_dpop_proof(&self, presented: &PresentedProof<'_>) -> Result<(), BearerError> {
         let now = self.inner.clock.now();
         let verified = auth_core::dpop::verify_proof(
-            proof,
+            presented.proof,
             &auth_core::dpop::ProofContext {
-                method,
-                uri,
+                method: presented.method,
+                uri: presented.uri,
                 now,
-                access_token: Some(access_token),
+                access_token: Some(presented.access_token),
+                bound_to: Some(presented.bound_to),
+                nonces: self.inner.nonces.as_ref(),
             },
         )
-        .map_err(|error| BearerError::InvalidDpopProof(error.to_string()))?;
-        if verified.jkt != jkt {
-            return Err(BearerError::InvalidDpopProof(
-                "the proof is not by the key the token is bound to".into(),
-            ));
-        }
-        if let Some(nonces) = &self.inner.nonces
-            && !verified
-                .nonce
-                .as_deref()
-                .is_some_and(|nonce| nonces.accepts(nonce, now))
-        {
-            return Err(BearerError::UseDpopNonce(nonces.current(now)));
-        }
-        let forget_at = verified.iat + auth_core::dpop::IAT_WINDOW + 1;
-        match self
-            .inner
-            .replay
-            .first_use(&verified.jkt, &verified.jti, forget_at, now)
-        {
+        .map_err(|error| match error {
+            auth_core::dpop::ProofError::UseNonce(nonce) => BearerError::UseDpopNonce(nonce),
+            other => BearerError::InvalidDpopProof(other.to_string()),
+        })?;
+        match self.inner.replay.first_use(
+            verified.jkt.as_str(),
+            &verified.jti,
+            verified.remember_until(),
+            now,
+        ) {
             Some(true) => Ok(()),
             Some(false) => Err(BearerError::InvalidDpopProof(
                 "the proof's jti was used before".into(),

@@ -73,7 +73,7 @@ pub fn verify_assertion(
     let jws = ClientJws::parse(assertion, None)?;
     // A JWT whose typ says it is something else (an access token, a DPoP proof) is not an assertion.
     if let Some(typ) = jws.header_str("typ")
-        && !crate::token::is_type(typ, "JWT")
+        && !crate::typ::is_type(typ, "JWT")
     {
         return Err(JwsError::WrongType.into());
     }

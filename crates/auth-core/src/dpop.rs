@@ -1,20 +1,26 @@
-//! DPoP proofs (RFC 9449): checking a proof against the request it came with, and server nonces.
+//! DPoP proofs (RFC 9449): the one policy the authorization server (/token, /par, /userinfo) and the bearer
+//! layer both apply: algorithms and `typ`, the public `jwk`, `htm`/`htu` after normalization, the `iat`
+//! window, `ath`, the key a token is bound to, and server nonces.
 //!
-//! What needs shared state (a `jti` seen before, across replicas) is the caller's: [`verify_proof`] returns
-//! the proof's `jti` and its key's thumbprint for the caller to record.
+//! What needs shared state (a `jti` seen before, across replicas or in one process) is the caller's:
+//! [`verify_proof`] returns the proof's `jti`, its key's thumbprint and until when to remember it.
 
 use std::fmt;
 
 use serde_json::Value;
 
+use crate::id::Jkt;
 use crate::jose::{ClientJws, ClientKey, JwsError, sha256_base64url};
 use crate::secret::{Mac, constant_time_eq};
 
 /// The `typ` of a DPoP proof (RFC 9449 §4.2).
 pub const DPOP_TYPE: &str = "dpop+jwt";
 
-/// How far a proof's `iat` may be from now, either way, in seconds (RFC 9449 §11.1 leaves it to us).
-pub const IAT_WINDOW: i64 = 60;
+/// How old a proof's `iat` may be, in seconds (RFC 9449 §11.1 leaves the window to us).
+pub const IAT_MAX_AGE: i64 = 60;
+
+/// How far ahead of now a proof's `iat` may be, in seconds (clock skew).
+pub const IAT_MAX_AHEAD: i64 = 60;
 
 /// The longest `jti` we accept (its digest is what is stored, but a bound keeps hashing cheap).
 pub const MAX_JTI_LENGTH: usize = 256;
@@ -30,14 +36,19 @@ pub struct ProofContext<'a> {
     pub now: i64,
     /// The access token presented with the proof, at a resource server (`ath`, §4.3 step 11).
     pub access_token: Option<&'a str>,
+    /// The key the presented token (or code, or refresh token) is bound to: the proof must be by it
+    /// (§4.3 step 12, §7.1).
+    pub bound_to: Option<&'a Jkt>,
+    /// Server nonces, when this server requires them (§8, §9): the proof must carry a current one.
+    pub nonces: Option<&'a NonceSource>,
 }
 
 /// A proof that passed every check that needs no shared state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedProof {
     /// The RFC 7638 thumbprint of the proof's key: what `cnf.jkt` binds to.
-    pub jkt: String,
-    /// The proof's `jti`, to be recorded as used until `iat` + [`IAT_WINDOW`].
+    pub jkt: Jkt,
+    /// The proof's `jti`, to be recorded as used until [`VerifiedProof::remember_until`].
     pub jti: String,
     /// The proof's `iat`.
     pub iat: i64,
@@ -45,8 +56,15 @@ pub struct VerifiedProof {
     pub nonce: Option<String>,
 }
 
-/// Why a proof was refused. All of these are `invalid_dpop_proof` to a client (RFC 9449 §7.1); the text is
-/// for the error description and the log.
+impl VerifiedProof {
+    /// The last second at which this proof could still be accepted: its `jti` must be remembered until then.
+    pub fn remember_until(&self) -> i64 {
+        self.iat.saturating_add(IAT_MAX_AGE).saturating_add(1)
+    }
+}
+
+/// Why a proof was refused. All of these but [`ProofError::UseNonce`] are `invalid_dpop_proof` to a client
+/// (RFC 9449 §7.1); the text is for the error description and the log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofError {
     /// The JWS itself: malformed, wrong `typ`, unsupported `alg`, bad signature.
@@ -70,9 +88,17 @@ pub enum ProofError {
     /// `ath` is not the hash of the presented access token.
     #[error("ath does not match the access token")]
     AccessTokenHash,
+    /// The proof is not by the key the token is bound to.
+    #[error("the proof is not by the key the token is bound to")]
+    KeyMismatch,
+    /// The proof lacks the server's current nonce, which is this (`use_dpop_nonce`, §8.1, §9).
+    #[error("the proof must carry the server's DPoP nonce")]
+    UseNonce(String),
 }
 
-/// Checks a proof (RFC 9449 §4.3 steps 2–11, without the `jti` replay check and the nonce, which need state).
+/// Checks a proof (RFC 9449 §4.3 steps 2–12 and the nonce of §8, without the `jti` replay check, which needs
+/// state). The nonce is checked last, after everything else proved the proof sound, so a client that is
+/// told `use_dpop_nonce` has nothing else to fix.
 pub fn verify_proof(proof: &str, context: &ProofContext<'_>) -> Result<VerifiedProof, ProofError> {
     let jws = ClientJws::parse(proof, Some(DPOP_TYPE))?;
     let jwk = jws
@@ -103,8 +129,10 @@ pub fn verify_proof(proof: &str, context: &ProofContext<'_>) -> Result<VerifiedP
     let iat = jws
         .claim_time("iat")
         .ok_or(ProofError::MissingClaim("iat"))?;
-    // abs_diff: an `iat` near i64::MIN must not overflow its way past the window.
-    if iat.abs_diff(context.now) > IAT_WINDOW.unsigned_abs() {
+    // Saturating: an `iat` near i64::MIN or MAX must not overflow its way into the window.
+    if iat < context.now.saturating_sub(IAT_MAX_AGE)
+        || iat > context.now.saturating_add(IAT_MAX_AHEAD)
+    {
         return Err(ProofError::Stale);
     }
     if let Some(token) = context.access_token {
@@ -120,8 +148,19 @@ pub fn verify_proof(proof: &str, context: &ProofContext<'_>) -> Result<VerifiedP
         Some(Value::String(nonce)) => Some(nonce.clone()),
         Some(_) => return Err(ProofError::MissingClaim("nonce")),
     };
+    let jkt = Jkt::from_trusted(key.thumbprint());
+    if context.bound_to.is_some_and(|bound| *bound != jkt) {
+        return Err(ProofError::KeyMismatch);
+    }
+    if let Some(nonces) = context.nonces
+        && !nonce
+            .as_deref()
+            .is_some_and(|nonce| nonces.accepts(nonce, context.now))
+    {
+        return Err(ProofError::UseNonce(nonces.current(context.now)));
+    }
     Ok(VerifiedProof {
-        jkt: key.thumbprint().to_owned(),
+        jkt,
         jti: jti.to_owned(),
         iat,
         nonce,
@@ -279,9 +318,36 @@ mod tests {
             uri: "https://as.example/token",
             now,
             access_token: None,
+            bound_to: None,
+            nonces: None,
         };
         let verified = verify_proof(&proof(now - 30), &context).unwrap();
-        assert_eq!(verified.jkt, key.public_jwk().thumbprint().unwrap());
+        assert_eq!(
+            verified.jkt.as_str(),
+            key.public_jwk().thumbprint().unwrap()
+        );
+        let other = Jkt::from_trusted("x".repeat(43));
+        assert_eq!(
+            verify_proof(
+                &proof(now),
+                &ProofContext {
+                    bound_to: Some(&other),
+                    ..context
+                }
+            ),
+            Err(ProofError::KeyMismatch)
+        );
+        let nonces = NonceSource::new(&[3; 32]);
+        assert_eq!(
+            verify_proof(
+                &proof(now),
+                &ProofContext {
+                    nonces: Some(&nonces),
+                    ..context
+                }
+            ),
+            Err(ProofError::UseNonce(nonces.current(now)))
+        );
         for iat in [i64::MIN, i64::MIN + now, i64::MAX, now + 61, now - 61] {
             assert_eq!(
                 verify_proof(&proof(iat), &context),

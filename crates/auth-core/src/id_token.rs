@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::jwks::KeySet;
+use crate::jws::{Audience, TokenError, Typ, inspect_typed_header, sign_compact, verify_signature};
 use crate::keys::{SigningAlgorithm, SigningKey};
-use crate::token::{Audience, TokenError, Typ, sign_compact, verify_signature};
+use crate::typ::JwtType;
 
-/// The JWS `typ` of ID tokens.
-pub const ID_TOKEN_TYPE: &str = "JWT";
+pub use crate::typ::ID_TOKEN_TYPE;
 
 /// The claims of an ID token (Core §2), as this server issues them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +59,7 @@ pub fn at_hash(alg: SigningAlgorithm, access_token: &str) -> String {
 
 /// Signs `claims` with `key`: header `{"alg", "typ": "JWT", "kid"}`.
 pub fn issue_id_token(claims: &IdTokenClaims, key: &SigningKey) -> Result<String, TokenError> {
-    sign_compact(key.encoded_id_token_header(), claims, key)
+    sign_compact(key.encoded_header(JwtType::Id), claims, key)
 }
 
 /// Claims as they arrive, every member optional, so a missing one gets its own error.
@@ -67,7 +67,7 @@ pub fn issue_id_token(claims: &IdTokenClaims, key: &SigningKey) -> Result<String
 struct ReceivedClaims {
     iss: Option<String>,
     sub: Option<String>,
-    aud: Option<crate::token::Audience>,
+    aud: Option<Audience>,
     exp: Option<i64>,
     iat: Option<i64>,
     auth_time: Option<i64>,
@@ -93,9 +93,9 @@ pub fn read_id_token_hint(
         return Err(TokenError::IssuerMismatch);
     }
     let aud = match received.aud.ok_or(TokenError::MissingClaim("aud"))? {
-        crate::token::Audience::One(aud) => aud,
-        crate::token::Audience::Many(mut many) if many.len() == 1 => many.remove(0),
-        crate::token::Audience::Many(_) => return Err(TokenError::InvalidClaim("aud")),
+        Audience::One(aud) => aud,
+        Audience::Many(mut many) if many.len() == 1 => many.remove(0),
+        Audience::Many(_) => return Err(TokenError::InvalidClaim("aud")),
     };
     Ok(IdTokenClaims {
         iss,
@@ -113,7 +113,7 @@ pub fn read_id_token_hint(
 /// The `kid` and `alg` of an ID token's header (of this or another provider: `typ` `JWT` or absent), to
 /// pick the key before [`validate_id_token`].
 pub fn header_kid(token: &str) -> Result<(String, SigningAlgorithm), TokenError> {
-    crate::token::inspect_typed_header(token, Typ::AbsentOr(ID_TOKEN_TYPE))
+    inspect_typed_header(token, Typ::AbsentOr(ID_TOKEN_TYPE))
 }
 
 /// What a relying party expects of an ID token (Core §3.1.3.7).

@@ -256,7 +256,7 @@ impl<'a> ClientJws<'a> {
         }
         if let Some(expected) = typ {
             let found = header.get("typ").and_then(Value::as_str);
-            if !found.is_some_and(|found| crate::token::is_type(found, expected)) {
+            if !found.is_some_and(|found| crate::typ::is_type(found, expected)) {
                 return Err(JwsError::WrongType);
             }
         }

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::secret::fill_random;
+use crate::typ::JwtType;
 
 /// The JWS algorithms we sign with. Anything else (above all `none` and HS*) is never accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -258,10 +259,9 @@ pub struct SigningKey {
     pkcs8: Zeroizing<Vec<u8>>,
     pair: KeyPair,
     public_jwk: PublicJwk,
-    /// `BASE64URL(UTF8(JWS Protected Header))` for access tokens signed with this key, computed once.
-    encoded_access_token_header: String,
-    /// The same for ID tokens (`typ: JWT`).
-    encoded_id_token_header: String,
+    /// `BASE64URL(UTF8(JWS Protected Header))` of each kind of JWT signed with this key (in
+    /// [`JwtType::ALL`] order), computed once.
+    encoded_headers: [String; 3],
 }
 
 impl fmt::Debug for SigningKey {
@@ -341,16 +341,14 @@ impl SigningKey {
             let header = serde_json::json!({ "alg": alg.as_str(), "typ": typ, "kid": kid });
             URL_SAFE_NO_PAD.encode(header.to_string())
         };
-        let encoded_access_token_header = encoded_header(crate::token::ACCESS_TOKEN_TYPE);
-        let encoded_id_token_header = encoded_header(crate::id_token::ID_TOKEN_TYPE);
+        let encoded_headers = JwtType::ALL.map(|typ| encoded_header(typ.as_str()));
         Ok(Self {
             alg,
             kid,
             pkcs8: Zeroizing::new(pkcs8.to_vec()),
             pair,
             public_jwk: jwk,
-            encoded_access_token_header,
-            encoded_id_token_header,
+            encoded_headers,
         })
     }
 
@@ -374,12 +372,9 @@ impl SigningKey {
         &self.pkcs8
     }
 
-    pub(crate) fn encoded_access_token_header(&self) -> &str {
-        &self.encoded_access_token_header
-    }
-
-    pub(crate) fn encoded_id_token_header(&self) -> &str {
-        &self.encoded_id_token_header
+    /// The base64url header `{"alg", "typ", "kid"}` of a JWT of this kind signed by this key, encoded once.
+    pub(crate) fn encoded_header(&self, typ: JwtType) -> &str {
+        &self.encoded_headers[typ.index()]
     }
 
     /// Signs `message` and returns the JWS signature bytes (RFC 7518: fixed-width R || S for ECDSA).

@@ -3,8 +3,11 @@
 //!
 //! | module | concept |
 //! |---|---|
+//! | [`id`] | identifiers as types: client, user, family, key thumbprint, time |
 //! | [`scope`] | RFC 6749 §3.3 scope sets |
 //! | [`pkce`] | RFC 7636 S256 challenges |
+//! | [`typ`] | the JWS `typ` of each kind of JWT issued here, and how a received one compares |
+//! | [`jws`] | compact JWS with our own keys: signing under a kept header, reading a header, verifying by `kid` |
 //! | [`token`] | RFC 9068 claims, [`token::issue`] and [`token::verify`] |
 //! | [`id_token`] | OpenID Connect ID tokens: claims, `at_hash`, issuing, reading an `id_token_hint` |
 //! | [`keys`] | signing keys, PKCS#8 storage, at-rest encryption, JWK export, RFC 7638 `kid` |
@@ -19,12 +22,15 @@
 pub mod client_assertion;
 pub mod clock;
 pub mod dpop;
+pub mod id;
 pub mod id_token;
 pub mod jose;
 pub mod jwks;
+pub mod jws;
 pub mod keys;
 pub mod pkce;
 pub mod scope;
 pub mod secret;
 pub mod token;
+pub mod typ;
 pub mod wire;

@@ -5,16 +5,19 @@
 use std::io::Read;
 
 use anyhow::{Context, Result, bail};
+use auth_core::id::{ClientId, UserId};
 use auth_core::keys::{KeyEncryptionKey, SigningKey};
-use auth_core::scope::ScopeSet;
-use auth_core::secret::{OpaqueToken, PasswordHasher, SecretDigest};
-use auth_core::wire::GrantType;
+use auth_core::secret::PasswordHasher;
 
+use crate::clients::registration::{self, ClientError, ClientMetadata, Field};
 use crate::config::{ClientCreate, ConsentRevoke, KeysRotate, UserCreate};
-use crate::keyring::stored_form;
-use crate::store::{
-    ClientRecord, ClientStore, GrantStore, KeyStore, SqlStore, UserRecord, UserStore,
-};
+use crate::keys::keyring::stored_form;
+use crate::store::{ClientRecord, ClientStore, ConsentStore, KeyStore, UserRecord, UserStore};
+
+/// A client id typed on the command line: one that could never be registered names no client.
+fn operator_client_id(text: &str) -> Result<ClientId> {
+    ClientId::parse(text).map_err(|_| anyhow::anyhow!("no client {text:?}"))
+}
 
 fn now() -> i64 {
     auth_core::clock::Clock::now(&auth_core::clock::SystemClock)
@@ -42,161 +45,57 @@ async fn password_hash_from_stdin() -> Result<String> {
         .context("hashing the password")
 }
 
-/// Redirect URIs are stored as URL parsing serializes them (`http://h:9` → `http://h:9/`) and may not
-/// carry a fragment (RFC 6749 §3.1.2).
-pub fn normalize_redirect_uri(text: &str) -> Result<String> {
-    let url = url::Url::parse(text)
-        .with_context(|| format!("redirect URI {text:?} is not an absolute URI"))?;
-    if url.fragment().is_some() {
-        bail!("redirect URI {text:?} must not contain a fragment");
-    }
-    if url.cannot_be_a_base() {
-        bail!("redirect URI {text:?} is not a hierarchical URI");
-    }
-    // Schemes that run or read something in the browser instead of reaching an application.
-    if matches!(
-        url.scheme(),
-        "javascript" | "data" | "file" | "vbscript" | "blob"
-    ) {
-        bail!(
-            "redirect URI {text:?} must not use the {} scheme",
-            url.scheme()
-        );
-    }
-    Ok(url.to_string())
-}
-
-/// The shortest client secret `client create --secret-stdin` accepts.
-pub const MIN_GIVEN_SECRET_CHARS: usize = 32;
-
-/// Builds the record of `client create` and the secret to show once (`None` for public clients).
-pub fn client_record(
+/// The registration `client create` describes: the flags, the secret from stdin, the JWK set file read.
+pub fn client_metadata(
     create: &ClientCreate,
     stdin_secret: Option<String>,
-) -> Result<(ClientRecord, Option<String>)> {
-    let grant_types = create
-        .grant_types
-        .iter()
-        .map(|grant| {
-            grant
-                .parse::<GrantType>()
-                .map_err(|_| anyhow::anyhow!("unknown grant type {grant:?}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if grant_types.is_empty() && !create.introspection {
-        bail!("a client needs at least one --grant-type, or --introspection");
-    }
-    if create.public && create.introspection {
-        bail!("a public client cannot introspect: it cannot prove who it is (RFC 7662 §2.1)");
-    }
-    if create.public && grant_types.contains(&GrantType::ClientCredentials) {
-        bail!("a public client cannot use client_credentials (RFC 6749 §4.4)");
-    }
-    if create.public && create.secret_stdin {
-        bail!("a public client has no secret");
-    }
-    if grant_types.contains(&GrantType::AuthorizationCode) && create.redirect_uris.is_empty() {
-        bail!("authorization_code needs at least one --redirect-uri");
-    }
-    let redirect_uris = create
-        .redirect_uris
-        .iter()
-        .map(|uri| normalize_redirect_uri(uri))
-        .collect::<Result<Vec<_>>>()?;
-    // RP-Initiated Logout 1.0 §3: compared as exact strings, stored as URL parsing serializes them.
-    let post_logout_redirect_uris = create
-        .post_logout_redirect_uris
-        .iter()
-        .map(|uri| {
-            normalize_redirect_uri(uri)
-                .map_err(|error| anyhow::anyhow!("--post-logout-redirect-uri: {error}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let scope =
-        ScopeSet::parse(&create.scope).map_err(|error| anyhow::anyhow!("--scope: {error}"))?;
-    if create.name.as_ref().is_some_and(|name| {
-        name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control)
-    }) {
-        bail!("--name must be 1 to 100 bytes of text without control characters");
-    }
-    if !crate::clients::is_possible_client_id(&create.client_id)
-        || create.client_id.contains([' ', ':'])
-    {
-        bail!(
-            "--client-id must be 1 to {} bytes without spaces, colons or control characters",
-            crate::clients::MAX_CLIENT_ID_BYTES
-        );
-    }
-    if create
-        .audiences
-        .iter()
-        .any(|audience| audience.is_empty() || audience.contains(' '))
-    {
-        bail!("--audience values must be non-empty without spaces");
-    }
+) -> Result<ClientMetadata> {
     let jwks = match &create.jwks_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("--jwks-file {}", path.display()))?;
-            let keys = crate::client_keys::parse_jwks(text.as_bytes())
-                .map_err(|error| anyhow::anyhow!("--jwks-file {}: {error}", path.display()))?;
-            if keys.is_empty() {
-                bail!(
-                    "--jwks-file {}: no usable public signing key (EC P-256, OKP Ed25519 or RSA ≥ 2048 bits)",
-                    path.display()
-                );
-            }
-            Some(text)
-        }
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--jwks-file {}", path.display()))?,
+        ),
         None => None,
     };
-    if let Some(uri) = &create.jwks_uri {
-        let parsed =
-            url::Url::parse(uri).map_err(|error| anyhow::anyhow!("--jwks-uri: {error}"))?;
-        if !matches!(parsed.scheme(), "https" | "http") {
-            bail!("--jwks-uri must be an http(s) URL");
-        }
-    }
-    let private_key_jwt = jwks.is_some() || create.jwks_uri.is_some();
-    let secret = match (create.public, stdin_secret) {
-        (true, _) => None,
-        // RFC 7523 §2.2: the client proves itself with its key; a secret would be a second, weaker way.
-        (false, _) if private_key_jwt => None,
-        // A secret is the client's only proof, and nothing throttles guesses at it: it must be long.
-        (false, Some(secret)) if secret.chars().count() < MIN_GIVEN_SECRET_CHARS => bail!(
-            "a client secret given on stdin must be at least {MIN_GIVEN_SECRET_CHARS} characters (a generated one is 256 bits)"
-        ),
-        (false, Some(secret)) => Some(secret),
-        (false, None) => Some(OpaqueToken::generate().into_string()),
-    };
-    let record = ClientRecord {
+    Ok(ClientMetadata {
         client_id: create.client_id.clone(),
-        secret_digest: secret.as_deref().map(SecretDigest::of),
-        is_public: create.public,
-        grant_types,
-        redirect_uris,
-        scope,
+        public: create.public,
+        secret: stdin_secret,
+        grant_types: create.grant_types.clone(),
+        redirect_uris: create.redirect_uris.clone(),
+        scope: create.scope.clone(),
         audiences: create.audiences.clone(),
         skip_consent: create.skip_consent,
         introspection: create.introspection,
-        post_logout_redirect_uris,
+        post_logout_redirect_uris: create.post_logout_redirect_uris.clone(),
         require_dpop: create.require_dpop,
         jwks,
         jwks_uri: create.jwks_uri.clone(),
         require_par: create.require_par,
         name: create.name.clone(),
-    };
-    Ok((record, secret))
+    })
+}
+
+/// A refused registration as the command line says it: the flag, then why.
+fn refused(create: &ClientCreate, error: ClientError) -> anyhow::Error {
+    match (error.field, &create.jwks_file) {
+        (Field::Jwks, Some(path)) => {
+            anyhow::anyhow!("--jwks-file {}: {}", path.display(), error.reason)
+        }
+        (field, _) => anyhow::anyhow!("{}: {}", field.flag(), error.reason),
+    }
 }
 
 /// `client create`: prints `{"client_id", "client_secret"}`; the secret is shown this once.
-pub async fn client_create(store: &SqlStore, create: &ClientCreate) -> Result<()> {
+pub async fn client_create(store: &dyn ClientStore, create: &ClientCreate) -> Result<()> {
     let stdin_secret = if create.secret_stdin {
         Some(read_stdin_line("client secret")?)
     } else {
         None
     };
-    let (record, secret) = client_record(create, stdin_secret)?;
+    let (record, secret) = registration::validate(&client_metadata(create, stdin_secret)?)
+        .map_err(|error| refused(create, error))?;
+    let secret = secret.map(|shown| shown.0);
     store
         .create_client(&record, now())
         .await
@@ -243,7 +142,7 @@ pub fn client_json(client: &ClientRecord) -> serde_json::Value {
 }
 
 /// `client list`: a JSON array of what `client show` prints, by client id.
-pub async fn client_list(store: &SqlStore) -> Result<()> {
+pub async fn client_list(store: &dyn ClientStore) -> Result<()> {
     let clients = store.list_clients().await.context("listing the clients")?;
     let listed: Vec<_> = clients.iter().map(client_json).collect();
     println!("{}", serde_json::Value::Array(listed));
@@ -251,9 +150,9 @@ pub async fn client_list(store: &SqlStore) -> Result<()> {
 }
 
 /// `client show ID`.
-pub async fn client_show(store: &SqlStore, client_id: &str) -> Result<()> {
+pub async fn client_show(store: &dyn ClientStore, client_id: &str) -> Result<()> {
     let client = store
-        .find_client(client_id)
+        .find_client(&operator_client_id(client_id)?)
         .await
         .context("looking the client up")?
         .with_context(|| format!("no client {client_id:?}"))?;
@@ -263,9 +162,9 @@ pub async fn client_show(store: &SqlStore, client_id: &str) -> Result<()> {
 
 /// `client delete ID`: the client and everything it owns go; its tokens are inactive from now on (running
 /// servers forget it within `--config-poll-ms`). Prints `{"client_id": …, "deleted": true}`.
-pub async fn client_delete(store: &SqlStore, client_id: &str) -> Result<()> {
+pub async fn client_delete(store: &dyn ClientStore, client_id: &str) -> Result<()> {
     if !store
-        .delete_client(client_id, now())
+        .delete_client(&operator_client_id(client_id)?, now())
         .await
         .context("deleting the client")?
     {
@@ -291,7 +190,7 @@ fn user_json(user: &UserRecord) -> serde_json::Value {
 }
 
 /// `user list`: a JSON array, by username.
-pub async fn user_list(store: &SqlStore) -> Result<()> {
+pub async fn user_list(store: &dyn UserStore) -> Result<()> {
     let users = store.list_users().await.context("listing the users")?;
     let listed: Vec<_> = users.iter().map(user_json).collect();
     println!("{}", serde_json::Value::Array(listed));
@@ -299,7 +198,7 @@ pub async fn user_list(store: &SqlStore) -> Result<()> {
 }
 
 /// `user delete NAME`: the user, its sessions, consent and grants go. Prints `{"username": …, "deleted": true}`.
-pub async fn user_delete(store: &SqlStore, username: &str) -> Result<()> {
+pub async fn user_delete(store: &dyn UserStore, username: &str) -> Result<()> {
     if !store
         .delete_user(username)
         .await
@@ -317,7 +216,7 @@ pub async fn user_delete(store: &SqlStore, username: &str) -> Result<()> {
 
 /// `user set-password NAME --password-stdin`: a new password; the user's sessions end and its grants are
 /// revoked (whoever knew the old password may hold them). Prints `{"username": …, "grants_revoked": N}`.
-pub async fn user_set_password(store: &SqlStore, username: &str) -> Result<()> {
+pub async fn user_set_password(store: &dyn UserStore, username: &str) -> Result<()> {
     if store
         .find_user_by_username(username)
         .await
@@ -341,11 +240,11 @@ pub async fn user_set_password(store: &SqlStore, username: &str) -> Result<()> {
 }
 
 /// `user create`: the password comes from stdin, never the command line.
-pub async fn user_create(store: &SqlStore, create: &UserCreate) -> Result<()> {
-    if !crate::login::is_possible_username(&create.username) {
+pub async fn user_create(store: &dyn UserStore, create: &UserCreate) -> Result<()> {
+    if !crate::authorize::login::is_possible_username(&create.username) {
         bail!(
             "--username must be 1 to {} bytes without control characters",
-            crate::login::MAX_USERNAME_BYTES
+            crate::authorize::login::MAX_USERNAME_BYTES
         );
     }
     if let Some(email) = &create.email
@@ -363,7 +262,7 @@ pub async fn user_create(store: &SqlStore, create: &UserCreate) -> Result<()> {
     }
     let password_hash = password_hash_from_stdin().await?;
     let user = UserRecord {
-        user_id: uuid::Uuid::new_v4().to_string(),
+        user_id: UserId::generate(),
         username: create.username.clone(),
         password_hash,
         name: create.name.clone(),
@@ -384,19 +283,23 @@ pub async fn user_create(store: &SqlStore, create: &UserCreate) -> Result<()> {
 /// `consent revoke`: forgets the user's consent to the client and revokes every grant (token family) it
 /// made, so its refresh tokens fail and its access tokens are inactive at /introspect; prints
 /// `{"user": …, "client_id": …, "consent_removed": bool, "grants_revoked": N}`.
-pub async fn consent_revoke(store: &SqlStore, revoke: &ConsentRevoke) -> Result<()> {
+pub async fn consent_revoke<S>(store: &S, revoke: &ConsentRevoke) -> Result<()>
+where
+    S: UserStore + ClientStore + ConsentStore + ?Sized,
+{
     let user = store
         .find_user_by_username(&revoke.user)
         .await
         .context("looking the user up")?
         .with_context(|| format!("no user named {:?}", revoke.user))?;
+    let client_id = operator_client_id(&revoke.client)?;
     store
-        .find_client(&revoke.client)
+        .find_client(&client_id)
         .await
         .context("looking the client up")?
         .with_context(|| format!("no client {:?}", revoke.client))?;
     let (removed, revoked) = store
-        .withdraw_consent(&user.user_id, &revoke.client, now())
+        .withdraw_consent(&user.user_id, &client_id, now())
         .await
         .context("withdrawing the consent")?;
     tracing::info!(target: "audit", event = "consent_revoked", user = %user.user_id, client_id = %revoke.client, grants_revoked = revoked, outcome = "revoked", "consent withdrawn");
@@ -409,7 +312,7 @@ pub async fn consent_revoke(store: &SqlStore, revoke: &ConsentRevoke) -> Result<
 
 /// `keys rotate`: the new key is published at once and signs after `activate_after` seconds.
 pub async fn keys_rotate(
-    store: &SqlStore,
+    store: &dyn KeyStore,
     rotate: &KeysRotate,
     kek: Option<&KeyEncryptionKey>,
 ) -> Result<()> {
@@ -430,11 +333,11 @@ pub async fn keys_rotate(
 }
 
 /// `keys seal`: every signing key and server secret stored in the clear is sealed; prints `{"sealed": N}`.
-pub async fn keys_seal(store: &SqlStore, kek: &KeyEncryptionKey) -> Result<()> {
-    let keys = crate::keyring::seal_stored_keys(store, kek)
+pub async fn keys_seal(store: &dyn KeyStore, kek: &KeyEncryptionKey) -> Result<()> {
+    let keys = crate::keys::keyring::seal_stored_keys(store, kek)
         .await
         .context("sealing the signing keys")?;
-    let secrets = crate::server_secrets::seal_stored_secrets(store, kek)
+    let secrets = crate::keys::server_secrets::seal_stored_secrets(store, kek)
         .await
         .context("sealing the server secrets")?;
     println!("{}", serde_json::json!({ "sealed": keys + secrets }));
@@ -454,135 +357,55 @@ pub fn keys_generate_kek() -> Result<()> {
 mod tests {
     use super::*;
 
-    fn create(grants: &[&str], uris: &[&str], public: bool) -> ClientCreate {
-        ClientCreate {
+    #[test]
+    fn client_create_reads_its_jwks_file_and_names_the_flag_of_a_refusal() {
+        let dir = std::env::temp_dir().join(format!("jwks-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("private.json");
+        std::fs::write(
+            &path,
+            r#"{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b","d":"c"}]}"#,
+        )
+        .unwrap();
+        let create = ClientCreate {
             client_id: "app".into(),
-            public,
+            public: false,
             secret_stdin: false,
-            grant_types: grants.iter().map(|g| g.to_string()).collect(),
-            redirect_uris: uris.iter().map(|u| u.to_string()).collect(),
-            scope: "read write".into(),
+            grant_types: vec!["client_credentials".into()],
+            redirect_uris: vec![],
+            scope: "read".into(),
             audiences: vec![],
             skip_consent: false,
             introspection: false,
             post_logout_redirect_uris: vec![],
             require_dpop: false,
-            jwks_file: None,
+            jwks_file: Some(path.clone()),
             jwks_uri: None,
             require_par: false,
             name: None,
-        }
-    }
-
-    #[test]
-    fn a_jwks_file_with_private_members_is_refused_and_a_public_one_makes_no_secret() {
-        let dir = std::env::temp_dir().join(format!("jwks-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = SigningKey::generate(auth_core::keys::SigningAlgorithm::Es256).unwrap();
-        let public = serde_json::json!({ "keys": [key.public_jwk()] });
-        let mut private = public.clone();
-        private["keys"][0]["d"] = serde_json::json!("AAAA");
-        let write = |name: &str, value: &serde_json::Value| {
-            let path = dir.join(name);
-            std::fs::write(&path, value.to_string()).unwrap();
-            path
         };
-        let mut client = create(&["client_credentials"], &[], false);
-        client.jwks_file = Some(write("private.json", &private));
-        let refused = client_record(&client, None).unwrap_err().to_string();
-        assert!(refused.contains("private members"), "{refused}");
-        client.jwks_file = Some(write("public.json", &public));
-        let (record, secret) = client_record(&client, None).unwrap();
-        assert!(secret.is_none() && record.secret_digest.is_none());
-        assert!(record.uses_private_key_jwt() && !record.is_public);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn redirect_uris_are_stored_as_url_parsing_serializes_them() {
-        assert_eq!(normalize_redirect_uri("http://h:9").unwrap(), "http://h:9/");
-        assert_eq!(
-            normalize_redirect_uri("HTTP://Example.COM/cb?x=1").unwrap(),
-            "http://example.com/cb?x=1"
-        );
-        assert!(normalize_redirect_uri("http://h/cb#frag").is_err());
-        assert!(normalize_redirect_uri("/relative").is_err());
-        assert!(normalize_redirect_uri("mailto:a@b").is_err());
-        for scheme in [
-            "javascript://x/%0aalert(1)",
-            "data://x/text",
-            "file:///etc/passwd",
-            "blob://x/y",
-            "vbscript://x/y",
-        ] {
-            assert!(normalize_redirect_uri(scheme).is_err(), "{scheme}");
-        }
-        assert!(normalize_redirect_uri("com.example.app:/oauth2redirect").is_ok());
-    }
-
-    #[test]
-    fn introspection_is_for_confidential_clients_and_needs_no_grant() {
-        let resource_server = ClientCreate {
-            introspection: true,
-            ..create(&[], &[], false)
-        };
-        let (record, secret) = client_record(&resource_server, None).unwrap();
-        assert!(record.introspection && record.grant_types.is_empty());
-        assert!(secret.is_some());
-        let nothing = client_record(&create(&[], &[], false), None).unwrap_err();
-        assert!(nothing.to_string().contains("--introspection"), "{nothing}");
-        let public = ClientCreate {
-            introspection: true,
-            ..create(&["authorization_code"], &["http://h/cb"], true)
-        };
-        assert!(client_record(&public, None).is_err());
-        let (ordinary, _) =
-            client_record(&create(&["client_credentials"], &[], false), None).unwrap();
-        assert!(!ordinary.introspection, "not by default");
-    }
-
-    #[test]
-    fn generated_secrets_are_256_bits_and_stored_as_digests() {
-        let (record, secret) =
-            client_record(&create(&["client_credentials"], &[], false), None).unwrap();
-        let secret = secret.unwrap();
-        assert_eq!(secret.len(), 43);
-        assert!(record.secret_digest.unwrap().matches(&secret));
-    }
-
-    #[test]
-    fn a_given_secret_must_be_at_least_32_characters() {
-        let machine = create(&["client_credentials"], &[], false);
-        let short = client_record(&machine, Some("x".repeat(31)));
-        assert!(short.unwrap_err().to_string().contains("at least 32"));
-        let (record, secret) = client_record(&machine, Some("é".repeat(32))).unwrap();
-        assert!(record.secret_digest.unwrap().matches(&secret.unwrap()));
-    }
-
-    #[test]
-    fn ids_that_could_not_be_looked_up_are_refused() {
-        for id in ["", "a b", "a:b", "nul\0", &"x".repeat(256)] {
-            let mut spec = create(&["client_credentials"], &[], false);
-            spec.client_id = id.into();
-            assert!(client_record(&spec, None).is_err(), "{id:?}");
-        }
-    }
-
-    #[test]
-    fn inconsistent_clients_are_refused() {
+        let metadata = client_metadata(&create, None).unwrap();
+        let error = registration::validate(&metadata).unwrap_err();
+        let line = refused(&create, error).to_string();
         assert!(
-            client_record(&create(&["client_credentials"], &[], true), None).is_err(),
-            "public + client_credentials"
+            line.starts_with("--jwks-file ") && line.contains("private members"),
+            "{line}"
         );
-        assert!(
-            client_record(&create(&["authorization_code"], &[], false), None).is_err(),
-            "code without redirect URI"
-        );
-        let (public, secret) = client_record(
-            &create(&["authorization_code"], &["http://a/cb"], true),
-            None,
+        let uri = ClientCreate {
+            jwks_file: None,
+            redirect_uris: vec!["http://h/cb#f".into()],
+            grant_types: vec!["authorization_code".into()],
+            ..create
+        };
+        let line = refused(
+            &uri,
+            registration::validate(&client_metadata(&uri, None).unwrap()).unwrap_err(),
         )
-        .unwrap();
-        assert!(public.secret_digest.is_none() && secret.is_none());
+        .to_string();
+        assert!(
+            line.starts_with("--redirect-uri: ") && line.contains("fragment"),
+            "{line}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

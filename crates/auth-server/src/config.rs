@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use auth_core::keys::SigningAlgorithm;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-pub use crate::http::source::Cidr;
 pub use service_kit::secret::Secret;
+pub use service_kit::source::Cidr;
 pub use service_kit::telemetry::LogFormat;
 
 /// The longest `--access-token-ttl` allows (one day): a family is purged only when even a token that long
@@ -150,7 +150,7 @@ pub struct ServeConfig {
         env = "AUTH_SCOPE_DESCRIPTIONS",
         value_delimiter = '\n',
         value_name = "SCOPE=TEXT",
-        value_parser = crate::scope_descriptions::parse
+        value_parser = crate::authorize::scope_descriptions::parse
     )]
     pub scope_descriptions: Vec<(String, String)>,
 }

@@ -1,46 +1,31 @@
-//! The OAuth 2.0 authorization server: JWT access tokens (RFC 9068), authorization code with PKCE, client
-//! credentials, refresh-token rotation, revocation, introspection, on SQLite or PostgreSQL.
+//! The OAuth 2.0 authorization server and OpenID Provider: JWT access tokens (RFC 9068), authorization code
+//! with PKCE, client credentials, refresh-token rotation, revocation, introspection, OpenID Connect, DPoP,
+//! private_key_jwt and pushed authorization requests, on SQLite or PostgreSQL.
 //!
 //! | room | what it decides |
 //! |---|---|
-//! | [`authorization`] | the authorization endpoint: request validation, the next step, approval (codes) |
-//! | [`login`] | sign-in with a password and its rules, browser sessions |
-//! | [`password_checks`] | at most `--max-password-checks` argon2 checks at once, half per source |
-//! | [`clients`] | client authentication and the client cache |
-//! | [`grants`] | the token endpoint, one module per grant |
-//! | [`tokens`] | minting access tokens, introspection, revocation |
-//! | [`throttle`] | failed-login counters |
-//! | [`csrf`] | the CSRF tokens of the login and consent forms |
-//! | [`server_secrets`] | the server's own secrets, shared by every replica |
-//! | [`http`] | HTTP in and out: handlers, pages, cookies; no decisions |
-//! | [`store`] | SQL on SQLite and PostgreSQL behind traits; no HTTP |
-//! | [`keyring`] | signing keys in memory and their schedule |
-//! | [`config`], [`startup`], [`commands`] | the command line, the running server, the one-shot subcommands |
+//! | [`authorize`] | the authorization endpoint: the request and its two validation steps ([`authorize::request`]), the next step and approval ([`authorize::decision`]), typed outcomes ([`authorize::outcome`]), sign-in and sessions ([`authorize::login`]), pushed requests ([`authorize::par`]), RP-initiated logout ([`authorize::logout`]), CSRF tokens ([`authorize::csrf`]), the consent page's words ([`authorize::scope_descriptions`]) |
+//! | [`tokens`] | the token endpoint: one module per grant ([`tokens::grants`]), the one issuing path ([`tokens::issue`]), scope and audience rules ([`tokens::rules`]), OpenID Connect claims ([`tokens::openid`]), our tokens read back ([`tokens::access`]), introspection, revocation, UserInfo, DPoP and the `jti` ledger ([`tokens::replay`]) |
+//! | [`clients`] | registration rules ([`clients::registration`]), the client cache, client authentication, `private_key_jwt` keys |
+//! | [`protection`] | failed-login counters ([`protection::throttle`]) and the argon2 gate ([`protection::password_checks`]) |
+//! | [`keys`] | signing keys in memory ([`keys::keyring`]) and the replicas' shared secrets ([`keys::server_secrets`]) |
+//! | [`http`] | HTTP in and out: handlers, pages, cookies, the source address; no decisions |
+//! | [`store`] | SQL on SQLite and PostgreSQL behind traits, one per role; no HTTP, no domain |
+//! | [`error`], [`params`] | the domain's errors; request parameters read strictly |
+//! | [`config`], [`startup`], [`state`], [`commands`] | the command line, the running server, its shared state, the one-shot subcommands |
 
-pub mod authorization;
-pub mod client_keys;
+pub mod authorize;
 pub mod clients;
 pub mod commands;
 pub mod config;
-pub mod csrf;
-pub mod dpop;
 pub mod error;
-pub mod grants;
 pub mod http;
-pub mod keyring;
-pub mod login;
-pub mod logout;
-pub mod openid;
-pub mod par;
+pub mod keys;
 pub mod params;
-pub mod password_checks;
-pub mod replay;
-pub mod scope_descriptions;
-pub mod server_secrets;
+pub mod protection;
 pub mod startup;
 pub mod state;
 pub mod store;
-pub mod throttle;
 pub mod tokens;
 
 use anyhow::{Context, Result};
@@ -48,7 +33,7 @@ use auth_core::keys::KeyEncryptionKey;
 
 use crate::config::{Cli, ClientCommand, Command, ConsentCommand, KeysCommand, UserCommand};
 use crate::startup::{Application, ApplicationConfig};
-use crate::store::SqlStore;
+use crate::store::sql::SqlStore;
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {

@@ -17,13 +17,14 @@ use tokio::task::JoinHandle;
 use service_kit::metrics::Metrics;
 use service_kit::{ServeLimits, shutdown_signal};
 
-use crate::clients::ClientCache;
+use crate::clients::cache::ClientCache;
 use crate::config::ServeConfig;
-use crate::keyring::KeyRing;
-use crate::password_checks::PasswordChecks;
+use crate::keys::keyring::KeyRing;
+use crate::protection::password_checks::PasswordChecks;
+use crate::protection::throttle::Throttle;
 use crate::state::{AppInner, AppState, Settings};
-use crate::store::{ClientStore, SqlStore};
-use crate::throttle::Throttle;
+use crate::store::ClientStore;
+use crate::store::sql::SqlStore;
 
 /// What `serve` needs.
 pub struct ApplicationConfig {
@@ -75,7 +76,7 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
         default_audience: serve.default_audience.clone(),
         secure_cookies: url.scheme() == "https",
         trusted_proxies: serve.trusted_proxies.clone(),
-        scope_descriptions: crate::scope_descriptions::ScopeDescriptions::new(
+        scope_descriptions: crate::authorize::scope_descriptions::ScopeDescriptions::new(
             &serve.scope_descriptions,
         ),
         issuer,
@@ -113,9 +114,10 @@ impl Application {
         )
         .await
         .context("loading signing keys")?;
-        let secrets = crate::server_secrets::load(&store, config.key_encryption_key.as_ref(), now)
-            .await
-            .context("loading the server's secrets")?;
+        let secrets =
+            crate::keys::server_secrets::load(&store, config.key_encryption_key.as_ref(), now)
+                .await
+                .context("loading the server's secrets")?;
         let supported_scopes = store
             .registered_scopes()
             .await
@@ -123,7 +125,7 @@ impl Application {
         let hasher = PasswordHasher::new().context("initialising argon2")?;
         let dpop_nonces = config.serve.dpop_nonce.then(|| secrets.dpop_nonce_source());
         let store: Arc<dyn crate::store::Store> = Arc::new(store);
-        let jtis = crate::replay::JtiRecorder::start(store.clone());
+        let jtis = crate::tokens::replay::JtiRecorder::start(store.clone());
         let state: AppState = Arc::new(AppInner {
             settings,
             store,
@@ -131,7 +133,7 @@ impl Application {
             clock: config.clock,
             keys,
             clients: ClientCache::default(),
-            client_keys: crate::client_keys::ClientKeys::new(),
+            client_keys: crate::clients::keys::ClientKeys::new(),
             hasher,
             throttle: Throttle::default(),
             password_checks: PasswordChecks::new(

@@ -10,12 +10,12 @@ use auth_core::keys::KeyEncryptionKey;
 use auth_core::secret::PasswordHasher;
 use service_kit::metrics::Metrics;
 
-use crate::clients::ClientCache;
-use crate::keyring::KeyRing;
-use crate::password_checks::PasswordChecks;
-use crate::server_secrets::ServerSecrets;
+use crate::clients::cache::ClientCache;
+use crate::keys::keyring::KeyRing;
+use crate::keys::server_secrets::ServerSecrets;
+use crate::protection::password_checks::PasswordChecks;
+use crate::protection::throttle::Throttle;
 use crate::store::Store;
-use crate::throttle::Throttle;
 
 /// Settings derived from the command line.
 #[derive(Debug, Clone)]
@@ -39,9 +39,9 @@ pub struct Settings {
     /// Cookies get `Secure` when the issuer is https.
     pub secure_cookies: bool,
     /// Proxies whose X-Forwarded-For is believed.
-    pub trusted_proxies: Vec<crate::http::source::Cidr>,
+    pub trusted_proxies: Vec<service_kit::source::Cidr>,
     /// The consent page's words for each scope.
-    pub scope_descriptions: crate::scope_descriptions::ScopeDescriptions,
+    pub scope_descriptions: crate::authorize::scope_descriptions::ScopeDescriptions,
 }
 
 /// Everything handlers share.
@@ -52,7 +52,7 @@ pub struct AppInner {
     pub keys: KeyRing,
     pub clients: ClientCache,
     /// The keys of `private_key_jwt` clients that registered a `jwks_uri`.
-    pub client_keys: crate::client_keys::ClientKeys,
+    pub client_keys: crate::clients::keys::ClientKeys,
     /// argon2id for passwords.
     pub hasher: PasswordHasher,
     pub throttle: Throttle,
@@ -64,7 +64,7 @@ pub struct AppInner {
     /// The server's own secrets (the CSRF MAC key), the same at every replica.
     pub secrets: ServerSecrets,
     /// The batched writer of single-use `jti`s.
-    pub jtis: crate::replay::JtiRecorder,
+    pub jtis: crate::tokens::replay::JtiRecorder,
     /// DPoP server nonces, when `--dpop-nonce` requires them.
     pub dpop_nonces: Option<auth_core::dpop::NonceSource>,
     /// Every scope a registered client may be granted (RFC 8414 `scopes_supported`), renewed by the

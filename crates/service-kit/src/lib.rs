@@ -8,6 +8,7 @@
 //! - [`metrics::Metrics`]: a Prometheus recorder held in state, and the per-route request metrics.
 //! - [`telemetry::init_tracing`]: logs on stderr, text or JSON, colour only on a terminal.
 //! - [`secret::Secret`]: configuration secrets, redacted in `Debug`.
+//! - [`source`]: the source address of a request (the TCP peer, or `X-Forwarded-For` from trusted proxies).
 //! - [`shutdown_signal`]: Ctrl-C or SIGTERM.
 
 pub mod connection;
@@ -15,6 +16,7 @@ pub mod layers;
 pub mod metrics;
 pub mod secret;
 pub mod shutdown;
+pub mod source;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

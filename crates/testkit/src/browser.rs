@@ -5,7 +5,7 @@
 use loadtest::flow::{AuthorizationResponse, CookieJar, HtmlForm, authorization_response};
 use reqwest::StatusCode;
 
-use crate::issuer::REDIRECT_URI;
+use crate::clients::REDIRECT_URI;
 
 /// One browser: its cookies for the issuer.
 #[derive(Debug, Clone)]

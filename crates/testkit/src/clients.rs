@@ -1,10 +1,13 @@
 //! Clients described by a builder and registered the way `auth-server client create` registers them.
 
 use auth_core::wire::GrantType;
-use auth_server::commands::client_record;
+use auth_server::clients::registration;
+use auth_server::commands::client_metadata;
 use auth_server::config::ClientCreate;
 
-use crate::issuer::REDIRECT_URI;
+/// The redirect URI of the harness's code-flow clients (nothing listens there: redirects are read, not
+/// followed).
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 
 /// What `client create` is told.
 ///
@@ -184,22 +187,13 @@ impl ClientSpec {
         }
     }
 
-    /// The record and the secret `client create` would store and print.
+    /// The record and the secret `client create` would store and print: the same rules, through the same
+    /// registration metadata.
     pub fn record(&self) -> (auth_server::store::ClientRecord, Option<String>) {
-        let mut create = self.to_create();
-        // `--jwks-file` names a file: write the spec's keys to one for the command to read.
-        let file = self.jwks.as_ref().map(|jwks| {
-            let path =
-                std::env::temp_dir().join(format!("testkit-jwks-{}.json", uuid::Uuid::new_v4()));
-            std::fs::write(&path, jwks).expect("writing a JWKS file");
-            path
-        });
-        create.jwks_file = file.clone();
-        let record = client_record(&create, None).expect("a valid client spec");
-        if let Some(path) = file {
-            let _ = std::fs::remove_file(path);
-        }
-        record
+        let mut metadata = client_metadata(&self.to_create(), None).expect("a client spec");
+        metadata.jwks = self.jwks.clone();
+        let (record, secret) = registration::validate(&metadata).expect("a valid client spec");
+        (record, secret.map(|shown| shown.0))
     }
 }
 

@@ -13,12 +13,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::browser::Browser;
-use crate::clients::{ClientSpec, TestClient};
+use crate::clients::{ClientSpec, REDIRECT_URI, TestClient};
 use crate::database::{Backend, TestDatabase};
 
-/// The redirect URI of the harness's code-flow clients (nothing listens there: redirects are read, not
-/// followed).
-pub const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 /// The password of every user the harness creates.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -240,7 +237,7 @@ impl TestIssuer {
             .await
             .expect("store the client");
         TestClient {
-            id: record.client_id,
+            id: record.client_id.into_string(),
             secret,
         }
     }
@@ -267,7 +264,7 @@ impl TestIssuer {
         email_verified: bool,
     ) -> String {
         let user = UserRecord {
-            user_id: uuid::Uuid::new_v4().to_string(),
+            user_id: auth_core::id::UserId::generate(),
             username: username.into(),
             password_hash: self.state.hasher.hash(password).expect("hash"),
             name: name.map(str::to_owned),
@@ -279,7 +276,7 @@ impl TestIssuer {
             .create_user(&user, self.clock.now())
             .await
             .expect("store the user");
-        user.user_id
+        user.user_id.into_string()
     }
 
     /// POST /token with Basic authentication (`none` for a public client: its id in the body).

@@ -31,7 +31,8 @@ pub mod webdriver;
 
 pub use api::{Stack, TestApi};
 pub use browser::Browser;
+pub use clients::REDIRECT_URI;
 pub use clients::{ClientSpec, TestClient};
 pub use database::{Backend, TestDatabase};
-pub use issuer::{PASSWORD, REDIRECT_URI, TestIssuer};
+pub use issuer::{PASSWORD, TestIssuer};
 pub use refuser::Refuser;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use auth_core::clock::Clock;
 use auth_core::keys::{SigningAlgorithm, SigningKey};
 use auth_core::wire::GrantType;
-use auth_server::keyring::stored_form;
+use auth_server::keys::keyring::stored_form;
 use reqwest::Method;
 use testkit::{Backend, ClientSpec, Refuser, TestApi, TestIssuer};
 

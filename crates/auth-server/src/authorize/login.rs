@@ -1,18 +1,19 @@
 //! Sign-in: the password check behind the login form, the rules that slow down password guessing, and the
 //! login sessions a browser keeps.
 //!
-//! The rules: an attempt is counted before its check (`crate::throttle`: 5 per (username, source), 20 per
+//! The rules: an attempt is counted before its check (`crate::protection::throttle`: 5 per (username, source), 20 per
 //! source, per minute), so a concurrent burst gets no more checks than the limit; a check waits at most 2 s
-//! for one of the `--max-password-checks` slots (`crate::password_checks`), else the login answers 503;
+//! for one of the `--max-password-checks` slots (`crate::protection::password_checks`), else the login answers 503;
 //! a wrong username costs the same argon2 work as a wrong password and gets the same answer.
 
 use std::net::IpAddr;
 
+use auth_core::id::{UnixTime, UserId};
 use auth_core::secret::{OpaqueToken, SecretDigest};
 use service_kit::telemetry::Untrusted;
 
 use crate::error::Result;
-use crate::password_checks::MAX_WAIT;
+use crate::protection::password_checks::MAX_WAIT;
 use crate::state::AppState;
 use crate::store::StoredSession;
 
@@ -23,10 +24,10 @@ pub const MAX_USERNAME_BYTES: usize = 255;
 /// A signed-in user, as a browser session knows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     /// When the user last typed their password (OpenID Connect's `auth_time`).
-    pub auth_time: i64,
+    pub auth_time: UnixTime,
     /// The session's public id (the ID token's `sid`), never its cookie.
     pub sid: Option<String>,
 }
@@ -126,7 +127,7 @@ pub async fn sign_in(
                 digest: cookie.digest(),
                 user_id: user.user_id.clone(),
                 sid: Some(sid.clone()),
-                auth_time: now,
+                auth_time: UnixTime(now),
                 expires_at: now + state.settings.session_ttl,
             },
             &user.password_hash,
@@ -143,7 +144,7 @@ pub async fn sign_in(
         session: Session {
             user_id: user.user_id,
             username: user.username,
-            auth_time: now,
+            auth_time: UnixTime(now),
             sid: Some(sid),
         },
         cookie,

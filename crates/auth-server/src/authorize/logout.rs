@@ -11,7 +11,7 @@ use std::sync::Arc;
 use auth_core::id_token::{IdTokenClaims, read_id_token_hint};
 use service_kit::telemetry::Untrusted;
 
-use crate::authorization::{Redirect, Refusal};
+use super::outcome::{Redirect, Refusal};
 use crate::error::Error;
 use crate::params::Params;
 use crate::state::AppState;
@@ -132,17 +132,20 @@ pub async fn sign_out(
     if let Some(cookie) = session_cookie {
         let mine = match &request.hint {
             None => true,
-            Some(hint) => crate::login::current_session(state, Some(cookie))
+            Some(hint) => crate::authorize::login::current_session(state, Some(cookie))
                 .await?
-                .is_none_or(|session| session.user_id == hint.sub),
+                .is_none_or(|session| session.user_id == hint.sub.as_str()),
         };
-        if mine && crate::login::end_session(state, cookie).await? {
+        if mine && crate::authorize::login::end_session(state, cookie).await? {
             ended += 1;
         }
     }
     if let Some(hint) = &request.hint
         && let Some(sid) = &hint.sid
-        && state.store.end_session_by_sid(sid, &hint.sub).await?
+        && state
+            .store
+            .end_session_by_sid(sid, &auth_core::id::UserId::from_trusted(hint.sub.clone()))
+            .await?
     {
         ended += 1;
     }
@@ -155,12 +158,12 @@ pub async fn sign_out(
     let Some(uri) = &request.post_logout_redirect_uri else {
         return Ok(None);
     };
-    let mut url = url::Url::parse(uri)
-        .map_err(|_| crate::store::StoreError::Corrupt("post-logout redirect URI"))?;
-    if let Some(request_state) = &request.state {
-        url.query_pairs_mut().append_pair("state", request_state);
-    }
     Ok(Some(Redirect {
-        location: url.to_string(),
+        to: uri.clone(),
+        params: request
+            .state
+            .iter()
+            .map(|request_state| ("state", request_state.clone()))
+            .collect(),
     }))
 }

@@ -6,12 +6,13 @@ use auth_core::secret::{OpaqueToken, SecretDigest};
 use auth_core::wire::ErrorCode;
 use serde::Serialize;
 
-use crate::authorization::{self, REQUEST_URI_PREFIX, Refusal};
-use crate::clients::AuthenticatedClient;
-use crate::error::{Error, OAuthError, Result, invalid_request, oauth};
+use super::request::{Origin, REQUEST_URI_PREFIX, bind};
+use crate::clients::authentication::AuthenticatedClient;
+use crate::error::{Result, invalid_request, oauth};
 use crate::params::Params;
 use crate::state::AppState;
 use crate::store::PushedRequest;
+use crate::tokens::dpop::{ProofCheck, check_proof, invalid_proof};
 
 /// How long a `request_uri` may be used (RFC 9126 §2.2 suggests 5 to 600 seconds).
 pub const REQUEST_URI_TTL: i64 = 60;
@@ -25,31 +26,6 @@ pub const MAX_PUSHED_BYTES: usize = 8 * 1024;
 pub struct PushedResponse {
     pub request_uri: String,
     pub expires_in: i64,
-}
-
-/// The OAuth error of a refused validation: what /authorize would have shown or redirected with.
-fn as_error(refusal: Refusal) -> Error {
-    match refusal {
-        Refusal::Page(message) => invalid_request(message),
-        Refusal::Redirect(to) => {
-            let query = url::Url::parse(&to.location).ok();
-            let value = |name: &str| {
-                query.as_ref().and_then(|url| {
-                    url.query_pairs()
-                        .find(|(key, _)| key == name)
-                        .map(|(_, value)| value.into_owned())
-                })
-            };
-            let code = value("error")
-                .and_then(|code| serde_json::from_value::<ErrorCode>(code.into()).ok())
-                .unwrap_or(ErrorCode::InvalidRequest);
-            Error::OAuth(OAuthError::new(
-                code,
-                value("error_description").unwrap_or_default(),
-            ))
-        }
-        Refusal::Failed(error) => error,
-    }
 }
 
 /// Validates and stores `params` pushed by `caller` (RFC 9126 §2.1): the same checks as /authorize, with
@@ -88,24 +64,26 @@ pub async fn push(
     .with_default("client_id", client_id);
     let params = match proof {
         Some(proof) => {
-            let verified = crate::dpop::check_proof(state, proof, "POST", "/par", None).await?;
+            let verified = check_proof(state, &ProofCheck::new(proof, "POST", "/par")).await?;
             if params
                 .get("dpop_jkt")?
-                .is_some_and(|jkt| jkt != verified.jkt)
+                .is_some_and(|jkt| jkt != verified.jkt.as_str())
             {
-                return Err(crate::dpop::invalid_proof(
+                return Err(invalid_proof(
                     "dpop_jkt is not the thumbprint of the proof's key",
                 ));
             }
-            params.with_default("dpop_jkt", &verified.jkt)
+            params.with_default("dpop_jkt", verified.jkt.as_str())
         }
         None => params,
     };
     // Validated as a pushed request, so `--require-par` is satisfied by this very push.
-    let placeholder = SecretDigest::of("");
-    authorization::validate_parameters(state, &params, Some(&placeholder))
+    bind(state, &params)
         .await
-        .map_err(as_error)?;
+        .map_err(|refusal| refusal.into_error())?
+        .validate(state, &params, Origin::BeingPushed)
+        .await
+        .map_err(|refusal| refusal.into_error())?;
     let encoded = params.encode();
     if encoded.len() > MAX_PUSHED_BYTES {
         return Err(invalid_request(
@@ -120,11 +98,14 @@ pub async fn push(
         .push_request(
             &SecretDigest::of(&request_uri),
             &PushedRequest {
-                client_id: client_id.to_owned(),
+                client_id: caller.client.client_id.clone(),
                 params: encoded,
                 expires_at: now + REQUEST_URI_TTL,
                 consumed_at: None,
             },
+            // Expired pushes go at once (they can never be used), not with the periodic purge: pushing
+            // costs a public client nothing, so rows must not pile up.
+            now - REQUEST_URI_TTL,
         )
         .await?;
     Ok(PushedResponse {

@@ -1,10 +1,9 @@
-//! Clients: the in-memory cache of client records, and client authentication at /token, /revoke and
-//! /introspect (RFC 6749 §2.3): `client_secret_basic`, `client_secret_post`, and `none` for public clients.
-//! Secrets are compared in constant time with their stored digest.
+//! Client authentication at /token, /revoke, /introspect and /par (RFC 6749 §2.3, RFC 7523 §2.2):
+//! `client_secret_basic`, `client_secret_post`, `private_key_jwt`, and `none` for public clients. Secrets
+//! are compared in constant time with their stored digest.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use auth_core::secret::SecretDigest;
 use auth_core::wire::ErrorCode;
@@ -13,57 +12,7 @@ use service_kit::telemetry::Untrusted;
 
 use crate::error::{Error, Result, oauth};
 use crate::state::AppState;
-use crate::store::{ClientRecord, Store, StoreError};
-
-/// Client records by id, so issuing a token reads no database row. Dropped whole when any replica changes
-/// a client (the config-version poll).
-#[derive(Debug, Default)]
-pub struct ClientCache {
-    /// The records, and how many times the cache was dropped: a record read from the store before a drop
-    /// is not stored after it (it may be the deleted or changed client the drop is for).
-    clients: RwLock<(HashMap<String, Arc<ClientRecord>>, u64)>,
-}
-
-impl ClientCache {
-    /// The client, from memory or else from the store.
-    pub async fn get(
-        &self,
-        store: &dyn Store,
-        client_id: &str,
-    ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
-        if !is_possible_client_id(client_id) {
-            return Ok(None);
-        }
-        let generation = match self.clients.read() {
-            Ok(cache) => {
-                if let Some(client) = cache.0.get(client_id) {
-                    return Ok(Some(client.clone()));
-                }
-                cache.1
-            }
-            Err(_) => u64::MAX,
-        };
-        let Some(client) = store.find_client(client_id).await? else {
-            return Ok(None);
-        };
-        let client = Arc::new(client);
-        if let Ok(mut cache) = self.clients.write()
-            && cache.1 == generation
-        {
-            // Unknown ids are not cached, so the map holds only registered clients.
-            cache.0.insert(client_id.to_owned(), client.clone());
-        }
-        Ok(Some(client))
-    }
-
-    /// Forgets every client.
-    pub fn clear(&self) {
-        if let Ok(mut cache) = self.clients.write() {
-            cache.0.clear();
-            cache.1 = cache.1.wrapping_add(1);
-        }
-    }
-}
+use crate::store::ClientRecord;
 
 /// How a client authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,17 +77,6 @@ pub struct AuthenticatedClient {
 /// `invalid_client` (RFC 6749 §5.2, HTTP 401).
 pub fn invalid_client() -> Error {
     oauth(ErrorCode::InvalidClient, "client authentication failed")
-}
-
-/// Longest client id `client create` accepts (bytes). A longer one, or one with a control character (a NUL
-/// would be refused by PostgreSQL), cannot be registered and is looked up nowhere.
-pub const MAX_CLIENT_ID_BYTES: usize = 255;
-
-/// Could `client_id` be a registered id?
-pub fn is_possible_client_id(client_id: &str) -> bool {
-    !client_id.is_empty()
-        && client_id.len() <= MAX_CLIENT_ID_BYTES
-        && !client_id.chars().any(char::is_control)
 }
 
 /// Authenticates the client of a request. Confidential clients must present their secret; public clients
@@ -207,7 +145,7 @@ async fn check_assertion(
     let keys = match state.client_keys.for_client(client, kid.as_deref()).await {
         Ok(keys) => keys,
         Err(error) => {
-            tracing::warn!(client_id = %Untrusted(&client.client_id), %error, "the client's keys are unavailable");
+            tracing::warn!(client_id = %Untrusted(client.client_id.as_str()), %error, "the client's keys are unavailable");
             return Ok(false);
         }
     };
@@ -225,14 +163,14 @@ async fn check_assertion(
         assertion,
         &keys,
         &AssertionContext {
-            client_id: &client.client_id,
+            client_id: client.client_id.as_str(),
             audiences: &audiences,
             now,
         },
     ) {
         Ok(verified) => verified,
         Err(error) => {
-            tracing::debug!(client_id = %Untrusted(&client.client_id), %error, "client assertion refused");
+            tracing::debug!(client_id = %Untrusted(client.client_id.as_str()), %error, "client assertion refused");
             return Ok(false);
         }
     };

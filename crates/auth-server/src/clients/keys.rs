@@ -118,7 +118,10 @@ impl ClientKeys {
                 .slots
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            slots.entry(client.client_id.clone()).or_default().clone()
+            slots
+                .entry(client.client_id.as_str().to_owned())
+                .or_default()
+                .clone()
         };
         let mut entry = slot.lock().await;
         if let Some(cached) = entry.as_ref() {
@@ -153,7 +156,7 @@ impl ClientKeys {
                     tried_at: now,
                 });
                 if fetched_at.is_some() {
-                    tracing::warn!(client_id = %service_kit::telemetry::Untrusted(&client.client_id), %error, "refetching the client's jwks_uri failed; the keys fetched before still serve");
+                    tracing::warn!(client_id = %service_kit::telemetry::Untrusted(client.client_id.as_str()), %error, "refetching the client's jwks_uri failed; the keys fetched before still serve");
                     Ok(keys)
                 } else {
                     Err(error)

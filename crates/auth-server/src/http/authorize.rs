@@ -1,5 +1,5 @@
 //! `GET /authorize` and `POST /authorize` (RFC 6749 §4.1.1, §4.1.2; OpenID Connect Core §3.1.2): map the
-//! domain's decisions (`crate::authorization`, `crate::login`) to pages, cookies and redirects.
+//! domain's decisions (`crate::authorization`, `crate::authorize::login`) to pages, cookies and redirects.
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -9,12 +9,14 @@ use axum::routing::get;
 
 use super::cookies::{Csrf, clear_session_cookie, session_cookie, set_session_cookie};
 use super::form::OAuthForm;
-use super::pages::{consent_page, error_page, login_page, redirect};
+use super::outcome::{failure, redirect, refusal};
+use super::pages::{consent_page, error_page, login_page};
 use super::source::Source;
-use crate::authorization::{self, AuthorizationRequest, Next, Refusal};
-use crate::csrf::Form;
+use crate::authorize::csrf::Form;
+use crate::authorize::decision::{self, Next, SignedIn};
+use crate::authorize::login::{self, Session, SignIn};
+use crate::authorize::request::{self, AuthorizationRequest};
 use crate::error::Error;
-use crate::login::{self, Session, SignIn};
 use crate::params::Params;
 use crate::state::AppState;
 
@@ -32,24 +34,6 @@ fn with_retry_after(mut response: Response, seconds: i64) -> Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     response
-}
-
-/// The page or redirect of a refusal.
-pub(super) fn refusal(refusal: Refusal) -> Response {
-    match refusal {
-        Refusal::Page(message) => error_page(StatusCode::BAD_REQUEST, &message),
-        Refusal::Redirect(to) => redirect(&to),
-        Refusal::Failed(error) => failure(&error),
-    }
-}
-
-/// A server-side failure: the cause to the log, a fixed page to the user.
-pub(super) fn failure(error: &Error) -> Response {
-    tracing::error!(%error, "authorization request failed");
-    error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The service is temporarily unavailable. Try again shortly.",
-    )
 }
 
 /// The page for the next step of a valid request, its form carrying the token for that form.
@@ -75,7 +59,7 @@ fn next_page(
             &session.username,
         ),
         Ok(Next::Redirect(to)) => redirect(&to),
-        Ok(Next::Refused(refused)) => refusal(refused),
+        Ok(Next::Refused(refused)) => refusal(state, refused),
         Err(error) => failure(&error),
     }
 }
@@ -86,16 +70,16 @@ async fn oauth2_authorize_get(
     headers: HeaderMap,
 ) -> Response {
     let params = Params::parse(query.unwrap_or_default().as_bytes());
-    let request = match authorization::validate(&state, &params).await {
+    let request = match request::validate(&state, &params).await {
         Ok(request) => request,
-        Err(error) => return refusal(error),
+        Err(error) => return refusal(&state, error),
     };
     let csrf = match Csrf::of_page(&state, &headers) {
         Ok(csrf) => csrf,
         Err(error) => return failure(&error),
     };
     let next = match login::current_session(&state, session_cookie(&state, &headers)).await {
-        Ok(session) => authorization::next_step(&state, &request, session, false).await,
+        Ok(session) => decision::next_step(&state, &request, session, SignedIn::Earlier).await,
         Err(error) => Err(error),
     };
     let mut response = next_page(&state, &request, next, &csrf);
@@ -117,9 +101,9 @@ async fn oauth2_authorize_post(
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Response {
-    let request = match authorization::validate(&state, &params).await {
+    let request = match request::validate(&state, &params).await {
         Ok(request) => request,
-        Err(error) => return refusal(error),
+        Err(error) => return refusal(&state, error),
     };
     if params.has("username") || params.has("password") {
         let Some(csrf) = Csrf::of_post(&state, &headers, &params, Form::Login) else {
@@ -162,7 +146,7 @@ async fn switch_account(
     if let Some(cookie) = session_cookie(state, headers) {
         match login::end_session(state, cookie).await {
             Ok(ended) => {
-                tracing::info!(target: "audit", event = "logout", client_id = %service_kit::telemetry::Untrusted(&request.client.client_id), sessions_ended = u8::from(ended), outcome = "switch_account", "signed out from the consent page");
+                tracing::info!(target: "audit", event = "logout", client_id = %service_kit::telemetry::Untrusted(request.client().client_id.as_str()), sessions_ended = u8::from(ended), outcome = "switch_account", "signed out from the consent page");
             }
             Err(error) => return failure(&error),
         }
@@ -188,8 +172,7 @@ async fn decide(
     session: &Session,
 ) -> Response {
     match params.get("decision").ok().flatten() {
-        Some("approve") => match authorization::approve_and_remember(state, request, session).await
-        {
+        Some("approve") => match decision::approve_and_remember(state, request, session).await {
             Ok(Some(to)) => redirect(&to),
             // A pushed request whose request_uri was used meanwhile (RFC 9126 §4).
             Ok(None) => error_page(
@@ -198,7 +181,7 @@ async fn decide(
             ),
             Err(error) => failure(&error),
         },
-        Some("deny") => refusal(authorization::deny(state, request).await),
+        Some("deny") => refusal(state, decision::deny(state, request).await),
         _ => error_page(StatusCode::BAD_REQUEST, "The form is incomplete."),
     }
 }
@@ -217,7 +200,7 @@ async fn sign_in(
         field("username"),
         field("password"),
         source.0,
-        &request.client.client_id,
+        request.client().client_id.as_str(),
     )
     .await;
     let again = |csrf: &Csrf, message: &str, status: StatusCode| {
@@ -234,7 +217,7 @@ async fn sign_in(
         Ok(SignIn::SignedIn { session, cookie }) => {
             // The consent form carries a token bound to the new session: the pre-login one dies here.
             csrf.renew(cookie.as_str());
-            let next = authorization::next_step(state, request, Some(session), true).await;
+            let next = decision::next_step(state, request, Some(session), SignedIn::JustNow).await;
             let mut response = next_page(state, request, next, &csrf);
             set_session_cookie(&mut response, state, cookie.as_str());
             response

@@ -8,7 +8,7 @@ use axum::response::Response;
 
 use auth_core::secret::SecretDigest;
 
-use crate::csrf::{self, Form};
+use crate::authorize::csrf::{self, Form};
 use crate::error::Result;
 use crate::params::Params;
 use crate::state::AppState;

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::error::ApiError;
-use crate::clients::{AuthMethod, ClientCredentials, invalid_client};
+use crate::clients::authentication::{AuthMethod, ClientCredentials, invalid_client};
 use crate::error::{invalid_request, oauth};
 use crate::params::Params;
 

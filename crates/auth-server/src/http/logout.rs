@@ -1,4 +1,4 @@
-//! `GET /logout` and `POST /logout` (OpenID Connect RP-Initiated Logout 1.0): map `crate::logout`'s
+//! `GET /logout` and `POST /logout` (OpenID Connect RP-Initiated Logout 1.0): map `crate::authorize::logout`'s
 //! decisions to the confirmation page, the signed-out page, cookies and redirects.
 
 use axum::Router;
@@ -7,12 +7,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 
-use super::authorize::{failure, refusal};
 use super::cookies::{Csrf, clear_session_cookie, session_cookie};
 use super::form::OAuthForm;
-use super::pages::{error_page, logout_page, redirect, signed_out_page};
-use crate::csrf::Form;
-use crate::logout;
+use super::outcome::{failure, redirect, refusal};
+use super::pages::{error_page, logout_page, signed_out_page};
+use crate::authorize::csrf::Form;
+use crate::authorize::logout;
 use crate::params::Params;
 use crate::state::AppState;
 
@@ -27,7 +27,7 @@ async fn logout_get(
     headers: HeaderMap,
 ) -> Response {
     let params = Params::parse(query.unwrap_or_default().as_bytes());
-    handle(&state, &headers, &params, false).await
+    handle(&state, &headers, &params, Method::Get).await
 }
 
 async fn logout_post(
@@ -35,15 +35,27 @@ async fn logout_post(
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Response {
-    handle(&state, &headers, &params, true).await
+    handle(&state, &headers, &params, Method::Post).await
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, params: &Params, post: bool) -> Response {
+/// How the request came: only a form post can confirm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    method: Method,
+) -> Response {
     let request = match logout::validate(state, params).await {
         Ok(request) => request,
-        Err(error) => return refusal(error),
+        Err(error) => return refusal(state, error),
     };
-    let confirmed = post && params.get("confirm").ok().flatten() == Some("yes");
+    let confirmed = method == Method::Post && params.get("confirm").ok().flatten() == Some("yes");
     if confirmed && Csrf::of_post(state, headers, params, Form::Logout).is_none() {
         return error_page(
             StatusCode::FORBIDDEN,

@@ -17,6 +17,7 @@ pub mod form;
 pub mod health;
 pub mod logout;
 pub mod oauth2;
+pub mod outcome;
 pub mod pages;
 pub mod source;
 pub mod userinfo;

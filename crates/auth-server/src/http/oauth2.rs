@@ -13,12 +13,13 @@ use super::credentials::client_credentials;
 use super::error::{ApiError, Result};
 use super::form::OAuthForm;
 use super::source::Source;
-use crate::clients::{self, AuthMethod, AuthenticatedClient};
+use crate::clients::authentication::{self, AuthMethod, AuthenticatedClient};
 use crate::error::oauth;
-use crate::grants::{self, TokenRequest, authorization_code, client_credentials, refresh};
 use crate::params::Params;
 use crate::state::AppState;
-use crate::tokens;
+use crate::tokens::dpop::invalid_proof;
+use crate::tokens::grants::{self, TokenRequest, authorization_code, client_credentials, refresh};
+use crate::tokens::{introspection, revocation};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -73,7 +74,7 @@ async fn authenticate(
     endpoint: &str,
 ) -> Result<AuthenticatedClient> {
     let credentials = client_credentials(headers, params)?;
-    clients::authenticate(state, &credentials, source.0, endpoint)
+    authentication::authenticate(state, &credentials, source.0, endpoint)
         .await
         .map_err(|error| ApiError {
             error,
@@ -149,25 +150,20 @@ async fn oauth2_par_post(
     let result = async {
         let caller = authenticate(&state, &headers, &params, source, "/par").await?;
         let proof = dpop_header(&headers)?.map(str::to_owned);
-        let pushed = crate::par::push(&state, &caller, params, proof.as_deref()).await?;
+        let pushed = crate::authorize::par::push(&state, &caller, params, proof.as_deref()).await?;
         Ok(no_store((StatusCode::CREATED, Json(pushed))))
     }
     .await;
     answer(&state, result)
 }
 
-/// The request's DPoP proof: at most one `DPoP` header (RFC 9449 §4.3 step 1). /token, /par and /userinfo
-/// read it alike.
+/// The request's DPoP proof: at most one `DPoP` header (RFC 9449 §4.3 step 1), read by the platform's one
+/// reader of it.
 pub(super) fn dpop_header(headers: &HeaderMap) -> crate::error::Result<Option<&str>> {
-    let mut values = headers.get_all("dpop").iter();
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(value), None) => value
-            .to_str()
-            .map(Some)
-            .map_err(|_| crate::dpop::invalid_proof("the DPoP header is not a JWT")),
-        (Some(_), Some(_)) => Err(crate::dpop::invalid_proof("more than one DPoP header")),
-    }
+    auth_bearer::dpop_header(headers).map_err(|error| match error {
+        auth_bearer::BearerError::InvalidDpopProof(why) => invalid_proof(why),
+        other => invalid_proof(other.to_string()),
+    })
 }
 
 /// With `--dpop-nonce`, every token response carries the current nonce (RFC 9449 §8.2), so a client has the
@@ -193,7 +189,7 @@ async fn oauth2_revoke_post(
         let token = params.require("token")?;
         // token_type_hint is only a hint (RFC 7009 §2.1): both kinds are tried whatever it says.
         let _hint = params.get("token_type_hint")?;
-        tokens::revoke(&state, &caller, token).await?;
+        revocation::revoke(&state, &caller, token).await?;
         Ok(no_store(StatusCode::OK))
     }
     .await;
@@ -209,10 +205,10 @@ async fn oauth2_introspect_post(
     let result = async {
         let caller = authenticate(&state, &headers, &params, source, "/introspect").await?;
         // RFC 7662 §2.1: authorization before anything about the token.
-        tokens::may_introspect(&caller)?;
+        introspection::may_introspect(&caller)?;
         let token = params.require("token")?;
         let _hint = params.get("token_type_hint")?;
-        let response = tokens::introspect(&state, &caller, token).await?;
+        let response = introspection::introspect(&state, &caller, token).await?;
         Ok(no_store(Json(response)))
     }
     .await;

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::authorization::{AuthorizationRequest, Redirect};
+use crate::authorize::request::AuthorizationRequest;
 use crate::state::AppState;
 use crate::store::ClientRecord;
 
@@ -71,7 +71,7 @@ struct ErrorPage<'a> {
 
 /// The name a page shows for a client: its registered display name, else its id.
 fn display_name(client: &ClientRecord) -> &str {
-    client.name.as_deref().unwrap_or(&client.client_id)
+    client.name.as_deref().unwrap_or(client.client_id.as_str())
 }
 
 /// The pages' policy: nothing loads but the server's own stylesheet, no script runs, no framing (RFC 9700
@@ -139,8 +139,8 @@ pub fn login_page(
         status,
         LoginPage {
             action: &action,
-            client_id: &request.client.client_id,
-            client_name: display_name(&request.client),
+            client_id: request.client().client_id.as_str(),
+            client_name: display_name(request.client()),
             fields: &request.fields,
             csrf_token,
             error,
@@ -170,8 +170,8 @@ pub fn consent_page(
         StatusCode::OK,
         ConsentPage {
             action: &action,
-            client_id: &request.client.client_id,
-            client_name: display_name(&request.client),
+            client_id: request.client().client_id.as_str(),
+            client_name: display_name(request.client()),
             username,
             scopes,
             audience: &request.audience,
@@ -220,21 +220,6 @@ pub fn signed_out_page() -> Response {
     html(StatusCode::OK, SignedOutPage.render())
 }
 
-/// A 303 to an authorization response (RFC 6749 §4.1.2), never cached.
-pub fn redirect(redirect: &Redirect) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    match HeaderValue::from_str(&redirect.location) {
-        Ok(location) => {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        Err(_) => return error_page(StatusCode::BAD_REQUEST, "The redirect URI is invalid."),
-    }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,18 +252,5 @@ mod tests {
     fn the_stylesheet_follows_dark_mode_and_narrow_screens() {
         assert!(STYLESHEET.contains("@media (prefers-color-scheme: dark)"));
         assert!(STYLESHEET.contains("@media (max-width: 30rem)"));
-    }
-
-    #[test]
-    fn redirects_are_303_and_not_cached() {
-        let response = redirect(&Redirect {
-            location: "http://app.example/cb?code=c".into(),
-        });
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert_eq!(
-            response.headers()[header::LOCATION],
-            "http://app.example/cb?code=c"
-        );
-        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
     }
 }

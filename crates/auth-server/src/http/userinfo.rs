@@ -1,17 +1,21 @@
-//! `GET /userinfo` and `POST /userinfo` (OpenID Connect Core §5.3): the access token comes as a Bearer
-//! token (RFC 6750 §2.1, or §2.2 in a form body); errors are RFC 6750 §3 challenges.
+//! `GET /userinfo` and `POST /userinfo` (OpenID Connect Core §5.3): the access token comes in the
+//! `Authorization` header as a Bearer token (RFC 6750 §2.1) or with DPoP (RFC 9449 §7.1), or as a Bearer token
+//! in a form body (RFC 6750 §2.2). The headers are read, and errors answered as RFC 6750 §3 challenges, by the
+//! bearer layer's one reader and one challenge builder (`auth_bearer`), as at any resource server.
 
+use auth_bearer::{BearerError, Scheme, authorization, challenge, dpop_header};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::form::OptionalForm;
 use crate::error::Error;
-use crate::openid::{self, OPENID, Presentation, UserInfoRefusal};
 use crate::state::AppState;
+use crate::tokens::openid::OPENID;
+use crate::tokens::userinfo::{self, Presentation, UserInfoRefusal};
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -21,122 +25,38 @@ pub fn router() -> Router<AppState> {
 /// The `realm` of our challenges.
 const REALM: &str = "userinfo";
 
-/// An RFC 6750 §3 error: the challenge, and the same as JSON.
-fn challenge(status: StatusCode, error: Option<(&str, &str)>, scope: Option<&str>) -> Response {
-    let mut value = format!("Bearer realm=\"{REALM}\"");
-    if let Some((code, description)) = error {
-        value.push_str(&format!(
-            ", error=\"{code}\", error_description=\"{description}\""
-        ));
-    }
-    if let Some(scope) = scope {
-        value.push_str(&format!(", scope=\"{scope}\""));
-    }
-    let body = match error {
-        Some((code, description)) => {
-            serde_json::json!({ "error": code, "error_description": description })
-        }
-        None => serde_json::json!({}),
-    };
-    let mut response = (status, Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
+fn refuse(error: BearerError) -> Response {
+    let mut response = challenge(&error, REALM);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
-/// An RFC 9449 §7.1 challenge for a proof that failed: `invalid_dpop_proof`, or `use_dpop_nonce` with the
-/// nonce in a `DPoP-Nonce` header.
-fn dpop_challenge(error: &Error) -> Response {
-    let (code, description, nonce) = match error {
-        Error::UseDpopNonce(nonce) => (
-            "use_dpop_nonce",
-            "the proof must carry the DPoP-Nonce".to_owned(),
-            Some(nonce.as_str()),
-        ),
-        Error::OAuth(error) => (
-            error.error.as_str(),
-            error.error_description.clone().unwrap_or_default(),
-            None,
-        ),
-        _ => ("invalid_dpop_proof", String::new(), None),
-    };
-    let description = description.replace(['"', '\\'], "'");
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        Json(serde_json::json!({ "error": code, "error_description": description })),
-    )
-        .into_response();
-    let value = format!(
-        "DPoP algs=\"{}\", error=\"{code}\", error_description=\"{description}\"",
-        auth_core::jose::ClientAlgorithm::names()
-    );
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(header::WWW_AUTHENTICATE, value);
-    }
-    if let Some(nonce) = nonce
-        && let Ok(value) = HeaderValue::from_str(nonce)
-    {
-        headers.insert("dpop-nonce", value);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn invalid_request(description: &str) -> Response {
-    challenge(
-        StatusCode::BAD_REQUEST,
-        Some(("invalid_request", description)),
-        None,
-    )
-}
-
-/// How the token was sent: the scheme of the Authorization header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scheme {
-    Bearer,
-    Dpop,
-}
-
-/// The token of the Authorization header and its scheme (Bearer or DPoP): `Ok(None)` without one (or with
-/// another scheme), `Err` with the reason for a malformed one.
-fn bearer(headers: &HeaderMap) -> Result<Option<(Scheme, &str)>, &'static str> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err("more than one Authorization header");
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| "the Authorization header is not text")?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(Some((Scheme::Bearer, token.trim())))
+/// A domain error of a proof check as the bearer layer words it (RFC 9449 §7.1).
+fn proof_error(error: Error) -> BearerError {
+    match error {
+        Error::UseDpopNonce(nonce) => BearerError::UseDpopNonce(nonce),
+        Error::OAuth(error) => {
+            BearerError::InvalidDpopProof(error.error_description.unwrap_or_default())
         }
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("dpop") && !token.trim().is_empty() =>
-        {
-            Ok(Some((Scheme::Dpop, token.trim())))
-        }
-        // Another scheme: as if no Bearer token were sent (RFC 6750 §3: a bare challenge).
-        _ => Ok(None),
+        other => BearerError::InvalidDpopProof(other.to_string()),
+    }
+}
+
+/// The token of the `Authorization` header: `Ok(None)` without one (or with another scheme).
+fn header_token(headers: &HeaderMap) -> Result<Option<(Scheme, &str)>, BearerError> {
+    match authorization(headers) {
+        Ok(token) => Ok(Some(token)),
+        Err(BearerError::Missing) => Ok(None),
+        Err(error) => Err(error),
     }
 }
 
 async fn userinfo_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match bearer(&headers) {
+    match header_token(&headers) {
         Ok(token) => answer(&state, &headers, "GET", token).await,
-        Err(why) => invalid_request(why),
+        Err(error) => refuse(error),
     }
 }
 
@@ -145,17 +65,23 @@ async fn userinfo_post(
     headers: HeaderMap,
     OptionalForm(params): OptionalForm,
 ) -> Response {
-    let header_token = match bearer(&headers) {
+    let header_token = match header_token(&headers) {
         Ok(token) => token,
-        Err(why) => return invalid_request(why),
+        Err(error) => return refuse(error),
     };
     let body_token = match params.get("access_token") {
         Ok(token) => token,
-        Err(_) => return invalid_request("access_token was given more than once"),
+        Err(_) => {
+            return refuse(BearerError::InvalidRequest(
+                "access_token was given more than once".into(),
+            ));
+        }
     };
     match (header_token, body_token) {
         // RFC 6750 §2: one method only.
-        (Some(_), Some(_)) => invalid_request("the token was sent in the header and in the body"),
+        (Some(_), Some(_)) => refuse(BearerError::InvalidRequest(
+            "the token was sent in the header and in the body".into(),
+        )),
         (Some(token), None) => answer(&state, &headers, "POST", Some(token)).await,
         (None, Some(token)) => {
             answer(&state, &headers, "POST", Some((Scheme::Bearer, token))).await
@@ -172,19 +98,16 @@ async fn answer(
     token: Option<(Scheme, &str)>,
 ) -> Response {
     let Some((scheme, token)) = token else {
-        return challenge(StatusCode::UNAUTHORIZED, None, None);
+        return refuse(BearerError::Missing);
     };
     let presentation = match scheme {
         Scheme::Bearer => Presentation::Bearer,
-        Scheme::Dpop => {
-            let proof = match super::oauth2::dpop_header(headers) {
-                Ok(proof) => proof,
-                Err(error) => return dpop_challenge(&error),
-            };
-            Presentation::Dpop { proof, method }
-        }
+        Scheme::Dpop => match dpop_header(headers) {
+            Ok(proof) => Presentation::Dpop { proof, method },
+            Err(error) => return refuse(error),
+        },
     };
-    match openid::userinfo(state, token, presentation).await {
+    match userinfo::userinfo(state, token, presentation).await {
         Ok(info) => {
             let mut response = Json(info).into_response();
             response
@@ -192,32 +115,16 @@ async fn answer(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Err(UserInfoRefusal::InvalidToken) => challenge(
-            StatusCode::UNAUTHORIZED,
-            Some((
-                "invalid_token",
-                "the access token is invalid, expired or revoked",
-            )),
-            None,
-        ),
-        Err(UserInfoRefusal::InsufficientScope) => challenge(
-            StatusCode::FORBIDDEN,
-            Some(("insufficient_scope", "the access token lacks scope openid")),
-            Some(OPENID),
-        ),
-        Err(UserInfoRefusal::Proof(error)) => dpop_challenge(&error),
+        Err(UserInfoRefusal::InvalidToken) => refuse(BearerError::InvalidToken(
+            "the access token is invalid, expired or revoked".into(),
+        )),
+        Err(UserInfoRefusal::InsufficientScope) => {
+            refuse(BearerError::InsufficientScope(OPENID.into()))
+        }
+        Err(UserInfoRefusal::Proof(error)) => refuse(proof_error(error)),
         Err(UserInfoRefusal::Failed(error)) => {
             tracing::error!(%error, "userinfo failed");
-            let mut response = challenge(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some((
-                    "temporarily_unavailable",
-                    "the service is temporarily unavailable",
-                )),
-                None,
-            );
-            response.headers_mut().remove(header::WWW_AUTHENTICATE);
-            response
+            refuse(BearerError::Unavailable("the store failed".into()))
         }
     }
 }

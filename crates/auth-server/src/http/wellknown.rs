@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::clients::{AUTH_METHODS, AuthMethod};
+use crate::clients::authentication::{AUTH_METHODS, AuthMethod};
 use crate::config::JWKS_MAX_AGE_SECONDS;
 use crate::state::AppState;
 
@@ -60,14 +60,14 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         // OpenID Connect's scopes, and every registered client's.
         scopes_supported: {
             let registered = state.supported_scopes();
-            let mut scopes: Vec<String> = crate::openid::USER_SCOPES
+            let mut scopes: Vec<String> = crate::tokens::openid::USER_SCOPES
                 .iter()
                 .map(|scope| (*scope).to_owned())
                 .collect();
             scopes.extend(
                 registered
                     .iter()
-                    .filter(|scope| !crate::openid::USER_SCOPES.contains(scope))
+                    .filter(|scope| !crate::tokens::openid::USER_SCOPES.contains(scope))
                     .map(str::to_owned),
             );
             scopes
@@ -103,7 +103,7 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
             .iter()
             .map(|alg| alg.as_str().to_owned())
             .collect(),
-        claims_supported: crate::openid::CLAIMS_SUPPORTED
+        claims_supported: crate::tokens::openid::CLAIMS_SUPPORTED
             .iter()
             .map(|claim| (*claim).to_owned())
             .collect(),

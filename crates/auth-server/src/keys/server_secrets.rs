@@ -6,7 +6,7 @@ use auth_core::keys::KeyEncryptionKey;
 use auth_core::secret::{Mac, fill_random};
 use zeroize::Zeroizing;
 
-use crate::keyring::KeyRingError;
+use crate::keys::keyring::KeyRingError;
 use crate::store::{KeyStore, StoredSecret};
 
 /// The name of the CSRF MAC key.

@@ -2,7 +2,7 @@
 //! times the rate; docs/security.md). Keys are hashed with a per-process random key, so they hold no
 //! username and cannot be aimed at one bucket, and the table has a fixed capacity.
 //!
-//! The rules (`crate::login`): 5 failures per (username, source) and 20 per source, counted *before* the
+//! The rules (`crate::authorize::login`): 5 failures per (username, source) and 20 per source, counted *before* the
 //! password check, so a burst of concurrent attempts gets no more checks than the limit. There is no limit
 //! per username across sources: it would let anyone lock any user out.
 

@@ -2,14 +2,13 @@
 //! [`sql`], one implementation per back-end (SQLite and PostgreSQL). Nothing here knows HTTP.
 
 use async_trait::async_trait;
+use auth_core::id::{ClientId, FamilyId, Jkt, UnixTime, UserId};
 use auth_core::keys::SigningAlgorithm;
 use auth_core::scope::ScopeSet;
 use auth_core::secret::SecretDigest;
 use auth_core::wire::GrantType;
 
 pub mod sql;
-
-pub use sql::SqlStore;
 
 /// A storage failure. Client input never causes one; they mean the database is unreachable or broken.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +37,7 @@ pub enum StoreError {
 /// A registered client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Digest of the secret; `None` for public clients.
     pub secret_digest: Option<SecretDigest>,
     /// Public clients authenticate with `none` and must use PKCE.
@@ -72,7 +71,7 @@ pub struct ClientRecord {
 /// A pushed authorization request, as stored (RFC 9126 §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushedRequest {
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The pushed parameters, form-encoded as they came.
     pub params: String,
     pub expires_at: i64,
@@ -98,7 +97,7 @@ impl ClientRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// Stable id (the `sub` of its tokens).
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     /// argon2id PHC string.
     pub password_hash: String,
@@ -161,14 +160,14 @@ impl std::fmt::Debug for StoredKey {
 /// What an authorization is bound to: carried by codes and refresh tokens of one family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authorization {
-    pub family_id: String,
-    pub client_id: String,
-    pub user_id: String,
+    pub family_id: FamilyId,
+    pub client_id: ClientId,
+    pub user_id: UserId,
     pub scope: ScopeSet,
     /// The audience of its access tokens.
     pub audience: String,
     /// When the user logged in.
-    pub auth_time: i64,
+    pub auth_time: UnixTime,
     /// The login session it came from (the ID token's `sid`).
     pub sid: Option<String>,
 }
@@ -188,7 +187,7 @@ pub struct AuthorizationCodeRecord {
     /// OpenID Connect `nonce`, echoed in the ID token.
     pub nonce: Option<String>,
     /// The DPoP key the code is bound to (RFC 9449 §10): its exchange needs a proof by that key.
-    pub dpop_jkt: Option<String>,
+    pub dpop_jkt: Option<Jkt>,
     pub expires_at: i64,
     /// Set once exchanged.
     pub used_at: Option<i64>,
@@ -209,7 +208,7 @@ pub struct RefreshTokenRecord {
     /// The family has been revoked.
     pub family_revoked: bool,
     /// The DPoP key a public client's token is bound to (RFC 9449 §5): its successors keep it.
-    pub dpop_jkt: Option<String>,
+    pub dpop_jkt: Option<Jkt>,
 }
 
 /// The result of trying to use a code or a refresh token.
@@ -241,12 +240,12 @@ pub trait ClientStore: Send + Sync {
     /// Registers a client; fails with `AlreadyExists` when the id is taken.
     async fn create_client(&self, client: &ClientRecord, now: i64) -> Result<(), StoreError>;
     /// Looks a client up.
-    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    async fn find_client(&self, client_id: &ClientId) -> Result<Option<ClientRecord>, StoreError>;
     /// Every client, by id.
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
     /// Deletes a client with everything it owns (its families and so every grant, codes, consent, pushed
     /// requests) and records when; false if unknown.
-    async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
+    async fn delete_client(&self, client_id: &ClientId, now: i64) -> Result<bool, StoreError>;
     /// Every scope some client may be granted (RFC 8414 `scopes_supported`).
     async fn registered_scopes(&self) -> Result<ScopeSet, StoreError>;
 }
@@ -260,7 +259,7 @@ pub trait UserStore: Send + Sync {
     async fn find_user_by_username(&self, username: &str)
     -> Result<Option<UserRecord>, StoreError>;
     /// Looks a user up by id.
-    async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn find_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError>;
     /// Every user, by username.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
     /// Deletes a user with its sessions, consent and grants (families); false if unknown.
@@ -273,7 +272,6 @@ pub trait UserStore: Send + Sync {
         password_hash: &str,
         now: i64,
     ) -> Result<Option<u64>, StoreError>;
-    /// Stores a login session.
     /// Starts a session, unless the user's password hash is no longer `verified_hash` (a `user
     /// set-password` or `user delete` that ran while the password was being checked): false then.
     async fn create_session(
@@ -290,18 +288,18 @@ pub trait UserStore: Send + Sync {
     /// Ends the session of a cookie; false when there was none.
     async fn end_session(&self, digest: &SecretDigest) -> Result<bool, StoreError>;
     /// Ends the session with public id `sid`, if it is `user_id`'s; false when there was none.
-    async fn end_session_by_sid(&self, sid: &str, user_id: &str) -> Result<bool, StoreError>;
+    async fn end_session_by_sid(&self, sid: &str, user_id: &UserId) -> Result<bool, StoreError>;
 }
 
 /// A login session as stored: the cookie only as its digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
     pub digest: SecretDigest,
-    pub user_id: String,
+    pub user_id: UserId,
     /// Its public id (OpenID Connect `sid`); `None` for sessions older than the column.
     pub sid: Option<String>,
     /// When the user typed their password.
-    pub auth_time: i64,
+    pub auth_time: UnixTime,
     pub expires_at: i64,
 }
 
@@ -347,14 +345,14 @@ impl std::fmt::Debug for StoredSecret {
 pub struct Rotation<'a> {
     pub presented: &'a SecretDigest,
     /// The authenticated client: the token must be its own.
-    pub client_id: &'a str,
+    pub client_id: &'a ClientId,
     pub now: i64,
     /// A narrower scope asked for the new access token: it must be within the token's scope.
     pub scope: Option<&'a ScopeSet>,
     /// RFC 8707 resource asked for: it must be the token's audience.
     pub resource: Option<&'a str>,
     /// The thumbprint of the request's DPoP proof key: a bound token rotates only with its own key.
-    pub jkt: Option<&'a str>,
+    pub jkt: Option<&'a Jkt>,
     /// The digest of the new refresh token, and its expiry.
     pub new_digest: &'a SecretDigest,
     pub new_expires_at: i64,
@@ -369,7 +367,7 @@ pub enum RotationOutcome {
     Refused(Option<RefreshTokenRecord>),
 }
 
-/// Codes, refresh-token families and revocations.
+/// Codes, refresh-token families and revocations: the grants and their families.
 ///
 /// Revocation is decided by family, never by copying rows: every token of a family carries (or, for
 /// refresh tokens, is stored with) its family id, so revoking the family's one row revokes all of them at
@@ -411,27 +409,36 @@ pub trait GrantStore: Send + Sync {
         rotation: &Rotation<'_>,
     ) -> Result<RotationOutcome, StoreError>;
     /// Revokes a family: one row, after which no token of it is active and no use of it succeeds.
-    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
+    async fn revoke_family(&self, family_id: &FamilyId, now: i64) -> Result<(), StoreError>;
     /// Deny-lists one access token until its expiry.
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     /// The deny list, family and client state of an access token.
     async fn access_token_state(
         &self,
         jti: &str,
-        family_id: Option<&str>,
-        client_id: &str,
+        family_id: Option<&FamilyId>,
+        client_id: &ClientId,
     ) -> Result<AccessTokenState, StoreError>;
-    /// The scopes `user_id` has consented to for `client_id` (OpenID Connect Core §3.1.2.4), if any.
+    /// Deletes expired codes, sessions and deny-list entries, and the families none of whose tokens can
+    /// still be valid (every code and refresh token of theirs ended more than `horizon` seconds ago, the
+    /// longest an access token can live); returns how many rows went.
+    async fn purge_expired(&self, now: i64, horizon: i64) -> Result<u64, StoreError>;
+}
+
+/// Remembered consent (OpenID Connect Core §3.1.2.4).
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// The scopes `user_id` has consented to for `client_id`, if any.
     async fn find_consent(
         &self,
-        user_id: &str,
-        client_id: &str,
+        user_id: &UserId,
+        client_id: &ClientId,
     ) -> Result<Option<ScopeSet>, StoreError>;
     /// Remembers that `user_id` consented to `scope` for `client_id` (added to what was remembered).
     async fn remember_consent(
         &self,
-        user_id: &str,
-        client_id: &str,
+        user_id: &UserId,
+        client_id: &ClientId,
         scope: &ScopeSet,
         now: i64,
     ) -> Result<(), StoreError>;
@@ -439,23 +446,31 @@ pub trait GrantStore: Send + Sync {
     /// a consent was remembered and how many families were revoked.
     async fn withdraw_consent(
         &self,
-        user_id: &str,
-        client_id: &str,
+        user_id: &UserId,
+        client_id: &ClientId,
         now: i64,
     ) -> Result<(bool, u64), StoreError>;
-    /// Deletes expired codes, sessions and deny-list entries, and the families none of whose tokens can
-    /// still be valid (every code and refresh token of theirs ended more than `horizon` seconds ago, the
-    /// longest an access token can live); returns how many rows went.
-    async fn purge_expired(&self, now: i64, horizon: i64) -> Result<u64, StoreError>;
+}
+
+/// The ledger of single-use values.
+#[async_trait]
+pub trait JtiStore: Send + Sync {
     /// Records single-use values (DPoP proof and client assertion `jti`s), each until its expiry, in one
     /// statement: for each, `true` the first time, `false` when any replica recorded it before (or it
     /// appears earlier in `items`).
     async fn first_uses(&self, items: &[(SecretDigest, i64)]) -> Result<Vec<bool>, StoreError>;
-    /// Stores a pushed authorization request under the digest of its `request_uri`.
+}
+
+/// Pushed authorization requests (RFC 9126).
+#[async_trait]
+pub trait PushedRequestStore: Send + Sync {
+    /// Stores a pushed authorization request under the digest of its `request_uri`, and deletes those that
+    /// expired before `purge_before`.
     async fn push_request(
         &self,
         digest: &SecretDigest,
         request: &PushedRequest,
+        purge_before: i64,
     ) -> Result<(), StoreError>;
     /// A pushed request by the digest of its `request_uri`.
     async fn find_pushed_request(
@@ -480,6 +495,26 @@ pub trait HealthStore: Send + Sync {
 }
 
 /// Everything the server needs from storage.
-pub trait Store: ClientStore + UserStore + KeyStore + GrantStore + HealthStore {}
+pub trait Store:
+    ClientStore
+    + UserStore
+    + KeyStore
+    + GrantStore
+    + ConsentStore
+    + PushedRequestStore
+    + JtiStore
+    + HealthStore
+{
+}
 
-impl<T: ClientStore + UserStore + KeyStore + GrantStore + HealthStore> Store for T {}
+impl<T> Store for T where
+    T: ClientStore
+        + UserStore
+        + KeyStore
+        + GrantStore
+        + ConsentStore
+        + PushedRequestStore
+        + JtiStore
+        + HealthStore
+{
+}

@@ -1,8 +1,9 @@
-//! DPoP at this server (RFC 9449): the proof sent with a token request, checked against that request, its
-//! `jti` used once across every replica, and the server's nonces. The resource-server side (a proof with
-//! each use of a token) is auth-bearer's, and /userinfo's here.
+//! DPoP at this server (RFC 9449): a proof sent to /token, /par or /userinfo, checked under the one proof
+//! policy of `auth_core::dpop` against that request, its `jti` used once across every replica, and the
+//! server's nonces. The resource-server side (a proof with each use of a token) is auth-bearer's.
 
-use auth_core::dpop::{IAT_WINDOW, ProofContext, VerifiedProof, verify_proof};
+use auth_core::dpop::{ProofContext, ProofError, VerifiedProof, verify_proof};
+use auth_core::id::Jkt;
 use auth_core::secret::SecretDigest;
 use auth_core::wire::ErrorCode;
 
@@ -15,44 +16,59 @@ pub fn invalid_proof(description: impl Into<String>) -> Error {
     oauth(ErrorCode::InvalidDpopProof, description)
 }
 
-/// Checks a proof made for `method` on this server's `path` (and, at a protected resource, for the access
-/// token presented with it): every RFC 9449 §4.3 check, the nonce when `--dpop-nonce` requires one, and the
-/// `jti` recorded as used (a second use, at any replica, is refused). Returns the proof with its key's
-/// thumbprint.
-pub async fn check_proof(
-    state: &AppState,
-    proof: &str,
-    method: &str,
-    path: &str,
-    access_token: Option<&str>,
-) -> Result<VerifiedProof> {
-    let now = state.clock.now();
-    let uri = format!("{}{path}", state.settings.base_url);
-    let verified = verify_proof(
-        proof,
-        &ProofContext {
+/// A proof as a request to this server presented it, and what it must match.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofCheck<'a> {
+    /// The `DPoP` header.
+    pub proof: &'a str,
+    /// The request's method (`htm`).
+    pub method: &'a str,
+    /// This server's path the request came to (`htu` is the issuer's base URL and this).
+    pub path: &'a str,
+    /// At /userinfo, the access token presented with the proof (`ath`).
+    pub access_token: Option<&'a str>,
+    /// The key the token is bound to, when it is.
+    pub bound_to: Option<&'a Jkt>,
+}
+
+impl<'a> ProofCheck<'a> {
+    /// A proof of a token or pushed-authorization request: no access token, no binding yet.
+    pub fn new(proof: &'a str, method: &'a str, path: &'a str) -> Self {
+        Self {
+            proof,
             method,
+            path,
+            access_token: None,
+            bound_to: None,
+        }
+    }
+}
+
+/// Checks a proof: every RFC 9449 §4.3 check, the nonce when `--dpop-nonce` requires one, and the `jti`
+/// recorded as used (a second use, at any replica, is refused). Returns the proof with its key's thumbprint.
+pub async fn check_proof(state: &AppState, check: &ProofCheck<'_>) -> Result<VerifiedProof> {
+    let now = state.clock.now();
+    let uri = format!("{}{}", state.settings.base_url, check.path);
+    let verified = verify_proof(
+        check.proof,
+        &ProofContext {
+            method: check.method,
             uri: &uri,
             now,
-            access_token,
+            access_token: check.access_token,
+            bound_to: check.bound_to,
+            nonces: state.dpop_nonces.as_ref(),
         },
     )
-    .map_err(|error| invalid_proof(error.to_string()))?;
-    // RFC 9449 §8: without the current nonce the client is told to retry with it, before the jti is spent.
-    if let Some(nonces) = &state.dpop_nonces
-        && !verified
-            .nonce
-            .as_deref()
-            .is_some_and(|nonce| nonces.accepts(nonce, now))
-    {
-        return Err(Error::UseDpopNonce(nonces.current(now)));
-    }
-    // §11.1: a proof is accepted while its iat is within the window of now, so its jti is remembered until
-    // the last moment it could still be accepted.
+    .map_err(|error| match error {
+        // RFC 9449 §8: the client is told to retry with the nonce, before the jti is spent.
+        ProofError::UseNonce(nonce) => Error::UseDpopNonce(nonce),
+        other => invalid_proof(other.to_string()),
+    })?;
     let digest = SecretDigest::of(&format!("dpop\u{0}{}\u{0}{}", verified.jkt, verified.jti));
     if !state
         .jtis
-        .first_use(digest, verified.iat + IAT_WINDOW + 1)
+        .first_use(digest, verified.remember_until())
         .await?
     {
         return Err(invalid_proof("the proof's jti was used before"));
@@ -69,7 +85,7 @@ pub async fn token_request_proof(
 ) -> Result<Option<VerifiedProof>> {
     match proof {
         Some(proof) => Ok(Some(
-            check_proof(state, proof, "POST", "/token", None).await?,
+            check_proof(state, &ProofCheck::new(proof, "POST", "/token")).await?,
         )),
         None if client.require_dpop => Err(invalid_proof(
             "this client must send a DPoP proof with every token request",

@@ -15,7 +15,7 @@ backend_tests!(
 
 /// Every stored signing key: (kid, sealed).
 async fn stored_keys(database_url: &str) -> Vec<(String, bool)> {
-    let store = auth_server::store::SqlStore::connect(database_url, 1)
+    let store = auth_server::store::sql::SqlStore::connect(database_url, 1)
         .await
         .unwrap();
     let keys = auth_server::store::KeyStore::list_keys(&store)
@@ -29,7 +29,7 @@ async fn stored_keys(database_url: &str) -> Vec<(String, bool)> {
 
 /// Every stored server secret (the CSRF key): (name, sealed).
 async fn stored_secrets(database_url: &str) -> Vec<(String, bool)> {
-    let store = auth_server::store::SqlStore::connect(database_url, 1)
+    let store = auth_server::store::sql::SqlStore::connect(database_url, 1)
         .await
         .unwrap();
     let secrets = auth_server::store::KeyStore::list_server_secrets(&store)
@@ -167,7 +167,7 @@ async fn a_key_encryption_key_starting_with_a_dash_works_in_every_form(backend: 
     let kek = KeyEncryptionKey::from_base64(LEADING_DASH_KEK).unwrap();
     let other =
         KeyEncryptionKey::from_base64(&KeyEncryptionKey::generate_base64().unwrap()).unwrap();
-    let store = auth_server::store::SqlStore::connect(&db.url, 1)
+    let store = auth_server::store::sql::SqlStore::connect(&db.url, 1)
         .await
         .unwrap();
     let keys = auth_server::store::KeyStore::list_keys(&store)
@@ -372,7 +372,7 @@ async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(bac
         &db.url,
         Some("hunter2 hunter2\n"),
     ));
-    let store = auth_server::store::SqlStore::connect(&db.url, 1)
+    let store = auth_server::store::sql::SqlStore::connect(&db.url, 1)
         .await
         .unwrap();
     let stored = auth_server::store::UserStore::find_user_by_username(&store, "bob")

@@ -432,7 +432,9 @@ async fn purge_removes_whole_families_and_never_revives_a_token(backend: Backend
     app.state
         .store
         .revoke_family(
-            testkit::jwt::claims(access)["fam"].as_str().unwrap(),
+            &auth_core::id::FamilyId::from_trusted(
+                testkit::jwt::claims(access)["fam"].as_str().unwrap(),
+            ),
             app.clock.now(),
         )
         .await

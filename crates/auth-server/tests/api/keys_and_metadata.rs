@@ -6,7 +6,7 @@ use auth_core::clock::Clock;
 use auth_core::jwks::KeySet;
 use auth_core::keys::{SigningAlgorithm, SigningKey};
 use auth_core::token::{ValidationPolicy, verify};
-use auth_server::keyring::stored_form;
+use auth_server::keys::keyring::stored_form;
 use reqwest::StatusCode;
 use serde_json::Value;
 

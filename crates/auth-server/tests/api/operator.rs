@@ -235,7 +235,13 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
     // The very second of a deletion and a re-registration: a token of that second is not revived.
     let now = auth_core::clock::Clock::now(&app.clock);
     let (record, _) = ClientSpec::machine().record();
-    assert!(app.state.store.delete_client("machine", now).await.unwrap());
+    assert!(
+        app.state
+            .store
+            .delete_client(&auth_core::id::ClientId::parse("machine").unwrap(), now)
+            .await
+            .unwrap()
+    );
     app.state.store.create_client(&record, now).await.unwrap();
     let signer = app.state.keys.snapshot().signer.clone().unwrap();
     let same_second = auth_core::token::issue(
@@ -336,7 +342,7 @@ async fn users_are_listed_deleted_and_given_new_passwords_that_end_their_grants(
         digest: auth_core::secret::SecretDigest::of(digest),
         user_id: alice.user_id.clone(),
         sid: None,
-        auth_time: 0,
+        auth_time: auth_core::id::UnixTime(0),
         expires_at: i64::MAX,
     };
     let stale = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$c29tZWhhc2g";

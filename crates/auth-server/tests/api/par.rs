@@ -15,7 +15,55 @@ backend_tests!(
     pushes_are_validated_like_authorize_and_answered_as_json,
     a_request_uri_expires_and_belongs_to_its_client,
     a_client_that_requires_par_cannot_skip_it,
+    each_refusal_is_counted_once_in_the_error_metric,
 );
+
+/// The value of `auth_oauth_errors_total` for `code` in the server's metrics (0 when absent).
+async fn errors_counted(app: &TestIssuer, code: &str) -> u64 {
+    let text = app.metrics().await;
+    let prefix = format!("auth_oauth_errors_total{{error=\"{code}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+async fn each_refusal_is_counted_once_in_the_error_metric(backend: Backend) {
+    let app = TestIssuer::spawn(backend).await;
+    let web = app
+        .register(
+            ClientSpec::confidential("web")
+                .grants([GrantType::AuthorizationCode])
+                .scope("read"),
+        )
+        .await;
+    let (_, challenge) = pkce();
+    let mut form = parameters(&challenge);
+    form[2].1 = "admin".into();
+    // A refused push: one JSON answer, one count.
+    let refused = push(&app, &web, &form).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_scope");
+    assert_eq!(errors_counted(&app, "invalid_scope").await, 1);
+    // The same refusal at /authorize: one error redirect, one more count.
+    let mut url = url::Url::parse(&app.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", "web")
+        .extend_pairs(form.iter().map(|(name, value)| (*name, value.as_str())));
+    let page = app.browser().get(url.as_str()).await;
+    assert_eq!(
+        page.redirect_param("error").as_deref(),
+        Some("invalid_scope")
+    );
+    assert_eq!(errors_counted(&app, "invalid_scope").await, 2);
+    // A page (unknown client: no redirect) is not an OAuth error sent to a client.
+    let unknown = app
+        .browser()
+        .get(&app.url("/authorize?client_id=nobody&response_type=code"))
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(errors_counted(&app, "invalid_request").await, 0);
+}
 
 /// The authorization parameters of a push, with this challenge.
 fn parameters(challenge: &str) -> Vec<(&'static str, String)> {

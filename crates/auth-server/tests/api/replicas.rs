@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use auth_core::clock::Clock;
 use auth_core::keys::{SigningAlgorithm, SigningKey};
-use auth_server::keyring::stored_form;
+use auth_server::keys::keyring::stored_form;
 use reqwest::StatusCode;
 use serde_json::Value;
 

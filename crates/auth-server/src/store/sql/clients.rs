@@ -5,6 +5,7 @@ use std::str::FromStr;
 use auth_core::wire::GrantType;
 
 use async_trait::async_trait;
+use auth_core::id::ClientId;
 use sqlx::Row;
 
 use super::{BUMP_CONFIG_VERSION, digest, scope, unique_violation, words};
@@ -24,7 +25,7 @@ macro_rules! client_from_row {
         let secret: Option<String> = row.try_get("secret_digest")?;
         let grant_types: String = row.try_get("grant_types")?;
         ClientRecord {
-            client_id: row.try_get("client_id")?,
+            client_id: ClientId::from_trusted(row.try_get::<String, _>("client_id")?),
             secret_digest: secret
                 .map(|text| digest(&text, "client secret"))
                 .transpose()?,
@@ -69,7 +70,7 @@ impl ClientStore for SqlStore {
                  skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, name, created_at, updated_at) \
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
             )
-            .bind(&client.client_id)
+            .bind(client.client_id.as_str())
             .bind(client.secret_digest.map(|digest| digest.to_hex()))
             .bind(client.is_public)
             .bind(&grant_types)
@@ -105,12 +106,12 @@ impl ClientStore for SqlStore {
         ScopeSet::from_tokens(all).map_err(|_| StoreError::Corrupt("client scope"))
     }
 
-    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    async fn find_client(&self, client_id: &ClientId) -> Result<Option<ClientRecord>, StoreError> {
         on_backend!(self, pool => {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "select {CLIENT_COLUMNS} from client where client_id = $1"
             )))
-            .bind(client_id)
+            .bind(client_id.as_str())
             .fetch_optional(pool)
             .await?;
             Ok(match row {
@@ -135,12 +136,12 @@ impl ClientStore for SqlStore {
         })
     }
 
-    async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
+    async fn delete_client(&self, client_id: &ClientId, now: i64) -> Result<bool, StoreError> {
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             // Families, codes, refresh tokens, consent and pushed requests go with it (on delete cascade).
             let deleted = sqlx::query("delete from client where client_id = $1")
-                .bind(client_id)
+                .bind(client_id.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -150,7 +151,7 @@ impl ClientStore for SqlStore {
                     "insert into deleted_client (client_id, deleted_at) values ($1, $2) \
                      on conflict (client_id) do update set deleted_at = excluded.deleted_at",
                 )
-                .bind(client_id)
+                .bind(client_id.as_str())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;

@@ -10,7 +10,7 @@
 //! - SQLite: a transaction whose first statement is the conditional UPDATE, so it takes the one write lock
 //!   before it reads: no revocation and no other use can come between its check and its write.
 
-use auth_core::scope::ScopeSet;
+use auth_core::id::{ClientId, FamilyId, Jkt, UnixTime, UserId};
 use auth_core::secret::SecretDigest;
 
 use async_trait::async_trait;
@@ -21,19 +21,19 @@ use super::{PURGE_LEEWAY, PURGE_STATEMENTS, digest, scope};
 use crate::store::StoreError;
 use crate::store::{
     AccessTokenState, Authorization, AuthorizationCodeRecord, Consumption, GrantStore,
-    PushedRequest, RefreshTokenRecord, Rotation, RotationOutcome,
+    RefreshTokenRecord, Rotation, RotationOutcome,
 };
 
 macro_rules! authorization_from_row {
     ($row:expr) => {{
         let row = $row;
         Authorization {
-            family_id: row.try_get("family_id")?,
-            client_id: row.try_get("client_id")?,
-            user_id: row.try_get("user_id")?,
+            family_id: FamilyId::from_trusted(row.try_get::<String, _>("family_id")?),
+            client_id: ClientId::from_trusted(row.try_get::<String, _>("client_id")?),
+            user_id: UserId::from_trusted(row.try_get::<String, _>("user_id")?),
             scope: scope(&row.try_get::<String, _>("scope")?, "grant scope")?,
             audience: row.try_get("audience")?,
-            auth_time: row.try_get("auth_time")?,
+            auth_time: UnixTime(row.try_get("auth_time")?),
             sid: row.try_get("sid")?,
         }
     }};
@@ -49,7 +49,9 @@ macro_rules! refresh_token_from_row {
             expires_at: row.try_get("expires_at")?,
             used_at: row.try_get("used_at")?,
             family_revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
-            dpop_jkt: row.try_get("dpop_jkt")?,
+            dpop_jkt: row
+                .try_get::<Option<String>, _>("dpop_jkt")?
+                .map(Jkt::from_trusted),
         }
     }};
 }
@@ -95,16 +97,16 @@ macro_rules! bind_refresh_token {
         let grant = &record.authorization;
         $query
             .bind(record.token_digest.to_hex())
-            .bind(&grant.family_id)
-            .bind(&grant.client_id)
-            .bind(&grant.user_id)
+            .bind(grant.family_id.as_str())
+            .bind(grant.client_id.as_str())
+            .bind(grant.user_id.as_str())
             .bind(grant.scope.to_string())
             .bind(&grant.audience)
-            .bind(grant.auth_time)
+            .bind(grant.auth_time.seconds())
             .bind(&grant.sid)
             .bind(record.created_at)
             .bind(record.expires_at)
-            .bind(&record.dpop_jkt)
+            .bind(record.dpop_jkt.as_ref().map(Jkt::as_str))
     }};
 }
 
@@ -121,7 +123,7 @@ impl SqlStore {
     async fn consume(
         &self,
         update: &str,
-        family_id: &str,
+        family_id: &FamilyId,
         now: i64,
         key: &SecretDigest,
         insert: Option<&RefreshTokenRecord>,
@@ -138,7 +140,7 @@ impl SqlStore {
                     None => format!("with {LIVE_FAMILY} {update}"),
                 };
                 let query = sqlx::query(sqlx::AssertSqlSafe(statement))
-                    .bind(family_id)
+                    .bind(family_id.as_str())
                     .bind(now)
                     .bind(key.to_hex());
                 let query = match insert {
@@ -152,7 +154,7 @@ impl SqlStore {
                 let mut tx = pool.begin().await?;
                 // The first statement writes: it takes the write lock before it reads anything.
                 let used = sqlx::query(sqlx::AssertSqlSafe(update))
-                    .bind(family_id)
+                    .bind(family_id.as_str())
                     .bind(now)
                     .bind(key.to_hex())
                     .execute(&mut *tx)
@@ -190,9 +192,9 @@ impl GrantStore for SqlStore {
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("insert into token_family (family_id, client_id, user_id, created_at) values ($1, $2, $3, $4)")
-                .bind(&grant.family_id)
-                .bind(&grant.client_id)
-                .bind(&grant.user_id)
+                .bind(grant.family_id.as_str())
+                .bind(grant.client_id.as_str())
+                .bind(grant.user_id.as_str())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -202,19 +204,19 @@ impl GrantStore for SqlStore {
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(code.code_digest.to_hex())
-            .bind(&grant.family_id)
-            .bind(&grant.client_id)
-            .bind(&grant.user_id)
+            .bind(grant.family_id.as_str())
+            .bind(grant.client_id.as_str())
+            .bind(grant.user_id.as_str())
             .bind(&code.redirect_uri)
             .bind(code.redirect_uri_given)
             .bind(grant.scope.to_string())
             .bind(&grant.audience)
             .bind(&code.code_challenge)
-            .bind(grant.auth_time)
+            .bind(grant.auth_time.seconds())
             .bind(code.expires_at)
             .bind(&code.nonce)
             .bind(&grant.sid)
-            .bind(&code.dpop_jkt)
+            .bind(code.dpop_jkt.as_ref().map(Jkt::as_str))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -243,7 +245,9 @@ impl GrantStore for SqlStore {
                     redirect_uri_given: row.try_get("redirect_uri_given")?,
                     code_challenge: row.try_get("code_challenge")?,
                     nonce: row.try_get("nonce")?,
-                    dpop_jkt: row.try_get("dpop_jkt")?,
+                    dpop_jkt: row
+                        .try_get::<Option<String>, _>("dpop_jkt")?
+                        .map(Jkt::from_trusted),
                     expires_at: row.try_get("expires_at")?,
                     used_at: row.try_get("used_at")?,
                     family_revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
@@ -299,12 +303,12 @@ impl GrantStore for SqlStore {
                 let row = sqlx::query(ROTATE_POSTGRES)
                     .bind(rotation.presented.to_hex())
                     .bind(rotation.now)
-                    .bind(rotation.client_id)
+                    .bind(rotation.client_id.as_str())
                     .bind(scope)
                     .bind(rotation.resource)
                     .bind(rotation.new_digest.to_hex())
                     .bind(rotation.new_expires_at)
-                    .bind(rotation.jkt)
+                    .bind(rotation.jkt.map(Jkt::as_str))
                     .fetch_optional(pool)
                     .await?;
                 let Some(row) = row else {
@@ -328,7 +332,7 @@ impl GrantStore for SqlStore {
                 )))
                 .bind(rotation.presented.to_hex())
                 .bind(rotation.now)
-                .bind(rotation.client_id)
+                .bind(rotation.client_id.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -350,7 +354,7 @@ impl GrantStore for SqlStore {
                         .is_none_or(|resource| resource == grant.audience)
                     && found
                         .dpop_jkt
-                        .as_deref()
+                        .as_ref()
                         .is_none_or(|bound| Some(bound) == rotation.jkt);
                 if !used || !allowed {
                     // Rolled back: the token is as it was.
@@ -381,11 +385,11 @@ impl GrantStore for SqlStore {
         }
     }
 
-    async fn revoke_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
+    async fn revoke_family(&self, family_id: &FamilyId, now: i64) -> Result<(), StoreError> {
         on_backend!(self, pool => {
             sqlx::query("update token_family set revoked_at = $1 where family_id = $2 and revoked_at is null")
                 .bind(now)
-                .bind(family_id)
+                .bind(family_id.as_str())
                 .execute(pool)
                 .await?;
         });
@@ -406,8 +410,8 @@ impl GrantStore for SqlStore {
     async fn access_token_state(
         &self,
         jti: &str,
-        family_id: Option<&str>,
-        client_id: &str,
+        family_id: Option<&FamilyId>,
+        client_id: &ClientId,
     ) -> Result<AccessTokenState, StoreError> {
         on_backend!(self, pool => {
             let row = sqlx::query(
@@ -417,8 +421,8 @@ impl GrantStore for SqlStore {
                  (select deleted_at from deleted_client where client_id = $3) as client_deleted_at",
             )
             .bind(jti)
-            .bind(family_id)
-            .bind(client_id)
+            .bind(family_id.map(FamilyId::as_str))
+            .bind(client_id.as_str())
             .fetch_one(pool)
             .await?;
             Ok(AccessTokenState {
@@ -428,187 +432,6 @@ impl GrantStore for SqlStore {
                 client_deleted_at: row.try_get("client_deleted_at")?,
             })
         })
-    }
-
-    async fn find_consent(
-        &self,
-        user_id: &str,
-        client_id: &str,
-    ) -> Result<Option<ScopeSet>, StoreError> {
-        let text: Option<String> = on_backend!(self, pool => {
-            sqlx::query_scalar("select scope from consent where user_id = $1 and client_id = $2")
-                .bind(user_id)
-                .bind(client_id)
-                .fetch_optional(pool)
-                .await?
-        });
-        text.map(|text| scope(&text, "consent scope")).transpose()
-    }
-
-    async fn remember_consent(
-        &self,
-        user_id: &str,
-        client_id: &str,
-        granted: &ScopeSet,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        // What was remembered, plus what was just approved. Two approvals racing may lose a union: then
-        // the consent page is shown once more, nothing worse.
-        let mut all: Vec<String> = granted.iter().map(str::to_owned).collect();
-        if let Some(before) = self.find_consent(user_id, client_id).await? {
-            all.extend(before.iter().map(str::to_owned));
-        }
-        let union = ScopeSet::from_tokens(all).map_err(|_| StoreError::Corrupt("consent scope"))?;
-        on_backend!(self, pool => {
-            sqlx::query(
-                "insert into consent (user_id, client_id, scope, granted_at) values ($1, $2, $3, $4) \
-                 on conflict (user_id, client_id) do update set scope = excluded.scope, granted_at = excluded.granted_at",
-            )
-            .bind(user_id)
-            .bind(client_id)
-            .bind(union.to_string())
-            .bind(now)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
-    async fn withdraw_consent(
-        &self,
-        user_id: &str,
-        client_id: &str,
-        now: i64,
-    ) -> Result<(bool, u64), StoreError> {
-        on_backend!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let forgotten = sqlx::query("delete from consent where user_id = $1 and client_id = $2")
-                .bind(user_id)
-                .bind(client_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
-            let revoked = sqlx::query(
-                "update token_family set revoked_at = $3 where user_id = $1 and client_id = $2 and revoked_at is null",
-            )
-            .bind(user_id)
-            .bind(client_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            tx.commit().await?;
-            Ok((forgotten, revoked))
-        })
-    }
-
-    async fn first_uses(&self, items: &[(SecretDigest, i64)]) -> Result<Vec<bool>, StoreError> {
-        // The primary key decides: of concurrent inserts at any replica exactly one adds the row. One
-        // statement (PostgreSQL) or one transaction (SQLite) for the batch: one commit for all of them.
-        let digests: Vec<String> = items.iter().map(|(digest, _)| digest.to_hex()).collect();
-        let expiries: Vec<i64> = items.iter().map(|(_, expires_at)| *expires_at).collect();
-        let added: std::collections::HashSet<String> = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query_scalar::<_, String>(
-                "insert into used_jti (digest, expires_at) \
-                 select * from unnest($1::text[], $2::bigint[]) on conflict (digest) do nothing returning digest",
-            )
-            .bind(&digests)
-            .bind(&expiries)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .collect(),
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                let mut added = std::collections::HashSet::new();
-                for (digest, expires_at) in digests.iter().zip(&expiries) {
-                    let rows = sqlx::query(
-                        "insert into used_jti (digest, expires_at) values ($1, $2) on conflict (digest) do nothing",
-                    )
-                    .bind(digest)
-                    .bind(expires_at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if rows == 1 {
-                        added.insert(digest.clone());
-                    }
-                }
-                tx.commit().await?;
-                added
-            }
-        };
-        // A digest twice in one batch was added once: only its first occurrence is a first use.
-        let mut seen = std::collections::HashSet::new();
-        Ok(digests
-            .into_iter()
-            .map(|digest| added.contains(&digest) && seen.insert(digest))
-            .collect())
-    }
-
-    async fn push_request(
-        &self,
-        digest: &SecretDigest,
-        request: &PushedRequest,
-    ) -> Result<(), StoreError> {
-        on_backend!(self, pool => {
-            // Expired pushes go at once (they can never be used), not with the periodic purge: pushing costs
-            // a public client nothing, so rows must not pile up.
-            sqlx::query("delete from pushed_request where expires_at < $1")
-                .bind(request.expires_at - 2 * crate::par::REQUEST_URI_TTL)
-                .execute(pool)
-                .await?;
-            sqlx::query("insert into pushed_request (digest, client_id, params, expires_at) values ($1, $2, $3, $4)")
-                .bind(digest.to_hex())
-                .bind(&request.client_id)
-                .bind(&request.params)
-                .bind(request.expires_at)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    async fn find_pushed_request(
-        &self,
-        digest: &SecretDigest,
-    ) -> Result<Option<PushedRequest>, StoreError> {
-        on_backend!(self, pool => {
-            let row = sqlx::query(
-                "select client_id, params, expires_at, consumed_at from pushed_request where digest = $1",
-            )
-            .bind(digest.to_hex())
-            .fetch_optional(pool)
-            .await?;
-            Ok(match row {
-                Some(row) => Some(PushedRequest {
-                    client_id: row.try_get("client_id")?,
-                    params: row.try_get("params")?,
-                    expires_at: row.try_get("expires_at")?,
-                    consumed_at: row.try_get("consumed_at")?,
-                }),
-                None => None,
-            })
-        })
-    }
-
-    async fn consume_pushed_request(
-        &self,
-        digest: &SecretDigest,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let consumed = on_backend!(self, pool => {
-            sqlx::query(
-                "update pushed_request set consumed_at = $2 where digest = $1 and consumed_at is null and expires_at > $2",
-            )
-            .bind(digest.to_hex())
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(consumed == 1)
     }
 
     async fn purge_expired(&self, now: i64, horizon: i64) -> Result<u64, StoreError> {

@@ -286,7 +286,10 @@ impl SqlStore {
 }
 
 mod clients;
+mod consent;
 mod grants;
 mod health;
+mod jtis;
 mod keys;
+mod pushed;
 mod users;

@@ -1,5 +1,6 @@
 //! `UserStore` in SQL: users and their login sessions.
 
+use auth_core::id::{UnixTime, UserId};
 use auth_core::secret::SecretDigest;
 
 use async_trait::async_trait;
@@ -17,7 +18,7 @@ macro_rules! user_from_row {
     ($row:expr) => {{
         let row = $row;
         UserRecord {
-            user_id: row.try_get("user_id")?,
+            user_id: UserId::from_trusted(row.try_get::<String, _>("user_id")?),
             username: row.try_get("username")?,
             password_hash: row.try_get("password_hash")?,
             name: row.try_get("name")?,
@@ -35,7 +36,7 @@ impl UserStore for SqlStore {
                 "insert into app_user (user_id, username, password_hash, name, email, email_verified, created_at) \
                  values ($1, $2, $3, $4, $5, $6, $7)",
             )
-                .bind(&user.user_id)
+                .bind(user.user_id.as_str())
                 .bind(&user.username)
                 .bind(&user.password_hash)
                 .bind(&user.name)
@@ -126,10 +127,10 @@ impl UserStore for SqlStore {
         })
     }
 
-    async fn find_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+    async fn find_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError> {
         on_backend!(self, pool => {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLUMNS} from app_user where user_id = $1")))
-                .bind(user_id)
+                .bind(user_id.as_str())
                 .fetch_optional(pool)
                 .await?;
             Ok(match row {
@@ -151,9 +152,9 @@ impl UserStore for SqlStore {
                  where exists (select 1 from app_user where user_id = $2 and password_hash = $6)",
             )
             .bind(session.digest.to_hex())
-            .bind(&session.user_id)
+            .bind(session.user_id.as_str())
             .bind(&session.sid)
-            .bind(session.auth_time)
+            .bind(session.auth_time.seconds())
             .bind(session.expires_at)
             .bind(verified_hash)
             .execute(pool)
@@ -180,9 +181,9 @@ impl UserStore for SqlStore {
             Ok(match row {
                 Some(row) => Some(StoredSession {
                     digest: *digest,
-                    user_id: row.try_get("user_id")?,
+                    user_id: UserId::from_trusted(row.try_get::<String, _>("user_id")?),
                     sid: row.try_get("sid")?,
-                    auth_time: row.try_get("auth_time")?,
+                    auth_time: UnixTime(row.try_get("auth_time")?),
                     expires_at: row.try_get("expires_at")?,
                 }),
                 None => None,
@@ -200,11 +201,11 @@ impl UserStore for SqlStore {
         }) > 0)
     }
 
-    async fn end_session_by_sid(&self, sid: &str, user_id: &str) -> Result<bool, StoreError> {
+    async fn end_session_by_sid(&self, sid: &str, user_id: &UserId) -> Result<bool, StoreError> {
         Ok(on_backend!(self, pool => {
             sqlx::query("delete from login_session where sid = $1 and user_id = $2")
                 .bind(sid)
-                .bind(user_id)
+                .bind(user_id.as_str())
                 .execute(pool)
                 .await?
                 .rows_affected()

@@ -1,17 +1,19 @@
 //! RFC 6749 §4.1.3 with RFC 7636 §4.6: a code, its PKCE verifier, and the tokens it buys, once.
 
+use auth_core::id::Jkt;
 use auth_core::pkce::CodeChallenge;
 use auth_core::secret::SecretDigest;
+use auth_core::token::Audience;
 use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
+use service_kit::telemetry::Untrusted;
 
 use super::refresh::new_refresh_token;
 use crate::error::{Error, Result, oauth};
 use crate::state::AppState;
-use service_kit::telemetry::Untrusted;
-
-use crate::openid::{IdTokenGrant, is_openid, mint_id_token};
 use crate::store::{ClientRecord, Consumption, StoreError};
-use crate::tokens::{AccessTokenGrant, current_signer, mint_access_token, token_response};
+use crate::tokens::dpop::invalid_proof;
+use crate::tokens::issue::{IdTokenDue, IssueRequest, Issuer, Subject};
+use crate::tokens::openid::is_openid;
 
 /// The parameters of an authorization_code request.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +40,7 @@ async fn revoke_on_replay(
     now: i64,
 ) -> Result<()> {
     state.store.revoke_family(&grant.family_id, now).await?;
-    tracing::warn!(target: "audit", event = "code_replay", client_id = %Untrusted(&client.client_id), user = %grant.user_id, outcome = "family_revoked", "authorization code used twice");
+    tracing::warn!(target: "audit", event = "code_replay", client_id = %Untrusted(client.client_id.as_str()), user = %grant.user_id, outcome = "family_revoked", "authorization code used twice");
     Ok(())
 }
 
@@ -47,7 +49,7 @@ pub async fn grant(
     state: &AppState,
     client: &ClientRecord,
     request: Request<'_>,
-    jkt: Option<&str>,
+    jkt: Option<Jkt>,
 ) -> Result<TokenResponse> {
     let digest = SecretDigest::of(request.code);
     let record = state
@@ -63,9 +65,9 @@ pub async fn grant(
     // RFC 9449 §10: a code bound to a DPoP key is exchanged only with a proof by that key (and is not
     // spent by a request without one).
     if let Some(bound) = &record.dpop_jkt
-        && jkt != Some(bound.as_str())
+        && jkt.as_ref() != Some(bound)
     {
-        return Err(crate::dpop::invalid_proof(
+        return Err(invalid_proof(
             "the code is bound to a DPoP key: send a proof by that key",
         ));
     }
@@ -111,48 +113,42 @@ pub async fn grant(
             "resource differs from the authorization request",
         ));
     }
-    let signer = current_signer(state)?;
-    let access_token = mint_access_token(
-        state,
-        &signer,
-        AccessTokenGrant {
-            subject: &grant.user_id,
-            client_id: &client.client_id,
-            audience: &grant.audience,
-            scope: &grant.scope,
-            auth_time: Some(grant.auth_time),
-            family_id: Some(&grant.family_id),
-            jkt,
-        },
-    )?;
-    // OpenID Connect Core §3.1.3.3: an `openid` grant answers with an ID token too.
-    let id_token = if is_openid(&grant.scope) {
-        Some(mint_id_token(
-            state,
-            &signer,
-            IdTokenGrant {
-                subject: &grant.user_id,
-                client_id: &client.client_id,
-                auth_time: grant.auth_time,
-                nonce: record.nonce.as_deref(),
-                sid: grant.sid.as_deref(),
-                access_token: &access_token,
-            },
-        )?)
-    } else {
-        None
-    };
+    let issuer = Issuer::ready(state)?;
     let refresh = if client.allows(GrantType::RefreshToken) {
         // RFC 9449 §5: a public client's refresh token is bound to its proof key (a confidential client's is
         // bound to the client by its authentication already).
-        let bound = if client.is_public { jkt } else { None };
+        let bound = if client.is_public { jkt.clone() } else { None };
         Some(new_refresh_token(state, grant.clone(), now, bound)?)
     } else {
         None
     };
+    let (refresh_token, refresh_record) = refresh.unzip();
+    // Signed before the code is spent: the tokens carry the family, so if the exchange is refused below they
+    // die with it.
+    let response = issuer.issue(
+        state,
+        IssueRequest {
+            grant: GrantType::AuthorizationCode,
+            client,
+            subject: Subject::User {
+                user_id: grant.user_id.clone(),
+                auth_time: grant.auth_time,
+            },
+            scope: grant.scope.clone(),
+            audience: Audience::One(grant.audience.clone()),
+            family: Some(grant.family_id.clone()),
+            cnf: jkt,
+            // OpenID Connect Core §3.1.3.3: an `openid` grant answers with an ID token too.
+            id_token: is_openid(&grant.scope).then(|| IdTokenDue {
+                nonce: record.nonce.clone(),
+                sid: grant.sid.clone(),
+            }),
+            refresh_token,
+        },
+    )?;
     match state
         .store
-        .exchange_code(&record, now, refresh.as_ref().map(|(_, record)| record))
+        .exchange_code(&record, now, refresh_record.as_ref())
         .await?
     {
         Consumption::Consumed => {}
@@ -163,13 +159,5 @@ pub async fn grant(
             return Err(invalid_code());
         }
     }
-    Ok(token_response(
-        state,
-        access_token,
-        &grant.scope,
-        refresh.map(|(token, _)| token.into_string()),
-        id_token,
-        GrantType::AuthorizationCode,
-        jkt,
-    ))
+    Ok(response)
 }

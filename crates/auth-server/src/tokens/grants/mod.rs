@@ -1,14 +1,14 @@
-//! The grants of the token endpoint (RFC 6749 §4.1.3, §4.4, §6), one module each, and the rules they share:
-//! scope (RFC 6749 §3.3) and audience (RFC 8707). Handlers parse a [`TokenRequest`] and authenticate the
-//! client, then call [`exchange`].
+//! The grants of the token endpoint (RFC 6749 §4.1.3, §4.4, §6), one module each. Handlers parse a
+//! [`TokenRequest`] and authenticate the client, then call [`exchange`]; each grant decides what to issue and
+//! hands an `IssueRequest` to the one issuer (`tokens::issue`). To add a grant: a module here, a variant
+//! of [`TokenRequest`], and its parameters in `http::oauth2::token_request`.
 
-use auth_core::scope::ScopeSet;
 use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
 
-use crate::clients::{AuthMethod, AuthenticatedClient};
+use crate::clients::authentication::{AuthMethod, AuthenticatedClient};
 use crate::error::{Result, oauth};
 use crate::state::AppState;
-use crate::store::ClientRecord;
+use crate::tokens::dpop::token_request_proof;
 
 pub mod authorization_code;
 pub mod client_credentials;
@@ -50,8 +50,8 @@ pub async fn exchange(
             "the client is not registered for this grant type",
         ));
     }
-    let proof = crate::dpop::token_request_proof(state, client, proof).await?;
-    let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
+    let proof = token_request_proof(state, client, proof).await?;
+    let jkt = proof.map(|proof| proof.jkt);
     match request {
         TokenRequest::ClientCredentials(request) => {
             // RFC 6749 §4.4: only confidential clients.
@@ -67,138 +67,5 @@ pub async fn exchange(
             authorization_code::grant(state, client, request, jkt).await
         }
         TokenRequest::RefreshToken(request) => refresh::grant(state, client, request, jkt).await,
-    }
-}
-
-/// RFC 8707 §2: `resource` is an absolute URI without a fragment, registered for the client. Without it the
-/// audience is the client's first registered audience, else the server default.
-pub fn resolve_audience(
-    client: &ClientRecord,
-    resource: Option<&str>,
-    default_audience: &str,
-) -> Result<String> {
-    match resource {
-        Some(resource) => {
-            let parsed = url::Url::parse(resource)
-                .map_err(|_| oauth(ErrorCode::InvalidTarget, "resource must be an absolute URI"))?;
-            if parsed.fragment().is_some() {
-                return Err(oauth(
-                    ErrorCode::InvalidTarget,
-                    "resource must not contain a fragment",
-                ));
-            }
-            if !client.audiences.iter().any(|audience| audience == resource) {
-                return Err(oauth(
-                    ErrorCode::InvalidTarget,
-                    "resource is not registered for this client",
-                ));
-            }
-            Ok(resource.to_owned())
-        }
-        None => Ok(client
-            .audiences
-            .first()
-            .cloned()
-            .unwrap_or_else(|| default_audience.to_owned())),
-    }
-}
-
-/// RFC 6749 §3.3: a requested scope must be a subset of what is allowed; none requested means all of it.
-pub fn resolve_scope(requested: Option<&str>, allowed: &ScopeSet) -> Result<ScopeSet> {
-    match requested {
-        None | Some("") => Ok(allowed.clone()),
-        Some(text) => {
-            let requested = ScopeSet::parse(text)
-                .map_err(|error| oauth(ErrorCode::InvalidScope, error.to_string()))?;
-            if !requested.is_subset_of(allowed) {
-                let missing: Vec<&str> = requested.missing_from(allowed).collect();
-                return Err(oauth(
-                    ErrorCode::InvalidScope,
-                    format!("scope not allowed: {}", missing.join(" ")),
-                ));
-            }
-            Ok(requested)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::Error;
-
-    fn client(audiences: &[&str]) -> ClientRecord {
-        ClientRecord {
-            client_id: "c".into(),
-            secret_digest: None,
-            is_public: false,
-            grant_types: vec![GrantType::ClientCredentials],
-            redirect_uris: vec![],
-            scope: "read write".parse().unwrap(),
-            audiences: audiences.iter().map(|a| a.to_string()).collect(),
-            skip_consent: false,
-            introspection: false,
-            post_logout_redirect_uris: vec![],
-            require_dpop: false,
-            jwks: None,
-            jwks_uri: None,
-            require_par: false,
-            name: None,
-        }
-    }
-
-    fn code(error: Error) -> ErrorCode {
-        match error {
-            Error::OAuth(error) => error.error,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn audience_resolution_follows_rfc8707() {
-        let registered = client(&["https://api.example/", "resource-api"]);
-        assert_eq!(
-            resolve_audience(&registered, None, "default").unwrap(),
-            "https://api.example/"
-        );
-        assert_eq!(
-            resolve_audience(&client(&[]), None, "default").unwrap(),
-            "default"
-        );
-        assert_eq!(
-            resolve_audience(&registered, Some("https://api.example/"), "d").unwrap(),
-            "https://api.example/"
-        );
-        assert_eq!(
-            code(resolve_audience(&registered, Some("resource-api"), "d").unwrap_err()),
-            ErrorCode::InvalidTarget
-        );
-        assert_eq!(
-            code(resolve_audience(&registered, Some("https://other.example/"), "d").unwrap_err()),
-            ErrorCode::InvalidTarget
-        );
-        assert_eq!(
-            code(resolve_audience(&registered, Some("https://api.example/#f"), "d").unwrap_err()),
-            ErrorCode::InvalidTarget
-        );
-    }
-
-    #[test]
-    fn scope_resolution_allows_subsets_only() {
-        let allowed: ScopeSet = "read write".parse().unwrap();
-        assert_eq!(resolve_scope(None, &allowed).unwrap(), allowed);
-        assert_eq!(resolve_scope(Some(""), &allowed).unwrap(), allowed);
-        assert_eq!(
-            resolve_scope(Some("read"), &allowed).unwrap().to_string(),
-            "read"
-        );
-        assert_eq!(
-            code(resolve_scope(Some("read admin"), &allowed).unwrap_err()),
-            ErrorCode::InvalidScope
-        );
-        assert_eq!(
-            code(resolve_scope(Some("read  write"), &allowed).unwrap_err()),
-            ErrorCode::InvalidScope
-        );
     }
 }

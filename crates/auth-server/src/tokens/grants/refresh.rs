@@ -1,18 +1,20 @@
 //! RFC 6749 §6 with rotation (RFC 9700 §4.14.2): a new refresh token every time, and a used one presented
 //! again revokes its whole family.
 
+use auth_core::id::Jkt;
 use auth_core::scope::ScopeSet;
 use auth_core::secret::{OpaqueToken, SecretDigest};
+use auth_core::token::Audience;
 use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
-
-use super::resolve_scope;
-use crate::error::{Error, Result, oauth};
-use crate::state::AppState;
 use service_kit::telemetry::Untrusted;
 
-use crate::openid::{IdTokenGrant, is_openid, mint_id_token};
+use crate::error::{Error, Result, oauth};
+use crate::state::AppState;
 use crate::store::{Authorization, ClientRecord, RefreshTokenRecord, Rotation, RotationOutcome};
-use crate::tokens::{AccessTokenGrant, current_signer, mint_access_token, token_response};
+use crate::tokens::dpop::invalid_proof;
+use crate::tokens::issue::{IdTokenDue, IssueRequest, Issuer, Subject};
+use crate::tokens::openid::is_openid;
+use crate::tokens::rules::resolve_scope;
 
 /// The parameters of a refresh_token request.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +31,7 @@ pub(super) fn new_refresh_token(
     state: &AppState,
     authorization: Authorization,
     now: i64,
-    dpop_jkt: Option<&str>,
+    dpop_jkt: Option<Jkt>,
 ) -> Result<(OpaqueToken, RefreshTokenRecord)> {
     let token = OpaqueToken::try_generate()?;
     let record = RefreshTokenRecord {
@@ -39,7 +41,7 @@ pub(super) fn new_refresh_token(
         expires_at: now + state.settings.refresh_token_ttl,
         used_at: None,
         family_revoked: false,
-        dpop_jkt: dpop_jkt.map(str::to_owned),
+        dpop_jkt,
     };
     Ok((token, record))
 }
@@ -59,7 +61,7 @@ async fn revoke_on_reuse(
     now: i64,
 ) -> Result<()> {
     state.store.revoke_family(&grant.family_id, now).await?;
-    tracing::warn!(target: "audit", event = "refresh_token_reuse", client_id = %Untrusted(&client.client_id), user = %grant.user_id, outcome = "family_revoked", "rotated refresh token presented again");
+    tracing::warn!(target: "audit", event = "refresh_token_reuse", client_id = %Untrusted(client.client_id.as_str()), user = %grant.user_id, outcome = "family_revoked", "rotated refresh token presented again");
     Ok(())
 }
 
@@ -70,7 +72,7 @@ pub async fn grant(
     state: &AppState,
     client: &ClientRecord,
     request: Request<'_>,
-    jkt: Option<&str>,
+    jkt: Option<Jkt>,
 ) -> Result<TokenResponse> {
     // A narrower scope (RFC 6749 §6) must be well formed before anything is touched.
     let asked = match request.scope {
@@ -82,7 +84,7 @@ pub async fn grant(
     };
     // Before the rotation: a replica that cannot sign must not use the token up (the client's retry would
     // then look like reuse and revoke its family).
-    let signer = current_signer(state)?;
+    let issuer = Issuer::ready(state)?;
     let now = state.clock.now();
     let (new_token, new_digest) = {
         let token = OpaqueToken::try_generate()?;
@@ -97,7 +99,7 @@ pub async fn grant(
             now,
             scope: asked.as_ref(),
             resource: request.resource,
-            jkt,
+            jkt: jkt.as_ref(),
             new_digest: &new_digest,
             new_expires_at: now + state.settings.refresh_token_ttl,
         })
@@ -105,51 +107,34 @@ pub async fn grant(
     let grant = match outcome {
         RotationOutcome::Rotated(grant) => grant,
         RotationOutcome::Refused(found) => {
-            return Err(refusal(state, client, &request, jkt, found, now).await);
+            return Err(refusal(state, client, &request, jkt.as_ref(), found, now).await);
         }
     };
     // The new access token may be narrower; the new refresh token kept the presented one's scope, so
     // narrowing once does not narrow the grant for good.
     let scope = asked.unwrap_or_else(|| grant.scope.clone());
-    let access_token = mint_access_token(
+    issuer.issue(
         state,
-        &signer,
-        AccessTokenGrant {
-            subject: &grant.user_id,
-            client_id: &client.client_id,
-            audience: &grant.audience,
-            scope: &scope,
-            auth_time: Some(grant.auth_time),
-            family_id: Some(&grant.family_id),
-            jkt,
-        },
-    )?;
-    // OpenID Connect Core §12.2: a new ID token for an `openid` grant, the same user and auth_time, no nonce.
-    let id_token = if is_openid(&grant.scope) {
-        Some(mint_id_token(
-            state,
-            &signer,
-            IdTokenGrant {
-                subject: &grant.user_id,
-                client_id: &client.client_id,
+        IssueRequest {
+            grant: GrantType::RefreshToken,
+            client,
+            subject: Subject::User {
+                user_id: grant.user_id.clone(),
                 auth_time: grant.auth_time,
-                nonce: None,
-                sid: grant.sid.as_deref(),
-                access_token: &access_token,
             },
-        )?)
-    } else {
-        None
-    };
-    Ok(token_response(
-        state,
-        access_token,
-        &scope,
-        Some(new_token.into_string()),
-        id_token,
-        GrantType::RefreshToken,
-        jkt,
-    ))
+            scope,
+            audience: Audience::One(grant.audience.clone()),
+            family: Some(grant.family_id.clone()),
+            cnf: jkt,
+            // OpenID Connect Core §12.2: a new ID token for an `openid` grant, the same user and auth_time,
+            // no nonce.
+            id_token: is_openid(&grant.scope).then(|| IdTokenDue {
+                nonce: None,
+                sid: grant.sid.clone(),
+            }),
+            refresh_token: Some(new_token),
+        },
+    )
 }
 
 /// Why a rotation was refused, from the token as it was found. A token that was already used (or that a
@@ -158,7 +143,7 @@ async fn refusal(
     state: &AppState,
     client: &ClientRecord,
     request: &Request<'_>,
-    jkt: Option<&str>,
+    jkt: Option<&Jkt>,
     found: Option<RefreshTokenRecord>,
     now: i64,
 ) -> Error {
@@ -173,11 +158,9 @@ async fn refusal(
     // RFC 9449 §5: a bound token is used only with a proof by its key. Without it nothing happens, used or
     // not: a thief without the key spends nothing and cannot trigger the family's revocation either.
     if let Some(bound) = &record.dpop_jkt
-        && Some(bound.as_str()) != jkt
+        && Some(bound) != jkt
     {
-        return crate::dpop::invalid_proof(
-            "the refresh token is bound to another DPoP key (or needs a proof)",
-        );
+        return invalid_proof("the refresh token is bound to another DPoP key (or needs a proof)");
     }
     if record.used_at.is_none() {
         // Live, so one of the request's own conditions failed: the token stays usable.

@@ -1,0 +1,84 @@
+//! `ConsentStore` in SQL: remembered consent per (user, client).
+
+use async_trait::async_trait;
+use auth_core::id::{ClientId, UserId};
+use auth_core::scope::ScopeSet;
+
+use super::{Backend, SqlStore, scope};
+use crate::store::{ConsentStore, StoreError};
+
+#[async_trait]
+impl ConsentStore for SqlStore {
+    async fn find_consent(
+        &self,
+        user_id: &UserId,
+        client_id: &ClientId,
+    ) -> Result<Option<ScopeSet>, StoreError> {
+        let text: Option<String> = on_backend!(self, pool => {
+            sqlx::query_scalar("select scope from consent where user_id = $1 and client_id = $2")
+                .bind(user_id.as_str())
+                .bind(client_id.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        text.map(|text| scope(&text, "consent scope")).transpose()
+    }
+
+    async fn remember_consent(
+        &self,
+        user_id: &UserId,
+        client_id: &ClientId,
+        granted: &ScopeSet,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        // What was remembered, plus what was just approved. Two approvals racing may lose a union: then
+        // the consent page is shown once more, nothing worse.
+        let mut all: Vec<String> = granted.iter().map(str::to_owned).collect();
+        if let Some(before) = self.find_consent(user_id, client_id).await? {
+            all.extend(before.iter().map(str::to_owned));
+        }
+        let union = ScopeSet::from_tokens(all).map_err(|_| StoreError::Corrupt("consent scope"))?;
+        on_backend!(self, pool => {
+            sqlx::query(
+                "insert into consent (user_id, client_id, scope, granted_at) values ($1, $2, $3, $4) \
+                 on conflict (user_id, client_id) do update set scope = excluded.scope, granted_at = excluded.granted_at",
+            )
+            .bind(user_id.as_str())
+            .bind(client_id.as_str())
+            .bind(union.to_string())
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn withdraw_consent(
+        &self,
+        user_id: &UserId,
+        client_id: &ClientId,
+        now: i64,
+    ) -> Result<(bool, u64), StoreError> {
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let forgotten = sqlx::query("delete from consent where user_id = $1 and client_id = $2")
+                .bind(user_id.as_str())
+                .bind(client_id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            let revoked = sqlx::query(
+                "update token_family set revoked_at = $3 where user_id = $1 and client_id = $2 and revoked_at is null",
+            )
+            .bind(user_id.as_str())
+            .bind(client_id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok((forgotten, revoked))
+        })
+    }
+}
