@@ -23,6 +23,10 @@ pub enum BearerError {
     /// The token is invalid, expired, or revoked: 401 `invalid_token`.
     #[error("invalid token: {0}")]
     InvalidToken(String),
+    /// The token came under the wrong scheme: a DPoP-bound token as a bearer token, or an unbound one with
+    /// the DPoP scheme (RFC 9449 §7.1, §7.2): 401 `invalid_token`, said in the DPoP challenge.
+    #[error("invalid token for its scheme: {0}")]
+    WrongScheme(String),
     /// The token lacks a scope: 403 `insufficient_scope`.
     #[error("insufficient scope: {0} required")]
     InsufficientScope(String),
@@ -71,6 +75,14 @@ pub fn challenge(error: &BearerError, realm: &str) -> Response {
             StatusCode::UNAUTHORIZED,
             format!(
                 "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
+                quoted(reason)
+            ),
+            Some(ErrorResponse::new(ErrorCode::InvalidToken, reason.clone())),
+        ),
+        BearerError::WrongScheme(reason) => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "{dpop}, error=\"invalid_token\", error_description=\"{}\"",
                 quoted(reason)
             ),
             Some(ErrorResponse::new(ErrorCode::InvalidToken, reason.clone())),
@@ -131,9 +143,15 @@ pub fn challenge(error: &BearerError, realm: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         headers.insert(header::WWW_AUTHENTICATE, value);
     }
-    // RFC 9449 §7.1: a resource that accepts both schemes may challenge with both.
-    if matches!(error, BearerError::Missing | BearerError::InvalidToken(_))
-        && let Ok(value) = HeaderValue::from_str(&dpop)
+    // RFC 9449 §7.1: a resource that accepts both schemes may challenge with both: the scheme that failed
+    // first, the other after it.
+    let other = match error {
+        BearerError::Missing | BearerError::InvalidToken(_) => Some(dpop),
+        BearerError::WrongScheme(_) => Some(format!("Bearer realm=\"{realm}\"")),
+        _ => None,
+    };
+    if let Some(other) = other
+        && let Ok(value) = HeaderValue::from_str(&other)
     {
         headers.append(header::WWW_AUTHENTICATE, value);
     }

@@ -164,12 +164,12 @@ where
             // RFC 9449 §7.2: a bound token presented as a bearer token is refused: whoever holds it is not
             // thereby its owner.
             (Scheme::Bearer, Some(_)) => {
-                return Err(refuse(BearerError::InvalidToken(
+                return Err(refuse(BearerError::WrongScheme(
                     "the token is DPoP-bound: present it with the DPoP scheme and a proof".into(),
                 )));
             }
             (Scheme::Dpop, None) => {
-                return Err(refuse(BearerError::InvalidToken(
+                return Err(refuse(BearerError::WrongScheme(
                     "the token is not DPoP-bound: present it as a bearer token".into(),
                 )));
             }
@@ -184,6 +184,7 @@ where
                         uri: &uri,
                         access_token: &token,
                         bound_to: &cnf.jkt,
+                        client_id: &claims.client_id,
                     })
                     .map_err(refuse)?;
             }

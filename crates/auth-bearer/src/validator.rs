@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::cache::VerifiedCache;
 use crate::error::{BearerError, DEFAULT_REALM};
+use crate::replay::FirstUse;
 
 /// A DPoP proof as a request presented it, with what it must match (RFC 9449 §7.1).
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +32,8 @@ pub struct PresentedProof<'a> {
     pub access_token: &'a str,
     /// The key the token is bound to (`cnf.jkt`).
     pub bound_to: &'a Jkt,
+    /// The client the token was issued to: its proofs share one part of the replay cache.
+    pub client_id: &'a str,
 }
 
 /// Client credentials for the issuer's introspection endpoint.
@@ -72,7 +75,8 @@ pub struct BearerConfig {
     /// With a key (≥ 32 random bytes, the same at every replica), DPoP proofs must carry a nonce this layer
     /// issued (RFC 9449 §9).
     pub dpop_nonce_key: Option<Vec<u8>>,
-    /// DPoP proof `jti`s remembered at once (each for the two minutes a proof can be fresh).
+    /// DPoP proof `jti`s remembered at once (each for the 71 s a proof can be fresh), at most 1/64 of them
+    /// per key and 1/8 per client.
     pub dpop_replay_capacity: usize,
 }
 
@@ -182,20 +186,27 @@ impl BearerAuth {
         })?;
         match self.inner.replay.first_use(
             verified.jkt.as_str(),
+            presented.client_id,
             &verified.jti,
             verified.remember_until(),
             now,
         ) {
-            Some(true) => Ok(()),
-            Some(false) => Err(BearerError::InvalidDpopProof(
+            FirstUse::New => Ok(()),
+            FirstUse::Replayed => Err(BearerError::InvalidDpopProof(
                 "the proof's jti was used before".into(),
             )),
-            None => {
+            FirstUse::Full => {
                 tracing::warn!("the DPoP replay cache is full of fresh proofs; refusing new ones");
                 Err(BearerError::InvalidDpopProof(
                     "too many proofs at once; retry with a new proof".into(),
                 ))
             }
+            FirstUse::KeyOverShare => Err(BearerError::InvalidDpopProof(
+                "too many fresh proofs by this key; retry in a minute".into(),
+            )),
+            FirstUse::ClientOverShare => Err(BearerError::InvalidDpopProof(
+                "too many fresh proofs for this client; retry in a minute".into(),
+            )),
         }
     }
 

@@ -128,6 +128,17 @@ pub struct ServeConfig {
     /// Open connections at most (clamped to what the open-file limit allows); beyond it clients wait.
     #[arg(long, env = "AUTH_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// Open connections from one source at most (peers inside --trusted-proxy are exempt); a connection
+    /// beyond it is closed at once.
+    #[arg(long, env = "AUTH_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_source: u64,
+    /// IPv6 sources count as one per prefix of this many bits (every per-source limit).
+    #[arg(long, env = "AUTH_IPV6_SOURCE_PREFIX", default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub ipv6_source_prefix: u8,
+    /// A refresh-token family's absolute lifetime, seconds from its creation: after it, its refresh token is
+    /// refused however recently it was rotated.
+    #[arg(long, env = "AUTH_REFRESH_FAMILY_MAX_AGE", default_value_t = 2_592_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub refresh_family_max_age: u64,
     /// argon2 password checks at once (19 MiB and a thread each); one source gets half of them.
     #[arg(long, env = "AUTH_MAX_PASSWORD_CHECKS", default_value_t = default_password_checks(), value_parser = clap::value_parser!(u64).range(1..=256))]
     pub max_password_checks: u64,
@@ -392,6 +403,9 @@ mod tests {
         assert_eq!(serve.auth_code_ttl, 60);
         assert_eq!(serve.default_audience, "resource-api");
         assert_eq!(serve.max_connections, 4096);
+        assert_eq!(serve.max_connections_per_source, 64);
+        assert_eq!(serve.ipv6_source_prefix, 64);
+        assert_eq!(serve.refresh_family_max_age, 2_592_000);
         assert_eq!(serve.idle_timeout_ms, 60_000);
         assert_eq!(serve.header_read_timeout_ms, 10_000);
         assert!((1..=4).contains(&serve.max_password_checks));

@@ -23,6 +23,10 @@ pub enum Error {
     /// RFC 9449 §8: the DPoP proof lacks the server's current nonce, which is this.
     #[error("use_dpop_nonce")]
     UseDpopNonce(String),
+    /// Too many requests of this kind from this source (or in all): `temporarily_unavailable`, HTTP 429, try
+    /// again after this many seconds.
+    #[error("too many requests")]
+    TooMany { retry_after: i64 },
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

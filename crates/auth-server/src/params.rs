@@ -57,12 +57,36 @@ impl Params {
             .finish()
     }
 
-    /// These parameters and `name`=`value`, unless `name` is present already.
+    /// These parameters and `name`=`value`, unless `name` has a value already (an empty one is absent, RFC
+    /// 6749 §3.1, and is replaced).
     pub fn with_default(mut self, name: &str, value: &str) -> Self {
-        if !self.has(name) {
+        if !self
+            .0
+            .iter()
+            .any(|(key, given)| key == name && !given.is_empty())
+        {
+            self.0.retain(|(key, _)| key != name);
             self.0.push((name.to_owned(), value.to_owned()));
         }
         self
+    }
+
+    /// These parameters with `name` set to `value` alone, whatever it was.
+    pub fn with_value(mut self, name: &str, value: &str) -> Self {
+        self.0.retain(|(key, _)| key != name);
+        self.0.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Only the parameters named in `names` that have a value, in their order.
+    pub fn only(&self, names: &[&str]) -> Self {
+        Self(
+            self.0
+                .iter()
+                .filter(|(key, value)| !value.is_empty() && names.contains(&key.as_str()))
+                .cloned()
+                .collect(),
+        )
     }
 }
 
@@ -90,6 +114,19 @@ mod tests {
         assert_eq!(params.get("missing").unwrap(), None);
         assert!(params.require("missing").is_err());
         assert!(params.has("scope") && !params.has("missing"));
+    }
+
+    #[test]
+    fn an_empty_value_is_absent_for_defaults_and_unknown_names_can_be_dropped() {
+        let params = Params::parse(b"dpop_jkt=&client_id=app&extra=1")
+            .with_default("dpop_jkt", "key")
+            .with_default("client_id", "other");
+        assert_eq!(params.get("dpop_jkt").unwrap(), Some("key"));
+        assert_eq!(params.get("client_id").unwrap(), Some("app"));
+        let replaced = params.clone().with_value("client_id", "b");
+        assert_eq!(replaced.get("client_id").unwrap(), Some("b"));
+        let kept = params.only(&["client_id", "dpop_jkt"]);
+        assert_eq!(kept.encode(), "client_id=app&dpop_jkt=key");
     }
 
     #[test]

@@ -62,6 +62,14 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
     if url.query().is_some() || url.fragment().is_some() {
         bail!("--issuer must not have a query or fragment");
     }
+    // RFC 8414 §2 and RFC 9700 §2.6: an issuer is https; plain http only where nothing crosses a network.
+    if url.scheme() == "http"
+        && !service_kit::source::is_loopback_host(url.host_str().unwrap_or_default())
+    {
+        bail!(
+            "--issuer {issuer:?} must be https: plain http is allowed for loopback hosts only (127.0.0.0/8, ::1, localhost)"
+        );
+    }
     let path = url.path().trim_end_matches('/');
     let ttl = |value: u64, name: &str| {
         i64::try_from(value).with_context(|| format!("{name} is too large"))
@@ -76,6 +84,8 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
         default_audience: serve.default_audience.clone(),
         secure_cookies: url.scheme() == "https",
         trusted_proxies: serve.trusted_proxies.clone(),
+        ipv6_source_prefix: serve.ipv6_source_prefix,
+        refresh_family_max_age: ttl(serve.refresh_family_max_age, "--refresh-family-max-age")?,
         scope_descriptions: crate::authorize::scope_descriptions::ScopeDescriptions::new(
             &serve.scope_descriptions,
         ),
@@ -163,6 +173,12 @@ impl Application {
                 idle_timeout: Duration::from_millis(config.serve.idle_timeout_ms),
                 max_connections: usize::try_from(config.serve.max_connections)
                     .unwrap_or(usize::MAX),
+                max_connections_per_source: usize::try_from(
+                    config.serve.max_connections_per_source,
+                )
+                .unwrap_or(usize::MAX),
+                ipv6_source_prefix: config.serve.ipv6_source_prefix,
+                trusted_proxies: config.serve.trusted_proxies.clone().into(),
                 ..ServeLimits::default()
             },
         })

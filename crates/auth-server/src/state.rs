@@ -40,6 +40,10 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Proxies whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<service_kit::source::Cidr>,
+    /// IPv6 sources count per prefix of this length.
+    pub ipv6_source_prefix: u8,
+    /// The absolute lifetime of a refresh-token family, seconds from its creation.
+    pub refresh_family_max_age: i64,
     /// The consent page's words for each scope.
     pub scope_descriptions: crate::authorize::scope_descriptions::ScopeDescriptions,
 }

@@ -52,6 +52,25 @@ pub struct Config {
     /// Open connections at most (clamped to what the open-file limit allows); beyond it clients wait
     #[arg(long, env = "RESOURCE_API_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// Open connections from one source at most (peers inside --trusted-proxy are exempt); a connection
+    /// beyond it is closed at once
+    #[arg(long, env = "RESOURCE_API_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_source: u64,
+    /// IPv6 sources count as one per prefix of this many bits
+    #[arg(long, env = "RESOURCE_API_IPV6_SOURCE_PREFIX", default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub ipv6_source_prefix: u8,
+    /// A proxy in front of this API (repeatable; CIDR or a bare address): its connections count against
+    /// --max-connections only
+    #[arg(
+        long = "trusted-proxy",
+        env = "RESOURCE_API_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<service_kit::source::Cidr>,
+    /// DPoP proof jtis remembered at once (1/64 of them per key, 1/8 per client)
+    #[arg(long, env = "RESOURCE_API_DPOP_REPLAY_CAPACITY", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(64..))]
+    pub dpop_replay_capacity: u64,
     /// This API's external base URL (e.g. https://api.example behind a proxy): DPoP proofs must name it in
     /// `htu`. Default: http:// and the request's Host
     #[arg(long, env = "RESOURCE_API_PUBLIC_URL")]
@@ -116,6 +135,10 @@ mod tests {
         assert_eq!(config.jwks_cooldown_ms, 5_000);
         assert_eq!(config.max_connections, 4096);
         assert_eq!(config.idle_timeout_ms, 60_000);
+        assert_eq!(config.max_connections_per_source, 64);
+        assert_eq!(config.ipv6_source_prefix, 64);
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(config.dpop_replay_capacity, 1_000_000);
     }
 
     #[test]

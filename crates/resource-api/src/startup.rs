@@ -32,6 +32,18 @@ pub struct Application {
 impl Application {
     /// Binds the listener and prepares validation. The issuer is contacted in the background.
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self> {
+        // RFC 8414 §2: tokens are trusted for what the issuer's keys say, so its metadata must come over TLS
+        // unless it never leaves the machine.
+        let issuer = url::Url::parse(&config.issuer)
+            .with_context(|| format!("--issuer {:?} is not a URL", config.issuer))?;
+        if issuer.scheme() == "http"
+            && !service_kit::source::is_loopback_host(issuer.host_str().unwrap_or_default())
+        {
+            anyhow::bail!(
+                "--issuer {:?} must be https: plain http is allowed for loopback hosts only (127.0.0.0/8, ::1, localhost)",
+                config.issuer
+            );
+        }
         let mut bearer_config = BearerConfig::new(config.issuer.clone(), config.audience.clone());
         bearer_config.jwks.cooldown = Duration::from_millis(config.jwks_cooldown_ms);
         bearer_config.introspection = match (
@@ -48,6 +60,8 @@ impl Application {
             (None, _) => None,
         };
         bearer_config.public_url = config.public_url.clone();
+        bearer_config.dpop_replay_capacity =
+            usize::try_from(config.dpop_replay_capacity).unwrap_or(usize::MAX);
         bearer_config.dpop_nonce_key = match (&config.dpop_nonce, &config.dpop_nonce_key) {
             (false, _) => None,
             (true, Some(key)) if key.expose().len() >= 32 => Some(key.expose().as_bytes().to_vec()),
@@ -95,6 +109,10 @@ impl Application {
                 header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
                 idle_timeout: Duration::from_millis(config.idle_timeout_ms),
                 max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+                max_connections_per_source: usize::try_from(config.max_connections_per_source)
+                    .unwrap_or(usize::MAX),
+                ipv6_source_prefix: config.ipv6_source_prefix,
+                trusted_proxies: config.trusted_proxies.clone().into(),
                 ..ServeLimits::default()
             },
         })

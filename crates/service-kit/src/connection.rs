@@ -8,11 +8,17 @@
 //! - a cap on open connections (clamped to what RLIMIT_NOFILE allows, after raising the soft limit to the
 //!   hard one): at the cap the loop stops accepting until one closes, and a full file table (EMFILE) backs
 //!   off and logs at error instead of spinning, never stopping for good;
+//! - a cap per source (the TCP peer; IPv6 peers by their /64; trusted proxies exempt): a connection beyond
+//!   it is closed at once, so one source cannot take every slot;
+//! - shedding: from 90% of the cap, idle keep-alive connections are closed, oldest idle first, before the
+//!   loop waits for a slot, so connections held open and idle never keep another source's request waiting;
 //! - a bounded drain on shutdown.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,11 +38,13 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+use crate::source::{Cidr, DEFAULT_IPV6_SOURCE_PREFIX, source_key};
+
 /// File descriptors kept free for everything but client connections (database pool, logs, files).
 const RESERVED_DESCRIPTORS: u64 = 128;
 
 /// The limits of the connection layer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeLimits {
     /// From accept until the first request's headers are complete; from its first byte for every later
     /// HTTP/1 request head.
@@ -47,6 +55,13 @@ pub struct ServeLimits {
     pub max_connections: usize,
     /// How long open connections may take to finish after shutdown begins.
     pub drain_timeout: Duration,
+    /// Open connections from one source at most (peers in `trusted_proxies` are exempt).
+    pub max_connections_per_source: usize,
+    /// IPv6 peers count as one source per prefix of this length.
+    pub ipv6_source_prefix: u8,
+    /// Proxies: a connection from one carries many clients' requests, so it is bounded by
+    /// `max_connections` only.
+    pub trusted_proxies: Arc<[Cidr]>,
 }
 
 impl Default for ServeLimits {
@@ -56,7 +71,101 @@ impl Default for ServeLimits {
             idle_timeout: Duration::from_secs(60),
             max_connections: 4096,
             drain_timeout: Duration::from_secs(30),
+            max_connections_per_source: 64,
+            ipv6_source_prefix: DEFAULT_IPV6_SOURCE_PREFIX,
+            trusted_proxies: Arc::from(Vec::new()),
         }
+    }
+}
+
+/// The share of `max_connections` from which idle keep-alive connections are shed, in percent.
+const SHED_FROM_PERCENT: usize = 90;
+
+/// While every slot is taken, how often connections that went idle meanwhile are shed.
+const SHED_RETRY: Duration = Duration::from_millis(100);
+
+/// Every open connection, for the per-source counts and for shedding.
+#[derive(Default)]
+struct Registry {
+    per_source: Mutex<HashMap<IpAddr, usize>>,
+    open: Mutex<HashMap<u64, Arc<Activity>>>,
+    next: AtomicU64,
+}
+
+/// A connection's place in the registry: leaving it (the connection ended) frees its source's count.
+struct Registered {
+    registry: Arc<Registry>,
+    id: u64,
+    source: Option<IpAddr>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.registry.open.lock() {
+            open.remove(&self.id);
+        }
+        if let Some(source) = self.source
+            && let Ok(mut counts) = self.registry.per_source.lock()
+            && let Some(count) = counts.get_mut(&source)
+        {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&source);
+            }
+        }
+    }
+}
+
+impl Registry {
+    /// Registers a connection from `source` (`None`: exempt from the per-source cap); `None` back when that
+    /// source already holds `per_source` connections.
+    fn register(
+        self: &Arc<Self>,
+        source: Option<IpAddr>,
+        per_source: usize,
+        activity: &Arc<Activity>,
+    ) -> Option<Registered> {
+        if let Some(source) = source {
+            let mut counts = self
+                .per_source
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let count = counts.entry(source).or_insert(0);
+            if *count >= per_source {
+                return None;
+            }
+            *count += 1;
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(id, activity.clone());
+        }
+        Some(Registered {
+            registry: self.clone(),
+            id,
+            source,
+        })
+    }
+
+    /// Closes idle keep-alive connections (a request answered, none in progress), oldest idle first, until at
+    /// most `keep` connections remain open or no idle one is left. Returns how many were told to close.
+    fn shed_idle(&self, keep: usize) -> usize {
+        let Ok(open) = self.open.lock() else {
+            return 0;
+        };
+        if open.len() <= keep {
+            return 0;
+        }
+        let mut idle: Vec<&Arc<Activity>> = open
+            .values()
+            .filter(|activity| activity.is_idle_keep_alive())
+            .collect();
+        idle.sort_by_key(|activity| activity.idle_since());
+        let shed = (open.len() - keep).min(idle.len());
+        for activity in &idle[..shed] {
+            activity.shed();
+        }
+        shed
     }
 }
 
@@ -102,8 +211,11 @@ struct Activity {
     /// When `open` last went back to zero, in microseconds after `accepted` (an atomic, not a lock: it is
     /// read on every read that has to wait).
     idle_since: AtomicU64,
-    /// The waker of a read that had no deadline: woken when the connection turns idle, to arm one.
+    /// The waker of a read that is waiting: woken when the connection turns idle (to arm a deadline) or is
+    /// shed.
     reader: Mutex<Option<Waker>>,
+    /// Told to close as soon as no request is in progress (shedding).
+    shed: AtomicBool,
 }
 
 impl Activity {
@@ -114,7 +226,27 @@ impl Activity {
             accepted: Instant::now(),
             idle_since: AtomicU64::new(0),
             reader: Mutex::new(None),
+            shed: AtomicBool::new(false),
         })
+    }
+
+    /// A keep-alive connection between requests: it answered one, and none is in progress.
+    fn is_idle_keep_alive(&self) -> bool {
+        self.seen_request.load(Ordering::Acquire)
+            && self.open.load(Ordering::Acquire) == 0
+            && !self.shed.load(Ordering::Acquire)
+    }
+
+    /// Closes the connection once it has no request in progress.
+    fn shed(&self) {
+        self.shed.store(true, Ordering::Release);
+        self.wake_reader();
+    }
+
+    fn wake_reader(&self) {
+        if let Some(reader) = self.reader.lock().ok().and_then(|mut reader| reader.take()) {
+            reader.wake();
+        }
     }
 
     /// A request came in: until the guard drops, the connection is not idle.
@@ -140,15 +272,7 @@ impl Drop for RequestGuard {
     fn drop(&mut self) {
         if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.mark_idle();
-            if let Some(reader) = self
-                .0
-                .reader
-                .lock()
-                .ok()
-                .and_then(|mut reader| reader.take())
-            {
-                reader.wake();
-            }
+            self.0.wake_reader();
         }
     }
 }
@@ -161,7 +285,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 struct GuardedIo {
     inner: TcpStream,
     activity: Arc<Activity>,
-    limits: ServeLimits,
+    limits: Deadlines,
     accepted: Instant,
     /// The first bytes, until we know whether this is HTTP/2 (its preface) or HTTP/1.
     prefix: Vec<u8>,
@@ -171,8 +295,15 @@ struct GuardedIo {
     sleep: Pin<Box<Sleep>>,
 }
 
+/// The deadlines a connection's reads keep.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+}
+
 impl GuardedIo {
-    fn new(inner: TcpStream, activity: Arc<Activity>, limits: ServeLimits) -> Self {
+    fn new(inner: TcpStream, activity: Arc<Activity>, limits: Deadlines) -> Self {
         let accepted = Instant::now();
         Self {
             inner,
@@ -229,6 +360,20 @@ impl GuardedIo {
     }
 }
 
+impl GuardedIo {
+    /// Keeps the waiting read's waker, so the connection can be woken when it turns idle or is shed. The
+    /// lock is taken only when the waker changed (a connection's reads mostly come from one task).
+    fn remember_waker(&self, cx: &Context<'_>) {
+        if let Ok(mut reader) = self.activity.reader.lock()
+            && !reader
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            *reader = Some(cx.waker().clone());
+        }
+    }
+}
+
 impl AsyncRead for GuardedIo {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -236,6 +381,14 @@ impl AsyncRead for GuardedIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.activity.shed.load(Ordering::Acquire)
+            && this.activity.open.load(Ordering::Acquire) == 0
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "idle connection shed to make room",
+            )));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
@@ -247,12 +400,11 @@ impl AsyncRead for GuardedIo {
             }
             Poll::Pending => match this.deadline() {
                 None => {
-                    if let Ok(mut reader) = this.activity.reader.lock() {
-                        *reader = Some(cx.waker().clone());
-                    }
+                    this.remember_waker(cx);
                     Poll::Pending
                 }
                 Some(deadline) => {
+                    this.remember_waker(cx);
                     // The timer is moved only to an earlier deadline. A later one (the idle deadline after
                     // each request) is left to the armed timer: when it fires early, the deadline is
                     // looked at again and the timer moved then. A keep-alive connection so costs one
@@ -327,18 +479,41 @@ pub async fn serve(
         ..limits
     };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let shed_from = (limits.max_connections * SHED_FROM_PERCENT / 100).max(1);
+    let registry = Arc::new(Registry::default());
+    let deadlines = Deadlines {
+        header_read_timeout: limits.header_read_timeout,
+        idle_timeout: limits.idle_timeout,
+    };
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = Duration::ZERO;
     loop {
+        // Near the cap, idle keep-alive connections make room before the loop waits for a slot: a new
+        // client is served rather than queued behind connections that are doing nothing.
+        let held = limits.max_connections - slots.available_permits();
+        if held >= shed_from {
+            let shed = registry.shed_idle(shed_from.saturating_sub(1));
+            if shed > 0 {
+                tracing::debug!(shed, held, "idle connections shed near the connection cap");
+            }
+        }
         // At the cap, wait for a connection to close before accepting another: further clients wait in
         // the listen backlog, and are served as soon as a slot frees.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
+        let acquire = slots.clone().acquire_owned();
+        let mut acquire = std::pin::pin!(acquire);
+        let slot = loop {
+            tokio::select! {
+                slot = &mut acquire => break slot.ok(),
+                () = &mut shutdown => break None,
+                // Connections busy when the wait began may have gone idle since: shed them then.
+                () = tokio::time::sleep(SHED_RETRY) => {
+                    registry.shed_idle(shed_from.saturating_sub(1));
+                }
+            }
+        };
+        let Some(slot) = slot else {
+            break;
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -359,8 +534,22 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
         let activity = Activity::new();
+        let source = source_key(peer.ip(), limits.ipv6_source_prefix);
+        let counted = (!limits
+            .trusted_proxies
+            .iter()
+            .any(|proxy| proxy.contains(peer.ip())))
+        .then_some(source);
+        let Some(registered) =
+            registry.register(counted, limits.max_connections_per_source, &activity)
+        else {
+            // Closed at once: the source holds its share of the slots already.
+            tracing::debug!(%source, "connection refused: too many from this source");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
         let router = router.clone();
         let requests = activity.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -381,13 +570,14 @@ pub async fn serve(
             builder
                 .http2()
                 .timer(TokioTimer::new())
-                .keep_alive_interval(Some(limits.idle_timeout.min(Duration::from_secs(20))))
+                .keep_alive_interval(Some(deadlines.idle_timeout.min(Duration::from_secs(20))))
                 .keep_alive_timeout(Duration::from_secs(20));
-            let io = GuardedIo::new(stream, activity, limits);
+            let io = GuardedIo::new(stream, activity, deadlines);
             let connection = builder.serve_connection(TokioIo::new(io), service);
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, error = %error, "connection ended with an error");
             }
+            drop(registered);
             drop(slot);
         });
     }
@@ -416,6 +606,7 @@ mod tests {
             idle_timeout: Duration::from_millis(idle_ms),
             max_connections,
             drain_timeout: Duration::from_secs(1),
+            ..ServeLimits::default()
         }
     }
 
@@ -608,6 +799,131 @@ mod tests {
             // reconnects; a new request is always served.
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// A connection from `source` (a loopback address) to `address`.
+    async fn connect_from(source: &str, address: SocketAddr) -> io::Result<TcpStream> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(source.parse().unwrap(), 0))?;
+        socket.connect(address).await
+    }
+
+    /// One request on `stream` (HTTP/1.1 keep-alive); the answer's text, or `None` if the server closed it.
+    async fn request_on(stream: &mut TcpStream) -> Option<String> {
+        stream
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buffer = [0u8; 1024];
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await {
+            Ok(Ok(read)) if read > 0 => Some(String::from_utf8_lossy(&buffer[..read]).into_owned()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_source_holding_its_share_is_refused_more_while_another_source_is_served() {
+        let limits = ServeLimits {
+            max_connections_per_source: 4,
+            ..limits(10_000, 60_000, 64)
+        };
+        let (address, _stop, _) = start(limits, peer_router()).await;
+        // 127.0.0.1 holds its four connections, silent.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(connect_from("127.0.0.1", address).await.unwrap());
+        }
+        // A fifth from the same source is closed at once, without an answer.
+        let mut fifth = connect_from("127.0.0.1", address).await.unwrap();
+        assert_eq!(
+            request_on(&mut fifth).await,
+            None,
+            "a fifth connection was served"
+        );
+        // Another source is served meanwhile (a generous bound, not a timing target).
+        let mut other = connect_from("127.0.0.2", address).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), request_on(&mut other))
+            .await
+            .expect("the second source waited")
+            .expect("the second source was refused");
+        assert!(answer.contains("127.0.0.2"), "{answer}");
+        // Once one of the four goes, the first source may connect again.
+        drop(held.pop());
+        let mut again = None;
+        for _ in 0..50 {
+            let mut stream = connect_from("127.0.0.1", address).await.unwrap();
+            if let Some(answer) = request_on(&mut stream).await {
+                again = Some(answer);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            again.is_some(),
+            "the source stayed locked out after a slot freed"
+        );
+    }
+
+    #[tokio::test]
+    async fn trusted_proxies_are_bounded_by_the_global_cap_only() {
+        let limits = ServeLimits {
+            max_connections_per_source: 2,
+            trusted_proxies: Arc::from(vec!["127.0.0.1".parse::<Cidr>().unwrap()]),
+            ..limits(10_000, 60_000, 64)
+        };
+        let (address, _stop, _) = start(limits, peer_router()).await;
+        let mut streams = Vec::new();
+        for _ in 0..5 {
+            let mut stream = connect_from("127.0.0.1", address).await.unwrap();
+            assert!(
+                request_on(&mut stream).await.is_some(),
+                "a proxy's connection was refused"
+            );
+            streams.push(stream);
+        }
+        for _ in 0..2 {
+            let mut stream = connect_from("127.0.0.3", address).await.unwrap();
+            assert!(request_on(&mut stream).await.is_some());
+            streams.push(stream);
+        }
+        let mut third = connect_from("127.0.0.3", address).await.unwrap();
+        assert_eq!(
+            request_on(&mut third).await,
+            None,
+            "an ordinary source beyond its share"
+        );
+    }
+
+    #[tokio::test]
+    async fn near_the_cap_idle_keep_alive_connections_make_room_oldest_first() {
+        // Ten slots: from nine held, idle ones are shed before the loop waits.
+        let (address, _stop, _) = start(limits(10_000, 60_000, 10), peer_router()).await;
+        let mut idle = Vec::new();
+        for index in 0..9 {
+            let source = format!("127.0.1.{}", index + 1);
+            let mut stream = connect_from(&source, address).await.unwrap();
+            assert!(request_on(&mut stream).await.is_some());
+            idle.push(stream);
+            // Distinct idle times: the first is the oldest.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A tenth, then an eleventh source are served at once, not after the 60 s idle timeout.
+        for source in ["127.0.2.1", "127.0.2.2"] {
+            let mut stream = connect_from(source, address).await.unwrap();
+            let answer = tokio::time::timeout(Duration::from_secs(5), request_on(&mut stream))
+                .await
+                .expect("a new source waited behind idle connections")
+                .expect("a new source was refused");
+            assert!(answer.contains(source), "{answer}");
+            idle.push(stream);
+        }
+        // The oldest idle connection was the one closed.
+        let (_, closed) = until_closed(&mut idle[0], Instant::now()).await;
+        assert!(closed.is_some(), "the oldest idle connection is still open");
+        assert!(
+            request_on(&mut idle[8]).await.is_some(),
+            "a younger idle connection was shed before the oldest"
+        );
     }
 
     #[test]

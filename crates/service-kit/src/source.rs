@@ -80,6 +80,34 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// The key per-source limits count under: an IPv4 address as it is, an IPv6 address cut to its first
+/// `ipv6_prefix` bits (a /64 by default: one host is usually given a whole /64, so counting its 2^64 addresses
+/// one by one would let it pass for 2^64 sources).
+pub fn source_key(address: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match canonical(address) {
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(ipv6_prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+        v4 => v4,
+    }
+}
+
+/// Is `host` (as a URL writes it: `127.0.0.1`, `[::1]`, `localhost`) a loopback host? Plain http is fine
+/// there and nowhere else: nothing leaves the machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(address) => canonical(address).is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// The default IPv6 prefix of [`source_key`].
+pub const DEFAULT_IPV6_SOURCE_PREFIX: u8 = 64;
+
 /// The source of a request from `peer` with `headers`, given the trusted proxies.
 pub fn source_of(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
     let peer = canonical(peer);
@@ -141,6 +169,48 @@ mod tests {
         assert!(everything.contains(ip("203.0.113.1")));
         for bad in ["10.0.0.0/33", "::/129", "ten", "10.0.0.0/x", ""] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ipv6_sources_count_by_their_64_bit_prefix_and_ipv4_by_address() {
+        assert_eq!(
+            source_key(ip("2001:db8:1:2:aaaa::1"), 64),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            source_key(ip("2001:db8:1:2:ffff::9"), 64),
+            source_key(ip("2001:db8:1:2::1"), 64)
+        );
+        assert_ne!(
+            source_key(ip("2001:db8:1:3::1"), 64),
+            source_key(ip("2001:db8:1:2::1"), 64)
+        );
+        assert_eq!(source_key(ip("2001:db8::1"), 128), ip("2001:db8::1"));
+        assert_eq!(source_key(ip("192.0.2.7"), 64), ip("192.0.2.7"));
+        assert_eq!(source_key(ip("::ffff:192.0.2.7"), 64), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn loopback_hosts_are_told_apart() {
+        for host in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "[::1]",
+            "::1",
+            "localhost",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "10.0.0.1",
+            "example.com",
+            "localhost.example",
+            "[2001:db8::1]",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
         }
     }
 

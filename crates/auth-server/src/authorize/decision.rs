@@ -1,7 +1,7 @@
 //! What comes after a valid authorization request (RFC 6749 §4.1.2, OpenID Connect Core §3.1.2.3–6): the
 //! login form, the consent form, the code, or (with `prompt=none`) the error that says what was needed; and
-//! the user's answer on the consent page. Consent is remembered per (user, client): a later request within
-//! it skips the page.
+//! the user's answer on the consent page. Consent is remembered per (user, client, audience): a later request
+//! within it skips the page; a new scope or another audience asks again.
 
 use auth_core::id::FamilyId;
 use auth_core::secret::OpaqueToken;
@@ -127,7 +127,11 @@ async fn has_consented(
 ) -> Result<bool, Error> {
     Ok(state
         .store
-        .find_consent(&session.user_id, &request.client().client_id)
+        .find_consent(
+            &session.user_id,
+            &request.client().client_id,
+            &request.audience,
+        )
         .await?
         .is_some_and(|granted| request.scope.is_subset_of(&granted)))
 }
@@ -144,6 +148,7 @@ pub async fn approve_and_remember(
         .remember_consent(
             &session.user_id,
             &request.client().client_id,
+            &request.audience,
             &request.scope,
             state.clock.now(),
         )

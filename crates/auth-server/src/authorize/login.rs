@@ -6,14 +6,13 @@
 //! for one of the `--max-password-checks` slots (`crate::protection::password_checks`), else the login answers 503;
 //! a wrong username costs the same argon2 work as a wrong password and gets the same answer.
 
-use std::net::IpAddr;
-
 use auth_core::id::{UnixTime, UserId};
 use auth_core::secret::{OpaqueToken, SecretDigest};
 use service_kit::telemetry::Untrusted;
 
 use crate::error::Result;
 use crate::protection::password_checks::MAX_WAIT;
+use crate::protection::source::RequestSource;
 use crate::state::AppState;
 use crate::store::StoredSession;
 
@@ -60,7 +59,7 @@ pub async fn sign_in(
     state: &AppState,
     username: &str,
     password: &str,
-    source: IpAddr,
+    source: RequestSource,
     client_id: &str,
 ) -> Result<SignIn> {
     let now = state.clock.now();
@@ -68,9 +67,9 @@ pub async fn sign_in(
         state
             .metrics
             .increment("auth_login_attempts_total", &[("result", outcome)]);
-        tracing::warn!(target: "audit", event = "login", user = %Untrusted(username), client_id = %Untrusted(client_id), source = %source, outcome, "login refused");
+        tracing::warn!(target: "audit", event = "login", user = %Untrusted(username), client_id = %Untrusted(client_id), source = %source.address, outcome, "login refused");
     };
-    let attempt = match state.throttle.count_login(username, source, now) {
+    let attempt = match state.throttle.count_login(username, source.key, now) {
         Ok(attempt) => attempt,
         Err(retry_after) => {
             audit("throttled");
@@ -88,7 +87,7 @@ pub async fn sign_in(
     } else {
         None
     };
-    let Some(check) = state.password_checks.acquire(source, MAX_WAIT).await else {
+    let Some(check) = state.password_checks.acquire(source.key, MAX_WAIT).await else {
         // The check never ran: the attempt is not a failure.
         state.throttle.give_back(attempt);
         audit("busy");
@@ -114,7 +113,7 @@ pub async fn sign_in(
         return Ok(SignIn::Rejected);
     };
     state.throttle.give_back(attempt);
-    state.throttle.forgive_login(username, source);
+    state.throttle.forgive_login(username, source.key);
     state
         .metrics
         .increment("auth_login_attempts_total", &[("result", "success")]);
@@ -139,7 +138,7 @@ pub async fn sign_in(
         audit("failure");
         return Ok(SignIn::Rejected);
     }
-    tracing::info!(target: "audit", event = "login", user = %Untrusted(&user.username), client_id = %Untrusted(client_id), source = %source, outcome = "success", "login succeeded");
+    tracing::info!(target: "audit", event = "login", user = %Untrusted(&user.username), client_id = %Untrusted(client_id), source = %source.address, outcome = "success", "login succeeded");
     Ok(SignIn::SignedIn {
         session: Session {
             user_id: user.user_id,

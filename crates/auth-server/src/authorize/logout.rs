@@ -2,9 +2,13 @@
 //! (`post_logout_redirect_uri`, an exact match to a URI the client registered), and which login sessions
 //! end. The handlers in `http::logout` map these decisions to pages, cookies and redirects.
 //!
-//! A request with a valid `id_token_hint` (however long ago it expired) is acted on at once; without one,
-//! the browser is asked to confirm first, so a link on another site cannot sign anybody out. A URI that is
-//! not registered, or a hint that does not match `client_id`, is a page, never a redirect (§3).
+//! A request is acted on at once only when its `id_token_hint` (however long ago it expired) names the very
+//! session whose cookie came with it (its `sub` and `sid`); in every other case the browser is asked to
+//! confirm first (RP-Initiated Logout §2: the OP MUST ask unless the hint is the current session's), so a
+//! link on another site, or anybody's own ID token, cannot sign anybody out. Confirming ends the requesting
+//! browser's own session and nothing else: a request never ends a session other than the one its cookie
+//! names, and a cookie is cleared only when its session ended. A URI that is not registered, or a hint that
+//! does not match `client_id`, is a page, never a redirect (§3).
 
 use std::sync::Arc;
 
@@ -34,11 +38,45 @@ pub struct LogoutRequest {
     pub fields: Vec<(&'static str, String)>,
 }
 
-impl LogoutRequest {
-    /// A valid hint identifies the client's user: no confirmation is needed (RP-Initiated Logout §2).
-    pub fn needs_confirmation(&self) -> bool {
-        self.hint.is_none()
-    }
+/// What a logout request leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The hint names the session of this browser's cookie: sign it out now.
+    SignOut,
+    /// Anything else: ask the user first.
+    Confirm,
+}
+
+/// Whether the request may sign out at once: only when its hint's `sub` and `sid` are those of the session
+/// whose cookie came with it.
+pub async fn step(
+    state: &AppState,
+    request: &LogoutRequest,
+    session_cookie: Option<&str>,
+) -> Result<Step, Error> {
+    let Some(hint) = &request.hint else {
+        return Ok(Step::Confirm);
+    };
+    let session = crate::authorize::login::current_session(state, session_cookie).await?;
+    Ok(match session {
+        Some(session)
+            if session.user_id == hint.sub.as_str()
+                && session.sid.is_some()
+                && session.sid == hint.sid =>
+        {
+            Step::SignOut
+        }
+        _ => Step::Confirm,
+    })
+}
+
+/// What signing out did.
+#[derive(Debug)]
+pub struct SignedOut {
+    /// The browser's own session ended (its cookie is to be cleared).
+    pub ended: bool,
+    /// Where to send the browser, if anywhere.
+    pub redirect: Option<Redirect>,
 }
 
 /// Validates a logout request (from a query or a form).
@@ -120,50 +158,34 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<LogoutRequest
     })
 }
 
-/// Ends the login sessions the request concerns: the browser's own (unless the hint names another user),
-/// and the session the hint names (`sid`). Refresh tokens stay valid: logout ends the browser's session at
-/// the provider, not the client's grant. Returns where to send the browser, if anywhere.
+/// Ends the session of the browser's own cookie, if it has one, and nothing else: a hint's `sid` never ends
+/// another session. Refresh tokens stay valid: logout ends the browser's session at the provider, not the
+/// client's grant. Says whether a session ended, and where to send the browser.
 pub async fn sign_out(
     state: &AppState,
     request: &LogoutRequest,
     session_cookie: Option<&str>,
-) -> Result<Option<Redirect>, Error> {
-    let mut ended = 0;
-    if let Some(cookie) = session_cookie {
-        let mine = match &request.hint {
-            None => true,
-            Some(hint) => crate::authorize::login::current_session(state, Some(cookie))
-                .await?
-                .is_none_or(|session| session.user_id == hint.sub.as_str()),
-        };
-        if mine && crate::authorize::login::end_session(state, cookie).await? {
-            ended += 1;
-        }
-    }
-    if let Some(hint) = &request.hint
-        && let Some(sid) = &hint.sid
-        && state
-            .store
-            .end_session_by_sid(sid, &auth_core::id::UserId::from_trusted(hint.sub.clone()))
-            .await?
-    {
-        ended += 1;
-    }
+) -> Result<SignedOut, Error> {
+    let ended = match session_cookie {
+        Some(cookie) => crate::authorize::login::end_session(state, cookie).await?,
+        None => false,
+    };
     let client_id = request
         .client
         .as_ref()
         .map(|client| client.client_id.as_str())
         .unwrap_or_default();
-    tracing::info!(target: "audit", event = "logout", client_id = %Untrusted(client_id), sessions_ended = ended, outcome = "signed_out", "logout");
-    let Some(uri) = &request.post_logout_redirect_uri else {
-        return Ok(None);
-    };
-    Ok(Some(Redirect {
-        to: uri.clone(),
-        params: request
-            .state
-            .iter()
-            .map(|request_state| ("state", request_state.clone()))
-            .collect(),
-    }))
+    tracing::info!(target: "audit", event = "logout", client_id = %Untrusted(client_id), sessions_ended = u8::from(ended), outcome = "signed_out", "logout");
+    let redirect = request
+        .post_logout_redirect_uri
+        .as_ref()
+        .map(|uri| Redirect {
+            to: uri.clone(),
+            params: request
+                .state
+                .iter()
+                .map(|request_state| ("state", request_state.clone()))
+                .collect(),
+        });
+    Ok(SignedOut { ended, redirect })
 }

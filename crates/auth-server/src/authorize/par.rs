@@ -1,25 +1,33 @@
 //! Pushed authorization requests (RFC 9126): a client sends its authorization parameters to `POST /par`
-//! over its authenticated back channel, they are validated as /authorize would validate them, and it gets a
-//! one-time `request_uri` to send the browser with instead.
+//! over its back channel, they are validated as /authorize would validate them, and it gets a one-time
+//! `request_uri` to send the browser with instead.
+//!
+//! A public client pushes with nothing but its id, so every push must cost the server little and be bounded
+//! (docs/security.md): only the parameters /authorize uses are stored, at most 4 KiB of them; a public client
+//! pushes at most 30 times a minute from one source; at most 100,000 unexpired pushes exist in all; and a
+//! refused push stores nothing, not even its DPoP proof's `jti`.
 
 use auth_core::secret::{OpaqueToken, SecretDigest};
 use auth_core::wire::ErrorCode;
 use serde::Serialize;
 
-use super::request::{Origin, REQUEST_URI_PREFIX, bind};
-use crate::clients::authentication::AuthenticatedClient;
-use crate::error::{Result, invalid_request, oauth};
+use super::request::{Origin, REQUEST_FIELDS, REQUEST_URI_PREFIX, bind};
+use crate::clients::authentication::{AuthMethod, AuthenticatedClient};
+use crate::error::{Error, Result, invalid_request, oauth};
 use crate::params::Params;
+use crate::protection::source::RequestSource;
 use crate::state::AppState;
 use crate::store::PushedRequest;
-use crate::tokens::dpop::{ProofCheck, check_proof, invalid_proof};
+use crate::tokens::dpop::{ProofCheck, invalid_proof, record_use, verify};
 
-/// How long a `request_uri` may be used (RFC 9126 §2.2 suggests 5 to 600 seconds).
+/// How long a `request_uri` may wait for its first use (RFC 9126 §2.2 suggests 5 to 600 seconds).
 pub const REQUEST_URI_TTL: i64 = 60;
 
-/// The most bytes of parameters stored for one push: real authorization requests are far smaller, and a
-/// public client pushes with no secret, so each push must cost little.
-pub const MAX_PUSHED_BYTES: usize = 8 * 1024;
+/// The most bytes of parameters stored for one push: real authorization requests are far smaller.
+pub const MAX_PUSHED_BYTES: usize = 4 * 1024;
+
+/// The most unexpired pushes at once, over every client.
+pub const MAX_UNEXPIRED_PUSHES: u64 = 100_000;
 
 /// The answer of RFC 9126 §2.2.
 #[derive(Debug, Clone, Serialize)]
@@ -28,8 +36,9 @@ pub struct PushedResponse {
     pub expires_in: i64,
 }
 
-/// Validates and stores `params` pushed by `caller` (RFC 9126 §2.1): the same checks as /authorize, with
-/// errors as JSON; `request_uri` inside a push is refused, and a `client_id` must be the caller's.
+/// Validates and stores `params` pushed by `caller` from `source` (RFC 9126 §2.1): the same checks as
+/// /authorize, with errors as JSON; `request_uri` inside a push is refused, and a `client_id` must be the
+/// caller's.
 ///
 /// A DPoP proof with the push binds the code to its key (RFC 9449 §10.1), as `dpop_jkt` would; both given,
 /// they must agree.
@@ -38,9 +47,17 @@ pub async fn push(
     caller: &AuthenticatedClient,
     params: Params,
     proof: Option<&str>,
+    source: RequestSource,
 ) -> Result<PushedResponse> {
     let client_id = caller.client.client_id.as_str();
-    if params.has("request_uri") {
+    let now = state.clock.now();
+    // Counted before anything is validated: a flood of refused pushes is bounded too.
+    if caller.method == AuthMethod::None
+        && let Err(retry_after) = state.throttle.count_push(client_id, source.key, now)
+    {
+        return Err(Error::TooMany { retry_after });
+    }
+    if params.get("request_uri")?.is_some() {
         return Err(invalid_request("request_uri cannot be pushed"));
     }
     if params.get("client_id")?.is_some_and(|id| id != client_id) {
@@ -49,22 +66,13 @@ pub async fn push(
             "client_id differs from the authenticated client",
         ));
     }
-    // Client authentication parameters are not authorization parameters.
-    let params = Params::parse(
-        form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.pairs().filter(|(name, _)| {
-                !matches!(
-                    *name,
-                    "client_secret" | "client_assertion" | "client_assertion_type"
-                )
-            }))
-            .finish()
-            .as_bytes(),
-    )
-    .with_default("client_id", client_id);
-    let params = match proof {
-        Some(proof) => {
-            let verified = check_proof(state, &ProofCheck::new(proof, "POST", "/par")).await?;
+    let params = params.with_default("client_id", client_id);
+    let proof = match proof {
+        Some(proof) => Some(verify(state, &ProofCheck::new(proof, "POST", "/par"))?),
+        None => None,
+    };
+    let params = match &proof {
+        Some(verified) => {
             if params
                 .get("dpop_jkt")?
                 .is_some_and(|jkt| jkt != verified.jkt.as_str())
@@ -73,7 +81,8 @@ pub async fn push(
                     "dpop_jkt is not the thumbprint of the proof's key",
                 ));
             }
-            params.with_default("dpop_jkt", verified.jkt.as_str())
+            // An empty `dpop_jkt=` is absent (RFC 6749 §3.1): the proof's key binds the code.
+            params.with_value("dpop_jkt", verified.jkt.as_str())
         }
         None => params,
     };
@@ -84,16 +93,19 @@ pub async fn push(
         .validate(state, &params, Origin::BeingPushed)
         .await
         .map_err(|refusal| refusal.into_error())?;
-    let encoded = params.encode();
+    // Only what /authorize reads is kept (client authentication and unknown parameters are dropped).
+    let encoded = params.only(&REQUEST_FIELDS).encode();
     if encoded.len() > MAX_PUSHED_BYTES {
         return Err(invalid_request(
-            "the pushed parameters are larger than 8 KiB",
+            "the pushed parameters are larger than 4 KiB",
         ));
+    }
+    if let Some(verified) = &proof {
+        record_use(state, verified).await?;
     }
     let token = OpaqueToken::try_generate()?;
     let request_uri = format!("{REQUEST_URI_PREFIX}{}", token.as_str());
-    let now = state.clock.now();
-    state
+    let stored = state
         .store
         .push_request(
             &SecretDigest::of(&request_uri),
@@ -102,12 +114,21 @@ pub async fn push(
                 params: encoded,
                 expires_at: now + REQUEST_URI_TTL,
                 consumed_at: None,
+                browser: None,
             },
-            // Expired pushes go at once (they can never be used), not with the periodic purge: pushing
-            // costs a public client nothing, so rows must not pile up.
-            now - REQUEST_URI_TTL,
+            now,
+            MAX_UNEXPIRED_PUSHES,
         )
         .await?;
+    if !stored {
+        tracing::warn!(
+            max = MAX_UNEXPIRED_PUSHES,
+            "pushed authorization requests refused: too many unexpired ones"
+        );
+        return Err(Error::TooMany {
+            retry_after: REQUEST_URI_TTL,
+        });
+    }
     Ok(PushedResponse {
         request_uri,
         expires_in: REQUEST_URI_TTL,

@@ -22,8 +22,13 @@ use crate::store::ClientRecord;
 use crate::tokens::openid::OPENID;
 use crate::tokens::rules::{resolve_audience, resolve_scope};
 
-/// The authorization-request parameters carried through the login and consent forms.
-const REQUEST_FIELDS: [&str; 12] = [
+/// From its first use, how long a `request_uri` serves the browser that used it (RFC 9126 §4 leaves its
+/// lifetime to the server): long enough to sign in and consent.
+pub const REQUEST_URI_BOUND_TTL: i64 = 600;
+
+/// The authorization-request parameters this server reads: what the login and consent forms carry, and
+/// what a pushed request stores.
+pub const REQUEST_FIELDS: [&str; 12] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -292,10 +297,16 @@ impl BoundClient {
     }
 }
 
-/// Validates an authorization request (from the query of a GET, or the form fields of a POST). With a
-/// `request_uri` (RFC 9126 §4), the pushed parameters are the request: the others, but `client_id`, are
-/// ignored, and a `request_uri` that is unknown, another client's, used or expired is an error page.
-pub async fn validate(state: &AppState, params: &Params) -> Result<AuthorizationRequest, Refusal> {
+/// Validates an authorization request (from the query of a GET, or the form fields of a POST) that
+/// `browser` (the digest of its browser id) made. With a `request_uri` (RFC 9126 §4), the pushed parameters
+/// are the request: the others, but `client_id`, are ignored, and a `request_uri` that is unknown, another
+/// client's, used or expired is an error page. Its first use binds it to the browser: from then on it serves
+/// that browser alone, for [`REQUEST_URI_BOUND_TTL`] seconds (through login and consent).
+pub async fn validate(
+    state: &AppState,
+    params: &Params,
+    browser: Option<&SecretDigest>,
+) -> Result<AuthorizationRequest, Refusal> {
     let page = |message: &str| Refusal::Page(message.to_owned());
     let (Ok(request_uri), Ok(client_id)) = (params.get("request_uri"), params.get("client_id"))
     else {
@@ -309,16 +320,26 @@ pub async fn validate(state: &AppState, params: &Params) -> Result<Authorization
     };
     let client_id = client_id.ok_or_else(|| page("The request names no client."))?;
     let digest = SecretDigest::of(request_uri);
+    let now = state.clock.now();
     let pushed = state
         .store
         .find_pushed_request(&digest)
         .await?
         .filter(|pushed| {
-            pushed.client_id == client_id
-                && pushed.consumed_at.is_none()
-                && state.clock.now() < pushed.expires_at
+            pushed.client_id == client_id && pushed.consumed_at.is_none() && now < pushed.expires_at
         })
         .ok_or_else(|| page(INVALID_REQUEST_URI))?;
+    // Another browser presenting it (a link passed on, a stolen one) gets the page.
+    let Some(browser) = browser else {
+        return Err(page(INVALID_REQUEST_URI));
+    };
+    if !state
+        .store
+        .bind_pushed_request(&digest, browser, now, now + REQUEST_URI_BOUND_TTL)
+        .await?
+    {
+        return Err(page(INVALID_REQUEST_URI));
+    }
     let pushed_params = Params::parse(pushed.params.as_bytes());
     let mut request = bind(state, &pushed_params)
         .await?

@@ -2,7 +2,6 @@
 //! `client_secret_basic`, `client_secret_post`, `private_key_jwt`, and `none` for public clients. Secrets
 //! are compared in constant time with their stored digest.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use auth_core::secret::SecretDigest;
@@ -11,6 +10,7 @@ use auth_core::wire::ErrorCode;
 use service_kit::telemetry::Untrusted;
 
 use crate::error::{Error, Result, oauth};
+use crate::protection::source::RequestSource;
 use crate::state::AppState;
 use crate::store::ClientRecord;
 
@@ -90,7 +90,7 @@ pub fn invalid_client() -> Error {
 pub async fn authenticate(
     state: &AppState,
     credentials: &ClientCredentials,
-    source: IpAddr,
+    source: RequestSource,
     endpoint: &str,
 ) -> Result<AuthenticatedClient> {
     let client_id = credentials.client_id.as_str();
@@ -122,7 +122,7 @@ pub async fn authenticate(
             method: credentials.method,
         }),
         _ => {
-            tracing::warn!(target: "audit", event = "client_auth", client_id = %Untrusted(client_id), source = %source, outcome = "failure", "client authentication failed");
+            tracing::warn!(target: "audit", event = "client_auth", client_id = %Untrusted(client_id), source = %source.address, outcome = "failure", "client authentication failed");
             Err(invalid_client())
         }
     }

@@ -7,7 +7,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 
-use super::cookies::{Csrf, clear_session_cookie, session_cookie, set_session_cookie};
+use super::cookies::{
+    Csrf, browser_digest, clear_session_cookie, session_cookie, set_session_cookie,
+};
 use super::form::OAuthForm;
 use super::outcome::{failure, redirect, refusal};
 use super::pages::{consent_page, error_page, login_page};
@@ -70,13 +72,17 @@ async fn oauth2_authorize_get(
     headers: HeaderMap,
 ) -> Response {
     let params = Params::parse(query.unwrap_or_default().as_bytes());
-    let request = match request::validate(&state, &params).await {
-        Ok(request) => request,
-        Err(error) => return refusal(&state, error),
-    };
     let csrf = match Csrf::of_page(&state, &headers) {
         Ok(csrf) => csrf,
         Err(error) => return failure(&error),
+    };
+    let request = match request::validate(&state, &params, Some(&csrf.browser_digest())).await {
+        Ok(request) => request,
+        Err(error) => {
+            let mut response = refusal(&state, error);
+            csrf.set_cookie(&mut response, &state);
+            return response;
+        }
     };
     let next = match login::current_session(&state, session_cookie(&state, &headers)).await {
         Ok(session) => decision::next_step(&state, &request, session, SignedIn::Earlier).await,
@@ -101,7 +107,8 @@ async fn oauth2_authorize_post(
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Response {
-    let request = match request::validate(&state, &params).await {
+    let browser = browser_digest(&state, &headers);
+    let request = match request::validate(&state, &params, browser.as_ref()).await {
         Ok(request) => request,
         Err(error) => return refusal(&state, error),
     };

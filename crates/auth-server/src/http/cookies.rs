@@ -109,6 +109,11 @@ impl Csrf {
         })
     }
 
+    /// The digest of the browser id: what a pushed request is bound to at its first use.
+    pub fn browser_digest(&self) -> SecretDigest {
+        SecretDigest::of(&self.browser)
+    }
+
     /// The token of `form` for this response.
     pub fn token(&self, state: &AppState, form: Form<'_>) -> String {
         csrf::token(state, &self.browser, self.session.as_ref(), form)
@@ -137,6 +142,13 @@ impl Csrf {
             );
         }
     }
+}
+
+/// The digest of the browser id a request presents, when it is one the server could have made.
+pub fn browser_digest(state: &AppState, headers: &HeaderMap) -> Option<SecretDigest> {
+    cookie(headers, &cookie_name(state, BROWSER_COOKIE))
+        .filter(|id| csrf::is_browser_id(id))
+        .map(SecretDigest::of)
 }
 
 /// Clears the session cookie (sign-out).

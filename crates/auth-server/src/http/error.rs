@@ -40,6 +40,7 @@ impl ApiError {
             }) => StatusCode::UNAUTHORIZED,
             Error::OAuth(_) | Error::UseDpopNonce(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Store(StoreError::Rejected(_)) => StatusCode::BAD_REQUEST,
             Error::Store(_) | Error::NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
             Error::Signing | Error::Random => StatusCode::INTERNAL_SERVER_ERROR,
@@ -53,6 +54,10 @@ impl ApiError {
             Error::UseDpopNonce(_) => ErrorResponse::new(
                 ErrorCode::UseDpopNonce,
                 "the DPoP proof must carry the nonce of the DPoP-Nonce header",
+            ),
+            Error::TooMany { .. } => ErrorResponse::new(
+                ErrorCode::TemporarilyUnavailable,
+                "too many requests; retry later",
             ),
             Error::Store(StoreError::Rejected(_)) => ErrorResponse::new(
                 ErrorCode::InvalidRequest,
@@ -100,6 +105,12 @@ impl IntoResponse for ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let Error::TooMany { retry_after } = &self.error {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from((*retry_after).max(1)),
+            );
         }
         response
     }

@@ -12,7 +12,7 @@ use super::form::OAuthForm;
 use super::outcome::{failure, redirect, refusal};
 use super::pages::{error_page, logout_page, signed_out_page};
 use crate::authorize::csrf::Form;
-use crate::authorize::logout;
+use crate::authorize::logout::{self, Step};
 use crate::params::Params;
 use crate::state::AppState;
 
@@ -55,6 +55,7 @@ async fn handle(
         Ok(request) => request,
         Err(error) => return refusal(state, error),
     };
+    let cookie = session_cookie(state, headers);
     let confirmed = method == Method::Post && params.get("confirm").ok().flatten() == Some("yes");
     if confirmed && Csrf::of_post(state, headers, params, Form::Logout).is_none() {
         return error_page(
@@ -62,26 +63,37 @@ async fn handle(
             "The form has expired or did not come from this site.",
         );
     }
-    if request.needs_confirmation() && !confirmed {
-        let csrf = match Csrf::of_page(state, headers) {
-            Ok(csrf) => csrf,
+    if !confirmed {
+        match logout::step(state, &request, cookie).await {
+            Ok(Step::SignOut) => {}
+            Ok(Step::Confirm) => {
+                let csrf = match Csrf::of_page(state, headers) {
+                    Ok(csrf) => csrf,
+                    Err(error) => return failure(&error),
+                };
+                let mut response = logout_page(
+                    state,
+                    request.client.as_deref(),
+                    &request.fields,
+                    &csrf.token(state, Form::Logout),
+                );
+                csrf.set_cookie(&mut response, state);
+                return response;
+            }
             Err(error) => return failure(&error),
-        };
-        let mut response = logout_page(
-            state,
-            request.client.as_deref(),
-            &request.fields,
-            &csrf.token(state, Form::Logout),
-        );
-        csrf.set_cookie(&mut response, state);
-        return response;
+        }
     }
-    let mut response = match logout::sign_out(state, &request, session_cookie(state, headers)).await
-    {
-        Ok(Some(to)) => redirect(&to),
-        Ok(None) => signed_out_page(),
+    let signed_out = match logout::sign_out(state, &request, cookie).await {
+        Ok(signed_out) => signed_out,
         Err(error) => return failure(&error),
     };
-    clear_session_cookie(&mut response, state);
+    let mut response = match &signed_out.redirect {
+        Some(to) => redirect(to),
+        None => signed_out_page(),
+    };
+    // A cookie is cleared only when its session ended here.
+    if signed_out.ended {
+        clear_session_cookie(&mut response, state);
+    }
     response
 }

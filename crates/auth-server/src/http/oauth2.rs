@@ -150,7 +150,9 @@ async fn oauth2_par_post(
     let result = async {
         let caller = authenticate(&state, &headers, &params, source, "/par").await?;
         let proof = dpop_header(&headers)?.map(str::to_owned);
-        let pushed = crate::authorize::par::push(&state, &caller, params, proof.as_deref()).await?;
+        let pushed =
+            crate::authorize::par::push(&state, &caller, params, proof.as_deref(), source.0)
+                .await?;
         Ok(no_store((StatusCode::CREATED, Json(pushed))))
     }
     .await;
@@ -189,7 +191,8 @@ async fn oauth2_revoke_post(
         let token = params.require("token")?;
         // token_type_hint is only a hint (RFC 7009 §2.1): both kinds are tried whatever it says.
         let _hint = params.get("token_type_hint")?;
-        revocation::revoke(&state, &caller, token).await?;
+        let proof = dpop_header(&headers)?;
+        revocation::revoke(&state, &caller, token, proof).await?;
         Ok(no_store(StatusCode::OK))
     }
     .await;

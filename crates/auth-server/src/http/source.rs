@@ -7,11 +7,12 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use service_kit::source::source_of;
 
+use crate::protection::source::RequestSource;
 use crate::state::AppState;
 
 /// Where a request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Source(pub IpAddr);
+pub struct Source(pub RequestSource);
 
 impl FromRequestParts<AppState> for Source {
     type Rejection = std::convert::Infallible;
@@ -26,10 +27,10 @@ impl FromRequestParts<AppState> for Source {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(peer)| peer.ip());
-        Ok(Self(source_of(
-            peer,
-            &parts.headers,
-            &state.settings.trusted_proxies,
+        let address = source_of(peer, &parts.headers, &state.settings.trusted_proxies);
+        Ok(Self(RequestSource::new(
+            address,
+            state.settings.ipv6_source_prefix,
         )))
     }
 }

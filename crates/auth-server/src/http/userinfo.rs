@@ -118,6 +118,9 @@ async fn answer(
         Err(UserInfoRefusal::InvalidToken) => refuse(BearerError::InvalidToken(
             "the access token is invalid, expired or revoked".into(),
         )),
+        Err(UserInfoRefusal::WrongScheme) => refuse(BearerError::WrongScheme(
+            "a DPoP-bound token is sent with the DPoP scheme and a proof; any other as a bearer token".into(),
+        )),
         Err(UserInfoRefusal::InsufficientScope) => {
             refuse(BearerError::InsufficientScope(OPENID.into()))
         }

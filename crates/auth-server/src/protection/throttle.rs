@@ -15,6 +15,10 @@ use std::sync::Mutex;
 pub const LOGIN_FAILURES_PER_USER_AND_SOURCE: u32 = 5;
 /// Failed logins allowed per source per window.
 pub const LOGIN_FAILURES_PER_SOURCE: u32 = 20;
+/// Pushed authorization requests allowed per (public client, source) per window: a public client's id is
+/// all it takes to make the server store a push, so its rows are bounded per source (RFC 9126 §2; an
+/// authenticated client is accountable and bounded by the total cap of pushes).
+pub const PUSHES_PER_PUBLIC_CLIENT_AND_SOURCE: u32 = 30;
 /// The window, seconds.
 pub const WINDOW_SECONDS: i64 = 60;
 /// Keys tracked at most. Each key that stays costs a password check (which is bounded), so a window
@@ -88,6 +92,19 @@ impl Throttle {
         if let Ok(mut windows) = self.windows.lock() {
             windows.remove(&user_key);
         }
+    }
+
+    /// Counts a push by public client `client_id` from `source`, unless the limit is reached: then
+    /// `Err(seconds until the window ends)`.
+    pub fn count_push(&self, client_id: &str, source: IpAddr, now: i64) -> Result<(), i64> {
+        self.count(
+            &[(
+                self.key(("par", client_id, source)),
+                PUSHES_PER_PUBLIC_CLIENT_AND_SOURCE,
+            )],
+            now,
+        )
+        .map(|_| ())
     }
 
     /// Counts one attempt against every key at once (all or nothing), unless one is at its limit.

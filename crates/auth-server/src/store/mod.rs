@@ -77,6 +77,8 @@ pub struct PushedRequest {
     pub expires_at: i64,
     /// Set once a code or an error redirect came from it.
     pub consumed_at: Option<i64>,
+    /// The browser that first used it (the digest of its browser id): only that one may use it after.
+    pub browser: Option<SecretDigest>,
 }
 
 impl ClientRecord {
@@ -207,6 +209,8 @@ pub struct RefreshTokenRecord {
     pub used_at: Option<i64>,
     /// The family has been revoked.
     pub family_revoked: bool,
+    /// When its family began (the code exchange that started it): its absolute lifetime counts from here.
+    pub family_created_at: i64,
     /// The DPoP key a public client's token is bound to (RFC 9449 §5): its successors keep it.
     pub dpop_jkt: Option<Jkt>,
 }
@@ -353,6 +357,8 @@ pub struct Rotation<'a> {
     pub resource: Option<&'a str>,
     /// The thumbprint of the request's DPoP proof key: a bound token rotates only with its own key.
     pub jkt: Option<&'a Jkt>,
+    /// The family must have been created after this (its absolute lifetime).
+    pub family_created_after: i64,
     /// The digest of the new refresh token, and its expiry.
     pub new_digest: &'a SecretDigest,
     pub new_expires_at: i64,
@@ -433,12 +439,15 @@ pub trait ConsentStore: Send + Sync {
         &self,
         user_id: &UserId,
         client_id: &ClientId,
+        audience: &str,
     ) -> Result<Option<ScopeSet>, StoreError>;
-    /// Remembers that `user_id` consented to `scope` for `client_id` (added to what was remembered).
+    /// Remembers that `user_id` consented to `scope` for `client_id` and `audience` (added to what was
+    /// remembered for that audience).
     async fn remember_consent(
         &self,
         user_id: &UserId,
         client_id: &ClientId,
+        audience: &str,
         scope: &ScopeSet,
         now: i64,
     ) -> Result<(), StoreError>;
@@ -464,14 +473,25 @@ pub trait JtiStore: Send + Sync {
 /// Pushed authorization requests (RFC 9126).
 #[async_trait]
 pub trait PushedRequestStore: Send + Sync {
-    /// Stores a pushed authorization request under the digest of its `request_uri`, and deletes those that
-    /// expired before `purge_before`.
+    /// Deletes the pushes expired by `now`, then stores a pushed authorization request under the digest of
+    /// its `request_uri` unless `max_unexpired` unexpired ones exist: `false` then, and nothing stored.
     async fn push_request(
         &self,
         digest: &SecretDigest,
         request: &PushedRequest,
-        purge_before: i64,
-    ) -> Result<(), StoreError>;
+        now: i64,
+        max_unexpired: u64,
+    ) -> Result<bool, StoreError>;
+    /// Binds an unconsumed, unexpired pushed request to `browser` (its first use) and extends it to
+    /// `bound_until`; `true` too when it was bound to this browser already. `false` when it is consumed,
+    /// expired or another browser's.
+    async fn bind_pushed_request(
+        &self,
+        digest: &SecretDigest,
+        browser: &SecretDigest,
+        now: i64,
+        bound_until: i64,
+    ) -> Result<bool, StoreError>;
     /// A pushed request by the digest of its `request_uri`.
     async fn find_pushed_request(
         &self,

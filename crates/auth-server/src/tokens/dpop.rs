@@ -44,9 +44,11 @@ impl<'a> ProofCheck<'a> {
     }
 }
 
-/// Checks a proof: every RFC 9449 §4.3 check, the nonce when `--dpop-nonce` requires one, and the `jti`
-/// recorded as used (a second use, at any replica, is refused). Returns the proof with its key's thumbprint.
-pub async fn check_proof(state: &AppState, check: &ProofCheck<'_>) -> Result<VerifiedProof> {
+/// Checks a proof: every RFC 9449 §4.3 check and the nonce when `--dpop-nonce` requires one. Returns the
+/// proof with its key's thumbprint. Its `jti` is not recorded here: [`record_use`] does that once the request
+/// it came with has succeeded, so a failed request writes nothing (a made-up refresh token with a fresh
+/// self-made proof must not cost a row).
+pub fn verify(state: &AppState, check: &ProofCheck<'_>) -> Result<VerifiedProof> {
     let now = state.clock.now();
     let uri = format!("{}{}", state.settings.base_url, check.path);
     let verified = verify_proof(
@@ -65,28 +67,35 @@ pub async fn check_proof(state: &AppState, check: &ProofCheck<'_>) -> Result<Ver
         ProofError::UseNonce(nonce) => Error::UseDpopNonce(nonce),
         other => invalid_proof(other.to_string()),
     })?;
+    Ok(verified)
+}
+
+/// Records a verified proof's `jti` as used (RFC 9449 §11.1): at any replica, a second use is refused.
+pub async fn record_use(state: &AppState, verified: &VerifiedProof) -> Result<()> {
     let digest = SecretDigest::of(&format!("dpop\u{0}{}\u{0}{}", verified.jkt, verified.jti));
-    if !state
+    if state
         .jtis
         .first_use(digest, verified.remember_until())
         .await?
     {
-        return Err(invalid_proof("the proof's jti was used before"));
+        Ok(())
+    } else {
+        Err(invalid_proof("the proof's jti was used before"))
     }
-    Ok(verified)
 }
 
-/// The proof of a token request (RFC 9449 §5): `None` when the client sent none and may do without. A
-/// client registered with `--require-dpop` must send one.
-pub async fn token_request_proof(
+/// The proof of a token request (RFC 9449 §5), verified but not yet recorded: `None` when the client sent
+/// none and may do without. A client registered with `--require-dpop` must send one.
+pub fn token_request_proof(
     state: &AppState,
     client: &ClientRecord,
     proof: Option<&str>,
 ) -> Result<Option<VerifiedProof>> {
     match proof {
-        Some(proof) => Ok(Some(
-            check_proof(state, &ProofCheck::new(proof, "POST", "/token")).await?,
-        )),
+        Some(proof) => Ok(Some(verify(
+            state,
+            &ProofCheck::new(proof, "POST", "/token"),
+        )?)),
         None if client.require_dpop => Err(invalid_proof(
             "this client must send a DPoP proof with every token request",
         )),

@@ -79,6 +79,7 @@ pub async fn introspect(
     if record.used_at.is_some()
         || record.family_revoked
         || now >= record.expires_at
+        || record.family_created_at <= now - state.settings.refresh_family_max_age
         || record.authorization.client_id != caller.client.client_id
     {
         return Ok(IntrospectionResponse::inactive());

@@ -4,7 +4,7 @@
 use auth_core::id::Jkt;
 
 use super::access::{OwnAccessToken, read_own_access_token};
-use super::dpop::{ProofCheck, check_proof, invalid_proof};
+use super::dpop::{ProofCheck, invalid_proof, record_use, verify};
 use super::openid::{UserInfo, is_openid};
 use crate::error::Error;
 use crate::state::AppState;
@@ -14,6 +14,9 @@ use crate::state::AppState;
 pub enum UserInfoRefusal {
     /// Not an unexpired, unrevoked access token of this issuer, or its user is gone: 401 `invalid_token`.
     InvalidToken,
+    /// A DPoP-bound token sent as a bearer token, or an unbound one with the DPoP scheme: 401 `invalid_token`
+    /// with a DPoP challenge (RFC 9449 §7.1).
+    WrongScheme,
     /// The token lacks scope `openid`: 403 `insufficient_scope`.
     InsufficientScope,
     /// The DPoP proof of a bound token is missing, invalid or replayed (`invalid_dpop_proof`), or lacks the
@@ -55,11 +58,11 @@ pub async fn userinfo(
         // Revoked, or a client's own token (client_credentials has no user).
         return Err(UserInfoRefusal::InvalidToken);
     }
-    match (presentation, &claims.cnf) {
-        (Presentation::Bearer, None) => {}
+    let proof = match (presentation, &claims.cnf) {
+        (Presentation::Bearer, None) => None,
         // RFC 9449 §7.2: a bound token is never a bearer token; an unbound one is not presented as DPoP.
         (Presentation::Bearer, Some(_)) | (Presentation::Dpop { .. }, None) => {
-            return Err(UserInfoRefusal::InvalidToken);
+            return Err(UserInfoRefusal::WrongScheme);
         }
         (Presentation::Dpop { proof, method }, Some(cnf)) => {
             let proof = proof.ok_or_else(|| {
@@ -67,7 +70,7 @@ pub async fn userinfo(
             })?;
             // The proof policy compares the proof's key with the one the token is bound to.
             let bound_to: &Jkt = &cnf.jkt;
-            check_proof(
+            let verified = verify(
                 state,
                 &ProofCheck {
                     proof,
@@ -77,13 +80,10 @@ pub async fn userinfo(
                     bound_to: Some(bound_to),
                 },
             )
-            .await
-            .map_err(|error| match error {
-                Error::Store(_) => UserInfoRefusal::Failed(error),
-                other => UserInfoRefusal::Proof(other),
-            })?;
+            .map_err(UserInfoRefusal::Proof)?;
+            Some(verified)
         }
-    }
+    };
     if !is_openid(&claims.scope) {
         return Err(UserInfoRefusal::InsufficientScope);
     }
@@ -93,5 +93,14 @@ pub async fn userinfo(
         .await
         .map_err(Error::from)?
         .ok_or(UserInfoRefusal::InvalidToken)?;
+    // Spent only by a request that is answered.
+    if let Some(verified) = &proof {
+        record_use(state, verified)
+            .await
+            .map_err(|error| match error {
+                Error::Store(_) => UserInfoRefusal::Failed(error),
+                other => UserInfoRefusal::Proof(other),
+            })?;
+    }
     Ok(UserInfo::of(user, &claims.scope))
 }

@@ -407,7 +407,8 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key(backend: Backend) {
                 .contains("error=\"invalid_dpop_proof\"")
         );
     }
-    // A bound token is no bearer token (RFC 9449 §7.2), at /userinfo too.
+    // A bound token is no bearer token (RFC 9449 §7.2), at /userinfo too: the answer is a DPoP challenge
+    // that says so.
     let userinfo = app
         .http
         .get(app.url("/userinfo"))
@@ -416,10 +417,35 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED);
+    let challenge = userinfo.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("DPoP algs=") && challenge.contains("error=\"invalid_token\""),
+        "{challenge}"
+    );
+    // A thief with the token and a proof of its own (right method, URI and ath, wrong key): refused.
+    let thief = ProofKey::generate("ES256");
+    let stolen = app
+        .http
+        .get(app.url("/userinfo"))
+        .header("Authorization", format!("DPoP {access}"))
+        .header(
+            "DPoP",
+            thief.proof("GET", &app.url("/userinfo"), app.clock.now(), Some(access)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        stolen.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_dpop_proof\""),
+        "the thief's key is not the token's"
+    );
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
     // Without a proof, or with another key's: refused, and the token is not spent (no reuse detection).
-    let thief = ProofKey::generate("ES256");
     for proofs in [
         vec![],
         vec![thief.proof("POST", &uri, app.clock.now(), None)],
@@ -466,6 +492,56 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key(backend: Backend) {
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);
+    let rotated: Value = response.json().await.unwrap();
+    let current = rotated["refresh_token"].as_str().unwrap();
+    // At /revoke the same rule: without a proof by its key (none, the thief's, one for another URI), the
+    // answer is 200 and nothing is revoked.
+    let revoke_uri = app.url("/revoke");
+    for proof in [
+        None,
+        Some(thief.proof("POST", &revoke_uri, app.clock.now(), None)),
+        Some(key.proof("POST", &uri, app.clock.now(), None)),
+    ] {
+        let mut request = app
+            .http
+            .post(&revoke_uri)
+            .form(&[("token", current), ("client_id", "spa")]);
+        if let Some(proof) = &proof {
+            request = request.header("DPoP", proof.as_str());
+        }
+        assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
+    }
+    let alive = token_with_proof(
+        &app,
+        &spa,
+        &[("grant_type", "refresh_token"), ("refresh_token", current)],
+        &[&key.proof("POST", &uri, app.clock.now(), None)],
+    )
+    .await;
+    assert_eq!(alive.status(), StatusCode::OK, "revoked without the key");
+    let alive: Value = alive.json().await.unwrap();
+    let current = alive["refresh_token"].as_str().unwrap();
+    // With a proof by its key, revoked.
+    let revoked = app
+        .http
+        .post(&revoke_uri)
+        .header(
+            "DPoP",
+            key.proof("POST", &revoke_uri, app.clock.now(), None),
+        )
+        .form(&[("token", current), ("client_id", "spa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let response = token_with_proof(
+        &app,
+        &spa,
+        &[("grant_type", "refresh_token"), ("refresh_token", current)],
+        &[&key.proof("POST", &uri, app.clock.now(), None)],
+    )
+    .await;
+    assert_eq!(error_of(response).await.1, "invalid_grant");
 }
 
 async fn a_code_bound_by_dpop_jkt_or_a_pushed_proof_needs_that_key(backend: Backend) {

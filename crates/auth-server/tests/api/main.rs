@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod authorize;
+mod bounds;
 mod browser;
 mod cli;
 mod client_credentials;

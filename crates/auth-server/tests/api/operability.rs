@@ -66,12 +66,40 @@ async fn health_readiness_and_metrics(backend: Backend) {
 async fn responses_carry_a_request_id(backend: Backend) {
     let app = TestIssuer::spawn(backend).await;
     let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let ours = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(
-        response
-            .headers()
-            .get("x-request-id")
-            .is_some_and(|id| id.len() >= 32)
+        ours.len() >= 18 && service_kit::layers::is_acceptable_request_id(ours.as_bytes()),
+        "{ours}"
     );
+    let next = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_ne!(next.headers()["x-request-id"], ours.as_str(), "unique");
+    // Only a plain id of at most 64 characters is taken from the caller; anything else is replaced, so it
+    // can neither forge nor bloat a log line.
+    for hostile in [
+        "a\" outcome=\"success".to_owned(),
+        "x".repeat(65),
+        "two words".to_owned(),
+        "tab\there".to_owned(),
+    ] {
+        let Ok(value) = reqwest::header::HeaderValue::from_str(&hostile) else {
+            continue;
+        };
+        let response = app
+            .http
+            .get(app.url("/healthz"))
+            .header("x-request-id", value)
+            .send()
+            .await
+            .unwrap();
+        let echoed = response.headers()["x-request-id"].to_str().unwrap();
+        assert_ne!(echoed, hostile, "{hostile:?} was taken");
+        assert!(service_kit::layers::is_acceptable_request_id(
+            echoed.as_bytes()
+        ));
+    }
     let given = app
         .http
         .get(app.url("/healthz"))

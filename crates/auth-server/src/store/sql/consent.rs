@@ -1,4 +1,4 @@
-//! `ConsentStore` in SQL: remembered consent per (user, client).
+//! `ConsentStore` in SQL: remembered consent per (user, client, audience).
 
 use async_trait::async_trait;
 use auth_core::id::{ClientId, UserId};
@@ -13,11 +13,13 @@ impl ConsentStore for SqlStore {
         &self,
         user_id: &UserId,
         client_id: &ClientId,
+        audience: &str,
     ) -> Result<Option<ScopeSet>, StoreError> {
         let text: Option<String> = on_backend!(self, pool => {
-            sqlx::query_scalar("select scope from consent where user_id = $1 and client_id = $2")
+            sqlx::query_scalar("select scope from consent where user_id = $1 and client_id = $2 and audience = $3")
                 .bind(user_id.as_str())
                 .bind(client_id.as_str())
+                .bind(audience)
                 .fetch_optional(pool)
                 .await?
         });
@@ -28,25 +30,27 @@ impl ConsentStore for SqlStore {
         &self,
         user_id: &UserId,
         client_id: &ClientId,
+        audience: &str,
         granted: &ScopeSet,
         now: i64,
     ) -> Result<(), StoreError> {
         // What was remembered, plus what was just approved. Two approvals racing may lose a union: then
         // the consent page is shown once more, nothing worse.
         let mut all: Vec<String> = granted.iter().map(str::to_owned).collect();
-        if let Some(before) = self.find_consent(user_id, client_id).await? {
+        if let Some(before) = self.find_consent(user_id, client_id, audience).await? {
             all.extend(before.iter().map(str::to_owned));
         }
         let union = ScopeSet::from_tokens(all).map_err(|_| StoreError::Corrupt("consent scope"))?;
         on_backend!(self, pool => {
             sqlx::query(
-                "insert into consent (user_id, client_id, scope, granted_at) values ($1, $2, $3, $4) \
-                 on conflict (user_id, client_id) do update set scope = excluded.scope, granted_at = excluded.granted_at",
+                "insert into consent (user_id, client_id, audience, scope, granted_at) values ($1, $2, $5, $3, $4) \
+                 on conflict (user_id, client_id, audience) do update set scope = excluded.scope, granted_at = excluded.granted_at",
             )
             .bind(user_id.as_str())
             .bind(client_id.as_str())
             .bind(union.to_string())
             .bind(now)
+            .bind(audience)
             .execute(pool)
             .await?;
         });

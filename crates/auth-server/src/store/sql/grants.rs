@@ -49,6 +49,7 @@ macro_rules! refresh_token_from_row {
             expires_at: row.try_get("expires_at")?,
             used_at: row.try_get("used_at")?,
             family_revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+            family_created_at: row.try_get("family_created_at")?,
             dpop_jkt: row
                 .try_get::<Option<String>, _>("dpop_jkt")?
                 .map(Jkt::from_trusted),
@@ -58,18 +59,20 @@ macro_rules! refresh_token_from_row {
 
 /// A refresh token with its family's revocation state, by digest ($1).
 const FIND_REFRESH_TOKEN: &str = "select r.token_digest, r.family_id, r.client_id, r.user_id, r.scope, r.audience, \
-     r.auth_time, r.sid, r.created_at, r.expires_at, r.used_at, r.dpop_jkt, f.revoked_at \
+     r.auth_time, r.sid, r.created_at, r.expires_at, r.used_at, r.dpop_jkt, f.revoked_at, \
+     f.created_at as family_created_at \
      from refresh_token r join token_family f on f.family_id = r.family_id where r.token_digest = $1";
 
 /// PostgreSQL: a whole rotation in one statement. `old` reads the presented token ($1) and locks its
 /// family's row FOR SHARE (ordering it against a revoking UPDATE, which then waits; or, if the revocation came
 /// first, this waits and re-reads the row as committed). `used` marks it used if it is unused, unexpired
 /// ($2 now), of the client ($3), its family live, its scope includes the one asked for ($4) and its audience
-/// is the resource asked for ($5); `new` inserts the successor ($6 digest, $7 expiry) from `used`. The result
-/// is the token as found, and whether it rotated.
+/// is the resource asked for ($5), its DPoP key the proof's ($8) and its family younger than its absolute
+/// lifetime ($9); `new` inserts the successor ($6 digest, $7 expiry) from `used`. The result is the token as
+/// found, and whether it rotated.
 const ROTATE_POSTGRES: &str = "with old as (\
        select r.token_digest, r.family_id, r.client_id, r.user_id, r.scope, r.audience, r.auth_time, r.sid, \
-       r.created_at, r.expires_at, r.used_at, r.dpop_jkt, f.revoked_at \
+       r.created_at, r.expires_at, r.used_at, r.dpop_jkt, f.revoked_at, f.created_at as family_created_at \
        from refresh_token r join token_family f on f.family_id = r.family_id where r.token_digest = $1 \
        for share of f), \
      used as (\
@@ -79,6 +82,7 @@ const ROTATE_POSTGRES: &str = "with old as (\
        and ($4::text is null or string_to_array($4::text, ' ') <@ string_to_array(old.scope, ' ')) \
        and ($5::text is null or old.audience = $5::text) \
        and (old.dpop_jkt is null or old.dpop_jkt = $8::text) \
+       and old.family_created_at > $9 \
        returning r.family_id), \
      new as (\
        insert into refresh_token (token_digest, family_id, client_id, user_id, scope, audience, auth_time, sid, \
@@ -309,6 +313,7 @@ impl GrantStore for SqlStore {
                     .bind(rotation.new_digest.to_hex())
                     .bind(rotation.new_expires_at)
                     .bind(rotation.jkt.map(Jkt::as_str))
+                    .bind(rotation.family_created_after)
                     .fetch_optional(pool)
                     .await?;
                 let Some(row) = row else {
@@ -327,12 +332,14 @@ impl GrantStore for SqlStore {
                 // revocation and no other rotation can come between the checks and the writes.
                 let used = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "update refresh_token set used_at = $2 where token_digest = $1 and used_at is null \
-                     and expires_at > $2 and client_id = $3 and {}",
+                     and expires_at > $2 and client_id = $3 and {} and exists (select 1 from token_family \
+                     where family_id = refresh_token.family_id and created_at > $4)",
                     FAMILY_IS_LIVE.replace("$1", "refresh_token.family_id")
                 )))
                 .bind(rotation.presented.to_hex())
                 .bind(rotation.now)
                 .bind(rotation.client_id.as_str())
+                .bind(rotation.family_created_after)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -371,6 +378,7 @@ impl GrantStore for SqlStore {
                     expires_at: rotation.new_expires_at,
                     used_at: None,
                     family_revoked: false,
+                    family_created_at: found.family_created_at,
                     dpop_jkt: found.dpop_jkt.clone(),
                 };
                 let statement = format!(

@@ -61,6 +61,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "operator tools",
         include_str!("../../../migrations/postgres/0008_operator_tools.sql"),
     ),
+    (
+        9,
+        "per-source bounds",
+        include_str!("../../../migrations/postgres/0009_per_source_bounds.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -102,6 +107,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "operator tools",
         include_str!("../../../migrations/sqlite/0008_operator_tools.sql"),
+    ),
+    (
+        9,
+        "per-source bounds",
+        include_str!("../../../migrations/sqlite/0009_per_source_bounds.sql"),
     ),
 ];
 

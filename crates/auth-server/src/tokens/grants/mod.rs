@@ -8,7 +8,7 @@ use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
 use crate::clients::authentication::{AuthMethod, AuthenticatedClient};
 use crate::error::{Result, oauth};
 use crate::state::AppState;
-use crate::tokens::dpop::token_request_proof;
+use crate::tokens::dpop::{record_use, token_request_proof};
 
 pub mod authorization_code;
 pub mod client_credentials;
@@ -50,9 +50,9 @@ pub async fn exchange(
             "the client is not registered for this grant type",
         ));
     }
-    let proof = token_request_proof(state, client, proof).await?;
-    let jkt = proof.map(|proof| proof.jkt);
-    match request {
+    let proof = token_request_proof(state, client, proof)?;
+    let jkt = proof.as_ref().map(|proof| proof.jkt.clone());
+    let response = match request {
         TokenRequest::ClientCredentials(request) => {
             // RFC 6749 §4.4: only confidential clients.
             if caller.method == AuthMethod::None {
@@ -67,5 +67,11 @@ pub async fn exchange(
             authorization_code::grant(state, client, request, jkt).await
         }
         TokenRequest::RefreshToken(request) => refresh::grant(state, client, request, jkt).await,
+    }?;
+    // The proof's jti is spent only by a request that succeeded (a refused one writes nothing); a replayed
+    // proof is refused here, and the tokens just signed are never sent.
+    if let Some(proof) = &proof {
+        record_use(state, proof).await?;
     }
+    Ok(response)
 }

@@ -41,6 +41,7 @@ pub(super) fn new_refresh_token(
         expires_at: now + state.settings.refresh_token_ttl,
         used_at: None,
         family_revoked: false,
+        family_created_at: now,
         dpop_jkt,
     };
     Ok((token, record))
@@ -100,6 +101,7 @@ pub async fn grant(
             scope: asked.as_ref(),
             resource: request.resource,
             jkt: jkt.as_ref(),
+            family_created_after: now - state.settings.refresh_family_max_age,
             new_digest: &new_digest,
             new_expires_at: now + state.settings.refresh_token_ttl,
         })
@@ -151,8 +153,13 @@ async fn refusal(
         return invalid_refresh_token();
     };
     let grant = &record.authorization;
-    // Bound to its client (RFC 6749 §6): another client's token is simply invalid here.
-    if grant.client_id != client.client_id || record.family_revoked || now >= record.expires_at {
+    // Bound to its client (RFC 6749 §6): another client's token is simply invalid here. A family past its
+    // absolute lifetime ends however recently its token was rotated.
+    if grant.client_id != client.client_id
+        || record.family_revoked
+        || now >= record.expires_at
+        || record.family_created_at <= now - state.settings.refresh_family_max_age
+    {
         return invalid_refresh_token();
     }
     // RFC 9449 §5: a bound token is used only with a proof by its key. Without it nothing happens, used or
