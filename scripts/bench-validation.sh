@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Validation throughput (docs/benchmarks.md, "Validation"): GET /protected on resource-api with every request a different
-# valid token, with a small set of repeated tokens, and with one repeated DPoP-bound token and a new proof per
+# valid token, with a small set of repeated tokens, and with 64 DPoP-bound tokens (a key each, as real clients have) and a new proof per
 # request, next to a plain axum handler and an axum handler that only verifies an ES256 JWT, all in one run with
 # wrk on loopback.
-# Needs: wrk (apt-get install wrk). Usage: scripts/bench-validation.sh [seconds per run, default 5]
+# Needs: wrk (apt-get install wrk). Usage: [AUTH_SERVER_BIN=path] [RESOURCE_API_BIN=path] scripts/bench-validation.sh
+# [seconds per run, default 5] (the variables measure other builds, an older release say, against the same baselines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-5}"
@@ -15,12 +16,15 @@ wait_ready() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; s
 
 cargo build --release -q -p auth-server --bin auth-server --example bench_baseline -p resource-api --bin resource-api \
   -p loadtest --example dpop_proofs
-bin=target/release/auth-server
+bin="${AUTH_SERVER_BIN:-target/release/auth-server}"
+api_bin="${RESOURCE_API_BIN:-target/release/resource-api}"
+# wrk's 64 connections and the readiness checks all come from 127.0.0.1: room above the per-source cap (64).
+export AUTH_MAX_CONNECTIONS_PER_SOURCE=256 RESOURCE_API_MAX_CONNECTIONS_PER_SOURCE=256
 db="sqlite://$work/auth.db"
 secret=$(DATABASE_URL="$db" $bin client create --client-id bench --grant-type client_credentials --scope "read write" | sed -E 's/.*"client_secret":"([^"]+)".*/\1/')
 DATABASE_URL="$db" RUST_LOG=warn $bin serve --listen 127.0.0.1:8093 --issuer http://127.0.0.1:8093 --access-token-ttl 3600 >/dev/null 2>&1 & pids+=($!)
 wait_ready http://127.0.0.1:8093/readyz
-RUST_LOG=warn target/release/resource-api --listen 127.0.0.1:8094 --issuer http://127.0.0.1:8093 >/dev/null 2>&1 & pids+=($!)
+RUST_LOG=warn $api_bin --listen 127.0.0.1:8094 --issuer http://127.0.0.1:8093 >/dev/null 2>&1 & pids+=($!)
 wait_ready http://127.0.0.1:8094/readyz
 target/release/examples/bench_baseline 127.0.0.1:8095 http://127.0.0.1:8093 >/dev/null 2>&1 & pids+=($!)
 wait_ready http://127.0.0.1:8095/plain
@@ -43,7 +47,7 @@ run() { # label connections url offset count
   [ "$5" -gt 16 ] && [ "$requests" -gt "$5" ] && note=" (tokens wrapped: $requests requests, $5 tokens)"
   printf '| %s%s | %s | %s | %s | %s | %s |\n' "$1" "$note" "$2" "$rps" "$p50" "$p99" "${non2xx:-0}"
 }
-run_dpop() { # connections: one DPoP-bound token, proofs made just before the run (fresh for a minute)
+run_dpop() { # connections: 64 keys with a DPoP-bound token each, proofs made just before the run (fresh for a minute)
   local out rps p50 p99 non2xx requests count=$((duration * 40000)) note=""
   target/release/examples/dpop_proofs resource http://127.0.0.1:8093/token bench "$secret" http://127.0.0.1:8094/protected \
     "$count" > "$work/proofs.txt"
@@ -55,7 +59,7 @@ run_dpop() { # connections: one DPoP-bound token, proofs made just before the ru
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   requests=$(echo "$out" | awk '/requests in/ {print $1}')
   [ "$requests" -gt "$count" ] && note=" (proofs wrapped: $requests requests, $count proofs)"
-  printf '| %s%s | %s | %s | %s | %s | %s |\n' "resource-api GET /protected, 1 DPoP-bound token, a new proof each" \
+  printf '| %s%s | %s | %s | %s | %s | %s |\n' "resource-api GET /protected, 64 DPoP-bound tokens, a new proof each" \
     "$note" "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
 }
 echo "| endpoint | connections | req/s | p50 | p99 | non-2xx |"

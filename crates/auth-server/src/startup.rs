@@ -39,8 +39,8 @@ pub struct ApplicationConfig {
     pub listener: Option<std::net::TcpListener>,
 }
 
-/// Purge expired rows every this many poll ticks (at the default 1 s poll: every 10 minutes).
-const PURGE_EVERY_TICKS: u64 = 600;
+/// Purge expired rows every this many seconds of the server's clock, whatever the poll interval.
+pub const PURGE_EVERY_SECONDS: i64 = 600;
 
 /// A built server, bound and ready to run.
 pub struct Application {
@@ -222,10 +222,9 @@ impl Application {
 /// then purge expired rows.
 async fn poll_changes(state: AppState, interval: Duration) {
     let mut known_version = state.store.config_version().await.ok();
-    let mut ticks: u64 = 0;
+    let mut last_purge = state.clock.now();
     loop {
         tokio::time::sleep(interval).await;
-        ticks += 1;
         let now = state.clock.now();
         match state.store.config_version().await {
             Ok(version) if Some(version) != known_version => {
@@ -251,7 +250,8 @@ async fn poll_changes(state: AppState, interval: Duration) {
         }
         state.keys.refresh(now);
         state.metrics.upkeep();
-        if ticks.is_multiple_of(PURGE_EVERY_TICKS) {
+        if now - last_purge >= PURGE_EVERY_SECONDS {
+            last_purge = now;
             match state
                 .store
                 .purge_expired(now, crate::config::MAX_ACCESS_TOKEN_TTL)
@@ -260,6 +260,33 @@ async fn poll_changes(state: AppState, interval: Duration) {
                 Ok(purged) => tracing::debug!(purged, "expired rows purged"),
                 Err(error) => tracing::warn!(%error, "purging expired rows failed"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_http_issuer_must_be_loopback() {
+        let serve = ServeConfig::default();
+        for good in [
+            "http://127.0.0.1:8080",
+            "http://127.9.0.1",
+            "http://[::1]:8080",
+            "http://localhost:8080/p",
+            "https://id.example",
+        ] {
+            assert!(settings(&serve, good.into()).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://id.example",
+            "http://10.0.0.5:8080",
+            "http://[2001:db8::1]",
+        ] {
+            let error = settings(&serve, bad.into()).unwrap_err().to_string();
+            assert!(error.contains("must be https"), "{bad}: {error}");
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Prepared DPoP proofs for the wrk benchmarks, so the server pays one proof verification per request, as with
 //! a real DPoP client, while the load generator signs nothing during the run. Each proof has its own `jti` and
-//! is fresh for a minute (RFC 9449 §11.1 window). One ES256 key per invocation.
+//! is fresh for a minute (RFC 9449 §11.1 window).
 //!
-//! - `dpop_proofs resource TOKEN_URL CLIENT_ID SECRET RESOURCE_URL COUNT` (`scripts/bench-validation.sh`): asks
-//!   the token endpoint for one DPoP-bound token (client_credentials, client_secret_basic), then prints the token
-//!   on the first line and COUNT proofs for `GET RESOURCE_URL` with that token (`ath`), one per line.
+//! - `dpop_proofs resource TOKEN_URL CLIENT_ID SECRET RESOURCE_URL COUNT [KEYS]` (`scripts/bench-validation.sh`):
+//!   makes KEYS ES256 keys (default 64, as many clients as a run has connections: a resource server shares its
+//!   replay cache out per key, so one key for the whole run would measure that share, not the server), asks the
+//!   token endpoint for a DPoP-bound token for each (client_credentials, client_secret_basic), then prints COUNT
+//!   lines `TOKEN PROOF`, the proofs for `GET RESOURCE_URL` with their token (`ath`), taking the keys in turn.
 //! - `dpop_proofs token TOKEN_URL COUNT` (`scripts/bench-issuance.sh`): prints COUNT proofs for `POST TOKEN_URL`,
 //!   one per line.
 //!
@@ -18,28 +20,59 @@ use loadtest::dpop::ProofSigner;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let signer = std::sync::Arc::new(ProofSigner::generate()?);
-    let (token, method, url, count) = match args.as_slice() {
-        [mode, token_url, count] if mode == "token" => (None, "POST", token_url, count),
-        [mode, token_url, client_id, secret, resource_url, count] if mode == "resource" => {
-            let token = bound_token(&signer, token_url, client_id, secret).await?;
-            (Some(token), "GET", resource_url, count)
+    // Each key with its token (for a resource), or alone (for the token endpoint).
+    let (keys, method, url, count): (Vec<(ProofSigner, Option<String>)>, _, _, _) = match args
+        .as_slice()
+    {
+        [mode, token_url, count] if mode == "token" => (
+            vec![(ProofSigner::generate()?, None)],
+            "POST",
+            token_url,
+            count,
+        ),
+        [
+            mode,
+            token_url,
+            client_id,
+            secret,
+            resource_url,
+            count,
+            rest @ ..,
+        ] if mode == "resource" && rest.len() <= 1 => {
+            let wanted: usize = match rest {
+                [keys] => keys.parse().context("KEYS")?,
+                _ => 64,
+            };
+            let mut keys = Vec::with_capacity(wanted);
+            for _ in 0..wanted.max(1) {
+                let signer = ProofSigner::generate()?;
+                let token = bound_token(&signer, token_url, client_id, secret).await?;
+                keys.push((signer, Some(token)));
+            }
+            (keys, "GET", resource_url, count)
         }
         _ => anyhow::bail!(
-            "usage: dpop_proofs resource TOKEN_URL CLIENT_ID SECRET RESOURCE_URL COUNT | dpop_proofs token TOKEN_URL COUNT"
+            "usage: dpop_proofs resource TOKEN_URL CLIENT_ID SECRET RESOURCE_URL COUNT [KEYS] | dpop_proofs token TOKEN_URL COUNT"
         ),
     };
     let count: usize = count.parse().context("COUNT")?;
     // Both cores sign: the proofs must be used within the minute they are made.
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let per_thread = count.div_ceil(threads);
-    let proofs: Vec<Vec<String>> = std::thread::scope(|scope| {
+    let lines: Vec<Vec<String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let (signer, token) = (&signer, token.as_deref());
+            .map(|thread| {
+                let keys = &keys;
                 scope.spawn(move || {
                     (0..per_thread)
-                        .map(|_| signer.proof(method, url, token))
+                        .map(|index| {
+                            let (signer, token) = &keys[(thread * per_thread + index) % keys.len()];
+                            let proof = signer.proof(method, url, token.as_deref());
+                            match token {
+                                Some(token) => format!("{token} {proof}"),
+                                None => proof,
+                            }
+                        })
                         .collect()
                 })
             })
@@ -50,11 +83,8 @@ async fn main() -> anyhow::Result<()> {
             .collect()
     });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if let Some(token) = &token {
-        writeln!(out, "{token}")?;
-    }
-    for proof in proofs.iter().flatten().take(count) {
-        writeln!(out, "{proof}")?;
+    for line in lines.iter().flatten().take(count) {
+        writeln!(out, "{line}")?;
     }
     out.flush()?;
     Ok(())

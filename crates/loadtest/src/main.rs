@@ -16,10 +16,10 @@ struct Cli {
     #[command(flatten)]
     target: TargetArgs,
     /// What to measure
-    #[arg(long, value_enum, default_value_t = ScenarioKind::Mixed)]
+    #[arg(long, env = "LOADTEST_SCENARIO", value_enum, default_value_t = ScenarioKind::Mixed)]
     scenario: ScenarioKind,
     /// Also write the summary table as JSON to this file
-    #[arg(long)]
+    #[arg(long, env = "LOADTEST_SUMMARY_FILE")]
     summary_file: Option<PathBuf>,
     #[command(flatten, next_help_heading = "Goose")]
     goose: GooseConfiguration,
@@ -51,6 +51,36 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("loadtest: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_of_ours_reads_a_loadtest_variable() {
+        let goose: Vec<String> = <GooseConfiguration as clap::CommandFactory>::command()
+            .get_arguments()
+            .map(|arg| arg.get_id().to_string())
+            .collect();
+        let ours: Vec<_> = Cli::command()
+            .get_arguments()
+            .filter(|arg| !goose.contains(&arg.get_id().to_string()))
+            .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
+            .map(|arg| {
+                (
+                    arg.get_id().to_string(),
+                    arg.get_env().map(|env| env.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        assert!(ours.len() >= 15, "{ours:?}");
+        for (id, env) in ours {
+            let env = env.unwrap_or_else(|| panic!("--{id} reads no variable"));
+            assert!(env.starts_with("LOADTEST_"), "--{id}: {env}");
         }
     }
 }

@@ -10,6 +10,7 @@ use reqwest::Method;
 use reqwest::header::{COOKIE, LOCATION};
 use serde_json::Value;
 
+use crate::dpop::ProofSigner;
 use crate::exchange::{Exchange, FlowError, Reply, Step};
 use crate::flow::{AuthorizationResponse, CookieJar, HtmlForm, authorization_response};
 use crate::target::Target;
@@ -87,15 +88,15 @@ fn tokens<E: Exchange>(exchange: &mut E, name: &str, reply: Reply) -> Result<Tok
 }
 
 /// POST to the token endpoint (RFC 6749 §3.2), with HTTP Basic as the confidential client when `basic`,
-/// else as the public client (its `client_id` is in the form), and with a DPoP proof (RFC 9449 §5) when
-/// `dpop`.
+/// else as the public client (its `client_id` is in the form), and with a DPoP proof (RFC 9449 §5) by
+/// `dpop`'s key when given.
 async fn token_request<E: Exchange>(
     exchange: &mut E,
     target: &Target,
     name: &str,
     form: &[(&str, &str)],
     basic: bool,
-    dpop: bool,
+    dpop: Option<&ProofSigner>,
 ) -> Result<Reply, FlowError> {
     let step = Step {
         name,
@@ -103,7 +104,7 @@ async fn token_request<E: Exchange>(
         url: &target.token_endpoint,
         expect: &[200],
     };
-    let proof = dpop.then(|| target.dpop.proof("POST", &target.token_endpoint, None));
+    let proof = dpop.map(|signer| signer.proof("POST", &target.token_endpoint, None));
     exchange
         .exchange(step, |request| {
             let mut request = request.form(form);
@@ -131,14 +132,15 @@ fn client_credentials_form(target: &Target) -> Vec<(&'static str, &str)> {
     form
 }
 
-/// RFC 9449 §5: a client_credentials token bound to the run's DPoP key; the answer must say `DPoP`.
+/// RFC 9449 §5: a client_credentials token bound to `signer`'s key; the answer must say `DPoP`.
 pub async fn client_credentials_dpop<E: Exchange>(
     exchange: &mut E,
     target: &Target,
+    signer: &ProofSigner,
 ) -> Result<Tokens, FlowError> {
     let form = client_credentials_form(target);
     let name = step::CLIENT_CREDENTIALS_DPOP;
-    let reply = token_request(exchange, target, name, &form, true, true).await?;
+    let reply = token_request(exchange, target, name, &form, true, Some(signer)).await?;
     let json = reply.json().unwrap_or(Value::Null);
     if json.get("token_type").and_then(Value::as_str) != Some("DPoP") {
         return Err(exchange.reject(
@@ -150,10 +152,11 @@ pub async fn client_credentials_dpop<E: Exchange>(
     tokens(exchange, step::CLIENT_CREDENTIALS_DPOP, reply)
 }
 
-/// RFC 9449 §7: the protected route with a DPoP-bound token and a new proof for this request.
+/// RFC 9449 §7: the protected route with a DPoP-bound token and a new proof by `signer` for this request.
 pub async fn call_api_dpop<E: Exchange>(
     exchange: &mut E,
     target: &Target,
+    signer: &ProofSigner,
     token: &str,
 ) -> Result<(), FlowError> {
     let step = Step {
@@ -167,7 +170,7 @@ pub async fn call_api_dpop<E: Exchange>(
         .split(['?', '#'])
         .next()
         .unwrap_or_default();
-    let proof = target.dpop.proof("GET", htu, Some(token));
+    let proof = signer.proof("GET", htu, Some(token));
     exchange
         .exchange(step, |request| {
             request
@@ -190,7 +193,7 @@ pub async fn client_credentials<E: Exchange>(
         step::CLIENT_CREDENTIALS,
         &form,
         true,
-        false,
+        None,
     )
     .await?;
     tokens(exchange, step::CLIENT_CREDENTIALS, reply)
@@ -208,7 +211,7 @@ pub async fn refresh<E: Exchange>(
         ("refresh_token", refresh_token),
         ("client_id", &target.args.public_client_id),
     ];
-    let reply = token_request(exchange, target, step::REFRESH, &form, false, false).await?;
+    let reply = token_request(exchange, target, step::REFRESH, &form, false, None).await?;
     let json = reply.json().unwrap_or(Value::Null);
     if json.get("refresh_token").and_then(Value::as_str).is_none() {
         return Err(exchange.reject(
@@ -444,7 +447,7 @@ pub async fn authorization_code<E: Exchange>(
         ("client_id", &args.public_client_id),
         ("code_verifier", &verifier),
     ];
-    let reply = token_request(exchange, target, step::CODE_EXCHANGE, &form, false, false).await?;
+    let reply = token_request(exchange, target, step::CODE_EXCHANGE, &form, false, None).await?;
     if flavor == Flavor::OpenId {
         let json = reply.json().unwrap_or(Value::Null);
         let member = |name: &str| json.get(name).and_then(Value::as_str).map(str::to_owned);

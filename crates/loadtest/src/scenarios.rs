@@ -129,7 +129,7 @@ pub async fn preflight(
     let mut direct = Direct(client.clone());
     let args = &target.args;
     if kind.uses_dpop() {
-        let tokens = oauth::client_credentials_dpop(&mut direct, target)
+        let tokens = oauth::client_credentials_dpop(&mut direct, target, &target.dpop)
             .await
             .map_err(|error| {
                 anyhow::anyhow!(
@@ -139,7 +139,7 @@ pub async fn preflight(
                 )
             })?;
         if kind.uses_api() {
-            oauth::call_api_dpop(&mut direct, target, &tokens.access.token)
+            oauth::call_api_dpop(&mut direct, target, &target.dpop, &tokens.access.token)
                 .await
                 .map_err(|error| {
                     anyhow::anyhow!("the API refuses a DPoP-bound token with its proof ({error})")
@@ -209,6 +209,9 @@ pub async fn preflight(
 struct Session {
     access: Option<AccessToken>,
     refresh_token: Option<String>,
+    /// The user's own DPoP key: a resource server shares its replay cache out per key (1/64 of it), so a
+    /// run with one key for every user would measure the share, not the server.
+    signer: Option<Arc<crate::dpop::ProofSigner>>,
 }
 
 fn session(user: &GooseUser) -> Session {
@@ -247,12 +250,16 @@ impl Step {
                 start(user).await?;
                 dpop_token(user, target).await.map(drop)
             }
-            Self::IssueDpop => oauth::client_credentials_dpop(&mut Measured(user), target)
-                .await
-                .map(drop),
+            Self::IssueDpop => {
+                let signer = signer(user)?;
+                oauth::client_credentials_dpop(&mut Measured(user), target, &signer)
+                    .await
+                    .map(drop)
+            }
             Self::ValidateDpop => {
                 let token = dpop_token(user, target).await?;
-                oauth::call_api_dpop(&mut Measured(user), target, &token).await
+                let signer = signer(user)?;
+                oauth::call_api_dpop(&mut Measured(user), target, &signer, &token).await
             }
             Self::Validate => {
                 let token = access_token(user, target).await?;
@@ -323,12 +330,31 @@ async fn access_token(user: &mut GooseUser, target: &Target) -> Result<String, F
 }
 
 /// The user's DPoP-bound access token, taken anew when it is about to expire.
+/// The user's DPoP key, made at its first use.
+fn signer(user: &mut GooseUser) -> Result<Arc<crate::dpop::ProofSigner>, FlowError> {
+    let mut session = session(user);
+    if let Some(signer) = &session.signer {
+        return Ok(signer.clone());
+    }
+    let signer =
+        Arc::new(
+            crate::dpop::ProofSigner::generate().map_err(|error| FlowError::Invalid {
+                step: "DPoP key".into(),
+                reason: error.to_string(),
+            })?,
+        );
+    session.signer = Some(signer.clone());
+    user.set_session_data(session);
+    Ok(signer)
+}
+
 async fn dpop_token(user: &mut GooseUser, target: &Target) -> Result<String, FlowError> {
+    let signer = signer(user)?;
     let mut session = session(user);
     if let Some(access) = session.access.as_ref().filter(|access| access.is_fresh()) {
         return Ok(access.token.clone());
     }
-    let tokens = oauth::client_credentials_dpop(&mut Measured(user), target).await?;
+    let tokens = oauth::client_credentials_dpop(&mut Measured(user), target, &signer).await?;
     let token = tokens.access.token.clone();
     session.access = Some(tokens.access);
     user.set_session_data(session);

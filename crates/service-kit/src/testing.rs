@@ -58,9 +58,4 @@ impl Trickle {
             received: String::from_utf8_lossy(received).into_owned(),
         }
     }
-
-    /// The server answered nothing but, at most, a 408: the request never reached a handler.
-    pub fn reached_no_handler(&self) -> bool {
-        self.received.is_empty() || self.received.starts_with("HTTP/1.1 408")
-    }
 }

@@ -72,7 +72,7 @@ impl TestApi {
             base,
             bearer,
             clock,
-            http: reqwest::Client::new(),
+            http: crate::issuer::http_client(),
             stop: Some(stop),
         }
     }

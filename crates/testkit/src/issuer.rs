@@ -43,10 +43,23 @@ impl Drop for TestIssuer {
     }
 }
 
-/// A client that follows no redirect (the harness reads them).
+/// How long any request of the tests may take: a deadlock fails the test that met it, by name, instead of
+/// hanging the run.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The tests' HTTP client: it gives up after [`REQUEST_TIMEOUT`].
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .expect("reqwest client")
+}
+
+/// A client that follows no redirect (the harness reads them) and gives up after [`REQUEST_TIMEOUT`].
 pub fn no_redirect_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST_TIMEOUT)
         .build()
         .expect("reqwest client")
 }
@@ -68,6 +81,7 @@ pub fn client_with(
 ) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST_TIMEOUT)
         .local_address(source)
         .default_headers(headers)
         .build()

@@ -82,7 +82,7 @@ impl HeadlessChrome {
             .spawn()
             .expect("start chromedriver");
         let url = format!("http://127.0.0.1:{port}");
-        let status = reqwest::Client::new();
+        let status = crate::issuer::http_client();
         let mut ready = false;
         for _ in 0..200 {
             if let Ok(response) = status.get(format!("{url}/status")).send().await

@@ -156,19 +156,96 @@ async fn a_bound_token_passes_only_with_a_fresh_proof_by_its_key_for_this_reques
             "{why}: {challenge}"
         );
     }
-    // A bound token as a bearer token (RFC 9449 §7.2), and an unbound one with the DPoP scheme.
+    // A bound token as a bearer token (RFC 9449 §7.2), and an unbound one with the DPoP scheme: the DPoP
+    // challenge carries the error, a Bearer challenge follows it.
+    let wrong_scheme = |description: &str| {
+        format!(
+            "DPoP algs=\"ES256 EdDSA Ed25519 RS256 PS256\", error=\"invalid_token\", error_description=\"{description}\" | Bearer realm=\"resource-api\""
+        )
+    };
     let (status, challenge, code) =
         call(&api, Method::GET, "/protected", "Bearer", &token, &[]).await;
     assert_eq!((status, code.as_str()), (401, "invalid_token"));
-    assert!(
-        challenge.contains("Bearer realm=") && challenge.contains("DPoP algs="),
-        "{challenge}"
+    assert_eq!(
+        challenge,
+        wrong_scheme("the token is DPoP-bound: present it with the DPoP scheme and a proof")
     );
     let plain = issuer.token(&client, None).await;
     let unbound = key.proof("GET", &url, now, Some(&plain));
-    let (status, _, code) =
+    let (status, challenge, code) =
         call(&api, Method::GET, "/protected", "DPoP", &plain, &[&unbound]).await;
     assert_eq!((status, code.as_str()), (401, "invalid_token"));
+    assert_eq!(
+        challenge,
+        wrong_scheme("the token is not DPoP-bound: present it as a bearer token")
+    );
+    // A missing proof: the DPoP challenge with its own error, exactly.
+    let (_, challenge, _) = call(&api, Method::GET, "/protected", "DPoP", &token, &[]).await;
+    assert_eq!(
+        challenge,
+        "DPoP algs=\"ES256 EdDSA Ed25519 RS256 PS256\", error=\"invalid_dpop_proof\", error_description=\"the DPoP scheme needs a DPoP proof header\""
+    );
+    // No token at all: a bare Bearer challenge first, the DPoP one second.
+    let none = api.http.get(&url).send().await.unwrap();
+    let challenges: Vec<&str> = none
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|value| value.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        challenges,
+        [
+            "Bearer realm=\"resource-api\"",
+            "DPoP algs=\"ES256 EdDSA Ed25519 RS256 PS256\""
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_fills_only_its_share_of_the_replay_cache() {
+    let Stack { issuer, client, .. } = Stack::start("read").await;
+    // 640 entries: ten proofs per key (1/64), eighty per client (1/8).
+    let api =
+        TestApi::start_with(issuer.issuer(), |config| config.dpop_replay_capacity = 640).await;
+    api.wait_ready().await;
+    let url = api.url("/protected");
+    let greedy = ProofKey::generate("ES256");
+    let token = bound_token(&issuer, &client, &greedy).await;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let proof = greedy.proof("GET", &url, api.clock.now(), Some(&token));
+        let (status, _, code) =
+            call(&api, Method::GET, "/protected", "DPoP", &token, &[&proof]).await;
+        statuses.push((status, code));
+    }
+    let accepted = statuses.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(accepted, 10, "{statuses:?}");
+    assert!(
+        statuses[10..]
+            .iter()
+            .all(|(status, code)| *status == 401 && code == "invalid_dpop_proof"),
+        "{statuses:?}"
+    );
+    // Every other key is unaffected.
+    let modest = ProofKey::generate("ES256");
+    let other_token = bound_token(&issuer, &client, &modest).await;
+    let proof = modest.proof("GET", &url, api.clock.now(), Some(&other_token));
+    let (status, _, _) = call(
+        &api,
+        Method::GET,
+        "/protected",
+        "DPoP",
+        &other_token,
+        &[&proof],
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Once its proofs are stale, the greedy key is served again.
+    api.clock.advance(72);
+    let proof = greedy.proof("GET", &url, api.clock.now(), Some(&token));
+    let (status, _, _) = call(&api, Method::GET, "/protected", "DPoP", &token, &[&proof]).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,7 +99,9 @@ async fn plaintext_keys_are_sealed_at_start_or_by_keys_seal_and_warned_about_wit
         "warn",
         &["--key-encryption-key", &kek],
     );
-    let jwks: Value = reqwest::get(format!("{}/jwks.json", sealing.base))
+    let jwks: Value = testkit::issuer::http_client()
+        .get(format!("{}/jwks.json", sealing.base))
+        .send()
         .await
         .unwrap()
         .json()
@@ -205,7 +207,9 @@ async fn a_key_encryption_key_starting_with_a_dash_works_in_every_form(backend: 
         "warn",
         &["--key-encryption-key", LEADING_DASH_KEK],
     );
-    let jwks: Value = reqwest::get(format!("{}/jwks.json", server.base))
+    let jwks: Value = testkit::issuer::http_client()
+        .get(format!("{}/jwks.json", server.base))
+        .send()
         .await
         .unwrap()
         .json()
@@ -403,7 +407,7 @@ async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(bac
 
     // serve: what the commands stored works, then it stops cleanly on SIGTERM.
     let server = ServedBinary::start(crate::binary(), &db.url, "warn", &[]);
-    let http = reqwest::Client::new();
+    let http = testkit::issuer::http_client();
     for (id, secret) in [("cli", secret.as_str()), ("given", given_secret)] {
         let token = http
             .post(format!("{}/token", server.base))

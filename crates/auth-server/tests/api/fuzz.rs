@@ -203,20 +203,30 @@ fn token_introspect_and_revoke(backend: Backend) {
     let runtime = runtime();
     let (app, machine) = runtime.block_on(setup(backend));
     let secret = machine.secret.clone().unwrap();
+    // Weighted towards well-formed requests of the real client, so that many cases get past client
+    // authentication into the grant, introspection and revocation code (counted below).
+    let right = format!("Basic {}", STANDARD.encode(format!("machine:{secret}")));
+    // Most bodies start from a request each endpoint can answer, and the fuzz adds to it.
+    let base = "grant_type=client_credentials&token=not-a-token&";
     let input = (
         prop::sample::select(vec!["/token", "/introspect", "/revoke"]),
         prop_oneof![
-            encoded_pairs(secret.clone()).prop_map(String::into_bytes),
-            prop::collection::vec(any::<u8>(), 0..300),
+            3 => encoded_pairs(secret.clone()).prop_map(move |pairs| format!("{base}{pairs}").into_bytes()),
+            1 => encoded_pairs(secret.clone()).prop_map(String::into_bytes),
+            1 => prop::collection::vec(any::<u8>(), 0..300),
         ],
-        content_type(),
-        authorization(secret),
-        prop::sample::select(vec![
-            reqwest::Method::POST,
-            reqwest::Method::GET,
-            reqwest::Method::PUT,
-        ]),
+        prop_oneof![
+            3 => Just(Some("application/x-www-form-urlencoded")),
+            1 => content_type(),
+        ],
+        prop_oneof![3 => Just(Some(right)), 1 => authorization(secret)],
+        prop_oneof![
+            6 => Just(reqwest::Method::POST),
+            1 => Just(reqwest::Method::GET),
+            1 => Just(reqwest::Method::PUT),
+        ],
     );
+    let past_authentication = std::sync::atomic::AtomicUsize::new(0);
     let mut runner = TestRunner::new(Config::with_cases(cases()));
     runner
         .run(
@@ -257,13 +267,38 @@ fn token_introspect_and_revoke(backend: Backend) {
                             })?;
                         let code = json["error"].as_str().unwrap_or_default();
                         prop_assert!(ERROR_CODES.contains(&code), "{status} {text}");
+                        // These come only from the code behind client authentication.
+                        if PAST_AUTHENTICATION.contains(&code) {
+                            past_authentication.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    } else if status == 200 {
+                        past_authentication.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     Ok(())
                 })
             },
         )
         .unwrap();
+    let reached = past_authentication.into_inner();
+    eprintln!(
+        "fuzz: {reached} of {} cases got past client authentication",
+        cases()
+    );
+    assert!(
+        reached * 20 >= cases() as usize,
+        "only {reached} of {} cases got past client authentication",
+        cases()
+    );
 }
+
+/// Errors only the grant, introspection and revocation code answers, after the client authenticated.
+const PAST_AUTHENTICATION: [&str; 5] = [
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "invalid_target",
+];
 
 fn authorize(backend: Backend) {
     let runtime = runtime();
@@ -273,10 +308,16 @@ fn authorize(backend: Backend) {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     );
+    let signed_in_checked = std::sync::atomic::AtomicUsize::new(0);
     let mut runner = TestRunner::new(Config::with_cases(cases()));
     runner
-        .run(&input, |(query, post, with_base, with_csrf)| {
+        .run(&input, |(query, post, with_base, with_csrf, with_login)| {
+            // A quarter of the cases are sign-ins: a post of a valid request with a real CSRF token and a
+            // username and password, plus whatever else the fuzz adds.
+            let login = with_login && with_csrf;
+            let (post, with_base) = (post || login, with_base || login);
             app.clock.advance(61);
             runtime.block_on(async {
                 // Most cases start from a valid request, so the fuzz reaches past the first check.
@@ -300,6 +341,15 @@ fn authorize(backend: Backend) {
                             request = request.header(reqwest::header::COOKIE, cookies);
                         }
                     }
+                    // A sign-in carries the valid request, and the fuzz in its username and password.
+                    if login {
+                        let token = body.split('&').next().unwrap_or_default().to_owned();
+                        let credentials = form_urlencoded::Serializer::new(String::new())
+                            .append_pair("username", &query.chars().take(40).collect::<String>())
+                            .append_pair("password", &query)
+                            .finish();
+                        body = format!("{token}&{base}{credentials}");
+                    }
                     request.body(body)
                 } else {
                     app.http.get(format!("{}?{query}", app.url("/authorize")))
@@ -319,8 +369,24 @@ fn authorize(backend: Backend) {
                     );
                 }
                 prop_assert!(status.as_u16() < 500, "{status} for {query:?}");
+                let text = response.text().await.unwrap_or_default();
+                if text.contains("Invalid username or password.") {
+                    signed_in_checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok(())
             })
         })
         .unwrap();
+    // A quarter of the cases are sign-ins, each in a fresh throttle window: most of them must reach the
+    // password check.
+    let reached = signed_in_checked.into_inner();
+    eprintln!(
+        "fuzz: {reached} of {} cases reached the password check",
+        cases()
+    );
+    assert!(
+        reached * 20 >= cases() as usize,
+        "only {reached} of {} cases reached the password check",
+        cases()
+    );
 }

@@ -16,7 +16,38 @@ backend_tests!(
     refresh_tokens_are_active_only_to_their_own_client,
     purge_removes_whole_families_and_never_revives_a_token,
     a_user_token_without_a_family_fails_closed,
+    the_running_server_purges_every_ten_minutes_of_its_clock,
 );
+
+/// The poller purges by the server's clock (every `PURGE_EVERY_SECONDS`), not by counting its ticks.
+async fn the_running_server_purges_every_ten_minutes_of_its_clock(backend: Backend) {
+    use auth_server::startup::PURGE_EVERY_SECONDS;
+    use auth_server::store::sql::PURGE_LEEWAY;
+    let app = TestIssuer::spawn(backend).await;
+    let machine = app.register(ClientSpec::machine()).await;
+    for round in 0..2 {
+        let token = app.access_token(&machine).await;
+        assert_eq!(app.revoke(&machine, &token).await, StatusCode::OK);
+        assert_eq!(
+            app.count("select count(*) from revoked_access_token").await,
+            1,
+            "round {round}"
+        );
+        // Past the token's expiry (900 s), the purge leeway and a purge period: the deny-list entry goes at
+        // the poller's next tick (100 ms here).
+        app.clock
+            .advance(900 + PURGE_LEEWAY + PURGE_EVERY_SECONDS + 1);
+        let mut purged = false;
+        for _ in 0..50 {
+            if app.count("select count(*) from revoked_access_token").await == 0 {
+                purged = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(purged, "round {round}: not purged");
+    }
+}
 
 /// A user's access token without `fam` was minted before revocation was decided by family (an upgraded
 /// database): whether its family was revoked since cannot be told, so it is inactive. A client's own token
@@ -202,6 +233,25 @@ async fn revoke_answers_200_for_unknown_and_foreign_tokens_without_effect(backen
         true,
         "a client can revoke only its own tokens"
     );
+    // The same for a refresh token: another client's revocation of it revokes no family.
+    let web = app.register(ClientSpec::web()).await;
+    app.user("alice").await;
+    let tokens = app.code_flow(&web, "alice").await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(app.revoke(&other, refresh).await, StatusCode::OK);
+    assert_eq!(
+        app.introspect(tokens["access_token"].as_str().unwrap())
+            .await["active"],
+        true,
+        "the family lives"
+    );
+    let response = app
+        .post_token(
+            &web,
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "the refresh token lives");
 }
 
 async fn introspection_is_for_authenticated_resource_servers_only(backend: Backend) {

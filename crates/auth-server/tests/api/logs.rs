@@ -22,6 +22,11 @@ fn cli(args: &[&str], database_url: &str, stdin: Option<&str>, log: &mut String)
     run.stdout
 }
 
+/// Seconds since the epoch (the binary runs on the system clock).
+fn now() -> i64 {
+    auth_core::clock::Clock::now(&auth_core::clock::SystemClock)
+}
+
 fn secret_of(json: &str) -> String {
     serde_json::from_str::<Value>(json.trim()).unwrap()["client_secret"]
         .as_str()
@@ -75,6 +80,28 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
         Some(PASSWORD),
         &mut log,
     );
+    // A private_key_jwt client, its public key in a file.
+    let signer = testkit::dpop::ProofKey::generate("ES256");
+    let mut jwk = signer.public_jwk();
+    jwk["kid"] = serde_json::json!("k1");
+    let jwks_file = std::env::temp_dir().join(format!("logs-jwks-{}.json", std::process::id()));
+    std::fs::write(&jwks_file, serde_json::json!({ "keys": [jwk] }).to_string()).unwrap();
+    cli(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "signer",
+            "--grant-type",
+            "client_credentials",
+            "--jwks-file",
+            jwks_file.to_str().unwrap(),
+        ],
+        &db.url,
+        None,
+        &mut log,
+    );
+    let _ = std::fs::remove_file(&jwks_file);
 
     let mut server =
         ServedBinary::start(crate::binary(), &db.url, "trace", &["--log-format", "json"]);
@@ -144,6 +171,81 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
         .await
         .unwrap();
     assert_eq!(revoked.status(), StatusCode::OK);
+
+    // A DPoP proof with a token request, and the same proof replayed (refused).
+    let key = testkit::dpop::ProofKey::generate("ES256");
+    let proof = key.proof("POST", &format!("{base}/token"), now(), None);
+    for expected in [StatusCode::OK, StatusCode::BAD_REQUEST] {
+        let response = http
+            .post(format!("{base}/token"))
+            .basic_auth("machine", Some(&machine_secret))
+            .header("DPoP", &proof)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected);
+    }
+    // A client assertion (private_key_jwt), accepted, then replayed (refused).
+    let assertion = signer.sign(
+        &serde_json::json!({ "alg": "ES256", "kid": "k1" }),
+        &serde_json::json!({ "iss": "signer", "sub": "signer", "aud": base.clone(),
+                             "exp": now() + 60, "jti": uuid::Uuid::new_v4().to_string() }),
+    );
+    for expected in [StatusCode::OK, StatusCode::UNAUTHORIZED] {
+        let response = http
+            .post(format!("{base}/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "signer"),
+                (
+                    "client_assertion_type",
+                    auth_core::client_assertion::ASSERTION_TYPE,
+                ),
+                ("client_assertion", &assertion),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected);
+    }
+    // A pushed request, and its request_uri used by a browser.
+    let (_, pushed_challenge) = pkce();
+    let pushed: Value = http
+        .post(format!("{base}/par"))
+        .basic_auth("web", Some(&web_secret))
+        .form(&[
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_challenge", pushed_challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let request_uri = pushed["request_uri"].as_str().unwrap().to_owned();
+    let pushed_page = http
+        .get(format!(
+            "{base}/authorize?client_id=web&request_uri={}",
+            form_urlencoded::byte_serialize(request_uri.as_bytes()).collect::<String>()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed_page.status(), StatusCode::OK);
+    secrets.push(("DPoP proof", proof));
+    secrets.push(("client assertion", assertion));
+    secrets.push((
+        "request_uri",
+        request_uri
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    ));
 
     // The browser flow: a wrong password, then the right one, consent, the code, refresh and reuse.
     let (verifier, challenge) = pkce();
@@ -324,6 +426,25 @@ async fn what_a_client_sends_is_logged_escaped_and_cut() {
         let page = browser.sign_in(&login, &username, "guess").await;
         assert!(page.html.contains("Invalid username or password."));
     }
+    // And request ids that would forge a field or fill the log, on requests whose audit line carries the
+    // request's span: neither is taken.
+    let forged_id = "x\" outcome=\"success";
+    let huge_id = "R".repeat(60_000);
+    for request_id in [forged_id, huge_id.as_str()] {
+        let response = no_redirect_client()
+            .post(format!("{base}/token"))
+            .header("x-request-id", request_id)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "nobody"),
+                ("client_secret", "s"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_ne!(response.headers()["x-request-id"], request_id);
+    }
     // And a client id at /token.
     let response = no_redirect_client()
         .post(format!("{base}/token"))
@@ -356,4 +477,12 @@ async fn what_a_client_sends_is_logged_escaped_and_cut() {
         "client text is cut at 64 characters"
     );
     assert!(log.contains(&format!("\"{}\"…", "L".repeat(64))), "{log}");
+    assert!(
+        log.contains("request_id="),
+        "the audit lines carry the request's span: {log}"
+    );
+    assert!(
+        !log.contains("outcome=\"success") && !log.contains(&"R".repeat(65)),
+        "a caller's request id reached the log: {log}"
+    );
 }

@@ -25,6 +25,7 @@ mod private_key_jwt;
 mod races;
 mod refresh;
 mod replicas;
+mod storage;
 
 /// The `auth-server` binary cargo built for these tests.
 pub fn binary() -> &'static std::path::Path {

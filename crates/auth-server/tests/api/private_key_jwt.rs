@@ -50,20 +50,27 @@ fn assertion_with(key: &ProofKey, kid: &str, change: impl FnOnce(&mut Value)) ->
     )
 }
 
-/// POST `form` plus the assertion to `path`.
+/// POST `form` plus the assertion to `path`; the status. Every refusal (401) is checked to carry the body of
+/// RFC 6749 §5.2 with `invalid_client`, whatever the reason.
 async fn post(app: &TestIssuer, path: &str, assertion: &str, form: &[(&str, &str)]) -> StatusCode {
     let mut body = vec![
         ("client_assertion_type", ASSERTION_TYPE),
         ("client_assertion", assertion),
     ];
     body.extend_from_slice(form);
-    app.http
+    let response = app
+        .http
         .post(app.url(path))
         .form(&body)
         .send()
         .await
-        .unwrap()
-        .status()
+        .unwrap();
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED {
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "invalid_client", "{path}: {error}");
+    }
+    status
 }
 
 const CLIENT_CREDENTIALS: &[(&str, &str)] = &[("grant_type", "client_credentials")];
@@ -338,42 +345,71 @@ fn base64_url(text: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
 
-/// A client's JWKS host: `/good` (counting fetches; the document can be swapped), `/slow` (answers after 8 s),
-/// `/huge` (100 KiB).
+/// A client's JWKS host. Every route serves the client's real keys, so only the fetch rule in question can
+/// make it fail: `/good` (counting fetches; the document can be swapped), `/slow` (after 8 s), `/huge` (the
+/// keys plus 100 KiB of padding), `/redirect` (a 302 to `/good`), `/counted` (counting fetches, after 300 ms, for
+/// the per-client lock).
 async fn jwks_host(
     document: Arc<std::sync::Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
     huge_fetches: Arc<AtomicUsize>,
+    locked_fetches: Arc<AtomicUsize>,
 ) -> String {
     use axum::routing::get;
+    let serve = |document: &Arc<std::sync::Mutex<Value>>| document.lock().unwrap().to_string();
+    let json = |body: String| ([("content-type", "application/json")], body);
     let app = axum::Router::new()
         .route(
             "/good",
-            get(move || {
+            get({
                 let document = document.clone();
-                let fetches = fetches.clone();
-                async move {
+                move || {
+                    let body = serve(&document);
                     fetches.fetch_add(1, Ordering::SeqCst);
-                    let body = document.lock().unwrap().to_string();
-                    ([("content-type", "application/json")], body)
+                    async move { json(body) }
                 }
             }),
         )
         .route(
             "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(8)).await;
-                "{\"keys\":[]}"
+            get({
+                let document = document.clone();
+                move || {
+                    let body = serve(&document);
+                    async move {
+                        tokio::time::sleep(Duration::from_secs(8)).await;
+                        json(body)
+                    }
+                }
             }),
         )
         .route(
             "/huge",
-            get(move || {
-                let huge_fetches = huge_fetches.clone();
-                async move {
+            get({
+                let document = document.clone();
+                move || {
                     huge_fetches.fetch_add(1, Ordering::SeqCst);
-                    let padding = "x".repeat(100 * 1024);
-                    format!("{{\"keys\":[],\"padding\":\"{padding}\"}}")
+                    let mut value = document.lock().unwrap().clone();
+                    value["padding"] = json!("x".repeat(100 * 1024));
+                    async move { json(value.to_string()) }
+                }
+            }),
+        )
+        .route(
+            "/redirect",
+            get(|| async { (StatusCode::FOUND, [("location", "/good")]) }),
+        )
+        .route(
+            "/counted",
+            get({
+                let document = document.clone();
+                move || {
+                    let body = serve(&document);
+                    locked_fetches.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        json(body)
+                    }
                 }
             }),
         );
@@ -391,7 +427,14 @@ async fn a_jwks_uri_is_fetched_once_and_a_slow_huge_or_dead_one_fails_closed(bac
     let document = Arc::new(std::sync::Mutex::new(json!({ "keys": [jwk] })));
     let fetches = Arc::new(AtomicUsize::new(0));
     let huge_fetches = Arc::new(AtomicUsize::new(0));
-    let host = jwks_host(document.clone(), fetches.clone(), huge_fetches.clone()).await;
+    let locked_fetches = Arc::new(AtomicUsize::new(0));
+    let host = jwks_host(
+        document.clone(),
+        fetches.clone(),
+        huge_fetches.clone(),
+        locked_fetches.clone(),
+    )
+    .await;
     let dead = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}/jwks", listener.local_addr().unwrap())
@@ -400,6 +443,8 @@ async fn a_jwks_uri_is_fetched_once_and_a_slow_huge_or_dead_one_fails_closed(bac
         ("fetched", format!("{host}/good")),
         ("slow", format!("{host}/slow")),
         ("huge", format!("{host}/huge")),
+        ("redirected", format!("{host}/redirect")),
+        ("locked", format!("{host}/counted")),
         ("dead", dead),
     ] {
         app.register(
@@ -414,40 +459,112 @@ async fn a_jwks_uri_is_fetched_once_and_a_slow_huge_or_dead_one_fails_closed(bac
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let now = app.clock.now();
     let issuer = json!(app.issuer());
+    let form = |id: &'static str| [("client_id", id), ("grant_type", "client_credentials")];
     for _ in 0..3 {
         let signed = assertion(&key, "k1", "fetched", issuer.clone(), now);
-        let form = [
-            ("client_id", "fetched"),
-            ("grant_type", "client_credentials"),
-        ];
-        assert_eq!(post(&app, "/token", &signed, &form).await, StatusCode::OK);
+        assert_eq!(
+            post(&app, "/token", &signed, &form("fetched")).await,
+            StatusCode::OK
+        );
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "cached");
+    // Ten requests of one client at once share one fetch (a lock per client).
+    let mut concurrent = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let signed = assertion(&key, "k1", "locked", issuer.clone(), now);
+        let (http, url) = (app.http.clone(), app.url("/token"));
+        concurrent.spawn(async move {
+            http.post(url)
+                .form(&[
+                    ("client_assertion_type", ASSERTION_TYPE),
+                    ("client_assertion", signed.as_str()),
+                    ("client_id", "locked"),
+                    ("grant_type", "client_credentials"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    while let Some(status) = concurrent.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(
+        locked_fetches.load(Ordering::SeqCst),
+        1,
+        "one fetch per client at a time"
+    );
     // A new key under a new kid is not fetched again within the cooldown: a flood of made-up kids cannot make
     // the server hammer the client's host.
     let (rotated, rotated_jwk) = keyed("EdDSA", "k2");
-    *document.lock().unwrap() = json!({ "keys": [rotated_jwk] });
+    *document.lock().unwrap() = json!({ "keys": [rotated_jwk.clone()] });
     for _ in 0..3 {
         let signed = assertion(&rotated, "k2", "fetched", issuer.clone(), now);
-        let form = [
-            ("client_id", "fetched"),
-            ("grant_type", "client_credentials"),
-        ];
         assert_eq!(
-            post(&app, "/token", &signed, &form).await,
+            post(&app, "/token", &signed, &form("fetched")).await,
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "the cooldown holds");
-    for id in ["slow", "huge", "dead", "huge"] {
+    *document.lock().unwrap() = json!({ "keys": [rotated_jwk, jwk_of(&key, "k1")] });
+    // The slow (8 s, past the 5 s timeout), huge (past 64 KiB), redirecting and dead hosts serve the right
+    // keys or none: each fails closed, with the body of RFC 6749 §5.2, while another client is served.
+    let slow = {
+        let signed = assertion(&key, "k1", "slow", issuer.clone(), now);
+        let (http, url) = (app.http.clone(), app.url("/token"));
+        tokio::spawn(async move {
+            http.post(url)
+                .form(&[
+                    ("client_assertion_type", ASSERTION_TYPE),
+                    ("client_assertion", signed.as_str()),
+                    ("client_id", "slow"),
+                    ("grant_type", "client_credentials"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    let meanwhile = assertion(&key, "k1", "locked", issuer.clone(), now);
+    let started = std::time::Instant::now();
+    assert_eq!(
+        post(&app, "/token", &meanwhile, &form("locked")).await,
+        StatusCode::OK
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "another client waited for a slow host"
+    );
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.status(), StatusCode::UNAUTHORIZED, "slow");
+    let body: Value = slow.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client", "slow");
+    for id in ["huge", "redirected", "dead", "huge"] {
         let signed = assertion(&key, "k1", id, issuer.clone(), now);
-        let form = [("client_id", id), ("grant_type", "client_credentials")];
-        assert_eq!(
-            post(&app, "/token", &signed, &form).await,
-            StatusCode::UNAUTHORIZED,
-            "{id}"
-        );
+        let response = app
+            .http
+            .post(app.url("/token"))
+            .form(&[
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", signed.as_str()),
+                ("client_id", id),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{id}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client", "{id}");
     }
     // A failed fetch starts the cooldown too: the second try did not fetch again.
     assert_eq!(huge_fetches.load(Ordering::SeqCst), 1);
+}
+
+/// The public JWK of `key` under `kid`.
+fn jwk_of(key: &ProofKey, kid: &str) -> Value {
+    let mut jwk = key.public_jwk();
+    jwk["kid"] = json!(kid);
+    jwk
 }

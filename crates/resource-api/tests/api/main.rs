@@ -1,0 +1,151 @@
+//! The resource-api binary's own tests: what the real process logs. (Behaviour over HTTP is tested with the
+//! whole platform in `tests/`.)
+
+// This whole crate is test code: a failed expectation should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use auth_core::clock::Clock;
+use auth_core::wire::GrantType;
+use serde_json::Value;
+use testkit::dpop::ProofKey;
+use testkit::{Backend, ClientSpec, TestIssuer};
+
+/// The real binary at TRACE, every dependency included: no access token, DPoP proof or introspection secret
+/// in what it logs, and a caller's request id only when it is plain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_proof_or_secret_reaches_the_logs_even_at_trace() {
+    let issuer = TestIssuer::spawn(Backend::Sqlite).await;
+    let machine = issuer
+        .register(
+            ClientSpec::confidential("machine")
+                .grants([GrantType::ClientCredentials])
+                .scope("read write"),
+        )
+        .await;
+    let introspector = issuer
+        .register(ClientSpec::resource_server("resource-api"))
+        .await;
+    let introspection_secret = introspector.secret.clone().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_resource-api"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            issuer.issuer(),
+            "--log-format",
+            "json",
+            "--introspection-client-id",
+            "resource-api",
+        ])
+        .env("RUST_LOG", "trace")
+        .env("RESOURCE_API_INTROSPECTION_SECRET", &introspection_secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start resource-api");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .strip_prefix("resource-api listening on ")
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no ready line: {line:?}"))
+        .to_owned();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let base = format!("http://{address}");
+    let http = testkit::issuer::http_client();
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let token = issuer.access_token(&machine).await;
+    let plain = http
+        .get(format!("{base}/protected"))
+        .bearer_auth(&token)
+        .header("x-request-id", "a\" outcome=\"success")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    let echoed = plain.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(!echoed.contains('"'), "{echoed}");
+    // A DELETE introspects with the client's secret.
+    let deleted = http
+        .delete(format!("{base}/items/1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 404);
+    // A DPoP-bound token with its proof, and the same proof again (refused, logged as such).
+    let key = ProofKey::generate("ES256");
+    let bound: Value = http
+        .post(issuer.url("/token"))
+        .basic_auth(&machine.id, machine.secret.as_deref())
+        .header(
+            "DPoP",
+            key.proof("POST", &issuer.url("/token"), issuer.clock.now(), None),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bound = bound["access_token"].as_str().unwrap().to_owned();
+    let proof = key.proof(
+        "GET",
+        &format!("{base}/protected"),
+        issuer.clock.now(),
+        Some(&bound),
+    );
+    for expected in [200, 401] {
+        let response = http
+            .get(format!("{base}/protected"))
+            .header("Authorization", format!("DPoP {bound}"))
+            .header("DPoP", &proof)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected);
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+    let log = reader.join().unwrap();
+    assert!(
+        log.contains("\"target\":\"tower_http::trace::on_request\""),
+        "the log is real: {log}"
+    );
+    for (what, secret) in [
+        ("access token", token.as_str()),
+        ("bound access token", bound.as_str()),
+        ("DPoP proof", proof.as_str()),
+        ("introspection secret", introspection_secret.as_str()),
+    ] {
+        // A JWT is found by its signature, unique to it.
+        let needle = secret.rsplit('.').next().unwrap_or(secret);
+        assert!(needle.len() >= 16);
+        assert!(!log.contains(needle), "the {what} appears in the logs");
+    }
+    assert!(
+        !log.contains("outcome=\\\"success"),
+        "a caller's request id forged a field: {log}"
+    );
+}
