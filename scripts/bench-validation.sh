@@ -20,6 +20,9 @@ bin="${AUTH_SERVER_BIN:-target/release/auth-server}"
 api_bin="${RESOURCE_API_BIN:-target/release/resource-api}"
 # wrk's 64 connections and the readiness checks all come from 127.0.0.1: room above the per-source cap (64).
 export AUTH_MAX_CONNECTIONS_PER_SOURCE=256 RESOURCE_API_MAX_CONNECTIONS_PER_SOURCE=256
+# Every DPoP proof of the runs comes from one client, whose share of the replay cache is 1/8 of its capacity: room for
+# both DPoP runs (each proof is remembered for two minutes).
+export RESOURCE_API_DPOP_REPLAY_CAPACITY=8000000
 db="sqlite://$work/auth.db"
 secret=$(DATABASE_URL="$db" $bin client create --client-id bench --grant-type client_credentials --scope "read write" | sed -E 's/.*"client_secret":"([^"]+)".*/\1/')
 DATABASE_URL="$db" RUST_LOG=warn $bin serve --listen 127.0.0.1:8093 --issuer http://127.0.0.1:8093 --access-token-ttl 3600 >/dev/null 2>&1 & pids+=($!)
