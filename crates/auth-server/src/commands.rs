@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use auth_core::id::{ClientId, UserId};
 use auth_core::keys::{KeyEncryptionKey, SigningKey};
 use auth_core::secret::PasswordHasher;
+use service_kit::telemetry::untrusted;
 
 use crate::clients::registration::{self, ClientError, ClientMetadata, Field};
 use crate::config::{ClientCreate, ConsentRevoke, KeysRotate, UserCreate};
@@ -35,9 +36,12 @@ fn read_stdin_line(what: &str) -> Result<String> {
     Ok(text)
 }
 
-/// The argon2id hash of the password on stdin (passwords never go on a command line).
-async fn password_hash_from_stdin() -> Result<String> {
+/// The argon2id hash of the password on stdin (passwords never go on a command line), once it passes the
+/// password rules.
+async fn password_hash_from_stdin(min_length: u8) -> Result<String> {
     let password = read_stdin_line("password")?;
+    crate::users::validate_password(&password, min_length)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     let hasher = PasswordHasher::new().context("initialising argon2")?;
     tokio::task::spawn_blocking(move || hasher.hash(&password))
         .await
@@ -170,7 +174,7 @@ pub async fn client_delete(store: &dyn ClientStore, client_id: &str) -> Result<(
     {
         bail!("no client {client_id:?}");
     }
-    tracing::info!(target: "audit", event = "client_deleted", client_id = %client_id, outcome = "deleted", "client deleted");
+    tracing::info!(target: "audit", event = "client_deleted", client_id = &*untrusted(client_id), outcome = "deleted", "client deleted");
     println!(
         "{}",
         serde_json::json!({ "client_id": client_id, "deleted": true })
@@ -206,7 +210,7 @@ pub async fn user_delete(store: &dyn UserStore, username: &str) -> Result<()> {
     {
         bail!("no user named {username:?}");
     }
-    tracing::info!(target: "audit", event = "user_deleted", username = %username, outcome = "deleted", "user deleted");
+    tracing::info!(target: "audit", event = "user_deleted", username = &*untrusted(username), outcome = "deleted", "user deleted");
     println!(
         "{}",
         serde_json::json!({ "username": username, "deleted": true })
@@ -216,7 +220,11 @@ pub async fn user_delete(store: &dyn UserStore, username: &str) -> Result<()> {
 
 /// `user set-password NAME --password-stdin`: a new password; the user's sessions end and its grants are
 /// revoked (whoever knew the old password may hold them). Prints `{"username": …, "grants_revoked": N}`.
-pub async fn user_set_password(store: &dyn UserStore, username: &str) -> Result<()> {
+pub async fn user_set_password(
+    store: &dyn UserStore,
+    username: &str,
+    min_password_length: u8,
+) -> Result<()> {
     if store
         .find_user_by_username(username)
         .await
@@ -225,13 +233,13 @@ pub async fn user_set_password(store: &dyn UserStore, username: &str) -> Result<
     {
         bail!("no user named {username:?}");
     }
-    let password_hash = password_hash_from_stdin().await?;
+    let password_hash = password_hash_from_stdin(min_password_length).await?;
     let revoked = store
         .set_password(username, &password_hash, now())
         .await
         .context("storing the password")?
         .with_context(|| format!("no user named {username:?}"))?;
-    tracing::info!(target: "audit", event = "password_changed", username = %username, grants_revoked = revoked, outcome = "changed", "password set");
+    tracing::info!(target: "audit", event = "password_changed", username = &*untrusted(username), grants_revoked = revoked, outcome = "changed", "password set");
     println!(
         "{}",
         serde_json::json!({ "username": username, "grants_revoked": revoked })
@@ -241,26 +249,13 @@ pub async fn user_set_password(store: &dyn UserStore, username: &str) -> Result<
 
 /// `user create`: the password comes from stdin, never the command line.
 pub async fn user_create(store: &dyn UserStore, create: &UserCreate) -> Result<()> {
-    if !crate::authorize::login::is_possible_username(&create.username) {
-        bail!(
-            "--username must be 1 to {} bytes without control characters",
-            crate::authorize::login::MAX_USERNAME_BYTES
-        );
-    }
-    if let Some(email) = &create.email
-        && (email.is_empty()
-            || email.len() > 254
-            || email.chars().any(char::is_control)
-            || !email.contains('@'))
-    {
-        bail!("--email must be an address (user@host) of at most 254 bytes");
-    }
-    if create.name.as_ref().is_some_and(|name| {
-        name.is_empty() || name.len() > 255 || name.chars().any(char::is_control)
-    }) {
-        bail!("--name must be 1 to 255 bytes without control characters");
-    }
-    let password_hash = password_hash_from_stdin().await?;
+    crate::users::validate_profile(
+        &create.username,
+        create.name.as_deref(),
+        create.email.as_deref(),
+    )
+    .map_err(|error| anyhow::anyhow!("{}: {error}", error.field.flag()))?;
+    let password_hash = password_hash_from_stdin(create.min_password_length).await?;
     let user = UserRecord {
         user_id: UserId::generate(),
         username: create.username.clone(),
@@ -302,7 +297,12 @@ where
         .withdraw_consent(&user.user_id, &client_id, now())
         .await
         .context("withdrawing the consent")?;
-    tracing::info!(target: "audit", event = "consent_revoked", user = %user.user_id, client_id = %revoke.client, grants_revoked = revoked, outcome = "revoked", "consent withdrawn");
+    let outcome = if removed || revoked > 0 {
+        "revoked"
+    } else {
+        "nothing_to_revoke"
+    };
+    tracing::info!(target: "audit", event = "consent_revoked", user = user.user_id.as_str(), client_id = &*untrusted(&revoke.client), grants_revoked = revoked, outcome, "consent withdrawn");
     println!(
         "{}",
         serde_json::json!({ "user": revoke.user, "client_id": revoke.client, "consent_removed": removed, "grants_revoked": revoked })
@@ -316,6 +316,7 @@ pub async fn keys_rotate(
     rotate: &KeysRotate,
     kek: Option<&KeyEncryptionKey>,
 ) -> Result<()> {
+    refuse_unsealed(store, kek, "a new signing key").await?;
     let created_at = now();
     let active_from = created_at
         + i64::try_from(rotate.activate_after).context("--activate-after is too large")?;
@@ -329,6 +330,36 @@ pub async fn keys_rotate(
         "{}",
         serde_json::json!({ "kid": key.kid(), "alg": rotate.signing_alg.as_str(), "active_from": active_from })
     );
+    Ok(())
+}
+
+/// A one-shot command that would store `what` (a private key or a server secret) must not store it in the
+/// clear beside sealed ones: without the key-encryption key, refuse when the database holds anything sealed.
+pub async fn refuse_unsealed(
+    store: &dyn KeyStore,
+    kek: Option<&KeyEncryptionKey>,
+    what: &str,
+) -> Result<()> {
+    if kek.is_some() {
+        return Ok(());
+    }
+    let sealed_keys = store
+        .list_keys()
+        .await
+        .context("reading the signing keys")?
+        .iter()
+        .any(|key| key.encrypted);
+    let sealed_secrets = store
+        .list_server_secrets()
+        .await
+        .context("reading the server secrets")?
+        .iter()
+        .any(|secret| secret.encrypted);
+    if sealed_keys || sealed_secrets {
+        bail!(
+            "this database's keys are sealed, and {what} would be stored unsealed: set AUTH_KEY_ENCRYPTION_KEY (or --key-encryption-key) to the key the servers use"
+        );
+    }
     Ok(())
 }
 

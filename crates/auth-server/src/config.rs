@@ -142,6 +142,9 @@ pub struct ServeConfig {
     /// argon2 password checks at once (19 MiB and a thread each); one source gets half of them.
     #[arg(long, env = "AUTH_MAX_PASSWORD_CHECKS", default_value_t = default_password_checks(), value_parser = clap::value_parser!(u64).range(1..=256))]
     pub max_password_checks: u64,
+    /// Serve /metrics on this address instead of on --listen (so it need not be public).
+    #[arg(long, env = "AUTH_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Require DPoP server nonces (RFC 9449 §8): a proof without the current nonce gets `use_dpop_nonce`.
     #[arg(long, env = "AUTH_DPOP_NONCE")]
     pub dpop_nonce: bool,
@@ -313,6 +316,9 @@ pub enum UserCommand {
         /// Read the password from stdin (required: passwords never go on a command line).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// The shortest password accepted (NIST SP 800-63B: at least 8; no composition rules).
+        #[arg(long, default_value_t = crate::users::DEFAULT_MIN_PASSWORD_LENGTH, value_parser = clap::value_parser!(u8).range(8..=64))]
+        min_password_length: u8,
     },
 }
 
@@ -334,6 +340,9 @@ pub struct UserCreate {
     /// Full name (OpenID Connect `name`, scope `profile`).
     #[arg(long)]
     pub name: Option<String>,
+    /// The shortest password accepted (NIST SP 800-63B: at least 8; no composition rules).
+    #[arg(long, default_value_t = crate::users::DEFAULT_MIN_PASSWORD_LENGTH, value_parser = clap::value_parser!(u8).range(8..=64))]
+    pub min_password_length: u8,
 }
 
 /// Remembered consent.

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`authorize`] | the authorization endpoint: the request and its two validation steps ([`authorize::request`]), the next step and approval ([`authorize::decision`]), typed outcomes ([`authorize::outcome`]), sign-in and sessions ([`authorize::login`]), pushed requests ([`authorize::par`]), RP-initiated logout ([`authorize::logout`]), CSRF tokens ([`authorize::csrf`]), the consent page's words ([`authorize::scope_descriptions`]) |
 //! | [`tokens`] | the token endpoint: one module per grant ([`tokens::grants`]), the one issuing path ([`tokens::issue`]), scope and audience rules ([`tokens::rules`]), OpenID Connect claims ([`tokens::openid`]), our tokens read back ([`tokens::access`]), introspection, revocation, UserInfo, DPoP and the `jti` ledger ([`tokens::replay`]) |
+//! | [`users`] | the rules of a valid user (username, name, e-mail, password length) |
 //! | [`clients`] | registration rules ([`clients::registration`]), the client cache, client authentication, `private_key_jwt` keys |
 //! | [`protection`] | failed-login counters ([`protection::throttle`]) and the argon2 gate ([`protection::password_checks`]) |
 //! | [`keys`] | signing keys in memory ([`keys::keyring`]) and the replicas' shared secrets ([`keys::server_secrets`]) |
@@ -27,6 +28,7 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod users;
 
 use anyhow::{Context, Result};
 use auth_core::keys::KeyEncryptionKey;
@@ -81,6 +83,9 @@ async fn run_with_database(
                 application.local_addr()?,
                 application.state().settings.issuer
             );
+            if let Some(metrics) = application.metrics_addr() {
+                println!("auth-server metrics on {metrics}");
+            }
             application.run_until(stop).await
         }
         Command::Migrate => {
@@ -105,9 +110,11 @@ async fn run_with_database(
         Command::User(UserCommand::Delete { username }) => {
             commands::user_delete(&connect().await?, &username).await
         }
-        Command::User(UserCommand::SetPassword { username, .. }) => {
-            commands::user_set_password(&connect().await?, &username).await
-        }
+        Command::User(UserCommand::SetPassword {
+            username,
+            min_password_length,
+            ..
+        }) => commands::user_set_password(&connect().await?, &username, min_password_length).await,
         Command::Keys(KeysCommand::Rotate(rotate)) => {
             commands::keys_rotate(&connect().await?, &rotate, kek.as_ref()).await
         }

@@ -46,6 +46,8 @@ pub const PURGE_EVERY_SECONDS: i64 = 600;
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `--metrics-listen`: /metrics on its own listener.
+    metrics: Option<(TcpListener, Router)>,
     state: AppState,
     poller: JoinHandle<()>,
     limits: ServeLimits,
@@ -159,13 +161,25 @@ impl Application {
             state.clone(),
             Duration::from_millis(config.serve.config_poll_ms.max(50)),
         ));
+        let metrics = match config.serve.metrics_listen {
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("binding --metrics-listen {address}"))?;
+                let router = crate::http::health::metrics_router().with_state(state.clone());
+                Some((listener, router))
+            }
+            None => None,
+        };
         let router = crate::http::router(
             state.clone(),
             Duration::from_secs(config.serve.request_timeout.max(1)),
+            metrics.is_none(),
         );
         Ok(Self {
             listener,
             router,
+            metrics,
             state,
             poller,
             limits: ServeLimits {
@@ -194,6 +208,13 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Where /metrics is served with `--metrics-listen`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
     /// The shared state (tests use it to move the clock or look at keys).
     pub fn state(&self) -> &AppState {
         &self.state
@@ -210,7 +231,19 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         tracing::info!(address = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(), issuer = %self.state.settings.issuer, "auth-server listening");
+        let (shutdown, metrics_shutdown) = service_kit::split_shutdown(shutdown);
+        let metrics = self.metrics.map(|(listener, router)| {
+            tokio::spawn(service_kit::serve(
+                listener,
+                router,
+                ServeLimits::default(),
+                metrics_shutdown,
+            ))
+        });
         service_kit::serve(self.listener, self.router, self.limits, shutdown).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         self.poller.abort();
         tracing::info!("auth-server stopped");
         Ok(())

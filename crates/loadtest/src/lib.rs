@@ -22,6 +22,16 @@ pub use scenarios::ScenarioKind;
 pub use summary::Summary;
 pub use target::{Target, TargetArgs};
 
+/// Checks that `kind` can run against `target` (discovery, then the requests its preflight makes), with no
+/// load: what `--check` does, so that a comparison finds a misconfigured server before either side runs.
+pub async fn check(target: TargetArgs, kind: ScenarioKind) -> anyhow::Result<()> {
+    let client = scenarios::http_client().build()?;
+    let target = Target::discover(target, &client)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    scenarios::preflight(&target, kind, &client).await
+}
+
 /// Discovers the target, checks it, runs `kind` under `goose`'s settings and summarises the run.
 pub async fn run(
     target: TargetArgs,

@@ -21,6 +21,9 @@ struct Cli {
     /// Also write the summary table as JSON to this file
     #[arg(long, env = "LOADTEST_SUMMARY_FILE")]
     summary_file: Option<PathBuf>,
+    /// Only check that the scenario can run (discovery, a token, the API), then exit: no load
+    #[arg(long, env = "LOADTEST_CHECK")]
+    check: bool,
     #[command(flatten, next_help_heading = "Goose")]
     goose: GooseConfiguration,
 }
@@ -34,6 +37,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if cli.check {
+        return match runtime.block_on(loadtest::check(cli.target, cli.scenario)) {
+            Ok(()) => {
+                println!("loadtest: {} can run", cli.scenario.name());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("loadtest: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(loadtest::run(cli.target, cli.scenario, cli.goose)) {
         Ok(summary) => {
             print!("{}", summary.render());

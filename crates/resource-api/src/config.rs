@@ -71,6 +71,9 @@ pub struct Config {
     /// DPoP proof jtis remembered at once (1/64 of them per key, 1/8 per client)
     #[arg(long, env = "RESOURCE_API_DPOP_REPLAY_CAPACITY", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(64..))]
     pub dpop_replay_capacity: u64,
+    /// Serve /metrics on this address instead of on --listen (so it need not be public)
+    #[arg(long, env = "RESOURCE_API_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// This API's external base URL (e.g. https://api.example behind a proxy): DPoP proofs must name it in
     /// `htu`. Default: http:// and the request's Host
     #[arg(long, env = "RESOURCE_API_PUBLIC_URL")]

@@ -18,6 +18,9 @@ async fn main() -> ExitCode {
         let stop = service_kit::shutdown_signal();
         // One line on stdout, so whoever started the API learns the port of `--listen …:0`.
         println!("resource-api listening on {}", application.local_addr()?);
+        if let Some(metrics) = application.metrics_addr() {
+            println!("resource-api metrics on {metrics}");
+        }
         application.run_until(stop).await
     }
     .await;

@@ -24,6 +24,8 @@ use crate::items::ItemStore;
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `--metrics-listen`: /metrics on its own listener.
+    metrics: Option<(TcpListener, Router)>,
     bearer: BearerAuth,
     discovery: JoinHandle<()>,
     limits: ServeLimits,
@@ -100,9 +102,20 @@ impl Application {
                 metrics.upkeep();
             }
         });
+        let metrics = match config.metrics_listen {
+            Some(address) => Some((
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("binding --metrics-listen {address}"))?,
+                crate::http::metrics_router(state.clone()),
+            )),
+            None => None,
+        };
+        let metrics_here = metrics.is_none();
         Ok(Self {
             listener,
-            router: router(state),
+            metrics,
+            router: router(state, metrics_here),
             bearer,
             discovery,
             limits: ServeLimits {
@@ -128,6 +141,13 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Where /metrics is served with `--metrics-listen`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
     /// The validation layer (tests read its fetch count).
     pub fn bearer(&self) -> &BearerAuth {
         &self.bearer
@@ -144,7 +164,19 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         tracing::info!(address = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(), "resource-api listening");
+        let (shutdown, metrics_shutdown) = service_kit::split_shutdown(shutdown);
+        let metrics = self.metrics.map(|(listener, router)| {
+            tokio::spawn(service_kit::serve(
+                listener,
+                router,
+                ServeLimits::default(),
+                metrics_shutdown,
+            ))
+        });
         service_kit::serve(self.listener, self.router, self.limits, shutdown).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         self.discovery.abort();
         tracing::info!("resource-api stopped");
         Ok(())

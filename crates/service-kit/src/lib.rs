@@ -23,4 +23,4 @@ pub mod testing;
 
 pub use connection::{ServeLimits, serve};
 pub use layers::{REQUEST_ID, with_request_layers};
-pub use shutdown::shutdown_signal;
+pub use shutdown::{shutdown_signal, split_shutdown};

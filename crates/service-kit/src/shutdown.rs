@@ -35,3 +35,22 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         tracing::info!("shutdown signal received; finishing requests in flight");
     }
 }
+
+/// Splits one shutdown into two: the first future completes when `shutdown` does, the second right after
+/// (for a second listener, such as `--metrics-listen`, that must stop with the first).
+pub fn split_shutdown(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (
+    impl Future<Output = ()> + Send + 'static,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    let (stopped, mut watch) = tokio::sync::watch::channel(false);
+    let first = async move {
+        shutdown.await;
+        let _ = stopped.send(true);
+    };
+    let second = async move {
+        let _ = watch.wait_for(|stopped| *stopped).await;
+    };
+    (first, second)
+}

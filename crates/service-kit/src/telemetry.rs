@@ -31,27 +31,18 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
-/// Text a client sent (a username, a client id, a header), for a log field: escaped as a Rust string
-/// literal (quotes, `\n`, `\u{1b}`, …), so it can never end a log line, forge another, or reach a terminal
-/// as an escape sequence; and cut after 64 characters, so it cannot fill the log either.
-#[derive(Clone, Copy)]
-pub struct Untrusted<'a>(pub &'a str);
-
 /// Characters of client text kept in a log field.
 pub const UNTRUSTED_MAX_CHARS: usize = 64;
 
-impl std::fmt::Display for Untrusted<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.char_indices().nth(UNTRUSTED_MAX_CHARS) {
-            Some((cut, _)) => write!(f, "{:?}…", &self.0[..cut]),
-            None => write!(f, "{:?}", self.0),
-        }
-    }
-}
-
-impl std::fmt::Debug for Untrusted<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
+/// Text a client sent (a username, a client id), for a log field: cut after 64 characters (with `…`), so it
+/// cannot fill the log. Log it as a string value (`user = &*untrusted(name)`), never with `%`: the text
+/// format then writes it quoted and escaped as a Rust string literal (quotes, `\n`, `\u{1b}`, …), so it can
+/// never end a line, forge another line or field, or reach a terminal as an escape sequence, and the JSON
+/// format writes it as a JSON string, the same way as every other string field.
+pub fn untrusted(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(UNTRUSTED_MAX_CHARS) {
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &text[..cut])),
+        None => std::borrow::Cow::Borrowed(text),
     }
 }
 
@@ -60,19 +51,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_text_is_escaped_and_cut() {
-        let forged = "alice\n2026-11-30T00:00:00Z INFO audit: login succeeded user=\"root\"";
-        let shown = Untrusted(forged).to_string();
-        assert!(!shown.contains('\n'), "{shown}");
-        assert!(shown.starts_with("\"alice\\n2026"), "{shown}");
-        assert_eq!(Untrusted("\u{1b}[31mred").to_string(), "\"\\u{1b}[31mred\"");
-        assert_eq!(Untrusted("nul\0").to_string(), "\"nul\\0\"");
+    fn client_text_is_cut_and_the_text_format_escapes_it() {
         let long = "é".repeat(1_000);
-        let shown = Untrusted(&long).to_string();
+        let shown = untrusted(&long);
         assert_eq!(
             shown.chars().filter(|c| *c == 'é').count(),
             UNTRUSTED_MAX_CHARS
         );
         assert!(shown.ends_with('…'));
+        assert_eq!(untrusted("webapp"), "webapp");
+        // What the text format does with a string value: Debug, a quoted and escaped literal.
+        let forged = "alice\n2026-11-30T00:00:00Z INFO audit: login succeeded user=\"root\"";
+        let shown = format!("{:?}", untrusted(forged).as_ref());
+        assert!(!shown.contains('\n'), "{shown}");
+        assert!(shown.starts_with("\"alice\\n2026"), "{shown}");
+        assert_eq!(format!("{:?}", "\u{1b}[31mred"), "\"\\u{1b}[31mred\"");
     }
 }

@@ -24,6 +24,8 @@ pub struct TestIssuer {
     /// Where requests go: this replica's address, under the issuer's path.
     pub base: String,
     pub address: SocketAddr,
+    /// Where /metrics is served with `--metrics-listen`.
+    pub metrics_address: Option<SocketAddr>,
     /// Follows no redirect.
     pub http: reqwest::Client,
     pub clock: ManualClock,
@@ -182,6 +184,7 @@ impl TestIssuer {
         .await
         .expect("build auth-server");
         let address = application.local_addr().expect("bound address");
+        let metrics_address = application.metrics_addr();
         let state = application.state().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -198,6 +201,7 @@ impl TestIssuer {
         Self {
             base: format!("http://{address}{issuer_path}"),
             address,
+            metrics_address,
             http: no_redirect_client(),
             clock,
             state,
@@ -477,13 +481,25 @@ impl TestIssuer {
             .expect("metrics text")
     }
 
-    /// The code flow end to end for `client` and `username` (login, consent), with the token response.
+    /// The code flow end to end for `client` and `username` (login, consent), with the token response. No
+    /// `scope`: the client's default scope (no `openid`, so no ID token; see [`TestIssuer::code_flow_for`]).
     pub async fn code_flow(&self, client: &TestClient, username: &str) -> Value {
+        self.code_flow_for(client, username, None).await
+    }
+
+    /// The code flow asking for `scope` when given.
+    pub async fn code_flow_for(
+        &self,
+        client: &TestClient,
+        username: &str,
+        scope: Option<&str>,
+    ) -> Value {
         let (verifier, challenge) = crate::jwt::pkce();
         let mut browser = self.browser();
+        let extra: Vec<(&str, &str)> = scope.map(|scope| ("scope", scope)).into_iter().collect();
         let code = browser
             .login_and_approve(
-                &self.authorize_url(&client.id, &challenge, &[]),
+                &self.authorize_url(&client.id, &challenge, &extra),
                 username,
                 PASSWORD,
             )

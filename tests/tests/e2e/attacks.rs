@@ -275,7 +275,9 @@ async fn an_id_token_is_no_access_token() {
                     .skip_consent(),
             )
             .await;
-        let tokens = issuer.code_flow(&client, "alice").await;
+        let tokens = issuer
+            .code_flow_for(&client, "alice", Some("openid read"))
+            .await;
         let id_token = tokens["id_token"].as_str().expect("an ID token");
         let (header, claims) = parts(id_token);
         assert_eq!(header["typ"], "JWT");

@@ -8,7 +8,7 @@
 
 use auth_core::id::{UnixTime, UserId};
 use auth_core::secret::{OpaqueToken, SecretDigest};
-use service_kit::telemetry::Untrusted;
+use service_kit::telemetry::untrusted;
 
 use crate::error::Result;
 use crate::protection::password_checks::MAX_WAIT;
@@ -67,7 +67,7 @@ pub async fn sign_in(
         state
             .metrics
             .increment("auth_login_attempts_total", &[("result", outcome)]);
-        tracing::warn!(target: "audit", event = "login", user = %Untrusted(username), client_id = %Untrusted(client_id), source = %source.address, outcome, "login refused");
+        tracing::warn!(target: "audit", event = "login", user = &*untrusted(username), client_id = &*untrusted(client_id), source = %source.address, outcome, "login refused");
     };
     let attempt = match state.throttle.count_login(username, source.key, now) {
         Ok(attempt) => attempt,
@@ -138,7 +138,7 @@ pub async fn sign_in(
         audit("failure");
         return Ok(SignIn::Rejected);
     }
-    tracing::info!(target: "audit", event = "login", user = %Untrusted(&user.username), client_id = %Untrusted(client_id), source = %source.address, outcome = "success", "login succeeded");
+    tracing::info!(target: "audit", event = "login", user = &*untrusted(&user.username), client_id = &*untrusted(client_id), source = %source.address, outcome = "success", "login succeeded");
     Ok(SignIn::SignedIn {
         session: Session {
             user_id: user.user_id,

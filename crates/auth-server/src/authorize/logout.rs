@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use auth_core::id_token::{IdTokenClaims, read_id_token_hint};
-use service_kit::telemetry::Untrusted;
+use service_kit::telemetry::untrusted;
 
 use super::outcome::{Redirect, Refusal};
 use crate::error::Error;
@@ -175,7 +175,7 @@ pub async fn sign_out(
         .as_ref()
         .map(|client| client.client_id.as_str())
         .unwrap_or_default();
-    tracing::info!(target: "audit", event = "logout", client_id = %Untrusted(client_id), sessions_ended = u8::from(ended), outcome = "signed_out", "logout");
+    tracing::info!(target: "audit", event = "logout", client_id = &*untrusted(client_id), sessions_ended = u8::from(ended), outcome = "signed_out", "logout");
     let redirect = request
         .post_logout_redirect_uri
         .as_ref()

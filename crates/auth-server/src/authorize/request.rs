@@ -20,7 +20,7 @@ use crate::params::Params;
 use crate::state::AppState;
 use crate::store::ClientRecord;
 use crate::tokens::openid::OPENID;
-use crate::tokens::rules::{resolve_audience, resolve_scope};
+use crate::tokens::rules::{requested_scope, resolve_audience};
 
 /// From its first use, how long a `request_uri` serves the browser that used it (RFC 9126 §4 leaves its
 /// lifetime to the server): long enough to sign in and consent.
@@ -245,7 +245,7 @@ impl BoundClient {
             Error::OAuth(error) => Refusal::Error(self.error(state, error)),
             other => Refusal::Failed(other),
         };
-        let scope = resolve_scope(one("scope")?, &client.scope).map_err(to_refusal)?;
+        let scope = requested_scope(one("scope")?, &client).map_err(to_refusal)?;
         let audience =
             resolve_audience(&client, one("resource")?, &state.settings.default_audience)
                 .map_err(to_refusal)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use auth_core::secret::SecretDigest;
 use auth_core::wire::ErrorCode;
 
-use service_kit::telemetry::Untrusted;
+use service_kit::telemetry::untrusted;
 
 use crate::error::{Error, Result, oauth};
 use crate::protection::source::RequestSource;
@@ -122,7 +122,7 @@ pub async fn authenticate(
             method: credentials.method,
         }),
         _ => {
-            tracing::warn!(target: "audit", event = "client_auth", client_id = %Untrusted(client_id), source = %source.address, outcome = "failure", "client authentication failed");
+            tracing::warn!(target: "audit", event = "client_auth", client_id = &*untrusted(client_id), source = %source.address, outcome = "failure", "client authentication failed");
             Err(invalid_client())
         }
     }
@@ -145,7 +145,7 @@ async fn check_assertion(
     let keys = match state.client_keys.for_client(client, kid.as_deref()).await {
         Ok(keys) => keys,
         Err(error) => {
-            tracing::warn!(client_id = %Untrusted(client.client_id.as_str()), %error, "the client's keys are unavailable");
+            tracing::warn!(client_id = &*untrusted(client.client_id.as_str()), %error, "the client's keys are unavailable");
             return Ok(false);
         }
     };
@@ -170,7 +170,7 @@ async fn check_assertion(
     ) {
         Ok(verified) => verified,
         Err(error) => {
-            tracing::debug!(client_id = %Untrusted(client.client_id.as_str()), %error, "client assertion refused");
+            tracing::debug!(client_id = &*untrusted(client.client_id.as_str()), %error, "client assertion refused");
             return Ok(false);
         }
     };

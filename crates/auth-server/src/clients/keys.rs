@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use auth_core::jose::ClientKey;
 use serde_json::Value;
+use service_kit::telemetry::untrusted;
 
 use crate::store::ClientRecord;
 
@@ -156,7 +157,7 @@ impl ClientKeys {
                     tried_at: now,
                 });
                 if fetched_at.is_some() {
-                    tracing::warn!(client_id = %service_kit::telemetry::Untrusted(client.client_id.as_str()), %error, "refetching the client's jwks_uri failed; the keys fetched before still serve");
+                    tracing::warn!(client_id = &*untrusted(client.client_id.as_str()), %error, "refetching the client's jwks_uri failed; the keys fetched before still serve");
                     Ok(keys)
                 } else {
                     Err(error)

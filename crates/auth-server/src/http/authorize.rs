@@ -153,7 +153,7 @@ async fn switch_account(
     if let Some(cookie) = session_cookie(state, headers) {
         match login::end_session(state, cookie).await {
             Ok(ended) => {
-                tracing::info!(target: "audit", event = "logout", client_id = %service_kit::telemetry::Untrusted(request.client().client_id.as_str()), sessions_ended = u8::from(ended), outcome = "switch_account", "signed out from the consent page");
+                tracing::info!(target: "audit", event = "logout", client_id = request.client().client_id.as_str(), sessions_ended = u8::from(ended), outcome = "switch_account", "signed out from the consent page");
             }
             Err(error) => return failure(&error),
         }

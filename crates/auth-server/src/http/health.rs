@@ -8,12 +8,21 @@ use axum::routing::get;
 
 use crate::state::AppState;
 
-/// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The routes of this module; /metrics too unless it is served on its own address (`--metrics-listen`).
+pub fn router(with_metrics: bool) -> Router<AppState> {
+    let router = Router::new()
         .route("/healthz", get(health_live_get))
-        .route("/readyz", get(health_ready_get))
-        .route("/metrics", get(health_metrics_get))
+        .route("/readyz", get(health_ready_get));
+    if with_metrics {
+        router.merge(metrics_router())
+    } else {
+        router
+    }
+}
+
+/// `/metrics` alone, for its own listener.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(health_metrics_get))
 }
 
 async fn health_live_get() -> &'static str {

@@ -26,8 +26,8 @@ pub mod wellknown;
 /// Request bodies over this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The whole application.
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+/// The whole application; /metrics on the same listener when `metrics_here`.
+pub fn router(state: AppState, request_timeout: Duration, metrics_here: bool) -> Router {
     let issuer_path = state.settings.issuer_path.clone();
     let routes = Router::new()
         .merge(wellknown::router(issuer_path.as_deref()))
@@ -36,7 +36,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(userinfo::router())
         .merge(logout::router())
         .merge(pages::router())
-        .merge(health::router());
+        .merge(health::router(metrics_here));
     // An issuer with a path (behind a proxy that may or may not strip it) answers under both.
     let routes = match issuer_path.as_deref() {
         Some(path) => routes.clone().nest(path, routes),

@@ -15,9 +15,28 @@ use crate::store::ClientRecord;
 /// The pages' one stylesheet, served by the server itself (no CDN; the pages need no JavaScript).
 const STYLESHEET: &str = include_str!("../../assets/style.css");
 
-/// The stylesheet's route (pages link it relatively, so it follows an issuer path).
+/// The stylesheet's route (pages link it relatively, so it follows an issuer path), and the home page.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/assets/style.css", get(stylesheet))
+    Router::new()
+        .route("/assets/style.css", get(stylesheet))
+        .route("/", get(home))
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    issuer: &'a str,
+}
+
+/// `GET /`: what this server is, and where its metadata is.
+async fn home(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    html(
+        StatusCode::OK,
+        HomePage {
+            issuer: &state.settings.base_url,
+        }
+        .render(),
+    )
 }
 
 async fn stylesheet() -> Response {
@@ -58,7 +77,8 @@ struct ConsentPage<'a> {
     client_name: &'a str,
     username: &'a str,
     scopes: Vec<ScopeLine<'a>>,
-    audience: &'a str,
+    /// The API the access is for: shown only when the request asks for more than who the user is.
+    audience: Option<&'a str>,
     fields: &'a [(&'static str, String)],
     csrf_token: &'a str,
 }
@@ -174,7 +194,11 @@ pub fn consent_page(
             client_name: display_name(request.client()),
             username,
             scopes,
-            audience: &request.audience,
+            audience: request
+                .scope
+                .iter()
+                .any(|scope| !crate::tokens::openid::USER_SCOPES.contains(&scope))
+                .then_some(request.audience.as_str()),
             fields: &request.fields,
             csrf_token,
         }

@@ -16,6 +16,9 @@ pub enum StoreError {
     /// The database did not answer or refused the operation.
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// The first connection failed, and why, in words an operator can act on.
+    #[error("{0}")]
+    Connect(String),
     /// The database refused a value a client sent (PostgreSQL: a NUL byte, text it cannot index): the
     /// client's mistake, answered 400, never 503.
     #[error("the database refused a value: {0}")]

@@ -29,7 +29,7 @@ pub async fn revoke(
                 .store
                 .revoke_access_token(&claims.jti, claims.exp)
                 .await?;
-            tracing::info!(target: "audit", event = "revocation", client_id = ?client_id, user = ?claims.sub, token_type = "access_token", outcome = "revoked", "access token revoked");
+            tracing::info!(target: "audit", event = "revocation", client_id = client_id, user = claims.sub.as_str(), token_type = "access_token", outcome = "revoked", "access token revoked");
         }
         return Ok(());
     }
@@ -49,7 +49,7 @@ pub async fn revoke(
             let verified = match proof.map(|proof| verify(state, &check(proof))) {
                 Some(Ok(verified)) => verified,
                 _ => {
-                    tracing::info!(target: "audit", event = "revocation", client_id = ?client_id, token_type = "refresh_token", outcome = "refused_without_proof", "a DPoP-bound refresh token needs a proof by its key");
+                    tracing::info!(target: "audit", event = "revocation", client_id = client_id, token_type = "refresh_token", outcome = "refused_without_proof", "a DPoP-bound refresh token needs a proof by its key");
                     return Ok(());
                 }
             };
@@ -64,7 +64,7 @@ pub async fn revoke(
             .store
             .revoke_family(&record.authorization.family_id, now)
             .await?;
-        tracing::info!(target: "audit", event = "revocation", client_id = ?client_id, user = ?record.authorization.user_id, token_type = "refresh_token", outcome = "family_revoked", "refresh token family revoked");
+        tracing::info!(target: "audit", event = "revocation", client_id = client_id, user = record.authorization.user_id.as_str(), token_type = "refresh_token", outcome = "family_revoked", "refresh token family revoked");
     }
     Ok(())
 }

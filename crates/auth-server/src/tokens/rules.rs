@@ -40,6 +40,35 @@ pub fn resolve_audience(
     }
 }
 
+/// RFC 6749 §3.3: the scope a request without `scope` gets: every scope of the client but the OpenID Connect
+/// ones (`openid`, `profile`, `email` describe a user: no ID token or profile nobody asked for). `invalid_scope`
+/// when nothing is left.
+pub fn default_scope(client: &ClientRecord) -> Result<ScopeSet> {
+    let scope = ScopeSet::from_tokens(
+        client
+            .scope
+            .iter()
+            .filter(|scope| !super::openid::USER_SCOPES.contains(scope)),
+    )
+    .map_err(|_| crate::store::StoreError::Corrupt("client scope"))?;
+    if scope.is_empty() && !client.scope.is_empty() {
+        return Err(oauth(
+            ErrorCode::InvalidScope,
+            "scope is required: this client has no default scope",
+        ));
+    }
+    Ok(scope)
+}
+
+/// The scope of a user's request (RFC 6749 §3.3): what it asks, a subset of the client's; without `scope`,
+/// the client's [`default_scope`].
+pub fn requested_scope(requested: Option<&str>, client: &ClientRecord) -> Result<ScopeSet> {
+    match requested {
+        None | Some("") => default_scope(client),
+        Some(_) => resolve_scope(requested, &client.scope),
+    }
+}
+
 /// RFC 6749 §3.3: a requested scope must be a subset of what is allowed; none requested means all of it.
 pub fn resolve_scope(requested: Option<&str>, allowed: &ScopeSet) -> Result<ScopeSet> {
     match requested {

@@ -11,7 +11,175 @@ backend_tests!(
     cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm,
     a_key_encryption_key_starting_with_a_dash_works_in_every_form,
     plaintext_keys_are_sealed_at_start_or_by_keys_seal_and_warned_about_without_a_key,
+    keys_rotate_without_the_key_encryption_key_refuses_beside_sealed_keys,
+    passwords_shorter_than_the_minimum_are_refused_and_nothing_is_stored,
+    a_database_that_cannot_be_opened_is_named_with_what_to_do,
 );
+
+async fn keys_rotate_without_the_key_encryption_key_refuses_beside_sealed_keys(backend: Backend) {
+    let kek = KeyEncryptionKey::generate_base64().unwrap();
+    let db = TestDatabase::create(&backend).await;
+    let with_key = [("AUTH_KEY_ENCRYPTION_KEY", kek.as_str())];
+    assert!(run_with_env(&["keys", "rotate"], &with_key, &db.url, None).success);
+    let before = stored_keys(&db.url).await;
+    assert_eq!(before.len(), 1);
+    assert!(before[0].1, "made with the key: sealed");
+    // Without the key: one line naming the variable, exit 1, and no key in the clear.
+    let refused = run(&["keys", "rotate"], &db.url, None);
+    assert!(!refused.success);
+    assert_eq!(
+        refused.stderr.trim().lines().count(),
+        1,
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("AUTH_KEY_ENCRYPTION_KEY"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(stored_keys(&db.url).await, before, "nothing was stored");
+    // With it, the rotation goes ahead, sealed.
+    assert!(run_with_env(&["keys", "rotate"], &with_key, &db.url, None).success);
+    let after = stored_keys(&db.url).await;
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|(_, sealed)| *sealed));
+    // A database with nothing sealed may still be used without a key, as before.
+    let plain = TestDatabase::create(&backend).await;
+    assert!(run(&["keys", "rotate"], &plain.url, None).success);
+    assert!(run(&["keys", "rotate"], &plain.url, None).success);
+}
+
+async fn passwords_shorter_than_the_minimum_are_refused_and_nothing_is_stored(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let create = |name: &'static str, password: &str, extra: &[&str]| {
+        let mut args = vec!["user", "create", "--username", name, "--password-stdin"];
+        args.extend(extra);
+        run(&args, &db.url, Some(&format!("{password}\n")))
+    };
+    // NIST SP 800-63B §3.1.1.2: at least 8 characters by default, counted as characters, not bytes.
+    let short = create("short", "1234567", &[]);
+    assert!(!short.success);
+    assert_eq!(short.stderr.trim().lines().count(), 1, "{}", short.stderr);
+    assert!(short.stderr.contains("at least 8"), "{}", short.stderr);
+    assert!(!create("one", "x", &[]).success);
+    assert!(
+        !create("accents", "ééééééé", &[]).success,
+        "7 characters, 14 bytes"
+    );
+    assert!(create("eight", "ééééééééé", &[]).success);
+    // No composition rules, and long passphrases (64 characters and more) are accepted.
+    assert!(create("digits", "12345678", &[]).success);
+    assert!(create("long", &"correct horse ".repeat(10), &[]).success);
+    assert!(
+        create("longest", &"é".repeat(1024), &[]).success,
+        "1,024 characters"
+    );
+    assert!(!create("too-long", &"é".repeat(1025), &[]).success);
+    // The minimum is the operator's to raise (up to 64), never to lower below 8.
+    let raised = create("raised", "twelve chars", &["--min-password-length", "13"]);
+    assert!(
+        !raised.success && raised.stderr.contains("at least 13"),
+        "{}",
+        raised.stderr
+    );
+    assert!(create("raised", "thirteen char", &["--min-password-length", "13"]).success);
+    for bad in ["7", "65", "0"] {
+        assert!(
+            !create(
+                "bad",
+                "a long enough password",
+                &["--min-password-length", bad]
+            )
+            .success,
+            "{bad}"
+        );
+    }
+    // Nothing was stored for a refused password: the name is still free.
+    assert!(create("short", "12345678", &[]).success);
+    // set-password follows the same rule, and a refused one leaves the old password (and grants) alone.
+    let refused = run(
+        &["user", "set-password", "eight", "--password-stdin"],
+        &db.url,
+        Some("short\n"),
+    );
+    assert!(
+        !refused.success && refused.stderr.contains("at least 8"),
+        "{}",
+        refused.stderr
+    );
+    let store = auth_server::store::sql::SqlStore::connect(&db.url, 1)
+        .await
+        .unwrap();
+    let eight = auth_server::store::UserStore::find_user_by_username(&store, "eight")
+        .await
+        .unwrap()
+        .unwrap();
+    store.close().await;
+    let hasher = auth_core::secret::PasswordHasher::new().unwrap();
+    assert!(
+        hasher.verify("ééééééééé", &eight.password_hash).unwrap(),
+        "the old password still holds"
+    );
+    let raised = run(
+        &[
+            "user",
+            "set-password",
+            "eight",
+            "--password-stdin",
+            "--min-password-length",
+            "20",
+        ],
+        &db.url,
+        Some("only sixteen chr\n"),
+    );
+    assert!(
+        !raised.success && raised.stderr.contains("at least 20"),
+        "{}",
+        raised.stderr
+    );
+}
+
+async fn a_database_that_cannot_be_opened_is_named_with_what_to_do(backend: Backend) {
+    let db = TestDatabase::create(&backend).await;
+    let cases: Vec<(String, String)> = match backend {
+        Backend::Sqlite => vec![(
+            "sqlite:///nonexistent-directory-of-the-test/auth.db".into(),
+            "the directory /nonexistent-directory-of-the-test of the SQLite database does not exist".into(),
+        )],
+        Backend::Postgres(_) => {
+            let (server, _) = db.url.rsplit_once('/').unwrap();
+            let missing = format!("missing_{}", std::process::id());
+            let address = server.rsplit_once('@').map_or(server, |(_, address)| address);
+            vec![
+                (
+                    format!("{server}/{missing}"),
+                    format!("database \"{missing}\" does not exist at {address}: create it with `createdb"),
+                ),
+                (
+                    format!("postgres://no_such_role_of_the_test@{address}/{missing}"),
+                    format!("PostgreSQL at {address} refused user \"no_such_role_of_the_test\""),
+                ),
+            ]
+        }
+    };
+    for (url, expected) in cases {
+        let refused = run(&["client", "list"], &url, None);
+        assert!(!refused.success);
+        assert_eq!(
+            refused.stderr.trim().lines().count(),
+            1,
+            "{}",
+            refused.stderr
+        );
+        assert!(
+            refused.stderr.contains(&expected),
+            "{expected} not in {}",
+            refused.stderr
+        );
+        assert!(!refused.stderr.contains("at line"), "{}", refused.stderr);
+    }
+}
 
 /// Every stored signing key: (kid, sealed).
 async fn stored_keys(database_url: &str) -> Vec<(String, bool)> {
@@ -451,7 +619,12 @@ fn bad_configuration_ends_with_one_line_and_no_panic() {
         (
             &["migrate"][..],
             "postgres://nobody@127.0.0.1:1/none",
-            "connecting to the database",
+            "connection refused by 127.0.0.1:1: is PostgreSQL running there?",
+        ),
+        (
+            &["migrate"][..],
+            "sqlite::memory:?mode=bogus",
+            "the database URL is not valid",
         ),
         (&["migrate"][..], "mysql://x/y", "sqlite: or postgres://"),
         (

@@ -15,7 +15,106 @@ backend_tests!(
     expired_code_is_invalid_grant,
     public_client_uses_pkce_with_no_secret,
     oauth2_crate_runs_the_code_flow,
+    a_request_without_scope_gets_the_default_scope_and_no_id_token,
 );
+
+/// RFC 6749 §3.3: without `scope`, the client's scopes but the OpenID Connect ones; never an ID token nobody
+/// asked for, and `invalid_scope` when nothing is left.
+async fn a_request_without_scope_gets_the_default_scope_and_no_id_token(backend: Backend) {
+    let app = TestIssuer::spawn(backend).await;
+    let client = app
+        .register(ClientSpec::web().scope("openid profile email read write"))
+        .await;
+    app.user("alice").await;
+    let (verifier, challenge) = pkce();
+    let mut browser = app.browser();
+    let login = browser
+        .open_login(&app.authorize_url(&client.id, &challenge, &[]))
+        .await;
+    let consent = browser.sign_in(&login, "alice", PASSWORD).await;
+    assert!(consent.is_consent_form(), "{}", consent.html);
+    // The page asks for what will be granted: nothing about the user's identity or profile.
+    assert!(
+        consent
+            .html
+            .contains("Access is for <code>https://api.example/</code>"),
+        "{}",
+        consent.html
+    );
+    for scope in ["\"openid\"", "\"profile\"", "\"email\""] {
+        assert!(
+            !consent.html.contains(scope),
+            "{scope} on the page: {}",
+            consent.html
+        );
+    }
+    let approved = browser.decide(&consent, "approve").await;
+    let code = browser.code_of(&approved);
+    let (status, tokens) = status_and_body(exchange(&app, &client, &code, &verifier).await).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["scope"], "read write");
+    assert!(tokens.get("id_token").is_none(), "{tokens}");
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["scope"],
+        "read write"
+    );
+    // An empty scope is the same as none.
+    let (verifier, challenge) = pkce();
+    let code = app
+        .browser()
+        .login_and_approve(
+            &app.authorize_url(&client.id, &challenge, &[("scope", "")]),
+            "alice",
+            PASSWORD,
+        )
+        .await;
+    let (_, tokens) = status_and_body(exchange(&app, &client, &code, &verifier).await).await;
+    assert_eq!(tokens["scope"], "read write");
+    // A sign-in that asks only who the user is names no API on its consent page.
+    let (_, challenge) = pkce();
+    let mut browser = app.browser();
+    let login = browser
+        .open_login(&app.authorize_url(&client.id, &challenge, &[("scope", "openid profile")]))
+        .await;
+    let consent = browser.sign_in(&login, "alice", PASSWORD).await;
+    assert!(consent.is_consent_form(), "{}", consent.html);
+    assert!(!consent.html.contains("Access is for"), "{}", consent.html);
+    // Asked for, openid is granted, with its ID token.
+    let (verifier, challenge) = pkce();
+    let code = app
+        .browser()
+        .login_and_approve(
+            &app.authorize_url(&client.id, &challenge, &[("scope", "openid read")]),
+            "alice",
+            PASSWORD,
+        )
+        .await;
+    let (_, tokens) = status_and_body(exchange(&app, &client, &code, &verifier).await).await;
+    assert_eq!(tokens["scope"], "openid read");
+    assert!(tokens["id_token"].is_string(), "{tokens}");
+    // A client with nothing but OpenID Connect scopes has no default: invalid_scope, to its redirect URI.
+    let openid_only = app
+        .register(
+            ClientSpec::confidential("openid-only")
+                .grants([GrantType::AuthorizationCode])
+                .scope("openid profile"),
+        )
+        .await;
+    let (_, challenge) = pkce();
+    let refused = app
+        .browser()
+        .get(&app.authorize_url(&openid_only.id, &challenge, &[]))
+        .await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER, "{}", refused.html);
+    assert_eq!(
+        refused.redirect_param("error").as_deref(),
+        Some("invalid_scope")
+    );
+    assert_eq!(
+        refused.redirect_param("state").as_deref(),
+        Some("xyz-state")
+    );
+}
 
 async fn code_flow_with_login_and_consent_issues_user_tokens(backend: Backend) {
     let app = TestIssuer::spawn(backend).await;
@@ -23,7 +122,10 @@ async fn code_flow_with_login_and_consent_issues_user_tokens(backend: Backend) {
     let user_id = app.user("alice").await;
     let tokens = app.code_flow(&client, "alice").await;
     assert_eq!(tokens["token_type"], "Bearer");
-    assert_eq!(tokens["scope"], "openid read write");
+    assert_eq!(
+        tokens["scope"], "read write",
+        "the default scope (RFC 6749 §3.3): no openid unless asked"
+    );
     assert!(tokens["refresh_token"].as_str().unwrap().len() >= 43);
     let claims = claims(tokens["access_token"].as_str().unwrap());
     assert_eq!(

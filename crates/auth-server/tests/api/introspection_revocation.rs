@@ -357,7 +357,7 @@ async fn refresh_tokens_are_active_only_to_their_own_client(backend: Backend) {
     let own = app.introspect_as(&web, refresh).await;
     assert_eq!(own["active"], true, "{own}");
     assert_eq!(own["client_id"], "web");
-    assert_eq!(own["scope"], "openid read write");
+    assert_eq!(own["scope"], "read write");
     assert!(own["jti"].is_null(), "a refresh token has no jti: {own}");
     // RFC 7662 §4: a refresh token is of no concern to a resource server (nor to any other client).
     assert_eq!(

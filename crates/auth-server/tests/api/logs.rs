@@ -359,6 +359,14 @@ async fn no_secret_token_code_or_password_reaches_the_logs_even_at_trace() {
         audited("client_auth", "failure"),
         "the guessed secret is audited"
     );
+    // A client's text is a JSON string like every other field, never a quoted string inside one.
+    let client_ids: Vec<String> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"] == "audit" && line["event"] == "client_auth")
+        .map(|line| line["client_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(client_ids.contains(&"machine".to_owned()), "{client_ids:?}");
     assert!(
         audited("revocation", "revoked"),
         "the revocation is audited"
@@ -476,7 +484,7 @@ async fn what_a_client_sends_is_logged_escaped_and_cut() {
         !log.contains(&"L".repeat(65)),
         "client text is cut at 64 characters"
     );
-    assert!(log.contains(&format!("\"{}\"…", "L".repeat(64))), "{log}");
+    assert!(log.contains(&format!("\"{}…\"", "L".repeat(64))), "{log}");
     assert!(
         log.contains("request_id="),
         "the audit lines carry the request's span: {log}"

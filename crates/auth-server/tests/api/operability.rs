@@ -5,7 +5,69 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use testkit::{Backend, ClientSpec, TestIssuer, backend_tests};
 
-backend_tests!(health_readiness_and_metrics, responses_carry_a_request_id);
+backend_tests!(
+    health_readiness_and_metrics,
+    responses_carry_a_request_id,
+    the_home_page_says_what_this_is_and_links_the_metadata,
+    metrics_can_have_a_listener_of_their_own,
+);
+
+/// `--metrics-listen`: /metrics there, and no longer on the public listener.
+async fn metrics_can_have_a_listener_of_their_own(backend: Backend) {
+    let app = TestIssuer::spawn_with(backend, |serve| {
+        serve.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let client = app.register(ClientSpec::machine()).await;
+    app.client_credentials(&client).await;
+    let public = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    let metrics = app.metrics_address.expect("a metrics listener");
+    assert_ne!(metrics, app.address);
+    let text = app
+        .http
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        testkit::issuer::metric(
+            &text,
+            "auth_tokens_issued_total{grant=\"client_credentials\"}"
+        )
+        .is_some_and(|count| count >= 1.0),
+        "{text}"
+    );
+    // The health endpoints stay where load balancers look for them.
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+async fn the_home_page_says_what_this_is_and_links_the_metadata(backend: Backend) {
+    let app = TestIssuer::spawn(backend).await;
+    let response = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/jwks.json",
+    ] {
+        assert!(
+            page.contains(&format!("href=\"{}{path}\"", app.issuer())),
+            "{path} in {page}"
+        );
+    }
+}
 
 async fn health_readiness_and_metrics(backend: Backend) {
     let app = TestIssuer::spawn(backend).await;

@@ -46,7 +46,7 @@ async fn refresh_rotates_and_the_old_token_dies(backend: Backend) {
     let rotated: Value = response.json().await.unwrap();
     let second = rotated["refresh_token"].as_str().unwrap();
     assert_ne!(first, second, "a new refresh token every time");
-    assert_eq!(rotated["scope"], "openid read write");
+    assert_eq!(rotated["scope"], "read write");
     assert_eq!(app.introspect_as(&client, first).await["active"], false);
     assert_eq!(app.introspect_as(&client, second).await["active"], true);
     let third = refresh(&app, &client, second, &[]).await;
@@ -105,7 +105,7 @@ async fn narrowing_on_refresh_narrows_only_the_access_token(backend: Backend) {
     let kept = narrowed["refresh_token"].as_str().unwrap();
     assert_eq!(
         app.introspect_as(&client, kept).await["scope"],
-        "openid read write",
+        "read write",
         "the new refresh token keeps the presented scope"
     );
     // So the next refresh may ask for all of it again (and gets all of it by default).
@@ -115,7 +115,7 @@ async fn narrowing_on_refresh_narrows_only_the_access_token(backend: Backend) {
     assert_eq!(again["scope"], "read write");
     let default = refresh(&app, &client, again["refresh_token"].as_str().unwrap(), &[]).await;
     let default: Value = default.json().await.unwrap();
-    assert_eq!(default["scope"], "openid read write");
+    assert_eq!(default["scope"], "read write");
     // Never wider than the presented token's scope.
     let widened = refresh(
         &app,

@@ -39,20 +39,29 @@ impl FromRef<ApiState> for BearerAuth {
     }
 }
 
-/// The application.
-pub fn router(state: ApiState) -> Router {
-    let routes = Router::new()
+/// The application; /metrics on the same listener when `metrics_here`.
+pub fn router(state: ApiState, metrics_here: bool) -> Router {
+    let mut routes = Router::new()
         .route("/protected", get(protected_get))
         .route("/items", get(items_list_get).post(items_create_post))
         .route("/items/{id}", delete(items_delete))
         .route("/healthz", get(health_live_get))
-        .route("/readyz", get(health_ready_get))
-        .route("/metrics", get(health_metrics_get))
-        .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            service_kit::metrics::track_requests,
-        ));
+        .route("/readyz", get(health_ready_get));
+    if metrics_here {
+        routes = routes.route("/metrics", get(health_metrics_get));
+    }
+    let routes = routes.layer(middleware::from_fn_with_state(
+        state.metrics.clone(),
+        service_kit::metrics::track_requests,
+    ));
     service_kit::with_request_layers(routes, REQUEST_TIMEOUT, MAX_BODY_BYTES).with_state(state)
+}
+
+/// `/metrics` alone, for its own listener (`--metrics-listen`).
+pub fn metrics_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/metrics", get(health_metrics_get))
+        .with_state(state)
 }
 
 async fn protected_get(auth: Authenticated) -> Json<serde_json::Value> {

@@ -149,3 +149,79 @@ async fn no_token_proof_or_secret_reaches_the_logs_even_at_trace() {
         "a caller's request id forged a field: {log}"
     );
 }
+
+/// A readiness probe answered 503 while the issuer cannot be reached is the probe doing its job, not an error:
+/// no ERROR line. And `--metrics-listen` moves /metrics to a listener of its own, named on stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_readiness_answer_is_no_error_and_metrics_can_listen_apart() {
+    // A loopback port nobody listens on: the issuer stays unreachable.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_resource-api"))
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(["--issuer", &format!("http://{closed}")])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start resource-api");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        lines.push(line.trim().to_owned());
+    }
+    let address = lines[0]
+        .strip_prefix("resource-api listening on ")
+        .unwrap_or_else(|| panic!("no ready line: {lines:?}"))
+        .to_owned();
+    let metrics = lines[1]
+        .strip_prefix("resource-api metrics on ")
+        .unwrap_or_else(|| panic!("no metrics line: {lines:?}"))
+        .to_owned();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let http = testkit::issuer::http_client();
+    for _ in 0..3 {
+        let ready = http
+            .get(format!("http://{address}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 503);
+    }
+    let public = http
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        public.status(),
+        404,
+        "/metrics is not on the public listener"
+    );
+    let exposed = http
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exposed.status(), 200);
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+    let log = reader.join().unwrap();
+    assert!(
+        log.contains("resource-api stopped"),
+        "the log is real: {log}"
+    );
+    assert!(
+        !log.lines().any(|line| line.contains(" ERROR ")),
+        "a 503 from /readyz is logged as an error: {log}"
+    );
+}

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use auth_core::scope::ScopeSet;
 use auth_core::secret::SecretDigest;
-use sqlx::SqlStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{Connection, SqlStr};
 
 use super::StoreError;
 
@@ -222,6 +222,59 @@ const PURGE_STATEMENTS: [(&str, bool); 7] = [
     ("delete from deleted_client where deleted_at < $1", true),
 ];
 
+/// How long the first connection to PostgreSQL may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A database URL that does not parse.
+fn invalid_url(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::Configuration(reason) => {
+            StoreError::Connect(format!("the database URL is not valid: {reason}"))
+        }
+        other => StoreError::Database(other),
+    }
+}
+
+/// Where a PostgreSQL URL points: `HOST:PORT`, or the socket directory.
+fn postgres_address(options: &PgConnectOptions) -> String {
+    match options.get_socket() {
+        Some(socket) => format!("{} (port {})", socket.display(), options.get_port()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    }
+}
+
+/// What an operator reads when PostgreSQL refuses the first connection: what happened and, where it is
+/// plain, what to do, in one line (PostgreSQL's SQLSTATE codes, Appendix A of its manual).
+fn postgres_connect_error(options: &PgConnectOptions, error: sqlx::Error) -> StoreError {
+    let address = postgres_address(options);
+    let user = options.get_username();
+    let database = options.get_database().unwrap_or(user);
+    let message = match &error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused by {address}: is PostgreSQL running there?")
+        }
+        sqlx::Error::Io(io) => format!("cannot reach PostgreSQL at {address}: {io}"),
+        sqlx::Error::Database(refused) => match refused.code().as_deref() {
+            Some("3D000") => format!(
+                "database \"{database}\" does not exist at {address}: create it with `createdb -h {} -p {} -U {user} {database}` (or CREATE DATABASE)",
+                options.get_host(),
+                options.get_port()
+            ),
+            Some("28000" | "28P01") => format!(
+                "PostgreSQL at {address} refused user \"{user}\": {}",
+                refused.message()
+            ),
+            _ => format!(
+                "PostgreSQL at {address} refused the connection: {}",
+                refused.message()
+            ),
+        },
+        sqlx::Error::Tls(tls) => format!("TLS to PostgreSQL at {address} failed: {tls}"),
+        _ => return StoreError::Database(error),
+    };
+    StoreError::Connect(message)
+}
+
 /// Seconds every purge waits beyond an expiry (see `PURGE_STATEMENTS`).
 pub const PURGE_LEEWAY: i64 = 300;
 impl SqlStore {
@@ -239,7 +292,8 @@ impl SqlStore {
     ) -> Result<Self, StoreError> {
         let backend = match BackendKind::of_url(url) {
             Some(BackendKind::Sqlite) => {
-                let options = SqliteConnectOptions::from_str(url)?
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(invalid_url)?
                     .create_if_missing(true)
                     // WAL lets readers run beside the single writer; NORMAL sync is durable in WAL mode
                     // except for the last transactions on power loss.
@@ -247,15 +301,52 @@ impl SqlStore {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true);
+                let directory = options
+                    .get_filename()
+                    .parent()
+                    .filter(|directory| !directory.as_os_str().is_empty());
+                if let Some(directory) = directory
+                    && !directory.is_dir()
+                {
+                    return Err(StoreError::Connect(format!(
+                        "the directory {} of the SQLite database does not exist: create it, or point DATABASE_URL elsewhere",
+                        directory.display()
+                    )));
+                }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(5))
-                    .connect_with(options)
-                    .await?;
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(|error| match error {
+                        sqlx::Error::Database(database) => StoreError::Connect(format!(
+                            "cannot open the SQLite database {}: {}",
+                            options.get_filename().display(),
+                            database.message()
+                        )),
+                        other => StoreError::Database(other),
+                    })?;
                 Backend::Sqlite(pool)
             }
             Some(BackendKind::Postgres) => {
-                let options = PgConnectOptions::from_str(url)?;
+                let options = PgConnectOptions::from_str(url).map_err(invalid_url)?;
+                // One connection first: a pool that cannot connect reports only that it timed out, and
+                // the operator needs the reason.
+                match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+                    .await
+                {
+                    Ok(Ok(connection)) => {
+                        let _ = connection.close().await;
+                    }
+                    Ok(Err(error)) => return Err(postgres_connect_error(&options, error)),
+                    Err(_) => {
+                        return Err(StoreError::Connect(format!(
+                            "no answer from PostgreSQL at {} within {} s",
+                            postgres_address(&options),
+                            CONNECT_TIMEOUT.as_secs()
+                        )));
+                    }
+                }
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(5))
@@ -264,9 +355,9 @@ impl SqlStore {
                 Backend::Postgres(pool)
             }
             None => {
-                return Err(StoreError::Database(sqlx::Error::Configuration(
+                return Err(StoreError::Connect(
                     "the database URL must start with sqlite: or postgres://".into(),
-                )));
+                ));
             }
         };
         Ok(Self { backend })

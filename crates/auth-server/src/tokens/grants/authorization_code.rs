@@ -5,7 +5,7 @@ use auth_core::pkce::CodeChallenge;
 use auth_core::secret::SecretDigest;
 use auth_core::token::Audience;
 use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
-use service_kit::telemetry::Untrusted;
+use service_kit::telemetry::untrusted;
 
 use super::refresh::new_refresh_token;
 use crate::error::{Error, Result, oauth};
@@ -40,7 +40,7 @@ async fn revoke_on_replay(
     now: i64,
 ) -> Result<()> {
     state.store.revoke_family(&grant.family_id, now).await?;
-    tracing::warn!(target: "audit", event = "code_replay", client_id = %Untrusted(client.client_id.as_str()), user = %grant.user_id, outcome = "family_revoked", "authorization code used twice");
+    tracing::warn!(target: "audit", event = "code_replay", client_id = &*untrusted(client.client_id.as_str()), user = grant.user_id.as_str(), outcome = "family_revoked", "authorization code used twice");
     Ok(())
 }
 

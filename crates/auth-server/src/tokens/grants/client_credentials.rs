@@ -28,6 +28,7 @@ pub fn grant(
     request: Request<'_>,
     jkt: Option<Jkt>,
 ) -> Result<TokenResponse> {
+    // The OpenID Connect scopes describe a user: never granted here, asked for or by default.
     let own_scope = ScopeSet::from_tokens(
         client
             .scope

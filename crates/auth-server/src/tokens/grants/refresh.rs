@@ -6,7 +6,7 @@ use auth_core::scope::ScopeSet;
 use auth_core::secret::{OpaqueToken, SecretDigest};
 use auth_core::token::Audience;
 use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
-use service_kit::telemetry::Untrusted;
+use service_kit::telemetry::untrusted;
 
 use crate::error::{Error, Result, oauth};
 use crate::state::AppState;
@@ -62,7 +62,7 @@ async fn revoke_on_reuse(
     now: i64,
 ) -> Result<()> {
     state.store.revoke_family(&grant.family_id, now).await?;
-    tracing::warn!(target: "audit", event = "refresh_token_reuse", client_id = %Untrusted(client.client_id.as_str()), user = %grant.user_id, outcome = "family_revoked", "rotated refresh token presented again");
+    tracing::warn!(target: "audit", event = "refresh_token_reuse", client_id = &*untrusted(client.client_id.as_str()), user = grant.user_id.as_str(), outcome = "family_revoked", "rotated refresh token presented again");
     Ok(())
 }
 

@@ -141,11 +141,40 @@ async fn remembered_consent_can_be_withdrawn_from_the_command_line(backend: Back
         .get(&app.authorize_url("web", &challenge, &[("scope", "openid read")]))
         .await;
     assert!(silent.redirect_param("code").is_some(), "{}", silent.html);
-    let withdrawn = crate::cli::json(&crate::cli::run(
-        &["consent", "revoke", "--user", "alice", "--client", "web"],
-        &app.database_url,
-        None,
-    ));
+    // The audit line says what happened: revoked now, nothing the second time.
+    let audited = |run: &testkit::binary::Run| -> Value {
+        run.stderr
+            .lines()
+            .find_map(|line| {
+                serde_json::from_str::<Value>(line)
+                    .ok()
+                    .filter(|line| line["event"] == "consent_revoked")
+            })
+            .unwrap_or_else(|| panic!("no consent_revoked event: {}", run.stderr))
+    };
+    let revoke = || {
+        testkit::binary::run(
+            crate::binary(),
+            &[
+                "--log-format",
+                "json",
+                "consent",
+                "revoke",
+                "--user",
+                "alice",
+                "--client",
+                "web",
+            ],
+            &[],
+            &app.database_url,
+            None,
+            "audit=info",
+        )
+    };
+    let first = revoke();
+    let withdrawn = crate::cli::json(&first);
+    assert_eq!(audited(&first)["outcome"], "revoked");
+    assert_eq!(audited(&first)["client_id"], "web");
     assert_eq!(withdrawn["consent_removed"], true);
     assert!(
         withdrawn["grants_revoked"].as_u64().unwrap() >= 2,
@@ -165,6 +194,12 @@ async fn remembered_consent_can_be_withdrawn_from_the_command_line(backend: Back
         .get(&app.authorize_url("web", &challenge, &[("scope", "openid read")]))
         .await;
     assert!(asked.is_consent_form(), "{}", asked.html);
+    let again = revoke();
+    assert_eq!(
+        crate::cli::json(&again),
+        serde_json::json!({ "user": "alice", "client_id": "web", "consent_removed": false, "grants_revoked": 0 })
+    );
+    assert_eq!(audited(&again)["outcome"], "nothing_to_revoke");
     let unknown = crate::cli::run(
         &["consent", "revoke", "--user", "nobody", "--client", "web"],
         &app.database_url,
