@@ -1,14 +1,14 @@
 //! `cargo xtask load --compare`: the same scenario, Goose users and duration against our stack and against
 //! another OAuth 2.0 server (any that publishes RFC 8414 or OpenID metadata), then one report: a side-by-side
 //! table (req/s, p50, p99, errors and the ratio per request) printed at the end and written as Markdown, and
-//! an SVG chart of throughput and latency over time, drawn here from the per-second data of Goose's JSON
-//! reports (no JavaScript, no CDN).
+//! an SVG chart of throughput and latency over time ([`crate::report::compare_svg`], from the per-second
+//! data of Goose's JSON reports: no JavaScript, no CDN).
 
 use std::fmt::Write as _;
-use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use anyhow::{Result, bail};
+
+use crate::report::Run;
 
 /// Scenarios that need nothing but a client registered at the other server: machine-to-machine ones.
 pub const COMPARABLE: [&str; 3] = ["issue", "issue-dpop", "introspect"];
@@ -41,114 +41,6 @@ impl Other {
             env.push(("LOADTEST_RESOURCE", resource.clone()));
         }
         env
-    }
-}
-
-/// One request name of one run, from loadtest's summary file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub name: String,
-    pub requests: u64,
-    pub failures: u64,
-    pub per_second: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-}
-
-/// One run: its rows and its per-second series (requests, and the average latency in ms).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Run {
-    pub rows: Vec<Row>,
-    pub requests_per_second: Vec<f64>,
-    pub latency_ms: Vec<Option<f64>>,
-}
-
-impl Run {
-    /// Reads loadtest's `--summary-file` and Goose's JSON report (written with `--report-graph-data`).
-    pub fn read(summary: &Path, report: &Path) -> Result<Self> {
-        let read = |path: &Path| -> Result<Value> {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-        };
-        Self::from_json(&read(summary)?, &read(report)?)
-    }
-
-    pub fn from_json(summary: &Value, report: &Value) -> Result<Self> {
-        let rows = summary["rows"]
-            .as_array()
-            .context("the summary has no rows")?
-            .iter()
-            .map(|row| Row {
-                name: row["name"].as_str().unwrap_or_default().to_owned(),
-                requests: row["requests"].as_u64().unwrap_or_default(),
-                failures: row["failures"].as_u64().unwrap_or_default(),
-                per_second: row["per_second"].as_f64().unwrap_or_default(),
-                p50_ms: row["p50_ms"].as_f64().unwrap_or_default(),
-                p99_ms: row["p99_ms"].as_f64().unwrap_or_default(),
-            })
-            .collect();
-        let graphs = &report["graphs"];
-        // Per second, summed over request names (throughput) and weighted by count (latency).
-        let mut requests_per_second: Vec<f64> = Vec::new();
-        for series in graphs["requests_per_second"]
-            .as_object()
-            .into_iter()
-            .flat_map(|names| names.values())
-        {
-            let origin = series["origin"].as_u64().unwrap_or_default() as usize;
-            for (i, count) in series["data"].as_array().into_iter().flatten().enumerate() {
-                let second = origin + i;
-                if requests_per_second.len() <= second {
-                    requests_per_second.resize(second + 1, 0.0);
-                }
-                requests_per_second[second] += count.as_f64().unwrap_or_default();
-            }
-        }
-        let mut weighted: Vec<(f64, f64)> = Vec::new();
-        for series in graphs["average_response_time"]
-            .as_object()
-            .into_iter()
-            .flat_map(|names| names.values())
-        {
-            let origin = series["origin"].as_u64().unwrap_or_default() as usize;
-            for (i, point) in series["data"].as_array().into_iter().flatten().enumerate() {
-                let second = origin + i;
-                if weighted.len() <= second {
-                    weighted.resize(second + 1, (0.0, 0.0));
-                }
-                // Goose writes a moving average as `[count, average]`.
-                let (count, average) = match point {
-                    Value::Array(pair) => (
-                        pair.first().and_then(Value::as_f64).unwrap_or_default(),
-                        pair.get(1).and_then(Value::as_f64).unwrap_or_default(),
-                    ),
-                    _ => (
-                        point["count"].as_f64().unwrap_or_default(),
-                        point["average"].as_f64().unwrap_or_default(),
-                    ),
-                };
-                weighted[second].0 += count * average;
-                weighted[second].1 += count;
-            }
-        }
-        let latency_ms = weighted
-            .into_iter()
-            .map(|(sum, count)| (count > 0.0).then(|| sum / count))
-            .collect();
-        Ok(Self {
-            rows,
-            requests_per_second,
-            latency_ms,
-        })
-    }
-
-    fn total_per_second(&self) -> f64 {
-        self.rows.iter().map(|row| row.per_second).sum()
-    }
-
-    fn total_failures(&self) -> u64 {
-        self.rows.iter().map(|row| row.failures).sum()
     }
 }
 
@@ -220,127 +112,6 @@ pub fn table(
     out
 }
 
-/// Escapes text for SVG.
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A line chart panel at (x, y) of the given size: each series a polyline over seconds.
-fn panel(
-    svg: &mut String,
-    (x, y, width, height): (f64, f64, f64, f64),
-    title: &str,
-    unit: &str,
-    series: &[(&str, &str, Vec<Option<f64>>)],
-) {
-    let seconds = series
-        .iter()
-        .map(|(_, _, points)| points.len())
-        .max()
-        .unwrap_or(0)
-        .max(2);
-    let top = series
-        .iter()
-        .flat_map(|(_, _, points)| points.iter().flatten())
-        .fold(0.0_f64, |max, value| max.max(*value))
-        .max(1e-9)
-        * 1.1;
-    let _ = writeln!(
-        svg,
-        r##"<text x="{x}" y="{}" font-size="14" font-weight="600">{}</text>"##,
-        y - 8.0,
-        xml(title)
-    );
-    let _ = writeln!(
-        svg,
-        r##"<rect x="{x}" y="{y}" width="{width}" height="{height}" fill="none" stroke="#c8c8c8"/>"##
-    );
-    for step in 0..=4 {
-        let value = top * f64::from(step) / 4.0;
-        let line_y = y + height - height * f64::from(step) / 4.0;
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{x}" y1="{line_y:.1}" x2="{:.1}" y2="{line_y:.1}" stroke="#eeeeee"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{} {}</text>"##,
-            x + width,
-            x - 6.0,
-            line_y + 4.0,
-            if top >= 100.0 {
-                format!("{value:.0}")
-            } else {
-                format!("{value:.2}")
-            },
-            xml(unit)
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">seconds (0 to {})</text>"##,
-        x + width / 2.0,
-        y + height + 18.0,
-        seconds - 1
-    );
-    for (name, colour, points) in series {
-        let mut path = String::new();
-        for (second, value) in points.iter().enumerate() {
-            if let Some(value) = value {
-                let px = x + width * second as f64 / (seconds - 1) as f64;
-                let py = y + height - height * value / top;
-                let _ = write!(path, "{px:.1},{py:.1} ");
-            }
-        }
-        let _ = writeln!(
-            svg,
-            r##"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"><title>{}</title></polyline>"##,
-            path.trim_end(),
-            xml(name)
-        );
-    }
-}
-
-/// Throughput and latency over time, ours and theirs, as one SVG.
-pub fn chart(scenario: &str, other: &str, ours: &Run, theirs: &Run) -> String {
-    let (width, height) = (900.0, 560.0);
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="system-ui, sans-serif"><rect width="100%" height="100%" fill="#ffffff"/>"##
-    );
-    let _ = writeln!(
-        svg,
-        r##"<text x="20" y="26" font-size="16" font-weight="700">{}</text>"##,
-        xml(&format!(
-            "Scenario {scenario}: ours (blue) vs {other} (orange)"
-        ))
-    );
-    let (blue, orange) = ("#1a56db", "#e8710a");
-    let throughput = |run: &Run| run.requests_per_second.iter().map(|v| Some(*v)).collect();
-    panel(
-        &mut svg,
-        (90.0, 70.0, 780.0, 180.0),
-        "Throughput (requests per second)",
-        "",
-        &[
-            ("ours", blue, throughput(ours)),
-            (other, orange, throughput(theirs)),
-        ],
-    );
-    panel(
-        &mut svg,
-        (90.0, 330.0, 780.0, 180.0),
-        "Average latency per second",
-        "ms",
-        &[
-            ("ours", blue, ours.latency_ms.clone()),
-            (other, orange, theirs.latency_ms.clone()),
-        ],
-    );
-    svg.push_str("</svg>\n");
-    svg
-}
-
 /// Refuses scenarios the other server cannot run.
 pub fn check_scenarios(scenarios: &[String]) -> Result<()> {
     for scenario in scenarios {
@@ -387,19 +158,8 @@ mod tests {
             table.contains("| **all requests** | 2000.0 | 500.0 | 4.00× |"),
             "{table}"
         );
-        assert_eq!(ours.requests_per_second, [1_900.0, 2_100.0]);
-        assert_eq!(ours.latency_ms, [Some(1.5), Some(1.5)]);
-    }
-
-    #[test]
-    fn the_chart_draws_both_series_in_both_panels_and_escapes_names() {
-        let ours = run(2_000.0, 1.5, 0, &[1_900, 2_100, 2_000]);
-        let theirs = run(500.0, 6.0, 0, &[480, 520, 500]);
-        let svg = chart("issue", "<other>", &ours, &theirs);
-        assert!(svg.starts_with("<svg"));
-        assert!(svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 4);
-        assert!(svg.contains("&lt;other&gt;") && !svg.contains("<other>"));
+        assert_eq!(ours.throughput().points, [1_900.0, 2_100.0]);
+        assert_eq!(ours.latency_ms(), [(0, 1.5), (1, 1.5)]);
     }
 
     #[test]

@@ -1,20 +1,21 @@
 //! `cargo xtask load`: release-build, start auth-server + resource-api on a fresh SQLite database (or a given
-//! PostgreSQL), seed clients and a user, run the Goose scenarios with the loadtest binary, and leave Goose's
-//! HTML and JSON reports and a summary under target/loadtest/. Only 127.0.0.1 is loaded, for a bounded time.
+//! PostgreSQL), seed clients and a user, run the Goose scenarios with the loadtest binary, and leave per
+//! scenario an HTML report whose charts are drawn here (no network needed to read it), Goose's JSON report and
+//! a summary under target/loadtest/. Only loopback is loaded, for a bounded time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::stack::{Output, fresh_sqlite, release_binary, seed, start_servers};
+use crate::stack::{Binaries, Output, fresh_sqlite, seed, start_servers};
 use crate::{cargo, unix_seconds};
 
 pub const USAGE: &str = "\
 usage: cargo xtask load [--scenario NAME]... [--users N] [--run-time 30s | --iterations N]
                         [--database-url URL] [--compare --other-issuer URL --other-client-id ID
                         [--other-client-secret SECRET] [--other-name NAME] [--other-scope S] [--other-resource R]]
-                        [-- extra loadtest/Goose options]
+                        [--out DIR] [--bin-dir DIR] [-- extra loadtest/Goose options]
   --scenario     issue | validate | issue-dpop | validate-dpop | refresh | introspect | authcode | openid |
                  mixed | all
                  (default mixed; repeatable)
@@ -24,8 +25,11 @@ usage: cargo xtask load [--scenario NAME]... [--users N] [--run-time 30s | --ite
   --database-url auth-server's database (default: a fresh SQLite file in target/loadtest/)
   --compare      also run each scenario (issue, issue-dpop or introspect) against another OAuth server on
                  loopback (its RFC 8414 or OpenID metadata at --other-issuer), with a client registered there
-                 (secret: --other-client-secret or COMPARE_CLIENT_SECRET); writes a side-by-side table and an
-                 SVG chart to target/loadtest/compare-<scenario>.{md,svg} and prints the table";
+                 (secret: --other-client-secret or COMPARE_CLIENT_SECRET); both servers are checked before
+                 either is loaded; writes a side-by-side table and an SVG chart to
+                 target/loadtest/compare-<scenario>.{md,svg} and prints the table
+  --out          where the reports and server logs go                              (default target/loadtest)
+  --bin-dir      run the auth-server, resource-api and loadtest binaries found there (no release build)";
 
 const SCENARIOS: [&str; 9] = [
     "issue",
@@ -59,6 +63,8 @@ pub struct LoadArgs {
     pub extra: Vec<String>,
     /// `--compare`: the other server.
     pub compare: Option<crate::compare::Other>,
+    pub out: Option<PathBuf>,
+    pub bin_dir: Option<PathBuf>,
 }
 
 /// Seconds in a Goose duration: a bare number of seconds, or `1h30m10s`-style parts.
@@ -93,6 +99,8 @@ impl LoadArgs {
         let mut run_time = None;
         let mut iterations = None;
         let mut database_url = None;
+        let mut out = None;
+        let mut bin_dir = None;
         let mut extra = Vec::new();
         let mut compare = false;
         let mut other = crate::compare::Other {
@@ -162,6 +170,8 @@ impl LoadArgs {
                     );
                 }
                 "--database-url" => database_url = Some(value()?),
+                "--out" => out = Some(PathBuf::from(value()?)),
+                "--bin-dir" => bin_dir = Some(PathBuf::from(value()?)),
                 "--other-issuer" => other.issuer = value()?,
                 "--other-client-id" => other.client_id = value()?,
                 "--other-client-secret" => other.client_secret = value()?,
@@ -211,7 +221,17 @@ impl LoadArgs {
             database_url,
             extra,
             compare,
+            out,
+            bin_dir,
         })
+    }
+
+    /// How long each scenario runs, in words.
+    fn bound_text(&self) -> String {
+        match &self.bound {
+            Bound::RunTime(run_time) => run_time.clone(),
+            Bound::Iterations(n) => format!("{n} iterations per user"),
+        }
     }
 
     /// The loadtest binary's arguments for one scenario, reports under `out`.
@@ -230,10 +250,11 @@ impl LoadArgs {
             // Start every user at once: the measured part is the steady state, not a ramp.
             "--increase-rate".to_owned(),
             self.users.to_string(),
-            "--report-file".to_owned(),
-            report("html"),
+            // Goose's HTML report loads its charts from a CDN: the HTML report is ours, drawn from this
+            // JSON report's per-second data.
             "--report-file".to_owned(),
             report("json"),
+            "--report-graph-data".to_owned(),
             "--summary-file".to_owned(),
             out.join(format!("{stem}-summary.json"))
                 .display()
@@ -251,29 +272,61 @@ impl LoadArgs {
 
 pub fn load(args: &[String]) -> Result<()> {
     let args = LoadArgs::parse(args)?;
-    cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "auth-server",
-        "--package",
-        "resource-api",
-        "--package",
-        "loadtest",
-    ])?;
-    let out = Path::new("target/loadtest");
+    let binaries = match &args.bin_dir {
+        Some(dir) => Binaries::prebuilt(dir)?,
+        None => {
+            cargo(&[
+                "build",
+                "--release",
+                "--package",
+                "auth-server",
+                "--package",
+                "resource-api",
+                "--package",
+                "loadtest",
+            ])?;
+            Binaries::release()?
+        }
+    };
+    binaries.check(&["auth-server", "resource-api", "loadtest"])?;
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => crate::target_dir()?.join("loadtest"),
+    };
     // The logs and reports go there whatever the database (a fresh clone has no such folder yet).
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let out = out.as_path();
+    // The other server first: a wrong URL or client there is found before our side runs (or even starts).
+    if let Some(other) = &args.compare {
+        for scenario in &args.scenarios {
+            check(&binaries, scenario, &other.loadtest_env()).map_err(|reason| {
+                anyhow::anyhow!(
+                    "the other server ({} at {}) cannot run {scenario}: {reason}. Is it running, and do \
+                     --other-client-id and the secret name a client registered there for client_credentials? \
+                     Nothing was loaded.",
+                    other.name,
+                    other.issuer
+                )
+            })?;
+        }
+    }
     let (database_url, suffix) = match &args.database_url {
         // Someone's database keeps its rows: this run seeds its own ids.
         Some(url) => (url.clone(), format!("-{}", unix_seconds())),
         None => (fresh_sqlite(out)?, String::new()),
     };
-    let auth_server = release_binary("auth-server");
+    let auth_server = binaries.path("auth-server");
     let password = format!("load-{}", unix_seconds());
-    let seeded = seed(&auth_server, &database_url, &suffix, &password)?;
+    let seeded = seed(
+        &auth_server,
+        &database_url,
+        &suffix,
+        &password,
+        "http://127.0.0.1:8082",
+    )?;
 
     let stack = start_servers(
+        &binaries,
         "127.0.0.1:0",
         "127.0.0.1:0",
         None,
@@ -310,24 +363,39 @@ pub fn load(args: &[String]) -> Result<()> {
         ("LOADTEST_USERNAME", seeded.username.clone()),
         ("LOADTEST_PASSWORD", seeded.password.clone()),
     ];
+    if args.compare.is_some() {
+        for scenario in &args.scenarios {
+            check(&binaries, scenario, &ours).map_err(|reason| {
+                anyhow::anyhow!(
+                    "our stack cannot run {scenario}: {reason}. Its logs are in {}. Nothing was loaded.",
+                    out.display()
+                )
+            })?;
+        }
+    }
+    let bound = args.bound_text();
     for scenario in &args.scenarios {
         let Some(other) = &args.compare else {
             eprintln!("xtask: load scenario {scenario}");
-            run_loadtest(&args.loadtest_args(scenario, out), &ours, scenario)?;
+            run_loadtest(
+                &binaries,
+                &args.loadtest_args(scenario, out),
+                &ours,
+                scenario,
+            )?;
+            let report = write_report(out, scenario, scenario, &bound, args.users)?;
             eprintln!(
-                "xtask: reports: {0}/{scenario}.html {0}/{scenario}.json {0}/{scenario}-summary.json",
+                "xtask: reports: {} {1}/{scenario}.json {1}/{scenario}-summary.json",
+                report.display(),
                 out.display()
             );
             continue;
         };
-        let graphs = |mut list: Vec<String>| {
-            list.push("--report-graph-data".into());
-            list
-        };
         eprintln!("xtask: load scenario {scenario} against ours");
         let ours_stem = format!("{scenario}-ours");
         run_loadtest(
-            &graphs(args.loadtest_args_as(scenario, &ours_stem, out)),
+            &binaries,
+            &args.loadtest_args_as(scenario, &ours_stem, out),
             &ours,
             scenario,
         )?;
@@ -337,21 +405,21 @@ pub fn load(args: &[String]) -> Result<()> {
         );
         let theirs_stem = format!("{scenario}-other");
         run_loadtest(
-            &graphs(args.loadtest_args_as(scenario, &theirs_stem, out)),
+            &binaries,
+            &args.loadtest_args_as(scenario, &theirs_stem, out),
             &other.loadtest_env(),
             scenario,
         )?;
         let read = |stem: &str| {
-            crate::compare::Run::read(
+            crate::report::Run::read(
                 &out.join(format!("{stem}-summary.json")),
                 &out.join(format!("{stem}.json")),
             )
         };
         let (ours_run, theirs_run) = (read(&ours_stem)?, read(&theirs_stem)?);
-        let bound = match &args.bound {
-            Bound::RunTime(run_time) => run_time.clone(),
-            Bound::Iterations(n) => format!("{n} iterations per user"),
-        };
+        for stem in [&ours_stem, &theirs_stem] {
+            write_report(out, scenario, stem, &bound, args.users)?;
+        }
         let table = crate::compare::table(
             scenario,
             args.users,
@@ -360,7 +428,7 @@ pub fn load(args: &[String]) -> Result<()> {
             &ours_run,
             &theirs_run,
         );
-        let chart = crate::compare::chart(scenario, &other.name, &ours_run, &theirs_run);
+        let chart = crate::report::compare_svg(scenario, &other.name, &ours_run, &theirs_run)?;
         let (md, svg) = (
             out.join(format!("compare-{scenario}.md")),
             out.join(format!("compare-{scenario}.svg")),
@@ -378,9 +446,56 @@ pub fn load(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Draws `<stem>.html` from the run's summary and JSON report; returns its path.
+fn write_report(
+    out: &Path,
+    scenario: &str,
+    stem: &str,
+    bound: &str,
+    users: usize,
+) -> Result<PathBuf> {
+    let run = crate::report::Run::read(
+        &out.join(format!("{stem}-summary.json")),
+        &out.join(format!("{stem}.json")),
+    )?;
+    let path = out.join(format!("{stem}.html"));
+    std::fs::write(
+        &path,
+        crate::report::scenario_html(scenario, bound, users, &run)?,
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Whether `scenario` can run with `env` (`loadtest --check`: discovery and one of each request, no load);
+/// the error is loadtest's own line.
+fn check(binaries: &Binaries, scenario: &str, env: &[(&str, String)]) -> Result<(), String> {
+    let output = Command::new(binaries.path("loadtest"))
+        .args(["--check", "--scenario", scenario])
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+        .output()
+        .map_err(|error| format!("running loadtest: {error}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(stderr
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("loadtest failed")
+        .trim_start_matches("loadtest: ")
+        .to_owned())
+}
+
 /// Runs the loadtest binary with `args` and `env`.
-fn run_loadtest(args: &[String], env: &[(&str, String)], scenario: &str) -> Result<()> {
-    let status = Command::new(release_binary("loadtest"))
+fn run_loadtest(
+    binaries: &Binaries,
+    args: &[String],
+    env: &[(&str, String)],
+    scenario: &str,
+) -> Result<()> {
+    let status = Command::new(binaries.path("loadtest"))
         .args(args)
         .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
         .status()
@@ -535,6 +650,56 @@ mod tests {
         assert!(!is_loopback_url("http://10.0.0.1/"));
     }
 
+    /// `--compare` checks the other server before either side is loaded (or ours even started), and blames it.
+    #[test]
+    fn compare_checks_the_other_server_first_and_blames_it() {
+        let bin = crate::test_support::debug_binaries();
+        let out = crate::test_support::Folder::new("compare");
+        // A loopback port nobody listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let issuer = format!("http://{closed}");
+        let run = Command::new(bin.join("xtask"))
+            .args([
+                "load",
+                "--compare",
+                "--scenario",
+                "issue",
+                "--iterations",
+                "1",
+            ])
+            .args(["--other-issuer", &issuer, "--other-name", "their-server"])
+            .args(["--other-client-id", "bench", "--other-client-secret", "s"])
+            .args(["--bin-dir", bin.to_str().unwrap()])
+            .args(["--out", out.0.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success());
+        assert!(
+            stderr.contains(&format!(
+                "the other server (their-server at {issuer}) cannot run issue"
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("Nothing was loaded"), "{stderr}");
+        assert!(
+            !stderr.contains("against ours"),
+            "our side ran first: {stderr}"
+        );
+        let written: Vec<_> = std::fs::read_dir(&out.0)
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.file_name())
+            .collect();
+        assert!(
+            written.is_empty(),
+            "nothing started, nothing written: {written:?}"
+        );
+    }
+
     #[test]
     fn reads_goose_durations() {
         assert_eq!(parse_duration("45"), Some(45));
@@ -554,8 +719,11 @@ mod tests {
             .loadtest_args("issue", Path::new("target/loadtest"))
             .join(" ");
         assert!(line.contains("--scenario issue --users 2 --increase-rate 2"));
-        assert!(line.contains("--report-file target/loadtest/issue.html"));
-        assert!(line.contains("--report-file target/loadtest/issue.json"));
+        assert!(
+            !line.contains(".html"),
+            "Goose's HTML report needs a CDN: ours is drawn here"
+        );
+        assert!(line.contains("--report-file target/loadtest/issue.json --report-graph-data"));
         assert!(line.contains("--summary-file target/loadtest/issue-summary.json"));
         assert!(line.ends_with("--iterations 3"));
         assert!(!line.contains("--run-time"));

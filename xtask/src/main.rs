@@ -7,12 +7,16 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod callback;
 mod compare;
 mod counting;
 mod cycles;
 mod load;
 mod postgres;
+mod report;
 mod stack;
+#[cfg(test)]
+mod test_support;
 mod up;
 
 const USAGE: &str = "\
@@ -20,7 +24,7 @@ usage: cargo xtask <task> [args]
 
 tasks:
   up       build and start auth-server + resource-api on SQLite, seed demo clients and a user, print curl commands
-           (--database-url URL: on that database instead)
+           and serve the demo client's callback page (`up --help`)
   test     fmt check, clippy -D warnings, every test of the workspace (PostgreSQL: DATABASE_URL, else a
            testcontainers PostgreSQL when Docker answers, else skipped with a notice; `--require-postgres`,
            `ci` and a set CI variable make that a failure); prints how many tests ran on each back-end
@@ -49,6 +53,10 @@ fn run() -> Result<()> {
     let root = project_root()?;
     env::set_current_dir(&root).with_context(|| format!("entering {}", root.display()))?;
     match task.as_deref() {
+        Some("up") if rest.iter().any(|a| a == "--help" || a == "-h") => {
+            println!("{}", up::USAGE);
+            Ok(())
+        }
         Some("up") => up::up(&rest),
         Some("load") if rest.iter().any(|a| a == "--help" || a == "-h") => {
             println!("{}", load::USAGE);
@@ -77,6 +85,32 @@ fn project_root() -> Result<PathBuf> {
         .parent()
         .map(Path::to_path_buf)
         .context("xtask must live one directory below the workspace root")
+}
+
+/// Cargo's target directory for this workspace (`CARGO_TARGET_DIR`, a config's `build.target-dir`, or
+/// `target/`), as cargo itself reports it.
+pub fn target_dir() -> Result<PathBuf> {
+    target_dir_with(&[])
+}
+
+/// [`target_dir`] with extra environment variables for cargo.
+pub fn target_dir_with(envs: &[(&str, &str)]) -> Result<PathBuf> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .envs(envs.iter().copied())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {cargo} metadata"))?;
+    if !output.status.success() {
+        bail!("`cargo metadata` failed ({})", output.status);
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("reading `cargo metadata`")?;
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("`cargo metadata` names no target directory")
 }
 
 /// Runs `cargo <args>` with the cargo that runs us (the `CARGO` env var).
@@ -112,6 +146,11 @@ pub fn unix_seconds() -> u64 {
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or_default()
 }
+
+/// The debug build of every binary of the workspace, with the features the tests use: the tests of xtask run
+/// `xtask up` and `xtask load` with them (`--bin-dir`), and cargo builds a binary for a test only when its own
+/// package has integration tests.
+pub const BUILD_BINARIES: &[&str] = &["build", "--workspace", "--all-features", "--bins"];
 
 /// `cargo xtask test [--require-postgres]`: everything; `ci` and a set `CI` variable require PostgreSQL.
 fn test(args: &[String], mut require_postgres: bool) -> Result<()> {
@@ -174,6 +213,7 @@ fn test(args: &[String], mut require_postgres: bool) -> Result<()> {
     if skipped {
         test_args.extend(["--", "--skip", "::postgres::"]);
     }
+    cargo(BUILD_BINARIES)?;
     let counts = counting::cargo_test(&test_args, &envs)?;
     cargo_with_env(&["test", "--workspace", "--all-features", "--doc"], &envs)?;
     eprintln!("xtask: {counts}");

@@ -80,12 +80,23 @@ impl Children {
         self.0.push((name.to_owned(), child));
     }
 
-    /// Waits for all of them (they stop on Ctrl-C, which reaches the whole process group).
-    pub fn wait(&mut self) {
-        for (_, child) in &mut self.0 {
-            let _ = child.wait();
-        }
-        self.0.clear();
+    /// The process ids, by name.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.0
+            .iter()
+            .map(|(name, child)| (name.clone(), child.id()))
+            .collect()
+    }
+
+    /// The first child that has exited, with how.
+    pub fn exited(&mut self) -> Option<(String, std::process::ExitStatus)> {
+        self.0.iter_mut().find_map(|(name, child)| {
+            child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|status| (name.clone(), status))
+        })
     }
 }
 
@@ -131,7 +142,14 @@ pub struct Seed {
 /// tour's and loadtest's /introspect calls), a public OpenID Connect
 /// PKCE client (authorization_code + refresh_token) and a user. `suffix` makes the ids unique, so a run
 /// against an existing PostgreSQL database adds its own rows instead of colliding with earlier ones.
-pub fn seed(auth_server: &Path, database_url: &str, suffix: &str, password: &str) -> Result<Seed> {
+/// `app` is the base URL of the public client's pages (`/callback`, `/signed-out`).
+pub fn seed(
+    auth_server: &Path,
+    database_url: &str,
+    suffix: &str,
+    password: &str,
+    app: &str,
+) -> Result<Seed> {
     let client_id = format!("demo{suffix}");
     let machine = run_capture(
         auth_server,
@@ -166,7 +184,8 @@ pub fn seed(auth_server: &Path, database_url: &str, suffix: &str, password: &str
     let introspection_secret = json_string_member(&introspection, "client_secret")
         .context("reading the introspection secret")?;
     let public_client_id = format!("demo-spa{suffix}");
-    let redirect_uri = "http://127.0.0.1:8082/callback".to_owned();
+    let redirect_uri = format!("{app}/callback");
+    let signed_out = format!("{app}/signed-out");
     run_capture(
         auth_server,
         &[
@@ -175,6 +194,8 @@ pub fn seed(auth_server: &Path, database_url: &str, suffix: &str, password: &str
             "--client-id",
             &public_client_id,
             "--public",
+            "--name",
+            "Demo SPA",
             "--grant-type",
             "authorization_code",
             "--grant-type",
@@ -182,7 +203,7 @@ pub fn seed(auth_server: &Path, database_url: &str, suffix: &str, password: &str
             "--redirect-uri",
             &redirect_uri,
             "--post-logout-redirect-uri",
-            "http://127.0.0.1:8082/signed-out",
+            &signed_out,
             "--scope",
             "openid profile email read write",
         ],
@@ -288,6 +309,7 @@ pub struct Stack {
 /// the issuer) and resource-api (at `api_listen`, introspecting with the seeded client), and waits until
 /// both answer /readyz. A port of 0 lets the system pick it.
 pub fn start_servers(
+    binaries: &Binaries,
     auth_listen: &str,
     api_listen: &str,
     issuer: Option<&str>,
@@ -296,7 +318,7 @@ pub fn start_servers(
     output: &Output<'_>,
 ) -> Result<Stack> {
     let mut children = Children::default();
-    let mut auth_server = Command::new(release_binary("auth-server"));
+    let mut auth_server = Command::new(binaries.path("auth-server"));
     auth_server
         .args(["serve", "--listen", auth_listen])
         .args(
@@ -311,7 +333,7 @@ pub fn start_servers(
     children.push("auth-server", child);
     wait_ready(&auth_address, "/readyz", "auth-server")?;
     let issuer = issuer.map_or_else(|| format!("http://{auth_address}"), str::to_owned);
-    let mut resource_api = Command::new(release_binary("resource-api"));
+    let mut resource_api = Command::new(binaries.path("resource-api"));
     resource_api
         .args([
             "--listen",
@@ -335,18 +357,91 @@ pub fn start_servers(
     })
 }
 
-/// A fresh SQLite database file under `dir` (old files removed), as a URL.
+/// A fresh SQLite database file under `dir` (old files removed), as a URL. Refuses, and removes nothing,
+/// while a process has one of the files open: a server of an earlier `up` or `load`, or anyone's.
 pub fn fresh_sqlite(dir: &Path) -> Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for file in ["auth.db", "auth.db-wal", "auth.db-shm"] {
-        let _ = std::fs::remove_file(dir.join(file));
+    let files = ["auth.db", "auth.db-wal", "auth.db-shm"].map(|file| dir.join(file));
+    for file in &files {
+        if let Some(pid) = processes_holding(file).first() {
+            bail!(
+                "{} is open in process {pid} (a server of an earlier run?): stop it first, or choose another \
+                 --state-dir; nothing was deleted",
+                file.display()
+            );
+        }
     }
-    Ok(format!("sqlite://{}", dir.join("auth.db").display()))
+    for file in &files {
+        let _ = std::fs::remove_file(file);
+    }
+    Ok(format!("sqlite://{}", files[0].display()))
 }
 
-/// Where `cargo build --release` puts a binary of this workspace.
-pub fn release_binary(name: &str) -> PathBuf {
-    Path::new("target/release").join(name)
+/// The processes that have `file` open (Linux: their `/proc/PID/fd` links; elsewhere none are found).
+pub fn processes_holding(file: &Path) -> Vec<u32> {
+    let Ok(target) = file.canonicalize() else {
+        return Vec::new();
+    };
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut holders = Vec::new();
+    for process in processes.flatten() {
+        let Some(pid) = process
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(descriptors) = std::fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        if descriptors.flatten().any(|descriptor| {
+            std::fs::read_link(descriptor.path()).is_ok_and(|path| path == target)
+        }) {
+            holders.push(pid);
+        }
+    }
+    holders
+}
+
+/// Where the binaries of our servers are: cargo's `release` folder, or a folder given with `--bin-dir`.
+#[derive(Debug, Clone)]
+pub struct Binaries(PathBuf);
+
+impl Binaries {
+    /// The folder of `cargo build --release`: asked of cargo, since `CARGO_TARGET_DIR` or a config may move it.
+    pub fn release() -> Result<Self> {
+        Ok(Self(crate::target_dir()?.join("release")))
+    }
+
+    /// Prebuilt binaries in `dir` (a debug build, an installed release): nothing is built.
+    pub fn prebuilt(dir: &Path) -> Result<Self> {
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("--bin-dir {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    /// The path of binary `name`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Fails, naming the first missing one, unless every binary in `names` is there.
+    pub fn check(&self, names: &[&str]) -> Result<()> {
+        for name in names {
+            let path = self.path(name);
+            if !path.is_file() {
+                bail!(
+                    "{} is missing: build it (cargo build --release -p {name}) or give --bin-dir",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
