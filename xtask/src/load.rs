@@ -333,6 +333,7 @@ pub fn load(args: &[String]) -> Result<()> {
         &database_url,
         &seeded,
         &Output::LogsIn(out),
+        None,
     )?;
     let (issuer, api) = (&stack.issuer, &stack.api);
     eprintln!(

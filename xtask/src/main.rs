@@ -17,6 +17,7 @@ mod report;
 mod stack;
 #[cfg(test)]
 mod test_support;
+mod tls;
 mod up;
 
 const USAGE: &str = "\

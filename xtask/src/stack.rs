@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::tls::LocalTls;
+
 /// Runs one auth-server subcommand against `database_url`; returns its stdout.
 pub fn run_capture(
     binary: &Path,
@@ -50,11 +52,25 @@ pub fn json_string_member(json: &str, member: &str) -> Option<String> {
     Some(json[start..end].to_owned())
 }
 
-/// Waits until `GET path` on `address` answers 200 (a plain HTTP/1.1 request: xtask links no HTTP client).
-pub fn wait_ready(address: &str, path: &str, what: &str) -> Result<()> {
+/// Waits until `GET path` on `address` answers 200 (a plain HTTP/1.1 request: xtask links no HTTP client;
+/// over https with `tls`, trusting its CA alone).
+pub fn wait_ready(address: &str, path: &str, what: &str, tls: Option<&LocalTls>) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let ca = match tls {
+        Some(tls) => Some(
+            std::fs::read_to_string(&tls.ca)
+                .with_context(|| format!("reading {}", tls.ca.display()))?,
+        ),
+        None => None,
+    };
     while Instant::now() < deadline {
-        if let Ok(mut stream) = TcpStream::connect(address) {
+        if let Some(ca) = &ca {
+            if crate::tls::https_get(address, path, ca)
+                .is_ok_and(|reply| reply.starts_with("HTTP/1.1 200"))
+            {
+                return Ok(());
+            }
+        } else if let Ok(mut stream) = TcpStream::connect(address) {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
             let request =
                 format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
@@ -266,13 +282,13 @@ impl Output<'_> {
 }
 
 /// Starts `command` (a server of ours, which prints `… listening on ADDRESS …` as its first line of stdout)
-/// and returns it with the address it bound: `--listen 127.0.0.1:0` lets the system pick a free port, so
-/// no port is found, released and bound again.
+/// and returns it with the address it bound and that line: `--listen 127.0.0.1:0` lets the system pick a
+/// free port, so no port is found, released and bound again.
 fn spawn_listening(
     mut command: Command,
     name: &str,
     output: &Output<'_>,
-) -> Result<(Child, String)> {
+) -> Result<(Child, String, String)> {
     let mut sink = output.apply(&mut command, name)?;
     let mut child = command
         .stdout(Stdio::piped())
@@ -294,20 +310,22 @@ fn spawn_listening(
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut stdout, &mut sink);
     });
-    Ok((child, address))
+    Ok((child, address, line))
 }
 
 /// The servers of a running stack, and where they answer.
 pub struct Stack {
     pub children: Children,
-    /// The issuer identifier: `http://` and auth-server's address unless one was given.
+    /// The issuer identifier, as auth-server says it (its address, `https://` with TLS, unless one was given).
     pub issuer: String,
     pub api: String,
 }
 
 /// Starts auth-server (on `database_url`, listening at `auth_listen`, with `issuer` or its own address as
-/// the issuer) and resource-api (at `api_listen`, introspecting with the seeded client), and waits until
-/// both answer /readyz. A port of 0 lets the system pick it.
+/// the issuer) and resource-api (at `api_listen`, introspecting with the seeded client), both on https with
+/// `tls` (resource-api then trusts its CA through `SSL_CERT_FILE`), and waits until both answer /readyz. A
+/// port of 0 lets the system pick it.
+#[allow(clippy::too_many_arguments)]
 pub fn start_servers(
     binaries: &Binaries,
     auth_listen: &str,
@@ -316,8 +334,19 @@ pub fn start_servers(
     database_url: &str,
     seeded: &Seed,
     output: &Output<'_>,
+    tls: Option<&LocalTls>,
 ) -> Result<Stack> {
     let mut children = Children::default();
+    let tls_args: Vec<String> = tls
+        .map(|tls| {
+            vec![
+                "--tls-cert".to_owned(),
+                tls.cert.display().to_string(),
+                "--tls-key".to_owned(),
+                tls.key.display().to_string(),
+            ]
+        })
+        .unwrap_or_default();
     let mut auth_server = Command::new(binaries.path("auth-server"));
     auth_server
         .args(["serve", "--listen", auth_listen])
@@ -327,12 +356,17 @@ pub fn start_servers(
                 .into_iter()
                 .flatten(),
         )
+        .args(&tls_args)
         .env_remove("AUTH_ISSUER")
         .env("DATABASE_URL", database_url);
-    let (child, auth_address) = spawn_listening(auth_server, "auth-server", output)?;
+    let (child, auth_address, line) = spawn_listening(auth_server, "auth-server", output)?;
     children.push("auth-server", child);
-    wait_ready(&auth_address, "/readyz", "auth-server")?;
-    let issuer = issuer.map_or_else(|| format!("http://{auth_address}"), str::to_owned);
+    wait_ready(&auth_address, "/readyz", "auth-server", tls)?;
+    // `auth-server listening on ADDRESS (issuer URL)`.
+    let issuer = line
+        .split_once("(issuer ")
+        .map(|(_, rest)| rest.trim_end().trim_end_matches(')').to_owned())
+        .context("auth-server did not say its issuer")?;
     let mut resource_api = Command::new(binaries.path("resource-api"));
     resource_api
         .args([
@@ -343,17 +377,22 @@ pub fn start_servers(
             "--introspection-client-id",
             &seeded.introspection_client_id,
         ])
+        .args(&tls_args)
         .env(
             "RESOURCE_API_INTROSPECTION_SECRET",
             &seeded.introspection_secret,
         );
-    let (child, api_address) = spawn_listening(resource_api, "resource-api", output)?;
+    if let Some(tls) = tls {
+        resource_api.env("SSL_CERT_FILE", &tls.ca);
+    }
+    let (child, api_address, _) = spawn_listening(resource_api, "resource-api", output)?;
     children.push("resource-api", child);
-    wait_ready(&api_address, "/readyz", "resource-api")?;
+    wait_ready(&api_address, "/readyz", "resource-api", tls)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     Ok(Stack {
         children,
         issuer,
-        api: format!("http://{api_address}"),
+        api: format!("{scheme}://{api_address}"),
     })
 }
 

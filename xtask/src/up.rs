@@ -26,8 +26,10 @@ const CODE_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const CODE_LIFETIME: u64 = 60;
 
 pub const USAGE: &str = "\
-usage: cargo xtask up [--database-url URL] [--listen ADDR] [--api-listen ADDR] [--app-listen ADDR]
+usage: cargo xtask up [--tls] [--database-url URL] [--listen ADDR] [--api-listen ADDR] [--app-listen ADDR]
                       [--state-dir DIR] [--bin-dir DIR]
+  --tls           both servers on https, with a certificate for 127.0.0.1 and localhost signed by a local CA
+                  (made once in the state folder's tls/ and kept; the tour uses curl --cacert)
   --database-url  auth-server's database (default: a fresh SQLite file in the state folder; a given
                   database keeps its rows and gets seeded ids with a unique suffix)
   --listen        auth-server's address                          (default 127.0.0.1:8080; port 0: any free one)
@@ -46,6 +48,7 @@ pub struct UpArgs {
     pub app_listen: String,
     pub state_dir: Option<PathBuf>,
     pub bin_dir: Option<PathBuf>,
+    pub tls: bool,
 }
 
 impl UpArgs {
@@ -57,9 +60,14 @@ impl UpArgs {
             app_listen: "127.0.0.1:8082".into(),
             state_dir: None,
             bin_dir: None,
+            tls: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
+            if arg == "--tls" {
+                parsed.tls = true;
+                continue;
+            }
             let (flag, inline) = match arg.split_once('=') {
                 Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
                 _ => (arg.as_str(), None),
@@ -256,6 +264,11 @@ pub fn up(args: &[String]) -> Result<()> {
     };
     let auth_server = binaries.path("auth-server");
     let seeded = seed(&auth_server, &database_url, &suffix, DEMO_PASSWORD, &app)?;
+    let tls = if args.tls {
+        Some(crate::tls::local_tls(&state_dir.join("tls"))?)
+    } else {
+        None
+    };
 
     let signals = Signals::install()?;
     let mut stack = start_servers(
@@ -266,6 +279,7 @@ pub fn up(args: &[String]) -> Result<()> {
         &database_url,
         &seeded,
         &Output::Terminal,
+        tls.as_ref(),
     )?;
     run_file.record(&stack.children.pids())?;
     let issuer = stack.issuer.clone();
@@ -289,6 +303,7 @@ pub fn up(args: &[String]) -> Result<()> {
             auth_server: &auth_server,
             seeded: &seeded,
             opener: callback::opener(cfg!(target_os = "macos"), on_path),
+            ca: tls.as_ref().map(|tls| tls.ca.as_path()),
         })
     );
     let stopped = signals.wait(&mut stack.children);
@@ -306,6 +321,8 @@ struct Banner<'a> {
     auth_server: &'a Path,
     seeded: &'a crate::stack::Seed,
     opener: Option<&'static str>,
+    /// With `--tls`: the local CA, which every curl of the tour trusts.
+    ca: Option<&'a Path>,
 }
 
 fn banner(b: &Banner<'_>) -> String {
@@ -331,6 +348,18 @@ fn banner(b: &Banner<'_>) -> String {
     };
     let binary = b.auth_server.display();
     let database_url = b.database_url;
+    let curl = match b.ca {
+        Some(ca) => format!("curl --cacert {}", ca.display()),
+        None => "curl".to_owned(),
+    };
+    let trust = match b.ca {
+        Some(ca) => format!(
+            "\nBoth servers speak https only, with a certificate signed by the local CA {} (kept between runs: a\n\
+             browser that should trust it can import it).\n",
+            ca.display()
+        ),
+        None => String::new(),
+    };
     format!(
         "
 The stack is up ({store}):
@@ -344,13 +373,14 @@ Seeded:
   public client        {spa}  (\"Demo SPA\": authorization_code + PKCE, redirect {redirect})
   user                 {user} / {DEMO_PASSWORD}
 
+{trust}
 Try:
-  TOKEN=$(curl -s -u {cid}:{secret} -d grant_type=client_credentials {issuer}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')
-  curl -s -H \"Authorization: Bearer $TOKEN\" {api}/protected
-  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"first\"}}' {api}/items
-  curl -s -u {rid}:{rsecret} -d token=$TOKEN {issuer}/introspect
-  curl -s -u {cid}:{secret} -d token=$TOKEN {issuer}/revoke
-  curl -s -i -X DELETE -H \"Authorization: Bearer $TOKEN\" {api}/items/1      # 401: revoked
+  TOKEN=$({curl} -s -u {cid}:{secret} -d grant_type=client_credentials {issuer}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')
+  {curl} -s -H \"Authorization: Bearer $TOKEN\" {api}/protected
+  {curl} -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"first\"}}' {api}/items
+  {curl} -s -u {rid}:{rsecret} -d token=$TOKEN {issuer}/introspect
+  {curl} -s -u {cid}:{secret} -d token=$TOKEN {issuer}/revoke
+  {curl} -s -i -X DELETE -H \"Authorization: Bearer $TOKEN\" {api}/items/1      # 401: revoked
   {open}
     (sign in as {user}; the callback page prints the exchange command: the code works once, for {CODE_LIFETIME} s)
 

@@ -91,9 +91,13 @@ fn dpop_proof(parts: &Parts) -> Result<&str, BearerError> {
     })
 }
 
-/// The URI a proof must name for this request: the configured public URL (or `http://` and `Host`) and the
-/// path, without query (RFC 9449 §4.3 step 9).
-fn request_uri(parts: &Parts, public_url: Option<&str>) -> Result<String, BearerError> {
+/// The URI a proof must name for this request: the configured public URL (or the listener's scheme and
+/// `Host`) and the path, without query (RFC 9449 §4.3 step 9).
+fn request_uri(
+    parts: &Parts,
+    public_url: Option<&str>,
+    https: bool,
+) -> Result<String, BearerError> {
     // Under a nested router the request's URI lost its prefix; the original one has it.
     let path = parts
         .extensions
@@ -108,7 +112,8 @@ fn request_uri(parts: &Parts, public_url: Option<&str>) -> Result<String, Bearer
                 .and_then(|host| host.to_str().ok())
                 .or_else(|| parts.uri.authority().map(|authority| authority.as_str()))
                 .ok_or_else(|| BearerError::InvalidDpopProof("the request has no Host".into()))?;
-            Ok(format!("http://{host}{path}"))
+            let scheme = if https { "https" } else { "http" };
+            Ok(format!("{scheme}://{host}{path}"))
         }
     }
 }
@@ -175,8 +180,12 @@ where
             }
             (Scheme::Dpop, Some(cnf)) => {
                 let proof = dpop_proof(parts).map_err(refuse)?;
-                let uri =
-                    request_uri(parts, bearer.config().public_url.as_deref()).map_err(refuse)?;
+                let uri = request_uri(
+                    parts,
+                    bearer.config().public_url.as_deref(),
+                    bearer.config().https,
+                )
+                .map_err(refuse)?;
                 bearer
                     .check_dpop_proof(&PresentedProof {
                         proof,

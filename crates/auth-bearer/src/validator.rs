@@ -70,8 +70,10 @@ pub struct BearerConfig {
     /// see a revocation on its next request.
     pub inactive_cache_ttl: Duration,
     /// This API's external base URL (`https://api.example`), the `htu` of DPoP proofs behind a proxy.
-    /// Without it, `http://` and the request's `Host` header.
+    /// Without it, the listener's scheme ([`BearerConfig::https`]) and the request's `Host` header.
     pub public_url: Option<String>,
+    /// The service listens with TLS: without a public URL, proofs name `https://` and the request's `Host`.
+    pub https: bool,
     /// With a key (≥ 32 random bytes, the same at every replica), DPoP proofs must carry a nonce this layer
     /// issued (RFC 9449 §9).
     pub dpop_nonce_key: Option<Vec<u8>>,
@@ -93,6 +95,7 @@ impl BearerConfig {
             verified_cache_capacity: 10_000,
             inactive_cache_ttl: Duration::from_secs(30),
             public_url: None,
+            https: false,
             dpop_nonce_key: None,
             dpop_replay_capacity: 1_000_000,
         }

@@ -70,6 +70,12 @@ fn bare_verify(key: &SigningKey, message: &[u8], signature: &[u8]) -> bool {
         }
         .verify(&lc::RSA_PKCS1_2048_8192_SHA256, message, signature)
         .is_ok(),
+        SigningAlgorithm::Ps256 => lc::RsaPublicKeyComponents {
+            n: b64(&jwk.n),
+            e: b64(&jwk.e),
+        }
+        .verify(&lc::RSA_PSS_2048_8192_SHA256, message, signature)
+        .is_ok(),
     }
 }
 

@@ -22,8 +22,13 @@ pub const MAX_KEYS_TRIED: usize = 8;
 pub struct AssertionContext<'a> {
     /// The client it authenticates (`iss` = `sub`).
     pub client_id: &'a str,
-    /// The audiences that name this server here: the issuer and the endpoint's URL.
-    pub audiences: &'a [&'a str],
+    /// The issuer identifier: the one `aud` an assertion may have, as a string or a one-member array
+    /// (draft-ietf-oauth-rfc7523bis §4, FAPI 2.0 Security Profile §5.3.2.1).
+    pub issuer: &'a str,
+    /// An older audience also accepted, when the operator opted in: the token endpoint URL, as one string.
+    /// It re-opens audience injection (an assertion made for one server's token endpoint replayed where
+    /// that URL is another server's audience).
+    pub token_endpoint: Option<&'a str>,
     /// Now, in seconds since the epoch.
     pub now: i64,
 }
@@ -46,8 +51,8 @@ pub enum AssertionError {
     /// `iss` or `sub` is not the client.
     #[error("iss and sub must both be the client_id")]
     Subject,
-    /// `aud` names nothing of ours.
-    #[error("aud must name this server")]
+    /// `aud` is not the issuer identifier alone.
+    #[error("aud must be the issuer identifier, as one string")]
     Audience,
     /// `exp` missing, past, or too far ahead; `nbf`/`iat` in the future.
     #[error("the assertion is expired, not yet valid or too long-lived")]
@@ -71,9 +76,11 @@ pub fn verify_assertion(
     context: &AssertionContext<'_>,
 ) -> Result<VerifiedAssertion, AssertionError> {
     let jws = ClientJws::parse(assertion, None)?;
-    // A JWT whose typ says it is something else (an access token, a DPoP proof) is not an assertion.
+    // A JWT whose typ says it is something else (an access token, a DPoP proof) is not an assertion;
+    // rfc7523bis §4 names its own.
     if let Some(typ) = jws.header_str("typ")
         && !crate::typ::is_type(typ, "JWT")
+        && !crate::typ::is_type(typ, "client-authentication+jwt")
     {
         return Err(JwsError::WrongType.into());
     }
@@ -94,15 +101,15 @@ pub fn verify_assertion(
     {
         return Err(AssertionError::Subject);
     }
-    let names_us = |value: &Value| {
-        value
-            .as_str()
-            .is_some_and(|aud| context.audiences.contains(&aud))
-    };
+    // Compared exactly (RFC 3986 §6.2.1): no normalization that an attacker's URL could ride on.
     let audience_ok = match jws.payload.get("aud") {
-        Some(Value::Array(values)) => values.iter().any(names_us),
-        Some(value) => names_us(value),
-        None => false,
+        Some(Value::String(aud)) => {
+            aud == context.issuer || context.token_endpoint.is_some_and(|url| aud == url)
+        }
+        Some(Value::Array(values)) => {
+            matches!(values.as_slice(), [Value::String(aud)] if aud == context.issuer)
+        }
+        _ => false,
     };
     if !audience_ok {
         return Err(AssertionError::Audience);
@@ -159,10 +166,11 @@ mod tests {
         let now = 1_000_000;
         let context = AssertionContext {
             client_id: "app",
-            audiences: &["https://as.example", "https://as.example/token"],
+            issuer: "https://as.example",
+            token_endpoint: None,
             now,
         };
-        let good = json!({ "iss": "app", "sub": "app", "aud": ["https://as.example/token"],
+        let good = json!({ "iss": "app", "sub": "app", "aud": "https://as.example",
                            "exp": now + 60, "iat": now, "jti": "one" });
         let verified = verify_assertion(&assertion(&key, &good), &keys, &context).unwrap();
         assert_eq!(verified.jti, "one");
@@ -179,6 +187,36 @@ mod tests {
         change("sub", json!("other"), AssertionError::Subject);
         change("iss", json!("other"), AssertionError::Subject);
         change("aud", json!("https://elsewhere"), AssertionError::Audience);
+        // Audience injection (CVE-2025-27370/27371): only the issuer, as one string or a one-member array.
+        change(
+            "aud",
+            json!("https://as.example/token"),
+            AssertionError::Audience,
+        );
+        change(
+            "aud",
+            json!("https://as.example/par"),
+            AssertionError::Audience,
+        );
+        change(
+            "aud",
+            json!("https://as.example/"),
+            AssertionError::Audience,
+        );
+        change(
+            "aud",
+            json!(["https://as.example", "https://elsewhere"]),
+            AssertionError::Audience,
+        );
+        change(
+            "aud",
+            json!(["https://elsewhere", "https://as.example"]),
+            AssertionError::Audience,
+        );
+        change("aud", json!([]), AssertionError::Audience);
+        change("aud", json!(null), AssertionError::Audience);
+        change("iat", json!(now + 61), AssertionError::Lifetime);
+        change("nbf", json!(now + 90), AssertionError::Lifetime);
         change("exp", json!(now - 120), AssertionError::Lifetime);
         change("exp", json!(now + 3600), AssertionError::Lifetime);
         change("iat", json!(now + 3600), AssertionError::Lifetime);
@@ -194,6 +232,32 @@ mod tests {
             verify_assertion(&assertion(&other, &good), &keys, &context),
             Err(AssertionError::Jws(JwsError::InvalidSignature)),
             "a key the client did not register"
+        );
+        // Accepted: a one-member array of the issuer; iat and nbf a few seconds ahead (clock skew).
+        for (member, value) in [
+            ("aud", json!(["https://as.example"])),
+            ("iat", json!(now + 8)),
+            ("nbf", json!(now + 60)),
+        ] {
+            let mut claims = good.clone();
+            claims[member] = value;
+            assert!(
+                verify_assertion(&assertion(&key, &claims), &keys, &context).is_ok(),
+                "{claims}"
+            );
+        }
+        // The token endpoint URL only when the operator opted in, and only as one string.
+        let older = AssertionContext {
+            token_endpoint: Some("https://as.example/token"),
+            ..context
+        };
+        let mut claims = good.clone();
+        claims["aud"] = json!("https://as.example/token");
+        assert!(verify_assertion(&assertion(&key, &claims), &keys, &older).is_ok());
+        claims["aud"] = json!(["https://as.example/token"]);
+        assert_eq!(
+            verify_assertion(&assertion(&key, &claims), &keys, &older),
+            Err(AssertionError::Audience)
         );
     }
 }

@@ -45,11 +45,11 @@ pub struct IdTokenClaims {
 }
 
 /// `at_hash` (Core §3.1.3.6): base64url of the left-most half of the hash of the access token's ASCII, the
-/// hash being the one of the ID token's signing algorithm: SHA-256 for ES256 and RS256, SHA-512 for EdDSA
+/// hash being the one of the ID token's signing algorithm: SHA-256 for ES256, RS256 and PS256, SHA-512 for EdDSA
 /// (Ed25519 signs with SHA-512; OpenID Connect Core errata and every major relying-party library agree).
 pub fn at_hash(alg: SigningAlgorithm, access_token: &str) -> String {
     let digest: Vec<u8> = match alg {
-        SigningAlgorithm::Es256 | SigningAlgorithm::Rs256 => {
+        SigningAlgorithm::Es256 | SigningAlgorithm::Rs256 | SigningAlgorithm::Ps256 => {
             Sha256::digest(access_token.as_bytes()).to_vec()
         }
         SigningAlgorithm::EdDsa => Sha512::digest(access_token.as_bytes()).to_vec(),

@@ -142,7 +142,8 @@ impl VerifyingKey {
             Some(name) => {
                 let alg: SigningAlgorithm =
                     name.parse().map_err(|_| unusable("unsupported alg"))?;
-                if alg != implied {
+                // An RSA key verifies the one RSA algorithm its `alg` names (RS256 or PS256).
+                if alg != implied && !(alg.is_rsa() && implied.is_rsa()) {
                     return Err(unusable("alg does not fit the key type"));
                 }
                 alg

@@ -12,7 +12,7 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
-    RsaKeyPair,
+    RSA_PSS_SHA256, RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -35,19 +35,29 @@ pub enum SigningAlgorithm {
     /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3), 2048-bit keys or larger.
     #[serde(rename = "RS256")]
     Rs256,
+    /// RSASSA-PSS with SHA-256 and MGF1 (RFC 7518 §3.5), 2048-bit keys or larger: ID tokens of clients
+    /// that registered it.
+    #[serde(rename = "PS256")]
+    Ps256,
 }
 
 impl SigningAlgorithm {
     /// Every supported algorithm.
-    pub const ALL: [SigningAlgorithm; 3] = [Self::Es256, Self::EdDsa, Self::Rs256];
+    pub const ALL: [SigningAlgorithm; 4] = [Self::Es256, Self::EdDsa, Self::Rs256, Self::Ps256];
 
-    /// The JOSE name (`ES256`, `EdDSA`, `RS256`).
+    /// The JOSE name (`ES256`, `EdDSA`, `RS256`, `PS256`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Es256 => "ES256",
             Self::EdDsa => "EdDSA",
             Self::Rs256 => "RS256",
+            Self::Ps256 => "PS256",
         }
+    }
+
+    /// Whether its keys are RSA keys.
+    pub fn is_rsa(self) -> bool {
+        matches!(self, Self::Rs256 | Self::Ps256)
     }
 
     /// The same algorithm in jsonwebtoken's terms.
@@ -56,6 +66,7 @@ impl SigningAlgorithm {
             Self::Es256 => jsonwebtoken::Algorithm::ES256,
             Self::EdDsa => jsonwebtoken::Algorithm::EdDSA,
             Self::Rs256 => jsonwebtoken::Algorithm::RS256,
+            Self::Ps256 => jsonwebtoken::Algorithm::PS256,
         }
     }
 }
@@ -68,7 +79,7 @@ impl fmt::Display for SigningAlgorithm {
 
 /// An algorithm name we do not sign or verify with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported signing algorithm {0:?} (supported: ES256, EdDSA, RS256)")]
+#[error("unsupported signing algorithm {0:?} (supported: ES256, EdDSA, RS256, PS256)")]
 pub struct UnsupportedAlgorithm(pub String);
 
 impl FromStr for SigningAlgorithm {
@@ -80,6 +91,7 @@ impl FromStr for SigningAlgorithm {
             "ES256" => Ok(Self::Es256),
             "EdDSA" => Ok(Self::EdDsa),
             "RS256" => Ok(Self::Rs256),
+            "PS256" => Ok(Self::Ps256),
             other => Err(UnsupportedAlgorithm(other.to_owned())),
         }
     }
@@ -145,7 +157,7 @@ pub fn generate_pkcs8(alg: SigningAlgorithm) -> Result<Zeroizing<Vec<u8>>, KeyEr
             document.extend_from_slice(seed.as_ref());
             Ok(document)
         }
-        SigningAlgorithm::Rs256 => {
+        SigningAlgorithm::Rs256 | SigningAlgorithm::Ps256 => {
             use rsa::pkcs8::EncodePrivateKey as _;
             let key = rsa::PrivateKey::new(&mut rng, RSA_BITS)
                 .map_err(|error| KeyError::Generation(error.to_string()))?;
@@ -247,6 +259,7 @@ enum KeyPair {
     Es256(EcdsaKeyPair),
     EdDsa(Ed25519KeyPair),
     Rs256(RsaKeyPair),
+    Ps256(RsaKeyPair),
 }
 
 /// A private signing key, parsed once and kept for the life of the process.
@@ -312,7 +325,7 @@ impl SigningKey {
                 };
                 (KeyPair::EdDsa(pair), jwk)
             }
-            SigningAlgorithm::Rs256 => {
+            SigningAlgorithm::Rs256 | SigningAlgorithm::Ps256 => {
                 let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(invalid)?;
                 if pair.public_modulus_len() * 8 < RSA_BITS {
                     return Err(KeyError::InvalidPrivateKey(alg));
@@ -328,7 +341,11 @@ impl SigningKey {
                     ),
                     ..PublicJwk::empty()
                 };
-                (KeyPair::Rs256(pair), jwk)
+                if alg == SigningAlgorithm::Ps256 {
+                    (KeyPair::Ps256(pair), jwk)
+                } else {
+                    (KeyPair::Rs256(pair), jwk)
+                }
             }
         };
         let kid = jwk
@@ -388,15 +405,16 @@ impl SigningKey {
                 Ok(signature.as_ref().to_vec())
             }
             KeyPair::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
-            KeyPair::Rs256(pair) => {
+            KeyPair::Rs256(pair) | KeyPair::Ps256(pair) => {
+                let padding: &'static dyn aws_lc_rs::signature::RsaEncoding =
+                    if matches!(self.pair, KeyPair::Ps256(_)) {
+                        &RSA_PSS_SHA256
+                    } else {
+                        &RSA_PKCS1_SHA256
+                    };
                 let mut signature = vec![0u8; pair.public_modulus_len()];
-                pair.sign(
-                    &RSA_PKCS1_SHA256,
-                    &SystemRandom::new(),
-                    message,
-                    &mut signature,
-                )
-                .map_err(|_| KeyError::Crypto)?;
+                pair.sign(padding, &SystemRandom::new(), message, &mut signature)
+                    .map_err(|_| KeyError::Crypto)?;
                 Ok(signature)
             }
         }

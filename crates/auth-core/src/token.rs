@@ -259,9 +259,9 @@ mod tests {
     const ISSUER: &str = "https://as.example";
     const NOW: i64 = 1_800_000_000;
 
-    fn keys() -> &'static [SigningKey; 3] {
+    fn keys() -> &'static [SigningKey; 4] {
         // RSA generation is slow in debug builds: generate each key once for all tests.
-        static KEYS: OnceLock<[SigningKey; 3]> = OnceLock::new();
+        static KEYS: OnceLock<[SigningKey; 4]> = OnceLock::new();
         KEYS.get_or_init(|| SigningAlgorithm::ALL.map(|alg| SigningKey::generate(alg).unwrap()))
     }
 
@@ -402,7 +402,7 @@ mod tests {
 
     #[test]
     fn header_alg_must_match_the_keys_algorithm() {
-        let [es, ed, _] = keys();
+        let [es, ed, _, _] = keys();
         // Signed by the EdDSA key but the header names the ES256 key's kid with alg EdDSA.
         let header = serde_json::json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": es.kid() });
         let token = forge(&header, &serde_json::to_value(claims(NOW)).unwrap(), ed);

@@ -77,6 +77,7 @@ pub fn client_metadata(
         jwks_uri: create.jwks_uri.clone(),
         require_par: create.require_par,
         name: create.name.clone(),
+        id_token_signed_response_alg: create.id_token_signed_response_alg.clone(),
     })
 }
 
@@ -90,8 +91,16 @@ fn refused(create: &ClientCreate, error: ClientError) -> anyhow::Error {
     }
 }
 
-/// `client create`: prints `{"client_id", "client_secret"}`; the secret is shown this once.
-pub async fn client_create(store: &dyn ClientStore, create: &ClientCreate) -> Result<()> {
+/// `client create`: prints `{"client_id", "client_secret"}`; the secret is shown this once. A client that
+/// registers an ID-token algorithm no key has yet brings that algorithm's first key, stored with it.
+pub async fn client_create<S>(
+    store: &S,
+    create: &ClientCreate,
+    kek: Option<&KeyEncryptionKey>,
+) -> Result<()>
+where
+    S: ClientStore + KeyStore,
+{
     let stdin_secret = if create.secret_stdin {
         Some(read_stdin_line("client secret")?)
     } else {
@@ -100,8 +109,17 @@ pub async fn client_create(store: &dyn ClientStore, create: &ClientCreate) -> Re
     let (record, secret) = registration::validate(&client_metadata(create, stdin_secret)?)
         .map_err(|error| refused(create, error))?;
     let secret = secret.map(|shown| shown.0);
+    let now = now();
+    let key = match record.id_token_signed_response_alg {
+        Some(alg) if !store.list_keys().await?.iter().any(|key| key.alg == alg) => {
+            refuse_unsealed(store, kek, "the first key of its ID-token algorithm").await?;
+            let key = SigningKey::generate(alg).context("making a signing key")?;
+            Some(crate::keys::keyring::stored_form(&key, kek, now, now)?)
+        }
+        _ => None,
+    };
     store
-        .create_client(&record, now())
+        .create_client(&record, key.as_ref(), now)
         .await
         .context("storing the client")?;
     let printed = if record.uses_private_key_jwt() {
@@ -142,6 +160,10 @@ pub fn client_json(client: &ClientRecord) -> serde_json::Value {
         "require_par": client.require_par,
         "jwks": jwks,
         "jwks_uri": client.jwks_uri,
+        "id_token_signed_response_alg": client
+            .id_token_signed_response_alg
+            .unwrap_or(auth_core::keys::SigningAlgorithm::Rs256)
+            .as_str(),
     })
 }
 
@@ -310,26 +332,42 @@ where
     Ok(())
 }
 
-/// `keys rotate`: the new key is published at once and signs after `activate_after` seconds.
-pub async fn keys_rotate(
-    store: &dyn KeyStore,
+/// `keys rotate`: a new key for every algorithm in use (`--signing-alg`'s, RS256, the clients' ID-token
+/// algorithms), or for `--alg` alone; each is published at once and signs after `activate_after` seconds.
+/// Prints a JSON array of `{"kid", "alg", "active_from"}`.
+pub async fn keys_rotate<S>(
+    store: &S,
     rotate: &KeysRotate,
     kek: Option<&KeyEncryptionKey>,
-) -> Result<()> {
+) -> Result<()>
+where
+    S: KeyStore + ClientStore,
+{
     refuse_unsealed(store, kek, "a new signing key").await?;
     let created_at = now();
     let active_from = created_at
         + i64::try_from(rotate.activate_after).context("--activate-after is too large")?;
-    let key = SigningKey::generate(rotate.signing_alg).context("generating the key")?;
-    store
-        .insert_key(&stored_form(&key, kek, created_at, active_from)?)
-        .await
-        .context("storing the key")?;
-    tracing::info!(target: "audit", event = "key_rotation", kid = key.kid(), alg = %rotate.signing_alg, active_from, outcome = "created", "signing key rotated");
-    println!(
-        "{}",
-        serde_json::json!({ "kid": key.kid(), "alg": rotate.signing_alg.as_str(), "active_from": active_from })
-    );
+    let algorithms = match rotate.alg {
+        Some(alg) => vec![alg],
+        None => crate::keys::keyring::algorithms_in_use(
+            rotate.signing_alg,
+            &store
+                .id_token_algorithms()
+                .await
+                .context("reading the clients' ID-token algorithms")?,
+        ),
+    };
+    let mut rotated = Vec::new();
+    for alg in algorithms {
+        let key = SigningKey::generate(alg).context("generating the key")?;
+        store
+            .insert_key(&stored_form(&key, kek, created_at, active_from)?)
+            .await
+            .context("storing the key")?;
+        tracing::info!(target: "audit", event = "key_rotation", kid = key.kid(), alg = %alg, active_from, outcome = "created", "signing key rotated");
+        rotated.push(serde_json::json!({ "kid": key.kid(), "alg": alg.as_str(), "active_from": active_from }));
+    }
+    println!("{}", serde_json::Value::Array(rotated));
     Ok(())
 }
 
@@ -414,6 +452,7 @@ mod tests {
             jwks_uri: None,
             require_par: false,
             name: None,
+            id_token_signed_response_alg: None,
         };
         let metadata = client_metadata(&create, None).unwrap();
         let error = registration::validate(&metadata).unwrap_err();

@@ -148,6 +148,19 @@ pub struct ServeConfig {
     /// Require DPoP server nonces (RFC 9449 §8): a proof without the current nonce gets `use_dpop_nonce`.
     #[arg(long, env = "AUTH_DPOP_NONCE")]
     pub dpop_nonce: bool,
+    /// Also accept client assertions whose `aud` is the token endpoint URL (older libraries). This re-opens
+    /// audience injection: an assertion made for this URL is accepted wherever it is replayed to us.
+    #[arg(long, env = "AUTH_ACCEPT_TOKEN_ENDPOINT_AUDIENCE")]
+    pub accept_token_endpoint_audience: bool,
+    /// PEM certificate chain: --listen speaks HTTPS only (with --tls-key); re-read as it changes on disk.
+    #[arg(long, env = "AUTH_TLS_CERT", requires = "tls_key", value_name = "PATH")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "AUTH_TLS_KEY", requires = "tls_cert", value_name = "PATH")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// How often the TLS files are read again, milliseconds.
+    #[arg(long, env = "AUTH_TLS_RELOAD_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=10_000), hide = true)]
+    pub tls_reload_ms: u64,
     /// A proxy whose X-Forwarded-For is believed (repeatable; CIDR or a bare address). Without one the
     /// source of a request is always its TCP peer.
     #[arg(
@@ -193,14 +206,33 @@ impl Default for ServeConfig {
 impl ServeConfig {
     /// The issuer: `--issuer`, or else `http://` and the address the server listens on (so `--listen
     /// 127.0.0.1:0` gives a working server on whatever port the system picks). A wildcard address names no
-    /// host a client could use: it needs `--issuer`.
+    /// host a client could use: it needs `--issuer`. With TLS: `https://`, and a wildcard address stands for
+    /// 127.0.0.1 (the name a local certificate is made for).
     pub fn issuer_for(&self, bound: SocketAddr) -> Result<String, String> {
         match &self.issuer {
             Some(issuer) => Ok(issuer.clone()),
+            None if self.tls().is_some() => {
+                let mut address = bound;
+                if address.ip().is_unspecified() {
+                    address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                Ok(format!("https://{address}"))
+            }
             None if bound.ip().is_unspecified() => Err(format!(
                 "--listen {bound} names no host clients can reach: set --issuer (AUTH_ISSUER) to the URL they use"
             )),
             None => Ok(format!("http://{bound}")),
+        }
+    }
+
+    /// The TLS files, when both are given.
+    pub fn tls(&self) -> Option<service_kit::tls::TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(service_kit::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
         }
     }
 }
@@ -222,13 +254,28 @@ where
     Cli::from_arg_matches(&matches)
 }
 
+/// `--signing-alg`: the algorithms access tokens are signed with.
 fn parse_alg(text: &str) -> Result<SigningAlgorithm, String> {
+    match text {
+        "ES256" | "EdDSA" | "RS256" => parse_any_alg(text),
+        _ => Err(format!(
+            "unsupported signing algorithm {text:?} for access tokens (supported: ES256, EdDSA, RS256)"
+        )),
+    }
+}
+
+/// Any algorithm a key may have.
+fn parse_any_alg(text: &str) -> Result<SigningAlgorithm, String> {
     text.parse()
         .map_err(|error: auth_core::keys::UnsupportedAlgorithm| error.to_string())
 }
 
 /// Client management.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process from the command line"
+)]
 pub enum ClientCommand {
     /// Register a client; prints {"client_id", "client_secret"} once.
     Create(ClientCreate),
@@ -292,6 +339,9 @@ pub struct ClientCreate {
     /// Its authorization requests must be pushed to /par first (RFC 9126 §6).
     #[arg(long)]
     pub require_par: bool,
+    /// What its ID tokens are signed with (default RS256, what OpenID clients expect).
+    #[arg(long, value_parser = ["RS256", "PS256", "ES256", "EdDSA"])]
+    pub id_token_signed_response_alg: Option<String>,
     /// The name shown on the login and consent pages (the client id is shown when absent).
     #[arg(long)]
     pub name: Option<String>,
@@ -378,11 +428,14 @@ pub enum KeysCommand {
 /// `keys rotate`.
 #[derive(Debug, Clone, Args)]
 pub struct KeysRotate {
-    /// Seconds until the new key signs (0 for an emergency).
+    /// Seconds until the new keys sign (0 for an emergency).
     #[arg(long, default_value_t = JWKS_MAX_AGE_SECONDS)]
     pub activate_after: u64,
-    /// Algorithm of the new key.
-    #[arg(long, env = "AUTH_SIGNING_ALG", default_value = "ES256", value_parser = parse_alg)]
+    /// Rotate only this algorithm's key (default: every algorithm in use).
+    #[arg(long, value_parser = parse_any_alg)]
+    pub alg: Option<SigningAlgorithm>,
+    /// The servers' --signing-alg, one of the algorithms in use.
+    #[arg(long, env = "AUTH_SIGNING_ALG", default_value = "ES256", value_parser = parse_alg, hide = true)]
     pub signing_alg: SigningAlgorithm,
 }
 

@@ -94,7 +94,7 @@ async fn run_with_database(
             Ok(())
         }
         Command::Client(ClientCommand::Create(create)) => {
-            commands::client_create(&connect().await?, &create).await
+            commands::client_create(&connect().await?, &create, kek.as_ref()).await
         }
         Command::Client(ClientCommand::List) => commands::client_list(&connect().await?).await,
         Command::Client(ClientCommand::Show { client_id }) => {

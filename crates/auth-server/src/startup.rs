@@ -60,6 +60,9 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
     if !matches!(url.scheme(), "http" | "https") {
         bail!("--issuer must be an http or https URL");
     }
+    if serve.tls().is_some() && url.scheme() != "https" {
+        bail!("--issuer {issuer:?} must be https: with --tls-cert the server speaks only https");
+    }
     // RFC 8414 §2: the issuer has no query or fragment.
     if url.query().is_some() || url.fragment().is_some() {
         bail!("--issuer must not have a query or fragment");
@@ -88,6 +91,7 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
         trusted_proxies: serve.trusted_proxies.clone(),
         ipv6_source_prefix: serve.ipv6_source_prefix,
         refresh_family_max_age: ttl(serve.refresh_family_max_age, "--refresh-family-max-age")?,
+        accept_token_endpoint_audience: serve.accept_token_endpoint_audience,
         scope_descriptions: crate::authorize::scope_descriptions::ScopeDescriptions::new(
             &serve.scope_descriptions,
         ),
@@ -111,16 +115,32 @@ impl Application {
                 .with_context(|| format!("binding {}", config.serve.listen))?,
         };
         let bound = listener.local_addr().context("reading the bound address")?;
+        // A bad certificate or key stops the start with one line naming the file.
+        let tls = match config.serve.tls() {
+            Some(files) => Some(
+                service_kit::tls::Tls::load(
+                    files,
+                    Duration::from_millis(config.serve.tls_reload_ms),
+                )
+                .map_err(anyhow::Error::msg)?,
+            ),
+            None => None,
+        };
         let issuer = config.serve.issuer_for(bound).map_err(anyhow::Error::msg)?;
         let settings = settings(&config.serve, issuer)?;
         let store = SqlStore::connect(&config.database_url, config.serve.db_max_connections.max(1))
             .await
             .context("connecting to the database")?;
         let now = config.clock.now();
+        let client_algs = store
+            .id_token_algorithms()
+            .await
+            .context("reading the clients' ID-token algorithms")?;
         let keys = KeyRing::load(
             &store,
             config.key_encryption_key.as_ref(),
             config.serve.signing_alg,
+            &client_algs,
             settings.access_token_ttl,
             now,
         )
@@ -193,6 +213,7 @@ impl Application {
                 .unwrap_or(usize::MAX),
                 ipv6_source_prefix: config.serve.ipv6_source_prefix,
                 trusted_proxies: config.serve.trusted_proxies.clone().into(),
+                tls,
                 ..ServeLimits::default()
             },
         })
@@ -267,9 +288,16 @@ async fn poll_changes(state: AppState, interval: Duration) {
                     tracing::warn!(%error, "reading the clients' scopes failed; will retry");
                     continue;
                 }
+                let client_algs = match state.store.id_token_algorithms().await {
+                    Ok(algs) => algs,
+                    Err(error) => {
+                        tracing::warn!(%error, "reading the clients' ID-token algorithms failed; will retry");
+                        continue;
+                    }
+                };
                 match state
                     .keys
-                    .reload(state.store.as_ref(), state.kek.as_ref(), now)
+                    .reload(state.store.as_ref(), state.kek.as_ref(), &client_algs, now)
                     .await
                 {
                     Ok(()) => known_version = Some(version),

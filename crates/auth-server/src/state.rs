@@ -46,6 +46,8 @@ pub struct Settings {
     pub refresh_family_max_age: i64,
     /// The consent page's words for each scope.
     pub scope_descriptions: crate::authorize::scope_descriptions::ScopeDescriptions,
+    /// `--accept-token-endpoint-audience`: client assertions may name the token endpoint URL as `aud`.
+    pub accept_token_endpoint_audience: bool,
 }
 
 /// Everything handlers share.

@@ -75,9 +75,28 @@ pub struct Config {
     #[arg(long, env = "RESOURCE_API_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
     /// This API's external base URL (e.g. https://api.example behind a proxy): DPoP proofs must name it in
-    /// `htu`. Default: http:// and the request's Host
+    /// `htu`. Default: the listener's scheme (https with --tls-cert) and the request's Host
     #[arg(long, env = "RESOURCE_API_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// PEM certificate chain: --listen speaks HTTPS only (with --tls-key); re-read as it changes on disk
+    #[arg(
+        long,
+        env = "RESOURCE_API_TLS_CERT",
+        requires = "tls_key",
+        value_name = "PATH"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1)
+    #[arg(
+        long,
+        env = "RESOURCE_API_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "PATH"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// How often the TLS files are read again, milliseconds
+    #[arg(long, env = "RESOURCE_API_TLS_RELOAD_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=10_000), hide = true)]
+    pub tls_reload_ms: u64,
     /// Require DPoP server nonces (RFC 9449 §9) in the proofs of DPoP-bound tokens
     #[arg(long, env = "RESOURCE_API_DPOP_NONCE")]
     pub dpop_nonce: bool,

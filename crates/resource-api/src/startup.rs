@@ -62,6 +62,21 @@ impl Application {
             (None, _) => None,
         };
         bearer_config.public_url = config.public_url.clone();
+        // A bad certificate or key stops the start with one line naming the file.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                service_kit::tls::Tls::load(
+                    service_kit::tls::TlsFiles {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                    },
+                    Duration::from_millis(config.tls_reload_ms),
+                )
+                .map_err(anyhow::Error::msg)?,
+            ),
+            _ => None,
+        };
+        bearer_config.https = tls.is_some();
         bearer_config.dpop_replay_capacity =
             usize::try_from(config.dpop_replay_capacity).unwrap_or(usize::MAX);
         bearer_config.dpop_nonce_key = match (&config.dpop_nonce, &config.dpop_nonce_key) {
@@ -126,6 +141,7 @@ impl Application {
                     .unwrap_or(usize::MAX),
                 ipv6_source_prefix: config.ipv6_source_prefix,
                 trusted_proxies: config.trusted_proxies.clone().into(),
+                tls,
                 ..ServeLimits::default()
             },
         })

@@ -12,6 +12,9 @@
 //!   it is closed at once, so one source cannot take every slot;
 //! - shedding: from 90% of the cap, idle keep-alive connections are closed, oldest idle first, before the
 //!   loop waits for a slot, so connections held open and idle never keep another source's request waiting;
+//! - TLS when configured ([`crate::tls`]): the handshake falls inside the deadline from accept and holds
+//!   the connection's slots like any connection, so a client that opens TCP and never finishes a handshake
+//!   is closed at the header deadline;
 //! - a bounded drain on shutdown.
 
 use std::collections::HashMap;
@@ -33,7 +36,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
@@ -62,6 +65,8 @@ pub struct ServeLimits {
     /// Proxies: a connection from one carries many clients' requests, so it is bounded by
     /// `max_connections` only.
     pub trusted_proxies: Arc<[Cidr]>,
+    /// HTTPS only, with this certificate (reloaded as it changes on disk); plaintext when absent.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl Default for ServeLimits {
@@ -74,6 +79,7 @@ impl Default for ServeLimits {
             max_connections_per_source: 64,
             ipv6_source_prefix: DEFAULT_IPV6_SOURCE_PREFIX,
             trusted_proxies: Arc::from(Vec::new()),
+            tls: None,
         }
     }
 }
@@ -282,8 +288,8 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The socket, with deadlines on reading: a read that would wait past the deadline fails, which ends the
 /// connection.
-struct GuardedIo {
-    inner: TcpStream,
+struct GuardedIo<S> {
+    inner: S,
     activity: Arc<Activity>,
     limits: Deadlines,
     accepted: Instant,
@@ -302,9 +308,9 @@ struct Deadlines {
     idle_timeout: Duration,
 }
 
-impl GuardedIo {
-    fn new(inner: TcpStream, activity: Arc<Activity>, limits: Deadlines) -> Self {
-        let accepted = Instant::now();
+impl<S> GuardedIo<S> {
+    /// `accepted`: when the TCP connection was accepted (a TLS handshake came before this).
+    fn new(inner: S, activity: Arc<Activity>, limits: Deadlines, accepted: Instant) -> Self {
         Self {
             inner,
             activity,
@@ -360,7 +366,7 @@ impl GuardedIo {
     }
 }
 
-impl GuardedIo {
+impl<S> GuardedIo<S> {
     /// Keeps the waiting read's waker, so the connection can be woken when it turns idle or is shed. The
     /// lock is taken only when the waker changed (a connection's reads mostly come from one task).
     fn remember_waker(&self, cx: &Context<'_>) {
@@ -374,7 +380,7 @@ impl GuardedIo {
     }
 }
 
-impl AsyncRead for GuardedIo {
+impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -430,7 +436,7 @@ impl AsyncRead for GuardedIo {
     }
 }
 
-impl AsyncWrite for GuardedIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -486,6 +492,7 @@ pub async fn serve(
         idle_timeout: limits.idle_timeout,
     };
     let graceful = GracefulShutdown::new();
+    let reloader = limits.tls.clone().map(|tls| tokio::spawn(tls.watch()));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = Duration::ZERO;
     loop {
@@ -563,6 +570,8 @@ pub async fn serve(
             }
         });
         let watcher = graceful.watcher();
+        let acceptor = limits.tls.as_ref().map(crate::tls::Tls::acceptor);
+        let accepted = Instant::now();
         tokio::spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());
             // The deadlines of GuardedIo cover request heads of both protocols.
@@ -572,9 +581,39 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .keep_alive_interval(Some(deadlines.idle_timeout.min(Duration::from_secs(20))))
                 .keep_alive_timeout(Duration::from_secs(20));
-            let io = GuardedIo::new(stream, activity, deadlines);
-            let connection = builder.serve_connection(TokioIo::new(io), service);
-            if let Err(error) = watcher.watch(connection).await {
+            let ended = match acceptor {
+                None => {
+                    let io = GuardedIo::new(stream, activity, deadlines, accepted);
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(io), service))
+                        .await
+                }
+                Some(acceptor) => {
+                    // The handshake has what is left of the header deadline; plaintext and strangers fail it.
+                    let handshake = tokio::time::timeout_at(
+                        accepted + deadlines.header_read_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            let io = GuardedIo::new(stream, activity, deadlines, accepted);
+                            watcher
+                                .watch(builder.serve_connection(TokioIo::new(io), service))
+                                .await
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "no TLS handshake within the deadline");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%peer, error = %error, "connection ended with an error");
             }
             drop(registered);
@@ -582,6 +621,9 @@ pub async fn serve(
         });
     }
     drop(listener);
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(limits.drain_timeout) => {
@@ -598,6 +640,7 @@ mod tests {
     use std::net::SocketAddr;
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
     use tokio::sync::Notify;
 
     fn limits(header_ms: u64, idle_ms: u64, max_connections: usize) -> ServeLimits {

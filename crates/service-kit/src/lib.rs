@@ -9,6 +9,7 @@
 //! - [`telemetry::init_tracing`]: logs on stderr, text or JSON, colour only on a terminal.
 //! - [`secret::Secret`]: configuration secrets, redacted in `Debug`.
 //! - [`source`]: the source address of a request (the TCP peer, or `X-Forwarded-For` from trusted proxies).
+//! - [`tls`]: HTTPS on the same loop (RFC 9325 settings), the certificate reloaded from disk as it changes.
 //! - [`shutdown_signal`]: Ctrl-C or SIGTERM.
 
 pub mod connection;
@@ -20,6 +21,7 @@ pub mod source;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tls;
 
 pub use connection::{ServeLimits, serve};
 pub use layers::{REQUEST_ID, with_request_layers};

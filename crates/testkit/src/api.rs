@@ -72,7 +72,7 @@ impl TestApi {
             base,
             bearer,
             clock,
-            http: crate::issuer::http_client(),
+            http: crate::http::http_client(),
             stop: Some(stop),
         }
     }

@@ -63,7 +63,7 @@ pub async fn start_round_robin(
         next: AtomicUsize::new(0),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(crate::issuer::REQUEST_TIMEOUT)
+            .timeout(crate::http::REQUEST_TIMEOUT)
             .build()
             .unwrap(),
     });

@@ -29,15 +29,13 @@ impl ServedBinary {
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         let read = BufReader::new(stdout).read_line(&mut line);
-        let address = line
+        // `auth-server listening on ADDRESS (issuer URL)`: the base is the issuer (https with --tls-cert).
+        let base = line
             .strip_prefix("auth-server listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .map(str::to_owned);
-        match (read, address) {
-            (Ok(_), Some(address)) => Self {
-                base: format!("http://{address}"),
-                child,
-            },
+            .and_then(|rest| rest.split_once("(issuer "))
+            .map(|(_, issuer)| issuer.trim_end().trim_end_matches(')').to_owned());
+        match (read, base) {
+            (Ok(_), Some(base)) => Self { base, child },
             (read, _) => {
                 let _ = child.kill();
                 let output = child.wait_with_output().expect("wait");

@@ -30,6 +30,7 @@ pub struct ClientSpec {
     jwks_uri: Option<String>,
     require_par: bool,
     name: Option<String>,
+    id_token_alg: Option<String>,
 }
 
 impl ClientSpec {
@@ -49,6 +50,7 @@ impl ClientSpec {
             jwks_uri: None,
             require_par: false,
             name: None,
+            id_token_alg: None,
         }
     }
 
@@ -128,6 +130,12 @@ impl ClientSpec {
         self
     }
 
+    /// Its ID tokens are signed with `alg` (`client create --id-token-signed-response-alg`).
+    pub fn id_token_alg(mut self, alg: &str) -> Self {
+        self.id_token_alg = Some(alg.to_owned());
+        self
+    }
+
     /// Must push its authorization requests (`client create --require-par`).
     pub fn require_par(mut self) -> Self {
         self.require_par = true;
@@ -184,6 +192,7 @@ impl ClientSpec {
             jwks_uri: self.jwks_uri.clone(),
             require_par: self.require_par,
             name: self.name.clone(),
+            id_token_signed_response_alg: self.id_token_alg.clone(),
         }
     }
 

@@ -45,50 +45,9 @@ impl Drop for TestIssuer {
     }
 }
 
-/// How long any request of the tests may take: a deadlock fails the test that met it, by name, instead of
-/// hanging the run.
-pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// The tests' HTTP client: it gives up after [`REQUEST_TIMEOUT`].
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .expect("reqwest client")
-}
-
-/// A client that follows no redirect (the harness reads them) and gives up after [`REQUEST_TIMEOUT`].
-pub fn no_redirect_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .expect("reqwest client")
-}
-
-/// A second loopback source address, standing for another client's machine (all of 127.0.0.0/8 is local).
-pub const OTHER_SOURCE: std::net::IpAddr =
-    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
-
-/// A client that follows no redirect and connects from `source` (a loopback address).
-pub fn client_from(source: std::net::IpAddr) -> reqwest::Client {
-    client_with(Some(source), reqwest::header::HeaderMap::new())
-}
-
-/// A client that follows no redirect, connects from `source` when given, and sends `headers` with every
-/// request (an `X-Forwarded-For` of a proxy, say).
-pub fn client_with(
-    source: Option<std::net::IpAddr>,
-    headers: reqwest::header::HeaderMap,
-) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(REQUEST_TIMEOUT)
-        .local_address(source)
-        .default_headers(headers)
-        .build()
-        .expect("reqwest client")
-}
+pub use crate::http::{
+    OTHER_SOURCE, REQUEST_TIMEOUT, client_from, client_with, http_client, no_redirect_client,
+};
 
 /// The value of one series (`name{labels}`, exactly as exposed) in Prometheus text.
 pub fn metric(text: &str, series: &str) -> Option<f64> {
@@ -118,6 +77,17 @@ impl TestIssuer {
         .await;
         issuer.database = Some(database);
         issuer
+    }
+
+    /// A server on a fresh database that speaks only https, with a certificate of [`crate::tls::ca`]; its
+    /// `http` client trusts that CA alone.
+    pub async fn spawn_tls(backend: Backend) -> Self {
+        Self::spawn_with(backend, |serve| {
+            let ca = crate::tls::ca();
+            serve.tls_cert = Some(ca.cert_path.clone());
+            serve.tls_key = Some(ca.key_path.clone());
+        })
+        .await
     }
 
     /// Another replica: the same database, issuer identifier and clock, its own address.
@@ -174,6 +144,7 @@ impl TestIssuer {
             ..ServeConfig::default()
         };
         configure(&mut serve);
+        let tls = serve.tls().is_some();
         let application = Application::build(ApplicationConfig {
             serve,
             database_url: database_url.to_owned(),
@@ -198,11 +169,16 @@ impl TestIssuer {
             }
         });
         let issuer_path = state.settings.issuer_path.clone().unwrap_or_default();
+        let (scheme, http) = if tls {
+            ("https", crate::tls::ca().client())
+        } else {
+            ("http", no_redirect_client())
+        };
         Self {
-            base: format!("http://{address}{issuer_path}"),
+            base: format!("{scheme}://{address}{issuer_path}"),
             address,
             metrics_address,
-            http: no_redirect_client(),
+            http,
             clock,
             state,
             database_url: database_url.to_owned(),
@@ -246,14 +222,33 @@ impl TestIssuer {
         format!("{}{path}", self.base)
     }
 
-    /// Registers a client.
+    /// Registers a client, as `client create` does (with the first key of its ID-token algorithm when none
+    /// exists yet), and has this replica see it at once.
     pub async fn register(&self, spec: ClientSpec) -> TestClient {
         let (record, secret) = spec.record();
+        let now = self.clock.now();
+        let key = record.id_token_signed_response_alg.map(|alg| {
+            let key = auth_core::keys::SigningKey::generate(alg).expect("a signing key");
+            auth_server::keys::keyring::stored_form(&key, None, now, now).expect("stored form")
+        });
         self.state
             .store
-            .create_client(&record, self.clock.now())
+            .create_client(&record, key.as_ref(), now)
             .await
             .expect("store the client");
+        if key.is_some() {
+            let algs = self
+                .state
+                .store
+                .id_token_algorithms()
+                .await
+                .expect("the clients' algorithms");
+            self.state
+                .keys
+                .reload(self.state.store.as_ref(), None, &algs, now)
+                .await
+                .expect("reload the keys");
+        }
         TestClient {
             id: record.client_id.into_string(),
             secret,

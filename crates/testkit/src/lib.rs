@@ -13,6 +13,7 @@
 //! | [`jwt`] | reading what the server put in a token |
 //! | [`dpop`] | [`dpop::ProofKey`]: DPoP proofs and signed JWTs made with RustCrypto, independently of the server |
 //! | [`webdriver`] | [`webdriver::HeadlessChrome`]: a real headless browser over WebDriver, and a stand-in app |
+//! | [`tls`] | [`tls::ca`]: the process's test CA, a server certificate it signed, and clients that trust it |
 
 // Test code: a failed expectation fails the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -24,9 +25,11 @@ pub mod browser;
 pub mod clients;
 pub mod database;
 pub mod dpop;
+pub mod http;
 pub mod issuer;
 pub mod jwt;
 pub mod refuser;
+pub mod tls;
 pub mod webdriver;
 
 pub use api::{Stack, TestApi};

@@ -51,6 +51,12 @@ impl HeadlessChrome {
     /// A new browser at 1280×900, or `None` (after a loud notice) when none is installed and none is
     /// required.
     pub async fn start() -> Option<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// The same, with extra Chromium arguments (e.g. `--ignore-certificate-errors-spki-list=…` to trust one
+    /// test certificate).
+    pub async fn start_with(extra_args: &[String]) -> Option<Self> {
         let chromium = program(
             &["chromium", "chromium-browser", "google-chrome"],
             "CHROME_BIN",
@@ -82,7 +88,7 @@ impl HeadlessChrome {
             .spawn()
             .expect("start chromedriver");
         let url = format!("http://127.0.0.1:{port}");
-        let status = crate::issuer::http_client();
+        let status = crate::http::http_client();
         let mut ready = false;
         for _ in 0..200 {
             if let Ok(response) = status.get(format!("{url}/status")).send().await
@@ -99,16 +105,22 @@ impl HeadlessChrome {
         }
         let profile = std::env::temp_dir().join(format!("chrome-profile-{}", uuid::Uuid::new_v4()));
         let mut capabilities = serde_json::Map::new();
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-extensions",
+            "--window-size=1280,900",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(extra_args.iter().cloned());
         capabilities.insert(
             "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--no-first-run", "--disable-extensions", "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            }),
+            json!({ "binary": chromium, "args": args }),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = ClientBuilder::new(connector)

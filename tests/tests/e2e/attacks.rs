@@ -73,7 +73,13 @@ fn signed_by_issuer(issuer: &TestIssuer, edit: impl FnOnce(&mut AccessTokenClaim
         cnf: None,
     };
     edit(&mut claims);
-    let signer = issuer.state.keys.snapshot().signer.clone().unwrap();
+    let signer = issuer
+        .state
+        .keys
+        .snapshot()
+        .signer(issuer.state.keys.access_alg())
+        .cloned()
+        .unwrap();
     issue(&claims, &signer).unwrap()
 }
 
@@ -222,7 +228,13 @@ async fn wrong_audience_and_other_issuer_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_typ_is_refused() {
     let (issuer, api, _) = stack().await;
-    let signer = issuer.state.keys.snapshot().signer.clone().unwrap();
+    let signer = issuer
+        .state
+        .keys
+        .snapshot()
+        .signer(issuer.state.keys.access_alg())
+        .cloned()
+        .unwrap();
     let token = signed_by_issuer(&issuer, |_| {});
     let (mut header, payload) = parts(&token);
     header["typ"] = json!("JWT");

@@ -38,9 +38,9 @@ async fn key_rotation_at_the_issuer_needs_no_restart_here() {
         200
     );
 
-    // Emergency rotation (`keys rotate --activate-after 0`): the new key signs from the next poll.
+    // Emergency rotation (`keys rotate --alg ES256 --activate-after 0`): the new key signs from the next poll.
     let now = issuer.clock.now();
-    let key = SigningKey::generate(SigningAlgorithm::EdDsa).unwrap();
+    let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
     issuer
         .state
         .store

@@ -35,7 +35,11 @@ struct Running {
 
 impl Running {
     fn start(state: &Path) -> Self {
-        let mut child = up_command(state, &[])
+        Self::start_with(state, &[])
+    }
+
+    fn start_with(state: &Path, extra: &[&str]) -> Self {
+        let mut child = up_command(state, extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -330,7 +334,59 @@ fn reads_its_options() {
     assert_eq!(given.listen, "127.0.0.1:0");
     assert_eq!(given.bin_dir.as_deref(), Some(Path::new("target/debug")));
     assert_eq!(given.fixed_addresses().len(), 2, "port 0 is never in use");
-    for bad in [&["--listen", "localhost"][..], &["--listen"], &["--tls"]] {
+    assert!(!given.tls);
+    assert!(args(&["--tls"]).unwrap().tls);
+    for bad in [&["--listen", "localhost"][..], &["--listen"], &["--bogus"]] {
         assert!(args(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn with_tls_both_servers_speak_https_under_a_local_ca_kept_between_runs() {
+    let state = Folder::new("tls");
+    for run in 0..2 {
+        let mut running = Running::start_with(&state.0, &["--tls"]);
+        assert!(
+            running.issuer.starts_with("https://127.0.0.1:"),
+            "{}",
+            running.banner
+        );
+        let ca_path = state.0.join("tls").join("ca.pem");
+        assert!(
+            running
+                .banner
+                .contains(&format!("curl --cacert {}", ca_path.display())),
+            "{}",
+            running.banner
+        );
+        let ca = std::fs::read_to_string(&ca_path).unwrap();
+        let address = running.issuer.strip_prefix("https://").unwrap().to_owned();
+        let discovery =
+            crate::tls::https_get(&address, "/.well-known/openid-configuration", &ca).unwrap();
+        assert!(
+            discovery.starts_with("HTTP/1.1 200"),
+            "run {run}: {discovery}"
+        );
+        assert!(
+            discovery.contains(&format!("\"token_endpoint\":\"{}/token\"", running.issuer)),
+            "{discovery}"
+        );
+        // resource-api reached the https issuer (it trusts the CA through SSL_CERT_FILE) and is ready.
+        let api = running
+            .banner
+            .lines()
+            .skip_while(|line| !line.starts_with("The stack is up"))
+            .find_map(|line| line.trim_start().strip_prefix("resource-api"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        assert!(api.starts_with("https://"), "{api}");
+        let ready =
+            crate::tls::https_get(api.strip_prefix("https://").unwrap(), "/readyz", &ca).unwrap();
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        // Plain http to the issuer's port gets no answer.
+        assert!(!http(&format!("http://{address}"), "GET", "/healthz", "").starts_with("HTTP/1.1"));
+        running.signal("TERM");
+        assert!(running.wait().success());
     }
 }

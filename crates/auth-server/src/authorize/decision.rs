@@ -9,7 +9,7 @@ use auth_core::wire::ErrorCode;
 
 use super::login::Session;
 use super::outcome::{Redirect, Refusal};
-use super::request::{AuthorizationRequest, INVALID_REQUEST_URI, Origin};
+use super::request::{AuthorizationRequest, INVALID_REQUEST_URI, IdTokenHint, Origin};
 use crate::error::{Error, OAuthError};
 use crate::state::AppState;
 use crate::store::{Authorization, AuthorizationCodeRecord};
@@ -78,7 +78,15 @@ pub async fn next_step(
                     .max_age
                     .is_some_and(|max_age| now - session.auth_time.seconds() >= max_age))
     };
-    let Some(session) = session.filter(fresh_enough) else {
+    // Core §3.1.2.1 `id_token_hint`: a session of another user than the hint names is not the one the
+    // client asks about (sign in again); an unusable hint cannot vouch for any session with `prompt=none`.
+    // Once the login form was answered in this request, the hint has done its work.
+    let hinted = |session: &Session| match (&request.id_token_hint, signed_in) {
+        (_, SignedIn::JustNow) | (None, _) => true,
+        (Some(IdTokenHint::Subject(sub)), SignedIn::Earlier) => *sub == session.user_id.as_str(),
+        (Some(IdTokenHint::Unusable), SignedIn::Earlier) => !request.prompt.none,
+    };
+    let Some(session) = session.filter(fresh_enough).filter(hinted) else {
         if request.prompt.none {
             return Ok(prompt_none_refusal(
                 state,

@@ -11,7 +11,7 @@ use auth_core::secret::{OpaqueToken, SecretDigest};
 use auth_core::wire::ErrorCode;
 use serde::Serialize;
 
-use super::request::{Origin, REQUEST_FIELDS, REQUEST_URI_PREFIX, bind};
+use super::request::{Origin, PUSHED_FIELDS, REQUEST_URI_PREFIX, bind};
 use crate::clients::authentication::{AuthMethod, AuthenticatedClient};
 use crate::error::{Error, Result, invalid_request, oauth};
 use crate::params::Params;
@@ -94,7 +94,7 @@ pub async fn push(
         .await
         .map_err(|refusal| refusal.into_error())?;
     // Only what /authorize reads is kept (client authentication and unknown parameters are dropped).
-    let encoded = params.only(&REQUEST_FIELDS).encode();
+    let encoded = params.only(&PUSHED_FIELDS).encode();
     if encoded.len() > MAX_PUSHED_BYTES {
         return Err(invalid_request(
             "the pushed parameters are larger than 4 KiB",

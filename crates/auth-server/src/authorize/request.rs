@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use auth_core::id::Jkt;
+use auth_core::id_token::read_id_token_hint;
 use auth_core::pkce::{CodeChallenge, PkceError};
 use auth_core::scope::ScopeSet;
 use auth_core::secret::SecretDigest;
@@ -28,7 +29,7 @@ pub const REQUEST_URI_BOUND_TTL: i64 = 600;
 
 /// The authorization-request parameters this server reads: what the login and consent forms carry, and
 /// what a pushed request stores.
-pub const REQUEST_FIELDS: [&str; 12] = [
+pub const REQUEST_FIELDS: [&str; 13] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -41,7 +42,33 @@ pub const REQUEST_FIELDS: [&str; 12] = [
     "prompt",
     "max_age",
     "dpop_jkt",
+    "login_hint",
 ];
+
+/// What a pushed request stores: the fields, and the `id_token_hint` (read at each use, never carried
+/// through the forms: once the login form is answered, the hint has done its work).
+pub const PUSHED_FIELDS: [&str; 14] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "resource",
+    "nonce",
+    "prompt",
+    "max_age",
+    "dpop_jkt",
+    "login_hint",
+    "id_token_hint",
+];
+
+/// The longest `login_hint` used to pre-fill the login form (a longer one is ignored).
+pub const MAX_LOGIN_HINT_CHARS: usize = 256;
+
+/// The longest `id_token_hint` read (a longer one is ignored, as one that does not verify).
+pub const MAX_ID_TOKEN_HINT_BYTES: usize = 8 * 1024;
 
 /// The longest `nonce` accepted (it is echoed in every ID token of the grant).
 pub const MAX_NONCE_CHARS: usize = 512;
@@ -87,6 +114,35 @@ impl Prompt {
     }
 }
 
+/// What an `id_token_hint` says about who the client expects to be signed in (Core §3.1.2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdTokenHint {
+    /// An ID token of this server (signature and `iss`; expiry ignored): its `sub`.
+    Subject(String),
+    /// Given, but not verifiable as one of ours (or longer than [`MAX_ID_TOKEN_HINT_BYTES`]): ignored,
+    /// except that `prompt=none` cannot vouch for the user then.
+    Unusable,
+}
+
+impl IdTokenHint {
+    fn read(state: &AppState, hint: Option<&str>) -> Option<Self> {
+        let hint = hint.filter(|hint| !hint.is_empty())?;
+        if hint.len() > MAX_ID_TOKEN_HINT_BYTES {
+            return Some(Self::Unusable);
+        }
+        Some(
+            match read_id_token_hint(
+                hint,
+                &state.keys.snapshot().published,
+                &state.settings.issuer,
+            ) {
+                Ok(claims) => Self::Subject(claims.sub),
+                Err(_) => Self::Unusable,
+            },
+        )
+    }
+}
+
 /// Where the parameters of a request came from.
 #[derive(Debug, Clone)]
 pub enum Origin {
@@ -114,6 +170,10 @@ pub struct AuthorizationRequest {
     pub max_age: Option<i64>,
     /// RFC 9449 §10: the thumbprint of the DPoP key the code is to be bound to.
     pub dpop_jkt: Option<Jkt>,
+    /// `login_hint`, to pre-fill the login form's username (at most [`MAX_LOGIN_HINT_CHARS`]).
+    pub login_hint: Option<String>,
+    /// `id_token_hint`, when given.
+    pub id_token_hint: Option<IdTokenHint>,
     /// The request's own parameters, to carry through the forms (for a pushed request: `client_id` and
     /// `request_uri` only).
     pub fields: Vec<(&'static str, String)>,
@@ -276,9 +336,17 @@ impl BoundClient {
                 "dpop_jkt must be a JWK SHA-256 thumbprint",
             )
         })?;
+        // `display`, `ui_locales`, `claims_locales` and `acr_values` are accepted and ignored (Core
+        // §3.1.2.1: OPTIONAL); a `login_hint` too long to be a username is ignored.
+        let login_hint = one("login_hint")?
+            .filter(|hint| !hint.is_empty() && hint.chars().count() <= MAX_LOGIN_HINT_CHARS)
+            .map(str::to_owned);
+        let id_token_hint = IdTokenHint::read(state, one("id_token_hint")?);
         let mut fields = Vec::new();
         for name in REQUEST_FIELDS {
-            if let Ok(Some(value)) = params.get(name) {
+            if let Ok(Some(value)) = params.get(name)
+                && (name != "login_hint" || login_hint.is_some())
+            {
                 fields.push((name, value.to_owned()));
             }
         }
@@ -291,6 +359,8 @@ impl BoundClient {
             prompt,
             max_age,
             dpop_jkt,
+            login_hint,
+            id_token_hint,
             fields,
             origin,
         })
@@ -377,13 +447,14 @@ pub async fn bind(state: &AppState, params: &Params) -> Result<BoundClient, Refu
             "invalid_request: an OpenID Connect request must name its redirect_uri.",
         ));
     }
-    // Exact string match against the registered form (RFC 9700 §4.1.3, §2.1).
+    // Exact string match against the registered form (RFC 9700 §4.1.3, §2.1), but for the port of a
+    // loopback redirect URI (RFC 8252 §7.3).
     let (redirect_uri, redirect_uri_given) = match get("redirect_uri")? {
         Some(uri)
             if client
                 .redirect_uris
                 .iter()
-                .any(|registered| registered == uri) =>
+                .any(|registered| redirect_uri_matches(registered, uri)) =>
         {
             (uri.to_owned(), true)
         }
@@ -397,4 +468,112 @@ pub async fn bind(state: &AppState, params: &Params) -> Result<BoundClient, Refu
         redirect_uri_given,
         state: get("state")?.map(str::to_owned),
     })
+}
+
+/// Whether a presented `redirect_uri` is the registered one: the same string, or (RFC 8252 §7.3) for an
+/// `http` URI on `127.0.0.1`, `[::1]` or `localhost`, the same string but for the port, which a native app
+/// picks when it runs. Compared as text, so nothing a URL parser would normalise (case, `..`, a user part,
+/// another host) can slip through: only the digits after the host may differ.
+pub fn redirect_uri_matches(registered: &str, presented: &str) -> bool {
+    if registered == presented {
+        return true;
+    }
+    match (loopback_parts(registered), loopback_parts(presented)) {
+        (Some((host, rest)), Some((other_host, other_rest))) => {
+            host == other_host && rest == other_rest
+        }
+        _ => false,
+    }
+}
+
+/// An `http` loopback URI split around its port: (host, everything after the port), or `None` when it is
+/// not one.
+fn loopback_parts(uri: &str) -> Option<(&str, &str)> {
+    let after_scheme = uri.strip_prefix("http://")?;
+    let host = ["127.0.0.1", "[::1]", "localhost"]
+        .into_iter()
+        .find(|host| after_scheme.starts_with(host))?;
+    let after_host = &after_scheme[host.len()..];
+    let rest = match after_host.strip_prefix(':') {
+        Some(port_and_rest) => {
+            let digits = port_and_rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(port_and_rest.len());
+            port_and_rest[..digits]
+                .parse::<u16>()
+                .ok()
+                .filter(|port| *port != 0)?;
+            &port_and_rest[digits..]
+        }
+        None => after_host,
+    };
+    // The authority ends here: a path, a query or nothing (never `@`, `.` or more host).
+    (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')).then_some((host, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_uri_matches;
+
+    #[test]
+    fn a_loopback_redirect_uri_matches_on_any_port_and_nothing_else_differs() {
+        let registered = "http://127.0.0.1/callback";
+        for presented in [
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:53211/callback",
+            "http://127.0.0.1:1/callback",
+        ] {
+            assert!(redirect_uri_matches(registered, presented), "{presented}");
+        }
+        assert!(redirect_uri_matches(
+            "http://localhost:8080/cb",
+            "http://localhost:9/cb"
+        ));
+        assert!(redirect_uri_matches(
+            "http://[::1]:8080/cb?x=1",
+            "http://[::1]:41000/cb?x=1"
+        ));
+        for (registered, presented) in [
+            ("http://127.0.0.1/callback", "http://127.0.0.1:53211/other"),
+            (
+                "http://127.0.0.1/callback",
+                "http://127.0.0.1:53211/callback/",
+            ),
+            (
+                "http://127.0.0.1/callback",
+                "http://localhost:53211/callback",
+            ),
+            (
+                "http://127.0.0.1/callback",
+                "http://127.0.0.1.evil.example/callback",
+            ),
+            (
+                "http://127.0.0.1/callback",
+                "http://127.0.0.1@evil.example/callback",
+            ),
+            (
+                "http://127.0.0.1/callback",
+                "http://127.0.0.1:80@evil.example/callback",
+            ),
+            ("http://127.0.0.1/callback", "http://127.0.0.1:0/callback"),
+            (
+                "http://127.0.0.1/callback",
+                "http://127.0.0.1:99999/callback",
+            ),
+            (
+                "http://127.0.0.1/callback",
+                "https://127.0.0.1:8443/callback",
+            ),
+            ("http://localhost/cb", "http://localhost.evil.example:80/cb"),
+            ("https://127.0.0.1/cb", "https://127.0.0.1:8443/cb"),
+            ("https://app.example/cb", "https://app.example:8443/cb"),
+            ("http://10.0.0.1/cb", "http://10.0.0.1:8080/cb"),
+            ("http://127.0.0.1/cb", "http://127.0.0.1:8080/cb#fragment"),
+        ] {
+            assert!(
+                !redirect_uri_matches(registered, presented),
+                "{registered} {presented}"
+            );
+        }
+    }
 }

@@ -85,13 +85,10 @@ pub fn invalid_client() -> Error {
 /// Nothing is throttled here: secrets are 256-bit (or at least 32 characters when given), compared as
 /// SHA-256 digests in constant time, so guessing is hopeless; a throttle per client id would only let anyone
 /// lock a client out (a public client with a made-up secret, say), and a correct secret is always accepted.
-///
-/// `endpoint` is the path the request came to: a client assertion may name its URL as audience.
 pub async fn authenticate(
     state: &AppState,
     credentials: &ClientCredentials,
     source: RequestSource,
-    endpoint: &str,
 ) -> Result<AuthenticatedClient> {
     let client_id = credentials.client_id.as_str();
     let client = state.clients.get(state.store.as_ref(), client_id).await?;
@@ -99,7 +96,7 @@ pub async fn authenticate(
         (Some(client), _) if credentials.method == AuthMethod::PrivateKeyJwt => {
             match &credentials.assertion {
                 Some(assertion) if client.uses_private_key_jwt() => {
-                    check_assertion(state, client, assertion, endpoint).await?
+                    check_assertion(state, client, assertion).await?
                 }
                 _ => false,
             }
@@ -129,15 +126,11 @@ pub async fn authenticate(
 }
 
 /// Checks a `private_key_jwt` assertion (RFC 7523 §3): signed by one of the client's keys (fetched again
-/// once, after the cooldown, when its `kid` is unknown), `iss` = `sub` = the client, `aud` the issuer or this
-/// endpoint's URL, short-lived, and its `jti` never seen before at any replica. `Ok(false)` for any failure
-/// of the client's making; `Err` only when the store fails.
-async fn check_assertion(
-    state: &AppState,
-    client: &ClientRecord,
-    assertion: &str,
-    endpoint: &str,
-) -> Result<bool> {
+/// once, after the cooldown, when its `kid` is unknown), `iss` = `sub` = the client, `aud` the issuer
+/// identifier alone (or the token endpoint URL with `--accept-token-endpoint-audience`), short-lived, and
+/// its `jti` never seen before at any replica. `Ok(false)` for any failure of the client's making; `Err`
+/// only when the store fails.
+async fn check_assertion(state: &AppState, client: &ClientRecord, assertion: &str) -> Result<bool> {
     use auth_core::client_assertion::{AssertionContext, LEEWAY, verify_assertion};
     let kid = auth_core::jose::ClientJws::parse(assertion, None)
         .ok()
@@ -149,22 +142,20 @@ async fn check_assertion(
             return Ok(false);
         }
     };
-    // RFC 7523 §3 and RFC 9126 §2: the issuer, the token endpoint URL (at every endpoint) or the URL of the
-    // endpoint the assertion was sent to.
-    let endpoint_url = format!("{}{endpoint}", state.settings.base_url);
+    // draft-ietf-oauth-rfc7523bis §4 (updating RFC 7523 §3 and RFC 9126 §2) and FAPI 2.0: the issuer
+    // identifier at every endpoint; the token endpoint URL only where the operator accepts the older form.
     let token_url = format!("{}/token", state.settings.base_url);
-    let audiences = [
-        state.settings.issuer.as_str(),
-        token_url.as_str(),
-        endpoint_url.as_str(),
-    ];
     let now = state.clock.now();
     let verified = match verify_assertion(
         assertion,
         &keys,
         &AssertionContext {
             client_id: client.client_id.as_str(),
-            audiences: &audiences,
+            issuer: &state.settings.issuer,
+            token_endpoint: state
+                .settings
+                .accept_token_endpoint_audience
+                .then_some(token_url.as_str()),
             now,
         },
     ) {

@@ -44,6 +44,9 @@ pub struct ClientMetadata {
     pub jwks_uri: Option<String>,
     pub require_par: bool,
     pub name: Option<String>,
+    /// The algorithm of its ID tokens (OpenID Connect Registration §2): RS256, PS256, ES256 or EdDSA;
+    /// `None` is RS256.
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 impl std::fmt::Debug for SecretShown {
@@ -71,6 +74,7 @@ pub enum Field {
     Jwks,
     JwksUri,
     Name,
+    IdTokenSignedResponseAlg,
 }
 
 impl Field {
@@ -89,6 +93,7 @@ impl Field {
             Self::Jwks => "--jwks-file",
             Self::JwksUri => "--jwks-uri",
             Self::Name => "--name",
+            Self::IdTokenSignedResponseAlg => "--id-token-signed-response-alg",
         }
     }
 
@@ -107,6 +112,7 @@ impl Field {
             Self::Jwks => "jwks",
             Self::JwksUri => "jwks_uri",
             Self::Name => "name",
+            Self::IdTokenSignedResponseAlg => "id_token_signed_response_alg",
         }
     }
 }
@@ -303,6 +309,19 @@ pub fn validate(
         (Some(secret), false) => Some(secret.clone()),
         (None, false) => Some(OpaqueToken::generate().into_string()),
     };
+    let id_token_signed_response_alg = metadata
+        .id_token_signed_response_alg
+        .as_deref()
+        .map(|alg| {
+            alg.parse::<auth_core::keys::SigningAlgorithm>()
+                .map_err(|_| {
+                    ClientError::new(
+                        Field::IdTokenSignedResponseAlg,
+                        "the ID token algorithm must be RS256, PS256, ES256 or EdDSA",
+                    )
+                })
+        })
+        .transpose()?;
     let record = ClientRecord {
         client_id: ClientId::from_trusted(metadata.client_id.clone()),
         secret_digest: secret.as_deref().map(SecretDigest::of),
@@ -319,6 +338,7 @@ pub fn validate(
         jwks_uri: metadata.jwks_uri.clone(),
         require_par: metadata.require_par,
         name: metadata.name.clone(),
+        id_token_signed_response_alg,
     };
     Ok((record, secret.map(SecretShown)))
 }

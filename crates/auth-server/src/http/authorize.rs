@@ -52,7 +52,7 @@ fn next_page(
             &csrf.token(state, Form::Login),
             None,
             StatusCode::OK,
-            "",
+            request.login_hint.as_deref().unwrap_or_default(),
         ),
         Ok(Next::Consent(session)) => consent_page(
             state,
@@ -72,24 +72,30 @@ async fn oauth2_authorize_get(
     headers: HeaderMap,
 ) -> Response {
     let params = Params::parse(query.unwrap_or_default().as_bytes());
-    let csrf = match Csrf::of_page(&state, &headers) {
+    authorization_request(&state, &params, &headers).await
+}
+
+/// An authorization request, from the query of a GET or the form of a POST (Core §3.1.2.1: both MUST be
+/// supported): the page of its next step, or where it ends.
+async fn authorization_request(state: &AppState, params: &Params, headers: &HeaderMap) -> Response {
+    let csrf = match Csrf::of_page(state, headers) {
         Ok(csrf) => csrf,
         Err(error) => return failure(&error),
     };
-    let request = match request::validate(&state, &params, Some(&csrf.browser_digest())).await {
+    let request = match request::validate(state, params, Some(&csrf.browser_digest())).await {
         Ok(request) => request,
         Err(error) => {
-            let mut response = refusal(&state, error);
-            csrf.set_cookie(&mut response, &state);
+            let mut response = refusal(state, error);
+            csrf.set_cookie(&mut response, state);
             return response;
         }
     };
-    let next = match login::current_session(&state, session_cookie(&state, &headers)).await {
-        Ok(session) => decision::next_step(&state, &request, session, SignedIn::Earlier).await,
+    let next = match login::current_session(state, session_cookie(state, headers)).await {
+        Ok(session) => decision::next_step(state, &request, session, SignedIn::Earlier).await,
         Err(error) => Err(error),
     };
-    let mut response = next_page(&state, &request, next, &csrf);
-    csrf.set_cookie(&mut response, &state);
+    let mut response = next_page(state, &request, next, &csrf);
+    csrf.set_cookie(&mut response, state);
     response
 }
 
@@ -107,6 +113,11 @@ async fn oauth2_authorize_post(
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Response {
+    // Only this server's own forms carry a CSRF token: any other post is an authorization request made
+    // by POST, answered exactly as the GET would be (its pages then carry their own tokens).
+    if !params.has("csrf_token") {
+        return authorization_request(&state, &params, &headers).await;
+    }
     let browser = browser_digest(&state, &headers);
     let request = match request::validate(&state, &params, browser.as_ref()).await {
         Ok(request) => request,

@@ -33,7 +33,16 @@ async fn health_ready_get(State(state): State<AppState>) -> impl IntoResponse {
     let database =
         tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
     match database {
-        Ok(Ok(())) if state.keys.snapshot().signer.is_some() => (StatusCode::OK, "ready"),
+        // Ready when every algorithm in use has a key that signs (a fresh rotation's key publishes first).
+        Ok(Ok(()))
+            if state
+                .keys
+                .in_use()
+                .iter()
+                .all(|alg| state.keys.snapshot().signer(*alg).is_some()) =>
+        {
+            (StatusCode::OK, "ready")
+        }
         Ok(Ok(())) => (StatusCode::SERVICE_UNAVAILABLE, "no active signing key"),
         Ok(Err(error)) => {
             tracing::warn!(%error, "readiness: database unavailable");

@@ -71,10 +71,9 @@ async fn authenticate(
     headers: &HeaderMap,
     params: &Params,
     source: Source,
-    endpoint: &str,
 ) -> Result<AuthenticatedClient> {
     let credentials = client_credentials(headers, params)?;
-    authentication::authenticate(state, &credentials, source.0, endpoint)
+    authentication::authenticate(state, &credentials, source.0)
         .await
         .map_err(|error| ApiError {
             error,
@@ -131,7 +130,7 @@ async fn oauth2_token_post(
 ) -> Response {
     let result = async {
         let request = token_request(&params)?;
-        let caller = authenticate(&state, &headers, &params, source, "/token").await?;
+        let caller = authenticate(&state, &headers, &params, source).await?;
         let proof = dpop_header(&headers)?;
         let response = grants::exchange(&state, &caller, request, proof).await?;
         Ok(no_store(Json(response)))
@@ -148,7 +147,7 @@ async fn oauth2_par_post(
     OAuthForm(params): OAuthForm,
 ) -> Response {
     let result = async {
-        let caller = authenticate(&state, &headers, &params, source, "/par").await?;
+        let caller = authenticate(&state, &headers, &params, source).await?;
         let proof = dpop_header(&headers)?.map(str::to_owned);
         let pushed =
             crate::authorize::par::push(&state, &caller, params, proof.as_deref(), source.0)
@@ -187,7 +186,7 @@ async fn oauth2_revoke_post(
     OAuthForm(params): OAuthForm,
 ) -> Response {
     let result = async {
-        let caller = authenticate(&state, &headers, &params, source, "/revoke").await?;
+        let caller = authenticate(&state, &headers, &params, source).await?;
         let token = params.require("token")?;
         // token_type_hint is only a hint (RFC 7009 §2.1): both kinds are tried whatever it says.
         let _hint = params.get("token_type_hint")?;
@@ -206,7 +205,7 @@ async fn oauth2_introspect_post(
     OAuthForm(params): OAuthForm,
 ) -> Response {
     let result = async {
-        let caller = authenticate(&state, &headers, &params, source, "/introspect").await?;
+        let caller = authenticate(&state, &headers, &params, source).await?;
         // RFC 7662 §2.1: authorization before anything about the token.
         introspection::may_introspect(&caller)?;
         let token = params.require("token")?;

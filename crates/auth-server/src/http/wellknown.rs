@@ -94,12 +94,9 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         subject_types_supported: vec!["public".into()],
         // RFC 9449 §5.1; Ed25519 under both of its names (RFC 9864).
         dpop_signing_alg_values_supported: assertion_algs,
-        // Every algorithm of a published key: the one that signs now, and those of keys still verifying.
-        id_token_signing_alg_values_supported: state
-            .keys
-            .snapshot()
-            .published
-            .algorithms()
+        // What a client may register as its id_token_signed_response_alg, RS256 first: Discovery §3 requires
+        // it, and a client that registers nothing gets it.
+        id_token_signing_alg_values_supported: crate::tokens::openid::ID_TOKEN_ALGORITHMS
             .iter()
             .map(|alg| alg.as_str().to_owned())
             .collect(),

@@ -1,8 +1,13 @@
 //! The signing keys in memory: parsed once, with the JWKS document rendered once per change.
 //!
+//! One active key per algorithm in use: the access tokens' (`--signing-alg`), RS256 (the ID tokens of every
+//! client that registered no other algorithm: OpenID Connect Discovery §3 requires it), and each algorithm
+//! a client registered as its `id_token_signed_response_alg`.
+//!
 //! Lifecycle (`keys rotate`, docs/operations.md): a key is published in the JWKS from its creation, signs from its
-//! `active_from`, and once a newer key signs it stays published for one access-token lifetime (+ 60 s of
-//! verifier leeway), until every token it signed has expired.
+//! `active_from`, and once a newer key of its algorithm signs it stays published for one access-token
+//! lifetime (+ 60 s of verifier leeway), until every token it signed has expired. A key of an algorithm no
+//! longer in use (`--signing-alg` changed) retires the same way once any newer key signs.
 
 use std::sync::{Arc, RwLock};
 
@@ -45,12 +50,30 @@ pub struct LoadedKey {
 /// One consistent view of the keys at a point in time.
 #[derive(Debug)]
 pub struct KeySnapshot {
-    /// The key that signs now.
-    pub signer: Option<Arc<SigningKey>>,
+    /// The key that signs now, per algorithm in use.
+    pub signers: Vec<Arc<SigningKey>>,
     /// Public keys that verify: what the JWKS publishes.
     pub published: KeySet,
     /// The JWKS document, rendered once.
     pub jwks_json: String,
+}
+
+impl KeySnapshot {
+    /// The key of `alg` that signs now.
+    pub fn signer(&self, alg: SigningAlgorithm) -> Option<&Arc<SigningKey>> {
+        self.signers.iter().find(|key| key.alg() == alg)
+    }
+}
+
+/// The algorithms in use: the access tokens', RS256, and those clients registered for their ID tokens.
+pub fn algorithms_in_use(
+    access: SigningAlgorithm,
+    clients: &[SigningAlgorithm],
+) -> Vec<SigningAlgorithm> {
+    SigningAlgorithm::ALL
+        .into_iter()
+        .filter(|alg| *alg == access || *alg == SigningAlgorithm::Rs256 || clients.contains(alg))
+        .collect()
 }
 
 /// Every loaded key and the current snapshot.
@@ -58,12 +81,16 @@ pub struct KeyRing {
     keys: RwLock<Vec<LoadedKey>>,
     snapshot: RwLock<Arc<KeySnapshot>>,
     access_token_ttl: i64,
+    /// `--signing-alg`: what access tokens are signed with.
+    access_alg: SigningAlgorithm,
+    in_use: RwLock<Vec<SigningAlgorithm>>,
 }
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRing")
             .field("access_token_ttl", &self.access_token_ttl)
+            .field("access_alg", &self.access_alg)
             .finish_non_exhaustive()
     }
 }
@@ -146,12 +173,13 @@ pub async fn seal_stored_keys(
 }
 
 impl KeyRing {
-    /// Loads every stored key. When no key signs yet, or the signing key is not of `preferred_alg` (the
-    /// configured algorithm changed), generates a key of `preferred_alg` that signs at once.
+    /// Loads every stored key. For each algorithm in use (`access_alg`, RS256, `client_algs`) that has no
+    /// key signing yet, generates one that signs at once.
     pub async fn load(
         store: &dyn KeyStore,
         kek: Option<&KeyEncryptionKey>,
-        preferred_alg: SigningAlgorithm,
+        access_alg: SigningAlgorithm,
+        client_algs: &[SigningAlgorithm],
         access_token_ttl: i64,
         now: i64,
     ) -> Result<Self, KeyRingError> {
@@ -162,27 +190,30 @@ impl KeyRing {
         let ring = Self {
             keys: RwLock::new(Vec::new()),
             snapshot: RwLock::new(Arc::new(KeySnapshot {
-                signer: None,
+                signers: Vec::new(),
                 published: KeySet::default(),
                 jwks_json: "{\"keys\":[]}".into(),
             })),
             access_token_ttl,
+            access_alg,
+            in_use: RwLock::new(algorithms_in_use(access_alg, client_algs)),
         };
-        ring.reload(store, kek, now).await?;
-        let signs_preferred = ring
-            .snapshot()
-            .signer
-            .as_ref()
-            .is_some_and(|signer| signer.alg() == preferred_alg);
-        if !signs_preferred {
-            let key =
-                SigningKey::generate(preferred_alg).map_err(|error| KeyRingError::BadKey {
-                    kid: "new".into(),
-                    reason: error.to_string(),
-                })?;
+        ring.reload(store, kek, client_algs, now).await?;
+        let missing: Vec<SigningAlgorithm> = ring
+            .in_use()
+            .into_iter()
+            .filter(|alg| ring.snapshot().signer(*alg).is_none())
+            .collect();
+        for alg in &missing {
+            let key = SigningKey::generate(*alg).map_err(|error| KeyRingError::BadKey {
+                kid: "new".into(),
+                reason: error.to_string(),
+            })?;
             store.insert_key(&stored_form(&key, kek, now, now)?).await?;
-            tracing::info!(target: "audit", event = "key_created", kid = key.kid(), alg = %preferred_alg, "signing key generated");
-            ring.reload(store, kek, now).await?;
+            tracing::info!(target: "audit", event = "key_created", kid = key.kid(), alg = %alg, "signing key generated");
+        }
+        if !missing.is_empty() {
+            ring.reload(store, kek, client_algs, now).await?;
         }
         if kek.is_none() && store.list_keys().await?.iter().any(|key| !key.encrypted) {
             tracing::warn!(
@@ -193,13 +224,31 @@ impl KeyRing {
         Ok(ring)
     }
 
-    /// Re-reads the stored keys (after a change at any replica) and refreshes the snapshot.
+    /// The algorithms in use now.
+    pub fn in_use(&self) -> Vec<SigningAlgorithm> {
+        self.in_use
+            .read()
+            .map(|algs| algs.clone())
+            .unwrap_or_default()
+    }
+
+    /// What access tokens are signed with.
+    pub fn access_alg(&self) -> SigningAlgorithm {
+        self.access_alg
+    }
+
+    /// Re-reads the stored keys (after a change at any replica, `client_algs` the clients' ID-token
+    /// algorithms now) and refreshes the snapshot.
     pub async fn reload(
         &self,
         store: &dyn KeyStore,
         kek: Option<&KeyEncryptionKey>,
+        client_algs: &[SigningAlgorithm],
         now: i64,
     ) -> Result<(), KeyRingError> {
+        if let Ok(mut in_use) = self.in_use.write() {
+            *in_use = algorithms_in_use(self.access_alg, client_algs);
+        }
         let stored = store.list_keys().await?;
         let known: Vec<LoadedKey> = self
             .keys
@@ -231,14 +280,14 @@ impl KeyRing {
         Ok(())
     }
 
-    /// Recomputes which key signs and which are published at `now` (keys activate and retire with time).
+    /// Recomputes which keys sign and which are published at `now` (keys activate and retire with time).
     pub fn refresh(&self, now: i64) {
         let keys = self
             .keys
             .read()
             .map(|keys| keys.clone())
             .unwrap_or_default();
-        let snapshot = compute_snapshot(&keys, self.access_token_ttl, now);
+        let snapshot = compute_snapshot(&keys, &self.in_use(), self.access_token_ttl, now);
         if let Ok(mut current) = self.snapshot.write() {
             *current = Arc::new(snapshot);
         }
@@ -256,21 +305,33 @@ impl KeyRing {
 /// Verifiers accept tokens up to 60 s past `exp`; a retired key stays published that much longer.
 const VERIFIER_LEEWAY: i64 = 60;
 
-fn compute_snapshot(keys: &[LoadedKey], access_token_ttl: i64, now: i64) -> KeySnapshot {
-    // Keys are sorted by activation: the signer is the newest active key, whatever its algorithm (a
-    // rotation to another algorithm is the operator's decision).
-    let signer = keys
+fn compute_snapshot(
+    keys: &[LoadedKey],
+    in_use: &[SigningAlgorithm],
+    access_token_ttl: i64,
+    now: i64,
+) -> KeySnapshot {
+    // Keys are sorted by activation: each algorithm's signer is its newest active key.
+    let signers = in_use
         .iter()
-        .rev()
-        .find(|loaded| loaded.active_from <= now)
-        .map(|loaded| loaded.key.clone());
+        .filter_map(|alg| {
+            keys.iter()
+                .rev()
+                .find(|loaded| loaded.key.alg() == *alg && loaded.active_from <= now)
+                .map(|loaded| loaded.key.clone())
+        })
+        .collect();
     let published: Vec<&SigningKey> = keys
         .iter()
         .enumerate()
-        .filter(|(index, _)| {
-            // The time this key stopped signing: when the next key became active, if one has.
+        .filter(|(index, loaded)| {
+            let alg = loaded.key.alg();
+            let retiring = !in_use.contains(&alg);
+            // The time this key stopped signing: when the next key of its algorithm became active (or any
+            // next key, for an algorithm no longer in use).
             let superseded_at = keys[index + 1..]
                 .iter()
+                .filter(|later| retiring || later.key.alg() == alg)
                 .map(|later| later.active_from)
                 .find(|&from| from <= now);
             superseded_at.is_none_or(|at| now < at + access_token_ttl + VERIFIER_LEEWAY)
@@ -281,7 +342,7 @@ fn compute_snapshot(keys: &[LoadedKey], access_token_ttl: i64, now: i64) -> KeyS
     let jwks_json =
         serde_json::to_string(&published.to_document()).unwrap_or_else(|_| "{\"keys\":[]}".into());
     KeySnapshot {
-        signer,
+        signers,
         published,
         jwks_json,
     }
@@ -300,45 +361,87 @@ mod tests {
         }
     }
 
+    const ES_ONLY: [SigningAlgorithm; 1] = [SigningAlgorithm::Es256];
+
     #[test]
     fn a_rotated_key_is_published_before_it_signs_and_the_old_one_until_its_tokens_expire() {
         let old = loaded(SigningAlgorithm::Es256, 1_000);
         let new = loaded(SigningAlgorithm::Es256, 2_000);
         let keys = vec![old.clone(), new.clone()];
         let ttl = 900;
+        let es = SigningAlgorithm::Es256;
 
-        let before = compute_snapshot(&keys, ttl, 1_500);
-        assert_eq!(before.signer.as_ref().unwrap().kid(), old.key.kid());
+        let before = compute_snapshot(&keys, &ES_ONLY, ttl, 1_500);
+        assert_eq!(before.signer(es).unwrap().kid(), old.key.kid());
         assert_eq!(
             before.published.len(),
             2,
             "the new key is published before it signs"
         );
 
-        let after = compute_snapshot(&keys, ttl, 2_000);
-        assert_eq!(after.signer.as_ref().unwrap().kid(), new.key.kid());
+        let after = compute_snapshot(&keys, &ES_ONLY, ttl, 2_000);
+        assert_eq!(after.signer(es).unwrap().kid(), new.key.kid());
         assert!(after.published.contains(old.key.kid()));
 
-        let last_moment = compute_snapshot(&keys, ttl, 2_000 + ttl + VERIFIER_LEEWAY - 1);
+        let last_moment = compute_snapshot(&keys, &ES_ONLY, ttl, 2_000 + ttl + VERIFIER_LEEWAY - 1);
         assert!(
             last_moment.published.contains(old.key.kid()),
             "old tokens may still be valid"
         );
-        let retired = compute_snapshot(&keys, ttl, 2_000 + ttl + VERIFIER_LEEWAY);
+        let retired = compute_snapshot(&keys, &ES_ONLY, ttl, 2_000 + ttl + VERIFIER_LEEWAY);
         assert!(!retired.published.contains(old.key.kid()));
         assert!(retired.published.contains(new.key.kid()));
         assert!(!retired.jwks_json.contains(old.key.kid()));
     }
 
     #[test]
-    fn the_newest_active_key_signs_whatever_its_algorithm() {
+    fn each_algorithm_in_use_has_its_signer_and_rotates_on_its_own() {
+        let (es, rs) = (SigningAlgorithm::Es256, SigningAlgorithm::Rs256);
+        let es_key = loaded(es, 500);
+        let rs_old = loaded(rs, 600);
+        let rs_new = loaded(rs, 1_000);
+        let keys = vec![es_key.clone(), rs_old.clone(), rs_new.clone()];
+        let in_use = [es, rs];
+        let ttl = 900;
+        let now = 1_200;
+        let snapshot = compute_snapshot(&keys, &in_use, ttl, now);
+        assert_eq!(snapshot.signer(es).unwrap().kid(), es_key.key.kid());
+        assert_eq!(snapshot.signer(rs).unwrap().kid(), rs_new.key.kid());
+        assert!(snapshot.signer(SigningAlgorithm::EdDsa).is_none());
+        // A newer RS256 key never retires the ES256 one.
+        let later = compute_snapshot(&keys, &in_use, ttl, 1_000 + ttl + VERIFIER_LEEWAY);
+        assert!(later.published.contains(es_key.key.kid()));
+        assert!(!later.published.contains(rs_old.key.kid()));
+        assert_eq!(later.published.algorithms(), vec![es, rs]);
+    }
+
+    #[test]
+    fn a_key_of_an_algorithm_no_longer_in_use_retires_once_a_newer_key_signs() {
+        // --signing-alg changed from ES256 to EdDSA: the ES256 key stays published for its tokens' lifetime.
         let es = loaded(SigningAlgorithm::Es256, 500);
         let ed = loaded(SigningAlgorithm::EdDsa, 1_000);
-        let snapshot = compute_snapshot(&[es.clone(), ed.clone()], 900, 1_200);
-        assert_eq!(snapshot.signer.unwrap().kid(), ed.key.kid());
-        let before_activation = compute_snapshot(&[es.clone(), ed.clone()], 900, 800);
-        assert_eq!(before_activation.signer.unwrap().kid(), es.key.kid());
-        assert!(compute_snapshot(&[], 900, 800).signer.is_none());
+        let in_use = [SigningAlgorithm::EdDsa];
+        let keys = [es.clone(), ed.clone()];
+        let snapshot = compute_snapshot(&keys, &in_use, 900, 1_200);
+        assert_eq!(
+            snapshot.signer(SigningAlgorithm::EdDsa).unwrap().kid(),
+            ed.key.kid()
+        );
+        assert!(snapshot.signer(SigningAlgorithm::Es256).is_none());
+        assert!(snapshot.published.contains(es.key.kid()));
+        let retired = compute_snapshot(&keys, &in_use, 900, 1_000 + 900 + VERIFIER_LEEWAY);
+        assert!(!retired.published.contains(es.key.kid()));
+        assert!(compute_snapshot(&[], &in_use, 900, 800).signers.is_empty());
+    }
+
+    #[test]
+    fn rs256_is_always_in_use_and_clients_add_theirs() {
+        use SigningAlgorithm::*;
+        assert_eq!(algorithms_in_use(Es256, &[]), vec![Es256, Rs256]);
+        assert_eq!(
+            algorithms_in_use(Rs256, &[Ps256, EdDsa]),
+            vec![EdDsa, Rs256, Ps256]
+        );
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct ClientRecord {
     pub require_par: bool,
     /// The name shown on the login and consent pages (the client id when absent).
     pub name: Option<String>,
+    /// What its ID tokens are signed with (OpenID Connect Registration §2); `None` is RS256.
+    pub id_token_signed_response_alg: Option<auth_core::keys::SigningAlgorithm>,
 }
 
 /// A pushed authorization request, as stored (RFC 9126 §2).
@@ -245,7 +247,18 @@ pub struct AccessTokenState {
 #[async_trait]
 pub trait ClientStore: Send + Sync {
     /// Registers a client; fails with `AlreadyExists` when the id is taken.
-    async fn create_client(&self, client: &ClientRecord, now: i64) -> Result<(), StoreError>;
+    /// Stores a client. `key`, the first key of its ID-token algorithm, is stored in the same transaction
+    /// when no key of that algorithm exists yet (so it signs the client's first ID token at once).
+    async fn create_client(
+        &self,
+        client: &ClientRecord,
+        key: Option<&StoredKey>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// The ID-token algorithms clients registered, each once.
+    async fn id_token_algorithms(
+        &self,
+    ) -> Result<Vec<auth_core::keys::SigningAlgorithm>, StoreError>;
     /// Looks a client up.
     async fn find_client(&self, client_id: &ClientId) -> Result<Option<ClientRecord>, StoreError>;
     /// Every client, by id.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use auth_core::id::{FamilyId, Jkt, UnixTime, UserId};
-use auth_core::keys::SigningKey;
+use auth_core::keys::{SigningAlgorithm, SigningKey};
 use auth_core::scope::ScopeSet;
 use auth_core::secret::OpaqueToken;
 use auth_core::token::{self, AccessTokenClaims, Audience, Confirmation};
@@ -64,19 +64,28 @@ pub struct IssueRequest<'a> {
 /// sign (no key active yet) refuses before a code or refresh token is used up.
 #[derive(Debug, Clone)]
 pub struct Issuer {
+    /// The access token's: `--signing-alg`.
     signer: Arc<SigningKey>,
+    /// The ID token's: the algorithm `client` registered, RS256 by default (OpenID Connect Registration
+    /// §2); `None` when no key of it signs (then no ID token can be issued).
+    id_signer: Option<Arc<SigningKey>>,
 }
 
 impl Issuer {
-    /// The keys that sign now.
-    pub fn ready(state: &AppState) -> Result<Self> {
-        let signer = state
-            .keys
-            .snapshot()
-            .signer
-            .clone()
+    /// The keys that sign now, for `client`'s tokens.
+    pub fn ready(state: &AppState, client: &ClientRecord) -> Result<Self> {
+        let snapshot = state.keys.snapshot();
+        let signer = snapshot
+            .signer(state.keys.access_alg())
+            .cloned()
             .ok_or(Error::NoSigningKey)?;
-        Ok(Self { signer })
+        let id_alg = client
+            .id_token_signed_response_alg
+            .unwrap_or(SigningAlgorithm::Rs256);
+        Ok(Self {
+            signer,
+            id_signer: snapshot.signer(id_alg).cloned(),
+        })
     }
 
     /// Signs the access token (and the ID token when due) and answers RFC 6749 §5.1. Writes nothing
@@ -106,7 +115,7 @@ impl Issuer {
         let id_token = match (request.id_token, auth_time) {
             (Some(due), Some(auth_time)) => Some(openid::mint_id_token(
                 state,
-                &self.signer,
+                self.id_signer.as_ref().ok_or(Error::NoSigningKey)?,
                 &openid::IdTokenGrant {
                     subject: sub,
                     client_id: request.client.client_id.as_str(),

@@ -4,7 +4,7 @@
 
 use auth_core::id::UnixTime;
 use auth_core::id_token::{IdTokenClaims, at_hash, issue_id_token};
-use auth_core::keys::SigningKey;
+use auth_core::keys::{SigningAlgorithm, SigningKey};
 use auth_core::scope::ScopeSet;
 use serde::Serialize;
 
@@ -21,6 +21,15 @@ pub const EMAIL: &str = "email";
 /// The scopes OpenID Connect defines and this server supports: granted only to clients registered with
 /// them, never to `client_credentials` (they describe a user).
 pub const USER_SCOPES: [&str; 3] = [OPENID, PROFILE, EMAIL];
+
+/// The algorithms a client may have its ID tokens signed with, the default first (Discovery §3:
+/// `id_token_signing_alg_values_supported` must include RS256).
+pub const ID_TOKEN_ALGORITHMS: [SigningAlgorithm; 4] = [
+    SigningAlgorithm::Rs256,
+    SigningAlgorithm::Ps256,
+    SigningAlgorithm::Es256,
+    SigningAlgorithm::EdDsa,
+];
 
 /// The claims ID tokens and UserInfo may carry (Discovery `claims_supported`).
 pub const CLAIMS_SUPPORTED: [&str; 14] = [

@@ -111,6 +111,7 @@ mod tests {
             jwks_uri: None,
             require_par: false,
             name: None,
+            id_token_signed_response_alg: None,
         }
     }
 

@@ -342,3 +342,53 @@ async fn signing_out_in_the_browser_ends_the_session() {
     assert!(browser.text().await.contains("Continue to Photo Album"));
     browser.close().await;
 }
+
+/// The pages over https: the browser trusts the test server's certificate alone (its key pinned with
+/// `--ignore-certificate-errors-spki-list`, which ignores no other error), the cookies are `__Host-` and
+/// `Secure`, and the person lands on the app with a code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_over_https() {
+    let ca = testkit::tls::ca();
+    let Some(browser) = HeadlessChrome::start_with(&[format!(
+        "--ignore-certificate-errors-spki-list={}",
+        ca.server_spki_sha256
+    )])
+    .await
+    else {
+        return;
+    };
+    let issuer = TestIssuer::spawn_tls(Backend::Sqlite).await;
+    assert!(issuer.issuer().starts_with("https://"));
+    let app = CallbackApp::start().await;
+    issuer
+        .register(
+            ClientSpec::confidential("photo-album")
+                .name("Photo Album")
+                .grants([GrantType::AuthorizationCode])
+                .redirect_uri(&app.redirect_uri)
+                .scope("openid profile read")
+                .skip_consent(),
+        )
+        .await;
+    issuer.user("alice").await;
+    let (url, _) = authorize_url(&issuer, &app, "openid read");
+    browser.goto(&url).await;
+    let text = browser.text().await;
+    assert!(text.contains("Continue to Photo Album"), "{text}");
+    let cookies = browser.client().get_all_cookies().await.unwrap();
+    assert!(
+        cookies
+            .iter()
+            .all(|cookie| cookie.name().starts_with("__Host-") && cookie.secure() == Some(true)),
+        "{cookies:?}"
+    );
+    sign_in(&browser, "alice", PASSWORD).await;
+    let (landed_at, query) = landed(&browser).await;
+    assert!(
+        landed_at.as_str().starts_with(&app.redirect_uri),
+        "{landed_at}"
+    );
+    assert!(query.contains_key("code"), "{query:?}");
+    assert_eq!(query.get("iss").map(String::as_str), Some(issuer.issuer()));
+    browser.close().await;
+}

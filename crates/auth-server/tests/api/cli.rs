@@ -22,8 +22,15 @@ async fn keys_rotate_without_the_key_encryption_key_refuses_beside_sealed_keys(b
     let with_key = [("AUTH_KEY_ENCRYPTION_KEY", kek.as_str())];
     assert!(run_with_env(&["keys", "rotate"], &with_key, &db.url, None).success);
     let before = stored_keys(&db.url).await;
-    assert_eq!(before.len(), 1);
-    assert!(before[0].1, "made with the key: sealed");
+    assert_eq!(
+        before.len(),
+        2,
+        "one key per algorithm in use: ES256, RS256"
+    );
+    assert!(
+        before.iter().all(|(_, sealed)| *sealed),
+        "made with the key: sealed"
+    );
     // Without the key: one line naming the variable, exit 1, and no key in the clear.
     let refused = run(&["keys", "rotate"], &db.url, None);
     assert!(!refused.success);
@@ -42,7 +49,7 @@ async fn keys_rotate_without_the_key_encryption_key_refuses_beside_sealed_keys(b
     // With it, the rotation goes ahead, sealed.
     assert!(run_with_env(&["keys", "rotate"], &with_key, &db.url, None).success);
     let after = stored_keys(&db.url).await;
-    assert_eq!(after.len(), 2);
+    assert_eq!(after.len(), 4);
     assert!(after.iter().all(|(_, sealed)| *sealed));
     // A database with nothing sealed may still be used without a key, as before.
     let plain = TestDatabase::create(&backend).await;
@@ -232,7 +239,7 @@ async fn plaintext_keys_are_sealed_at_start_or_by_keys_seal_and_warned_about_wit
         &db.url,
         None,
     );
-    assert_eq!(json(&sealed), serde_json::json!({ "sealed": 2 }));
+    assert_eq!(json(&sealed), serde_json::json!({ "sealed": 4 }));
     assert!(stored_keys(&db.url).await.iter().all(|(_, sealed)| *sealed));
     let again = run_with_env(
         &["keys", "seal"],
@@ -255,8 +262,12 @@ async fn plaintext_keys_are_sealed_at_start_or_by_keys_seal_and_warned_about_wit
     assert_eq!(log.matches("no key-encryption key").count(), 1, "{log}");
     assert!(!log.contains("\u{1b}["), "no colour codes on a pipe: {log}");
     let keys = stored_keys(&db.url).await;
-    assert_eq!(keys.len(), 1);
-    assert!(!keys[0].1);
+    assert_eq!(
+        keys.len(),
+        2,
+        "ES256 for access tokens, RS256 for ID tokens"
+    );
+    assert!(keys.iter().all(|(_, sealed)| !sealed));
     assert_eq!(
         stored_secrets(&db.url).await,
         vec![("csrf".to_owned(), false)]
@@ -275,13 +286,23 @@ async fn plaintext_keys_are_sealed_at_start_or_by_keys_seal_and_warned_about_wit
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        jwks["keys"][0]["kid"],
-        keys[0].0.as_str(),
-        "the same key, sealed, still signs"
-    );
+    let mut published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap())
+        .collect();
+    published.sort_unstable();
+    let mut stored: Vec<&str> = keys.iter().map(|(kid, _)| kid.as_str()).collect();
+    stored.sort_unstable();
+    assert_eq!(published, stored, "the same keys, sealed, still sign");
     assert!(sealing.stop().await.success());
-    assert_eq!(stored_keys(&db.url).await, vec![(keys[0].0.clone(), true)]);
+    assert!(
+        stored_keys(&db.url)
+            .await
+            .iter()
+            .all(|(kid, sealed)| *sealed && stored.contains(&kid.as_str()))
+    );
     assert_eq!(
         stored_secrets(&db.url).await,
         vec![("csrf".to_owned(), true)],
@@ -299,8 +320,8 @@ async fn plaintext_keys_are_sealed_at_start_or_by_keys_seal_and_warned_about_wit
     );
     assert_eq!(
         json(&sealed),
-        serde_json::json!({ "sealed": 2 }),
-        "the signing key and the CSRF key"
+        serde_json::json!({ "sealed": 3 }),
+        "the two signing keys and the CSRF key"
     );
     assert!(
         stored_secrets(&db.url)
@@ -331,9 +352,9 @@ async fn a_key_encryption_key_starting_with_a_dash_works_in_every_form(backend: 
     ] {
         let rotated = run_with_env(&args, &envs, &db.url, None);
         assert!(rotated.success, "{args:?} {envs:?}: {}", rotated.stderr);
-        assert!(json(&rotated)["kid"].is_string());
+        assert!(json(&rotated)[0]["kid"].is_string());
     }
-    // Three keys, each sealed: it opens with that key-encryption key (bound to its kid), and with no other.
+    // Six keys (three rotations of ES256 and RS256), each sealed: it opens with that key-encryption key (bound to its kid), and with no other.
     let kek = KeyEncryptionKey::from_base64(LEADING_DASH_KEK).unwrap();
     let other =
         KeyEncryptionKey::from_base64(&KeyEncryptionKey::generate_base64().unwrap()).unwrap();
@@ -344,7 +365,7 @@ async fn a_key_encryption_key_starting_with_a_dash_works_in_every_form(backend: 
         .await
         .unwrap();
     store.close().await;
-    assert_eq!(keys.len(), 3);
+    assert_eq!(keys.len(), 6);
     for key in &keys {
         assert!(key.encrypted, "{key:?}");
         let der = kek.open(&key.private_key, key.kid.as_bytes()).unwrap();
@@ -383,7 +404,11 @@ async fn a_key_encryption_key_starting_with_a_dash_works_in_every_form(backend: 
         .json()
         .await
         .unwrap();
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        6,
+        "three rotations of two algorithms, the older ones still verifying"
+    );
     assert!(server.stop().await.success());
 }
 
@@ -571,7 +596,21 @@ async fn cli_creates_clients_users_and_keys_then_serves_and_stops_on_sigterm(bac
         &db.url,
         None,
     ));
-    let kid = rotated["kid"].as_str().unwrap().to_owned();
+    let algorithms: Vec<&str> = rotated
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["alg"].as_str().unwrap())
+        .collect();
+    assert_eq!(algorithms, ["ES256", "RS256"], "every algorithm in use");
+    let kid = rotated[0]["kid"].as_str().unwrap().to_owned();
+    let only = json(&run(
+        &["keys", "rotate", "--alg", "PS256", "--activate-after", "0"],
+        &db.url,
+        None,
+    ));
+    assert_eq!(only[0]["alg"], "PS256");
+    assert_eq!(only.as_array().unwrap().len(), 1);
 
     // serve: what the commands stored works, then it stops cleanly on SIGTERM.
     let server = ServedBinary::start(crate::binary(), &db.url, "warn", &[]);
@@ -664,4 +703,104 @@ fn bad_configuration_ends_with_one_line_and_no_panic() {
         "{}",
         none.stderr
     );
+}
+
+/// `serve --tls-cert --tls-key`: https only, the issuer https by default; a pair that cannot serve, or an
+/// http issuer with TLS, is one line and exit 1; one flag without the other is clap's usage error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_https_with_a_certificate_and_refuses_what_cannot_serve_in_one_line() {
+    let ca = testkit::tls::ca();
+    let db = TestDatabase::create(&Backend::Sqlite).await;
+    let (cert, key) = (
+        ca.cert_path.to_str().unwrap(),
+        ca.key_path.to_str().unwrap(),
+    );
+    let server = ServedBinary::start(
+        crate::binary(),
+        &db.url,
+        "warn",
+        &["--tls-cert", cert, "--tls-key", key],
+    );
+    assert!(
+        server.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+    let metadata: Value = ca
+        .client()
+        .get(format!("{}/.well-known/openid-configuration", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], server.base.as_str());
+    assert!(
+        metadata["token_endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
+    // Plaintext to the same port gets no HTTP answer.
+    let plain = server.base.replacen("https://", "http://", 1);
+    assert!(
+        testkit::issuer::http_client()
+            .get(format!("{plain}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(server.stop().await.success());
+
+    // What cannot serve: one line naming the file, exit 1.
+    let dir = std::env::temp_dir().join(format!("cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let other_key = dir.join("other.key");
+    std::fs::write(&other_key, ca.server_certificate().1).unwrap();
+    let other_key = other_key.to_str().unwrap();
+    for (args, expected) in [
+        (
+            vec!["--tls-cert", cert, "--tls-key", other_key],
+            "does not match",
+        ),
+        (
+            vec!["--tls-cert", key, "--tls-key", key],
+            "holds no PEM certificate",
+        ),
+        (
+            vec!["--tls-cert", "/nonexistent/cert.pem", "--tls-key", key],
+            "cannot read --tls-cert /nonexistent/cert.pem",
+        ),
+        (
+            vec![
+                "--tls-cert",
+                cert,
+                "--tls-key",
+                key,
+                "--issuer",
+                "http://127.0.0.1:8080",
+            ],
+            "must be https",
+        ),
+    ] {
+        let mut serve = vec!["serve", "--listen", "127.0.0.1:0"];
+        serve.extend(args.iter().copied());
+        let refused = run(&serve, &db.url, None);
+        assert_eq!(refused.code, Some(1), "{args:?}: {}", refused.stderr);
+        assert_eq!(
+            refused.stderr.trim().lines().count(),
+            1,
+            "{}",
+            refused.stderr
+        );
+        assert!(
+            refused.stderr.contains(expected),
+            "{expected}: {}",
+            refused.stderr
+        );
+    }
+    let half = run(&["serve", "--tls-cert", cert], &db.url, None);
+    assert_eq!(half.code, Some(2), "{}", half.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -57,7 +57,13 @@ async fn a_user_token_without_a_family_fails_closed(backend: Backend) {
     use auth_core::token::{AccessTokenClaims, Audience, issue};
     let app = TestIssuer::spawn(backend).await;
     app.register(ClientSpec::web()).await;
-    let signer = app.state.keys.snapshot().signer.clone().unwrap();
+    let signer = app
+        .state
+        .keys
+        .snapshot()
+        .signer(app.state.keys.access_alg())
+        .cloned()
+        .unwrap();
     let now = app.clock.now();
     let claims = |auth_time: Option<i64>| AccessTokenClaims {
         iss: app.issuer().to_owned(),

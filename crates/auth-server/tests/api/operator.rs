@@ -97,6 +97,7 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
             "audiences",
             "client_id",
             "grant_types",
+            "id_token_signed_response_alg",
             "introspection",
             "jwks",
             "jwks_uri",
@@ -112,6 +113,10 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
         ]
     );
     assert_eq!(shown["name"], "Photo Album");
+    assert_eq!(
+        shown["id_token_signed_response_alg"], "RS256",
+        "the default"
+    );
     assert_eq!(shown["public"], true);
     assert_eq!(shown["token_endpoint_auth_method"], "none");
     assert_eq!(
@@ -242,8 +247,18 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
             .await
             .unwrap()
     );
-    app.state.store.create_client(&record, now).await.unwrap();
-    let signer = app.state.keys.snapshot().signer.clone().unwrap();
+    app.state
+        .store
+        .create_client(&record, None, now)
+        .await
+        .unwrap();
+    let signer = app
+        .state
+        .keys
+        .snapshot()
+        .signer(app.state.keys.access_alg())
+        .cloned()
+        .unwrap();
     let same_second = auth_core::token::issue(
         &auth_core::token::AccessTokenClaims {
             iss: app.issuer().to_owned(),

@@ -209,7 +209,7 @@ async fn a_pushed_request_carries_the_user_through_login_and_consent_once(backen
     let now = app.clock.now();
     let assertion = key.sign(
         &serde_json::json!({ "alg": "ES256", "kid": "k1" }),
-        &serde_json::json!({ "iss": "signer", "sub": "signer", "aud": app.url("/par"),
+        &serde_json::json!({ "iss": "signer", "sub": "signer", "aud": app.issuer(),
                              "exp": now + 60, "jti": "par-1" }),
     );
     let (_, challenge) = pkce();
@@ -228,22 +228,25 @@ async fn a_pushed_request_carries_the_user_through_login_and_consent_once(backen
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
-    // RFC 9126 §2: the token endpoint URL is an audience the PAR endpoint accepts too.
-    let assertion = key.sign(
-        &serde_json::json!({ "alg": "ES256", "kid": "k1" }),
-        &serde_json::json!({ "iss": "signer", "sub": "signer", "aud": app.url("/token"),
-                             "exp": now + 60, "jti": "par-2" }),
-    );
-    form.pop();
-    form.push(("client_assertion", assertion));
-    let response = app
-        .http
-        .post(app.url("/par"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
+    // rfc7523bis §5 (updating RFC 9126 §2): the issuer is the PAR endpoint's audience too; the token or PAR
+    // endpoint URL is not (audience injection).
+    for (aud, jti) in [(app.url("/token"), "par-2"), (app.url("/par"), "par-3")] {
+        let assertion = key.sign(
+            &serde_json::json!({ "alg": "ES256", "kid": "k1" }),
+            &serde_json::json!({ "iss": "signer", "sub": "signer", "aud": aud,
+                                 "exp": now + 60, "jti": jti }),
+        );
+        form.pop();
+        form.push(("client_assertion", assertion));
+        let response = app
+            .http
+            .post(app.url("/par"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{aud}");
+    }
 }
 
 async fn pushes_are_validated_like_authorize_and_answered_as_json(backend: Backend) {

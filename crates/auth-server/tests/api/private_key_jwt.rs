@@ -112,12 +112,8 @@ async fn clients_authenticate_with_assertions_of_every_algorithm_at_every_endpoi
         )
         .await;
         let now = app.clock.now();
-        // aud as the issuer, as the token endpoint, or in an array.
-        for aud in [
-            json!(app.issuer()),
-            json!(token_url),
-            json!(["https://elsewhere.example", token_url]),
-        ] {
+        // aud the issuer identifier, as a string or a one-member array (rfc7523bis §4).
+        for aud in [json!(app.issuer()), json!([app.issuer()])] {
             let signed = assertion(&key, "k1", &id, aud.clone(), now);
             let mut form = vec![("client_id", id.as_str())];
             form.extend_from_slice(CLIENT_CREDENTIALS);
@@ -143,8 +139,8 @@ async fn clients_authenticate_with_assertions_of_every_algorithm_at_every_endpoi
         assert_eq!(response.status(), StatusCode::OK, "{alg} without client_id");
         let token: Value = response.json().await.unwrap();
         let token = token["access_token"].as_str().unwrap();
-        // /introspect and /revoke, the assertion addressed to each endpoint.
-        let at_introspect = assertion(&key, "k1", &id, json!(app.url("/introspect")), now);
+        // /introspect and /revoke take the same audience: the issuer.
+        let at_introspect = assertion(&key, "k1", &id, json!(app.issuer()), now);
         let response = app
             .http
             .post(app.url("/introspect"))
@@ -159,7 +155,7 @@ async fn clients_authenticate_with_assertions_of_every_algorithm_at_every_endpoi
         assert_eq!(response.status(), StatusCode::OK, "{alg} at /introspect");
         let introspection: Value = response.json().await.unwrap();
         assert_eq!(introspection["active"], true);
-        let at_revoke = assertion(&key, "k1", &id, json!(app.url("/revoke")), now);
+        let at_revoke = assertion(&key, "k1", &id, json!(app.issuer()), now);
         assert_eq!(
             post(&app, "/revoke", &at_revoke, &[("token", token)]).await,
             StatusCode::OK,
@@ -170,7 +166,7 @@ async fn clients_authenticate_with_assertions_of_every_algorithm_at_every_endpoi
 }
 
 async fn assertions_are_refused_when_replayed_misaddressed_expired_or_foreign(backend: Backend) {
-    let app = TestIssuer::spawn(backend).await;
+    let app = TestIssuer::spawn(backend.clone()).await;
     let replica = app.replica().await;
     let (key, jwk) = keyed("ES256", "k1");
     let (stranger, stranger_jwk) = keyed("ES256", "k1");
@@ -219,9 +215,49 @@ async fn assertions_are_refused_when_replayed_misaddressed_expired_or_foreign(ba
                 now,
             ),
         ),
+        // FAPI 2.0 Security Profile §5.3.2.1 and rfc7523bis §4 (audience injection, CVE-2025-27370/27371):
+        // the issuer alone, never an endpoint URL or an array with anything else.
         (
-            "aud of another endpoint",
+            "aud the token endpoint URL",
+            assertion(&key, "k1", "signer", json!(app.url("/token")), now),
+        ),
+        (
+            "aud the endpoint it was sent to",
             assertion(&key, "k1", "signer", json!(app.url("/revoke")), now),
+        ),
+        (
+            "aud an array with the issuer and another",
+            assertion(
+                &key,
+                "k1",
+                "signer",
+                json!([app.issuer(), "https://elsewhere.example"]),
+                now,
+            ),
+        ),
+        (
+            "aud an array of the token endpoint",
+            assertion(&key, "k1", "signer", json!([app.url("/token")]), now),
+        ),
+        (
+            "iat 90 s ahead",
+            assertion_with(&key, "k1", |claims| {
+                claims["iss"] = json!("signer");
+                claims["sub"] = json!("signer");
+                claims["aud"] = issuer.clone();
+                claims["exp"] = json!(now + 150);
+                claims["iat"] = json!(now + 90);
+            }),
+        ),
+        (
+            "nbf 90 s ahead",
+            assertion_with(&key, "k1", |claims| {
+                claims["iss"] = json!("signer");
+                claims["sub"] = json!("signer");
+                claims["aud"] = issuer.clone();
+                claims["exp"] = json!(now + 150);
+                claims["nbf"] = json!(now + 90);
+            }),
         ),
         (
             "expired",
@@ -285,6 +321,43 @@ async fn assertions_are_refused_when_replayed_misaddressed_expired_or_foreign(ba
             post(&app, "/token", signed, &form).await,
             StatusCode::UNAUTHORIZED,
             "{why}"
+        );
+    }
+    // A clock 8 s ahead of ours is skew, not an attack.
+    let ahead = assertion_with(&key, "k1", |claims| {
+        claims["iss"] = json!("signer");
+        claims["sub"] = json!("signer");
+        claims["aud"] = issuer.clone();
+        claims["exp"] = json!(now + 68);
+        claims["iat"] = json!(now + 8);
+        claims["nbf"] = json!(now + 8);
+    });
+    assert_eq!(post(&app, "/token", &ahead, &form).await, StatusCode::OK);
+    // --accept-token-endpoint-audience: the token endpoint URL too, as one string, at every endpoint.
+    let older = TestIssuer::spawn_with(backend, |serve| {
+        serve.accept_token_endpoint_audience = true;
+    })
+    .await;
+    let (old_key, old_jwk) = keyed("ES256", "k1");
+    older
+        .register(
+            ClientSpec::confidential("signer")
+                .grants([GrantType::ClientCredentials])
+                .jwks(&[old_jwk]),
+        )
+        .await;
+    let now = older.clock.now();
+    let to_token = assertion(&old_key, "k1", "signer", json!(older.url("/token")), now);
+    assert_eq!(
+        post(&older, "/token", &to_token, &form).await,
+        StatusCode::OK
+    );
+    for aud in [json!(older.url("/revoke")), json!([older.url("/token")])] {
+        let refused = assertion(&old_key, "k1", "signer", aud.clone(), now);
+        assert_eq!(
+            post(&older, "/token", &refused, &form).await,
+            StatusCode::UNAUTHORIZED,
+            "{aud}"
         );
     }
     // A client with a secret cannot use an assertion, nor one with keys a secret; never both at once.

@@ -225,3 +225,118 @@ async fn a_503_readiness_answer_is_no_error_and_metrics_can_listen_apart() {
         "a 503 from /readyz is logged as an error: {log}"
     );
 }
+
+/// Over https: the API serves its own certificate, and reaches an https issuer trusting `SSL_CERT_FILE`
+/// (that file alone, as rustls-native-certs reads it); without it, the issuer's private CA is not trusted
+/// and the API stays unready. DPoP proofs name the https URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_it_trusts_ssl_cert_file_and_serves_its_own_certificate() {
+    let ca = testkit::tls::ca();
+    let issuer = TestIssuer::spawn_tls(Backend::Sqlite).await;
+    let machine = issuer
+        .register(
+            ClientSpec::confidential("machine")
+                .grants([GrantType::ClientCredentials])
+                .scope("read write"),
+        )
+        .await;
+    let start = |trust: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_resource-api"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--issuer", issuer.issuer()])
+            .args(["--tls-cert", ca.cert_path.to_str().unwrap()])
+            .args(["--tls-key", ca.key_path.to_str().unwrap()])
+            .args(["--jwks-cooldown-ms", "100"])
+            .env("RUST_LOG", "error")
+            .env_remove("SSL_CERT_DIR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if trust {
+            command.env("SSL_CERT_FILE", &ca.ca_path);
+        } else {
+            command.env_remove("SSL_CERT_FILE");
+        }
+        let mut child = command.spawn().expect("start resource-api");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .strip_prefix("resource-api listening on ")
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no ready line: {line:?}"))
+            .to_owned();
+        (child, format!("https://{address}"))
+    };
+    let http = ca.client();
+    let ready = async |base: &str| {
+        for _ in 0..60 {
+            if http
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success())
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    };
+    let (mut untrusting, base) = start(false);
+    assert!(
+        !ready(&base).await,
+        "the issuer's private CA is trusted without SSL_CERT_FILE"
+    );
+    let _ = untrusting.kill();
+    let _ = untrusting.wait();
+
+    let (mut child, base) = start(true);
+    assert!(ready(&base).await, "not ready with SSL_CERT_FILE");
+    let token = issuer.access_token(&machine).await;
+    let protected = http
+        .get(format!("{base}/protected"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(protected.status(), 200);
+    let key = ProofKey::generate("ES256");
+    let bound: Value = issuer
+        .http
+        .post(issuer.url("/token"))
+        .basic_auth(&machine.id, machine.secret.as_deref())
+        .header(
+            "DPoP",
+            key.proof("POST", &issuer.url("/token"), issuer.clock.now(), None),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bound = bound["access_token"].as_str().unwrap();
+    let url = format!("{base}/protected");
+    let with_proof = |htu: &str| key.proof("GET", htu, issuer.clock.now(), Some(bound));
+    let answered = http
+        .get(&url)
+        .header("Authorization", format!("DPoP {bound}"))
+        .header("DPoP", with_proof(&url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 200, "htu names the https URL");
+    let plain_htu = url.replacen("https://", "http://", 1);
+    let refused = http
+        .get(&url)
+        .header("Authorization", format!("DPoP {bound}"))
+        .header("DPoP", with_proof(&plain_htu))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "an http htu for an https request");
+    let _ = child.kill();
+    let _ = child.wait();
+}

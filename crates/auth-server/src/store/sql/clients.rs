@@ -13,11 +13,12 @@ use super::{Backend, SqlStore};
 use crate::store::StoreError;
 use auth_core::scope::ScopeSet;
 
-use crate::store::{ClientRecord, ClientStore};
+use crate::store::{ClientRecord, ClientStore, StoredKey};
 
 /// The columns `client_from_row!` reads.
 const CLIENT_COLUMNS: &str = "client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
-    skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, name";
+    skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, name, \
+    id_token_signed_response_alg";
 
 macro_rules! client_from_row {
     ($row:expr) => {{
@@ -50,13 +51,25 @@ macro_rules! client_from_row {
             jwks_uri: row.try_get("jwks_uri")?,
             require_par: row.try_get("require_par")?,
             name: row.try_get("name")?,
+            id_token_signed_response_alg: row
+                .try_get::<Option<String>, _>("id_token_signed_response_alg")?
+                .map(|alg| {
+                    alg.parse()
+                        .map_err(|_| StoreError::Corrupt("client id_token_signed_response_alg"))
+                })
+                .transpose()?,
         }
     }};
 }
 
 #[async_trait]
 impl ClientStore for SqlStore {
-    async fn create_client(&self, client: &ClientRecord, now: i64) -> Result<(), StoreError> {
+    async fn create_client(
+        &self,
+        client: &ClientRecord,
+        key: Option<&StoredKey>,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let grant_types = client
             .grant_types
             .iter()
@@ -67,8 +80,9 @@ impl ClientStore for SqlStore {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "insert into client (client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
-                 skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, name, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
+                 skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, name, \
+                 id_token_signed_response_alg, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)",
             )
             .bind(client.client_id.as_str())
             .bind(client.secret_digest.map(|digest| digest.to_hex()))
@@ -85,14 +99,50 @@ impl ClientStore for SqlStore {
             .bind(&client.jwks_uri)
             .bind(client.require_par)
             .bind(&client.name)
+            .bind(client.id_token_signed_response_alg.map(|alg| alg.as_str()))
             .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(|error| unique_violation(error, "client"))?;
+            if let Some(key) = key {
+                // The first key of its algorithm, unless one exists: the client's ID tokens can be signed
+                // from its first sign-in, at every replica once it reloads.
+                sqlx::query(
+                    "insert into signing_key (kid, alg, private_key, encrypted, created_at, active_from) \
+                     select $1, $2, $3, $4, $5, $5 \
+                     where not exists (select 1 from signing_key where alg = $2)",
+                )
+                .bind(&key.kid)
+                .bind(key.alg.as_str())
+                .bind(&key.private_key)
+                .bind(key.encrypted)
+                .bind(key.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    async fn id_token_algorithms(
+        &self,
+    ) -> Result<Vec<auth_core::keys::SigningAlgorithm>, StoreError> {
+        let rows: Vec<String> = on_backend!(self, pool => {
+            sqlx::query_scalar(
+                "select distinct id_token_signed_response_alg from client \
+                 where id_token_signed_response_alg is not null",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows.iter()
+            .map(|alg| {
+                alg.parse()
+                    .map_err(|_| StoreError::Corrupt("client id_token_signed_response_alg"))
+            })
+            .collect()
     }
 
     async fn registered_scopes(&self) -> Result<ScopeSet, StoreError> {

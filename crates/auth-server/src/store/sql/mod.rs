@@ -66,6 +66,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "per-source bounds",
         include_str!("../../../migrations/postgres/0009_per_source_bounds.sql"),
     ),
+    (
+        10,
+        "id token algorithms",
+        include_str!("../../../migrations/postgres/0010_id_token_algorithms.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -112,6 +117,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "per-source bounds",
         include_str!("../../../migrations/sqlite/0009_per_source_bounds.sql"),
+    ),
+    (
+        10,
+        "id token algorithms",
+        include_str!("../../../migrations/sqlite/0010_id_token_algorithms.sql"),
     ),
 ];
 

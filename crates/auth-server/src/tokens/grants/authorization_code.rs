@@ -113,7 +113,7 @@ pub async fn grant(
             "resource differs from the authorization request",
         ));
     }
-    let issuer = Issuer::ready(state)?;
+    let issuer = Issuer::ready(state, client)?;
     let refresh = if client.allows(GrantType::RefreshToken) {
         // RFC 9449 §5: a public client's refresh token is bound to its proof key (a confidential client's is
         // bound to the client by its authentication already).

@@ -38,7 +38,7 @@ pub fn grant(
     .map_err(|_| crate::store::StoreError::Corrupt("client scope"))?;
     let scope = resolve_scope(request.scope, &own_scope)?;
     let audience = resolve_audience(client, request.resource, &state.settings.default_audience)?;
-    Issuer::ready(state)?.issue(
+    Issuer::ready(state, client)?.issue(
         state,
         IssueRequest {
             grant: GrantType::ClientCredentials,

@@ -85,7 +85,7 @@ pub async fn grant(
     };
     // Before the rotation: a replica that cannot sign must not use the token up (the client's retry would
     // then look like reuse and revoke its family).
-    let issuer = Issuer::ready(state)?;
+    let issuer = Issuer::ready(state, client)?;
     let now = state.clock.now();
     let (new_token, new_digest) = {
         let token = OpaqueToken::try_generate()?;
