@@ -255,3 +255,54 @@ async fn mixed_runs_clean_across_two_replicas_behind_a_per_request_balancer() {
     );
     drop((a, b));
 }
+
+/// The `loadtest` binary beside this test's own (cargo xtask test builds every binary before the tests run).
+fn loadtest_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    let binary = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/debug")
+        .join("loadtest");
+    assert!(
+        binary.is_file(),
+        "{} is missing: build the binaries first (`cargo build --bins`; cargo xtask test does)",
+        binary.display()
+    );
+    binary
+}
+
+/// Outbound https trusts `SSL_CERT_FILE` alone when it is set: the load tester reaches an https issuer with
+/// the issuer's CA there, and refuses it with another CA's file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_tester_reaches_an_https_issuer_trusting_ssl_cert_file() {
+    let (issuer, _, target) = seed(TestIssuer::spawn_tls(Backend::Sqlite).await).await;
+    assert!(
+        issuer.issuer().starts_with("https://"),
+        "{}",
+        issuer.issuer()
+    );
+    let check = |ca: std::path::PathBuf| {
+        tokio::process::Command::new(loadtest_binary())
+            .args(["--check", "--scenario", "issue", "--issuer", &target.issuer])
+            .args(["--client-id", &target.client_id])
+            .env("LOADTEST_CLIENT_SECRET", &target.client_secret)
+            .env("SSL_CERT_FILE", ca)
+            .env("RUST_LOG", "warn")
+            .output()
+    };
+    let trusted = check(testkit::tls::ca().ca_path.clone()).await.unwrap();
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&trusted.stdout).contains("issue can run"));
+    let dir = TempDir::new();
+    let other = testkit::tls::TestCa::create(dir.path().join("ca"));
+    let refused = check(other.ca_path.clone()).await.unwrap();
+    assert!(
+        !refused.status.success(),
+        "another CA's file alone must not trust the issuer"
+    );
+}
