@@ -281,14 +281,15 @@ impl Output<'_> {
     }
 }
 
-/// Starts `command` (a server of ours, which prints `… listening on ADDRESS …` as its first line of stdout)
-/// and returns it with the address it bound and that line: `--listen 127.0.0.1:0` lets the system pick a
-/// free port, so no port is found, released and bound again.
+/// Starts `command` (a server of ours, which prints one line on stdout once it listens: auth-server its JSON
+/// ready line, resource-api `resource-api listening on ADDRESS`), copies its output to `output`'s sink,
+/// and returns it with that line: `--listen 127.0.0.1:0` lets the system pick a free port, so no port is
+/// found, released and bound again.
 fn spawn_listening(
     mut command: Command,
     name: &str,
     output: &Output<'_>,
-) -> Result<(Child, String, String)> {
+) -> Result<(Child, String)> {
     let mut sink = output.apply(&mut command, name)?;
     let mut child = command
         .stdout(Stdio::piped())
@@ -297,20 +298,16 @@ fn spawn_listening(
     let mut stdout = BufReader::new(child.stdout.take().context("the server's stdout")?);
     let mut line = String::new();
     let read = stdout.read_line(&mut line);
-    let address = line
-        .split_once("listening on ")
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .map(str::to_owned);
-    let Some(address) = address.filter(|_| read.is_ok()) else {
+    if read.is_err() || line.trim().is_empty() {
         let _ = child.kill();
         let _ = child.wait();
         bail!("{name} stopped before listening (its log says why)");
-    };
+    }
     let _ = write!(sink, "{line}");
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut stdout, &mut sink);
     });
-    Ok((child, address, line))
+    Ok((child, line.trim_end().to_owned()))
 }
 
 /// The servers of a running stack, and where they answer.
@@ -359,14 +356,17 @@ pub fn start_servers(
         .args(&tls_args)
         .env_remove("AUTH_ISSUER")
         .env("DATABASE_URL", database_url);
-    let (child, auth_address, line) = spawn_listening(auth_server, "auth-server", output)?;
+    let (child, line) = spawn_listening(auth_server, "auth-server", output)?;
     children.push("auth-server", child);
+    // `{"issuer": URL, "listen": ADDRESS, "ready": true}`.
+    let ready: serde_json::Value =
+        serde_json::from_str(&line).context("auth-server's ready line is not JSON")?;
+    let (Some(auth_address), Some(issuer)) = (ready["listen"].as_str(), ready["issuer"].as_str())
+    else {
+        bail!("auth-server's ready line names no address and issuer: {line}");
+    };
+    let (auth_address, issuer) = (auth_address.to_owned(), issuer.to_owned());
     wait_ready(&auth_address, "/readyz", "auth-server", tls)?;
-    // `auth-server listening on ADDRESS (issuer URL)`.
-    let issuer = line
-        .split_once("(issuer ")
-        .map(|(_, rest)| rest.trim_end().trim_end_matches(')').to_owned())
-        .context("auth-server did not say its issuer")?;
     let mut resource_api = Command::new(binaries.path("resource-api"));
     resource_api
         .args([
@@ -385,7 +385,13 @@ pub fn start_servers(
     if let Some(tls) = tls {
         resource_api.env("SSL_CERT_FILE", &tls.ca);
     }
-    let (child, api_address, _) = spawn_listening(resource_api, "resource-api", output)?;
+    let (child, line) = spawn_listening(resource_api, "resource-api", output)?;
+    // `resource-api listening on ADDRESS`.
+    let api_address = line
+        .split_once("listening on ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .with_context(|| format!("resource-api did not say where it listens: {line}"))?;
     children.push("resource-api", child);
     wait_ready(&api_address, "/readyz", "resource-api", tls)?;
     let scheme = if tls.is_some() { "https" } else { "http" };

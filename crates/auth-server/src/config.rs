@@ -204,25 +204,24 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
-    /// The issuer: `--issuer`, or else `http://` and the address the server listens on (so `--listen
-    /// 127.0.0.1:0` gives a working server on whatever port the system picks). A wildcard address names no
-    /// host a client could use: it needs `--issuer`. With TLS: `https://`, and a wildcard address stands for
-    /// 127.0.0.1 (the name a local certificate is made for).
-    pub fn issuer_for(&self, bound: SocketAddr) -> Result<String, String> {
-        match &self.issuer {
-            Some(issuer) => Ok(issuer.clone()),
-            None if self.tls().is_some() => {
-                let mut address = bound;
-                if address.ip().is_unspecified() {
-                    address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                Ok(format!("https://{address}"))
-            }
-            None if bound.ip().is_unspecified() => Err(format!(
-                "--listen {bound} names no host clients can reach: set --issuer (AUTH_ISSUER) to the URL they use"
-            )),
-            None => Ok(format!("http://{bound}")),
+    /// The issuer: `--issuer`, or else `http://` (`https://` with TLS) and the address the server listens
+    /// on, so `--listen 127.0.0.1:0` gives a working server on whatever port the system picks. A wildcard
+    /// address (`0.0.0.0`, `::`) stands for 127.0.0.1: the one host it surely covers, and the name a local
+    /// certificate is made for; anything else reachable needs `--issuer`.
+    pub fn issuer_for(&self, bound: SocketAddr) -> String {
+        if let Some(issuer) = &self.issuer {
+            return issuer.clone();
         }
+        let mut address = bound;
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let scheme = if self.tls().is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{address}")
     }
 
     /// The TLS files, when both are given.
@@ -455,10 +454,7 @@ mod tests {
         assert_eq!(serve, ServeConfig::default());
         assert_eq!(serve.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(serve.issuer, None);
-        assert_eq!(
-            serve.issuer_for(serve.listen).unwrap(),
-            "http://127.0.0.1:8080"
-        );
+        assert_eq!(serve.issuer_for(serve.listen), "http://127.0.0.1:8080");
         assert_eq!(serve.signing_alg, SigningAlgorithm::Es256);
         assert_eq!(serve.access_token_ttl, 900);
         assert_eq!(serve.refresh_token_ttl, 1_209_600);
@@ -536,17 +532,19 @@ mod tests {
     }
 
     #[test]
-    fn the_issuer_follows_the_bound_address_unless_given_and_needs_a_host() {
+    fn the_issuer_follows_the_bound_address_unless_given() {
         let serve = ServeConfig::default();
         let bound: SocketAddr = "127.0.0.1:41234".parse().unwrap();
-        assert_eq!(serve.issuer_for(bound).unwrap(), "http://127.0.0.1:41234");
+        assert_eq!(serve.issuer_for(bound), "http://127.0.0.1:41234");
         let wildcard: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        assert!(serve.issuer_for(wildcard).unwrap_err().contains("--issuer"));
+        assert_eq!(serve.issuer_for(wildcard), "http://127.0.0.1:8080");
+        let wildcard6: SocketAddr = "[::]:8080".parse().unwrap();
+        assert_eq!(serve.issuer_for(wildcard6), "http://127.0.0.1:8080");
         let given = ServeConfig {
             issuer: Some("https://id.example".into()),
             ..ServeConfig::default()
         };
-        assert_eq!(given.issuer_for(wildcard).unwrap(), "https://id.example");
+        assert_eq!(given.issuer_for(wildcard), "https://id.example");
     }
 
     #[test]

@@ -55,11 +55,33 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `{"issuer": …, "listen": "ADDRESS", "ready": true}`, and `"metrics"` with `--metrics-listen`.
+fn ready_line(
+    listen: std::net::SocketAddr,
+    issuer: &str,
+    metrics: Option<std::net::SocketAddr>,
+) -> String {
+    let mut line = serde_json::json!({
+        "issuer": issuer,
+        "listen": listen.to_string(),
+        "ready": true,
+    });
+    if let Some(metrics) = metrics {
+        line["metrics"] = metrics.to_string().into();
+    }
+    line.to_string()
+}
+
 async fn run_with_database(
     command: Command,
     database_url: String,
     kek: Option<KeyEncryptionKey>,
 ) -> Result<()> {
+    // An in-memory database lives inside one process: a one-shot command would change a database nobody
+    // else can see, and lose it when it exits.
+    if store::sql::is_in_memory(&database_url) && !matches!(command, Command::Serve(_)) {
+        anyhow::bail!("{database_url} is a database inside one process: only `serve` can use it");
+    }
     let connect = || async {
         SqlStore::connect(&database_url, 1)
             .await
@@ -77,15 +99,16 @@ async fn run_with_database(
             .await?;
             // Handlers first: whoever reads the line below may stop the server at once.
             let stop = service_kit::shutdown_signal();
-            // One line on stdout, so whoever started the server learns the port of `--listen …:0`.
+            // The one line on stdout, once migrated and listening: whoever started the server learns the
+            // port of `--listen …:0` and the issuer from it, with no polling and no port race.
             println!(
-                "auth-server listening on {} (issuer {})",
-                application.local_addr()?,
-                application.state().settings.issuer
+                "{}",
+                ready_line(
+                    application.local_addr()?,
+                    &application.state().settings.issuer,
+                    application.metrics_addr()
+                )
             );
-            if let Some(metrics) = application.metrics_addr() {
-                println!("auth-server metrics on {metrics}");
-            }
             application.run_until(stop).await
         }
         Command::Migrate => {

@@ -126,7 +126,7 @@ impl Application {
             ),
             None => None,
         };
-        let issuer = config.serve.issuer_for(bound).map_err(anyhow::Error::msg)?;
+        let issuer = config.serve.issuer_for(bound);
         let settings = settings(&config.serve, issuer)?;
         let store = SqlStore::connect(&config.database_url, config.serve.db_max_connections.max(1))
             .await

@@ -3,12 +3,16 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
 /// A running `auth-server serve`, ready when returned.
 pub struct ServedBinary {
     pub base: String,
+    /// The one line it printed on stdout once ready (`{"issuer", "listen", "ready"[, "metrics"]}`).
+    pub ready: serde_json::Value,
     pub child: Child,
+    /// The rest of its stdout (kept open: a server writing to a closed pipe would fail).
+    pub stdout: Option<BufReader<ChildStdout>>,
 }
 
 impl ServedBinary {
@@ -28,15 +32,23 @@ impl ServedBinary {
             .expect("start auth-server serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        let read = BufReader::new(stdout).read_line(&mut line);
-        // `auth-server listening on ADDRESS (issuer URL)`: the base is the issuer (https with --tls-cert).
-        let base = line
-            .strip_prefix("auth-server listening on ")
-            .and_then(|rest| rest.split_once("(issuer "))
-            .map(|(_, issuer)| issuer.trim_end().trim_end_matches(')').to_owned());
-        match (read, base) {
-            (Ok(_), Some(base)) => Self { base, child },
-            (read, _) => {
+        let mut stdout = BufReader::new(stdout);
+        let read = stdout.read_line(&mut line);
+        // `{"issuer": URL, "listen": ADDRESS, "ready": true}`: the base is the issuer (https with --tls-cert).
+        let ready = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .filter(|ready| ready["ready"] == true);
+        let base = ready
+            .as_ref()
+            .and_then(|ready| ready["issuer"].as_str().map(str::to_owned));
+        match (read, base, ready) {
+            (Ok(_), Some(base), Some(ready)) => Self {
+                base,
+                ready,
+                child,
+                stdout: Some(stdout),
+            },
+            (read, _, _) => {
                 let _ = child.kill();
                 let output = child.wait_with_output().expect("wait");
                 panic!(

@@ -661,7 +661,7 @@ fn bad_configuration_ends_with_one_line_and_no_panic() {
             "connection refused by 127.0.0.1:1: is PostgreSQL running there?",
         ),
         (
-            &["migrate"][..],
+            &["serve", "--listen", "127.0.0.1:0"][..],
             "sqlite::memory:?mode=bogus",
             "the database URL is not valid",
         ),
@@ -703,6 +703,137 @@ fn bad_configuration_ends_with_one_line_and_no_panic() {
         "{}",
         none.stderr
     );
+}
+
+/// Once migrated and listening, `serve` prints one line on stdout and nothing else: JSON naming the bound
+/// address, the issuer and (with `--metrics-listen`) the metrics address, so a harness learns the port of
+/// `--listen 127.0.0.1:0` without polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_one_json_ready_line_naming_its_address_and_issuer() {
+    let db = TestDatabase::create(&Backend::Sqlite).await;
+    let mut server = ServedBinary::start(
+        crate::binary(),
+        &db.url,
+        "warn",
+        &["--metrics-listen", "127.0.0.1:0"],
+    );
+    let listen = server.ready["listen"].as_str().unwrap().to_owned();
+    let metrics = server.ready["metrics"].as_str().unwrap().to_owned();
+    assert!(
+        listen.starts_with("127.0.0.1:") && !listen.ends_with(":0"),
+        "{listen}"
+    );
+    assert_eq!(server.ready["issuer"], format!("http://{listen}").as_str());
+    assert_eq!(server.ready["ready"], true);
+    assert_eq!(
+        server.ready.as_object().unwrap().len(),
+        4,
+        "{}",
+        server.ready
+    );
+    let http = testkit::issuer::http_client();
+    let metadata: Value = http
+        .get(format!("http://{listen}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], server.ready["issuer"]);
+    let text = http
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("http_requests_total"), "{text}");
+    // Nothing more on stdout: the line was the only one.
+    let mut stdout = server.stdout.take().unwrap();
+    assert!(server.stop().await.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "", "one line on stdout, and no other");
+}
+
+/// `--database-url sqlite::memory:`: `serve` runs on a database of its own process (migrated, keys made,
+/// nothing on disk, no other process sees it); a one-shot command refuses it in one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_on_a_database_in_its_own_memory_and_one_shot_commands_refuse_it() {
+    let kids = |jwks: &Value| -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| {
+                format!(
+                    "{}:{}",
+                    key["alg"].as_str().unwrap(),
+                    key["kid"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let http = testkit::issuer::http_client();
+    let mut jwks = Vec::new();
+    for _ in 0..2 {
+        let server = ServedBinary::start(crate::binary(), "sqlite::memory:", "warn", &[]);
+        let ready = http
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), reqwest::StatusCode::OK);
+        let keys: Value = http
+            .get(format!("{}/jwks.json", server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = http
+            .post(format!("{}/token", server.base))
+            .basic_auth("nobody", Some("wrong"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(token.status(), reqwest::StatusCode::UNAUTHORIZED);
+        jwks.push(kids(&keys));
+        assert!(server.stop().await.success());
+    }
+    assert_eq!(
+        jwks[0].len(),
+        2,
+        "ES256 for access tokens, RS256 for ID tokens: {:?}",
+        jwks[0]
+    );
+    assert!(
+        jwks[0].iter().all(|key| !jwks[1].contains(key)),
+        "each process its own database: {jwks:?}"
+    );
+    for args in [
+        &["client", "list"][..],
+        &["migrate"],
+        &["user", "create", "--username", "alice", "--password-stdin"],
+    ] {
+        let refused = run(args, "sqlite::memory:", Some("a long password\n"));
+        assert_eq!(refused.code, Some(1), "{args:?}");
+        assert_eq!(
+            refused.stderr.trim().lines().count(),
+            1,
+            "{}",
+            refused.stderr
+        );
+        assert!(
+            refused.stderr.contains("only `serve` can use it"),
+            "{}",
+            refused.stderr
+        );
+    }
 }
 
 /// `serve --tls-cert --tls-key`: https only, the issuer https by default; a pair that cannot serve, or an

@@ -287,6 +287,14 @@ fn postgres_connect_error(options: &PgConnectOptions, error: sqlx::Error) -> Sto
 
 /// Seconds every purge waits beyond an expiry (see `PURGE_STATEMENTS`).
 pub const PURGE_LEEWAY: i64 = 300;
+/// Whether a database URL names an in-memory SQLite database (`sqlite::memory:`, or a `mode=memory` URI):
+/// nothing on disk, gone with the process.
+pub fn is_in_memory(url: &str) -> bool {
+    let url = url.trim();
+    url.starts_with("sqlite::memory:")
+        || (url.starts_with("sqlite:") && url.contains("mode=memory"))
+}
+
 impl SqlStore {
     /// Connects to `url` (`sqlite:…` or `postgres://…`) and applies migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
@@ -323,8 +331,22 @@ impl SqlStore {
                         directory.display()
                     )));
                 }
+                // `sqlite::memory:`: one database per process, alive as long as its one connection (a pool
+                // of in-memory connections would each see an empty database of their own).
+                let in_memory = is_in_memory(url);
                 let pool = SqlitePoolOptions::new()
-                    .max_connections(max_connections)
+                    .max_connections(if in_memory { 1 } else { max_connections })
+                    .min_connections(u32::from(in_memory))
+                    .idle_timeout(if in_memory {
+                        None
+                    } else {
+                        Some(Duration::from_secs(600))
+                    })
+                    .max_lifetime(if in_memory {
+                        None
+                    } else {
+                        Some(Duration::from_secs(1800))
+                    })
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_with(options.clone())
                     .await
