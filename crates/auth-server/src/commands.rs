@@ -11,7 +11,7 @@ use auth_core::secret::PasswordHasher;
 use service_kit::telemetry::untrusted;
 
 use crate::clients::registration::{self, ClientError, ClientMetadata, Field};
-use crate::config::{ClientCreate, ConsentRevoke, KeysRotate, UserCreate};
+use crate::config::{ClientCreate, ConsentRevoke, KeysRotate, TokenMint, UserCreate};
 use crate::keys::keyring::stored_form;
 use crate::store::{ClientRecord, ClientStore, ConsentStore, KeyStore, UserRecord, UserStore};
 
@@ -419,6 +419,112 @@ pub fn keys_generate_kek() -> Result<()> {
         "{}",
         KeyEncryptionKey::generate_base64().context("generating a key-encryption key")?
     );
+    Ok(())
+}
+
+/// `token mint`: one JWT signed offline by the database's active key, printed alone on stdout. An access
+/// token is what /token would issue the client (RFC 9068: `sub` the client unless given, the client's
+/// scopes or a part of them, its audience), with `--claim`s beside; with `--id-token`, an ID token for the
+/// client signed with its ID-token algorithm. Nothing is written: like any access token, it is active at
+/// /introspect while unexpired, unrevoked and its client exists. Audited (`token_minted`).
+pub async fn token_mint<S>(
+    store: &S,
+    mint: &TokenMint,
+    kek: Option<&KeyEncryptionKey>,
+) -> Result<()>
+where
+    S: KeyStore + ClientStore,
+{
+    use auth_core::jws::sign_with_extra_claims;
+    use auth_core::keys::SigningAlgorithm;
+    use auth_core::scope::ScopeSet;
+    use auth_core::token::{AccessTokenClaims, Audience};
+    use auth_core::typ::JwtType;
+
+    let client = store
+        .find_client(&operator_client_id(&mint.client_id)?)
+        .await
+        .context("looking the client up")?
+        .with_context(|| format!("no client {:?}", mint.client_id))?;
+    let now = now();
+    let ttl = i64::try_from(mint.ttl).context("--ttl is too large")?;
+    let client_algs = store
+        .id_token_algorithms()
+        .await
+        .context("reading the clients' ID-token algorithms")?;
+    let ring =
+        crate::keys::keyring::KeyRing::read(store, kek, mint.signing_alg, &client_algs, ttl, now)
+            .await
+            .context("reading the signing keys")?;
+    let alg = if mint.id_token {
+        client
+            .id_token_signed_response_alg
+            .unwrap_or(SigningAlgorithm::Rs256)
+    } else {
+        mint.signing_alg
+    };
+    let snapshot = ring.snapshot();
+    let key = snapshot.signer(alg).with_context(|| {
+        format!("no active {alg} key: start the server once (it makes its keys) or run `keys rotate --alg {alg}`")
+    })?;
+    let sub = mint
+        .sub
+        .clone()
+        .unwrap_or_else(|| client.client_id.as_str().to_owned());
+    let extra: serde_json::Map<String, serde_json::Value> = mint.claims.iter().cloned().collect();
+    let jti = uuid::Uuid::new_v4().to_string();
+    let token = if mint.id_token {
+        let claims = serde_json::json!({
+            "iss": mint.issuer,
+            "sub": sub,
+            "aud": client.client_id.as_str(),
+            "exp": now + ttl,
+            "iat": now,
+            "jti": jti,
+            "nonce": mint.nonce,
+        });
+        let serde_json::Value::Object(mut claims) = claims else {
+            unreachable!("a JSON object")
+        };
+        claims.retain(|_, value| !value.is_null());
+        sign_with_extra_claims(JwtType::Id, &claims, &extra, key)
+    } else {
+        let scope = match &mint.scope {
+            Some(text) => {
+                let scope =
+                    ScopeSet::parse(text).map_err(|error| anyhow::anyhow!("--scope: {error}"))?;
+                if !scope.is_subset_of(&client.scope) {
+                    bail!("--scope: the client is not registered for all of {text:?}");
+                }
+                scope
+            }
+            None => client.scope.clone(),
+        };
+        let audience = crate::tokens::rules::resolve_audience(
+            &client,
+            mint.audience.as_deref(),
+            &mint.default_audience,
+        )
+        .map_err(|error| anyhow::anyhow!("--audience: {error}"))?;
+        let claims = AccessTokenClaims {
+            iss: mint.issuer.clone(),
+            sub: sub.clone(),
+            aud: Audience::One(audience),
+            client_id: client.client_id.as_str().to_owned(),
+            scope,
+            iat: now,
+            exp: now + ttl,
+            nbf: None,
+            jti: jti.clone(),
+            auth_time: None,
+            fam: None,
+            cnf: None,
+        };
+        sign_with_extra_claims(JwtType::Access, &claims, &extra, key)
+    }
+    .context("signing the token")?;
+    tracing::info!(target: "audit", event = "token_minted", client_id = &*untrusted(client.client_id.as_str()), sub = &*untrusted(&sub), jti = %jti, id_token = mint.id_token, "token minted");
+    println!("{token}");
     Ok(())
 }
 

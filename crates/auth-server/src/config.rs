@@ -80,6 +80,9 @@ pub enum Command {
     /// Manage remembered consent.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Tokens for test fixtures.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 /// `serve` settings.
@@ -267,6 +270,95 @@ fn parse_alg(text: &str) -> Result<SigningAlgorithm, String> {
 fn parse_any_alg(text: &str) -> Result<SigningAlgorithm, String> {
     text.parse()
         .map_err(|error: auth_core::keys::UnsupportedAlgorithm| error.to_string())
+}
+
+/// Test fixtures.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print one JWT signed offline by the database's active key: an access token as /token would issue
+    /// it, or with --id-token an ID token; audited.
+    Mint(TokenMint),
+}
+
+/// The claims a token sets itself, which `--claim` may not name.
+pub const RESERVED_CLAIMS: [&str; 10] = [
+    "iss",
+    "exp",
+    "iat",
+    "jti",
+    "cnf",
+    "fam",
+    "sub",
+    "aud",
+    "scope",
+    "client_id",
+];
+
+/// `token mint`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenMint {
+    /// The client the token is issued to.
+    #[arg(long)]
+    pub client_id: String,
+    /// The subject [default: the client id].
+    #[arg(long)]
+    pub sub: Option<String>,
+    /// Space-separated scopes, each registered for the client [default: the client's scopes].
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// The audience: one registered for the client with --audience [default: its first, else resource-api].
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// Lifetime, seconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub ttl: u64,
+    /// An extra claim, NAME=JSON (repeatable); the token's own claims cannot be named.
+    #[arg(long = "claim", value_name = "NAME=JSON", value_parser = parse_claim)]
+    pub claims: Vec<(String, serde_json::Value)>,
+    /// An ID token for the client (its ID-token algorithm) instead of an access token.
+    #[arg(long)]
+    pub id_token: bool,
+    /// The ID token's nonce.
+    #[arg(long, requires = "id_token")]
+    pub nonce: Option<String>,
+    /// The servers' --signing-alg: the algorithm of access tokens.
+    #[arg(long, env = "AUTH_SIGNING_ALG", default_value = "ES256", value_parser = parse_alg, hide = true)]
+    pub signing_alg: SigningAlgorithm,
+    /// The servers' --issuer: the token's `iss`.
+    #[arg(
+        long,
+        env = "AUTH_ISSUER",
+        default_value = "http://127.0.0.1:8080",
+        hide = true
+    )]
+    pub issuer: String,
+    /// The servers' --default-audience.
+    #[arg(
+        long,
+        env = "AUTH_DEFAULT_AUDIENCE",
+        default_value = "resource-api",
+        hide = true
+    )]
+    pub default_audience: String,
+}
+
+/// `NAME=JSON` of `token mint --claim`: a name the token does not set itself, and a JSON value.
+fn parse_claim(text: &str) -> Result<(String, serde_json::Value), String> {
+    let (name, json) = text
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=JSON".to_owned())?;
+    if name.is_empty() {
+        return Err("the claim has no name".into());
+    }
+    if RESERVED_CLAIMS.contains(&name) {
+        return Err(format!(
+            "{name} is set by the token itself (reserved: {})",
+            RESERVED_CLAIMS.join(" ")
+        ));
+    }
+    let value = serde_json::from_str(json)
+        .map_err(|error| format!("the value of {name} is not JSON: {error}"))?;
+    Ok((name.to_owned(), value))
 }
 
 /// Client management.

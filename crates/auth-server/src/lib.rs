@@ -33,7 +33,9 @@ pub mod users;
 use anyhow::{Context, Result};
 use auth_core::keys::KeyEncryptionKey;
 
-use crate::config::{Cli, ClientCommand, Command, ConsentCommand, KeysCommand, UserCommand};
+use crate::config::{
+    Cli, ClientCommand, Command, ConsentCommand, KeysCommand, TokenCommand, UserCommand,
+};
 use crate::startup::{Application, ApplicationConfig};
 use crate::store::sql::SqlStore;
 
@@ -150,6 +152,9 @@ async fn run_with_database(
         Command::Keys(KeysCommand::GenerateKek) => commands::keys_generate_kek(),
         Command::Consent(ConsentCommand::Revoke(revoke)) => {
             commands::consent_revoke(&connect().await?, &revoke).await
+        }
+        Command::Token(TokenCommand::Mint(mint)) => {
+            commands::token_mint(&connect().await?, &mint, kek.as_ref()).await
         }
     }
 }

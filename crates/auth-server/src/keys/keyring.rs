@@ -187,18 +187,7 @@ impl KeyRing {
         if let Some(kek) = kek {
             seal_stored_keys(store, kek).await?;
         }
-        let ring = Self {
-            keys: RwLock::new(Vec::new()),
-            snapshot: RwLock::new(Arc::new(KeySnapshot {
-                signers: Vec::new(),
-                published: KeySet::default(),
-                jwks_json: "{\"keys\":[]}".into(),
-            })),
-            access_token_ttl,
-            access_alg,
-            in_use: RwLock::new(algorithms_in_use(access_alg, client_algs)),
-        };
-        ring.reload(store, kek, client_algs, now).await?;
+        let ring = Self::read(store, kek, access_alg, client_algs, access_token_ttl, now).await?;
         let missing: Vec<SigningAlgorithm> = ring
             .in_use()
             .into_iter()
@@ -221,6 +210,31 @@ impl KeyRing {
                  (`auth-server keys generate-kek` makes one) and they are sealed at the next start"
             );
         }
+        Ok(ring)
+    }
+
+    /// Reads the stored keys as they are: nothing generated, nothing sealed, nothing written (a one-shot
+    /// command that signs offline).
+    pub async fn read(
+        store: &dyn KeyStore,
+        kek: Option<&KeyEncryptionKey>,
+        access_alg: SigningAlgorithm,
+        client_algs: &[SigningAlgorithm],
+        access_token_ttl: i64,
+        now: i64,
+    ) -> Result<Self, KeyRingError> {
+        let ring = Self {
+            keys: RwLock::new(Vec::new()),
+            snapshot: RwLock::new(Arc::new(KeySnapshot {
+                signers: Vec::new(),
+                published: KeySet::default(),
+                jwks_json: "{\"keys\":[]}".into(),
+            })),
+            access_token_ttl,
+            access_alg,
+            in_use: RwLock::new(algorithms_in_use(access_alg, client_algs)),
+        };
+        ring.reload(store, kek, client_algs, now).await?;
         Ok(ring)
     }
 

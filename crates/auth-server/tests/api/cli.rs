@@ -14,6 +14,7 @@ backend_tests!(
     keys_rotate_without_the_key_encryption_key_refuses_beside_sealed_keys,
     passwords_shorter_than_the_minimum_are_refused_and_nothing_is_stored,
     a_database_that_cannot_be_opened_is_named_with_what_to_do,
+    token_mint_signs_offline_what_the_server_would_issue_and_refuses_reserved_claims,
 );
 
 async fn keys_rotate_without_the_key_encryption_key_refuses_beside_sealed_keys(backend: Backend) {
@@ -934,4 +935,191 @@ async fn serve_speaks_https_with_a_certificate_and_refuses_what_cannot_serve_in_
     let half = run(&["serve", "--tls-cert", cert], &db.url, None);
     assert_eq!(half.code, Some(2), "{}", half.stderr);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `token mint` for fixtures: an access token (or ID token) signed offline by the database's active key,
+/// exactly what the server would issue, with extra claims beside; active at /introspect like any other,
+/// revocable, audited; the token's own claims cannot be named, and a bad value or an unknown client is
+/// refused.
+async fn token_mint_signs_offline_what_the_server_would_issue_and_refuses_reserved_claims(
+    backend: Backend,
+) {
+    let db = TestDatabase::create(&backend).await;
+    let created = run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read write",
+            "--introspection",
+        ],
+        &db.url,
+        None,
+    );
+    assert!(created.success, "{}", created.stderr);
+    let secret = json(&created)["client_secret"].as_str().unwrap().to_owned();
+    let web = run(
+        &[
+            "client",
+            "create",
+            "--client-id",
+            "web",
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+            "--scope",
+            "openid read",
+        ],
+        &db.url,
+        None,
+    );
+    assert!(web.success, "{}", web.stderr);
+    // The server makes its keys at its first start; the mint reads them.
+    let server = ServedBinary::start(crate::binary(), &db.url, "warn", &[]);
+    let issuer = server.base.clone();
+    let mint = |args: &[&str]| {
+        let mut all = vec!["token", "mint", "--issuer", issuer.as_str()];
+        all.extend_from_slice(args);
+        testkit::binary::run(crate::binary(), &all, &[], &db.url, None, "info")
+    };
+    let minted = mint(&[
+        "--client-id",
+        "svc",
+        "--claim",
+        r#"tenant="acme""#,
+        "--claim",
+        r#"roles=["admin"]"#,
+    ]);
+    assert!(minted.success, "{}", minted.stderr);
+    let token = minted.stdout.trim().to_owned();
+    assert_eq!(minted.stdout.lines().count(), 1, "{}", minted.stdout);
+    assert!(
+        minted.stderr.contains("token_minted"),
+        "audited: {}",
+        minted.stderr
+    );
+    let header = testkit::jwt::header(&token);
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "ES256");
+    let claims = testkit::jwt::claims(&token);
+    assert_eq!(claims["iss"], issuer.as_str());
+    assert_eq!(claims["sub"], "svc");
+    assert_eq!(claims["client_id"], "svc");
+    assert_eq!(claims["scope"], "read write");
+    assert_eq!(claims["aud"], "resource-api");
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(claims["roles"], serde_json::json!(["admin"]));
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        300
+    );
+    let http = testkit::issuer::http_client();
+    let introspect = |token: String| {
+        let http = http.clone();
+        let (url, secret) = (format!("{issuer}/introspect"), secret.clone());
+        async move {
+            http.post(url)
+                .basic_auth("svc", Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let active = introspect(token.clone()).await;
+    assert_eq!(active["active"], true, "{active}");
+    assert_eq!(active["sub"], "svc");
+    // A part of the client's scope, another subject, a shorter life.
+    let narrow = mint(&[
+        "--client-id",
+        "svc",
+        "--scope",
+        "read",
+        "--sub",
+        "alice",
+        "--ttl",
+        "60",
+    ]);
+    assert!(narrow.success, "{}", narrow.stderr);
+    let claims = testkit::jwt::claims(narrow.stdout.trim());
+    assert_eq!(
+        (claims["scope"].as_str(), claims["sub"].as_str()),
+        (Some("read"), Some("alice"))
+    );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        60
+    );
+    // An ID token: for the client, RS256 (the client registered no other algorithm), with the nonce.
+    let id = mint(&[
+        "--client-id",
+        "web",
+        "--sub",
+        "alice",
+        "--id-token",
+        "--nonce",
+        "n-1",
+    ]);
+    assert!(id.success, "{}", id.stderr);
+    let id_token = id.stdout.trim();
+    assert_eq!(testkit::jwt::header(id_token)["alg"], "RS256");
+    assert_eq!(testkit::jwt::header(id_token)["typ"], "JWT");
+    let claims = testkit::jwt::claims(id_token);
+    assert_eq!(
+        (claims["aud"].as_str(), claims["nonce"].as_str()),
+        (Some("web"), Some("n-1"))
+    );
+    // Revoked like any token: inactive at once.
+    let revoked = http
+        .post(format!("{issuer}/revoke"))
+        .basic_auth("svc", Some(&secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), reqwest::StatusCode::OK);
+    assert_eq!(introspect(token).await["active"], false);
+    // Usage errors (exit 2): a claim the token sets itself, a value that is not JSON, a lifetime out of range.
+    for args in [
+        &["--client-id", "svc", "--claim", r#"sub="root""#][..],
+        &["--client-id", "svc", "--claim", r#"scope="admin""#],
+        &["--client-id", "svc", "--claim", "cnf={}"],
+        &["--client-id", "svc", "--claim", "tenant=acme"],
+        &["--client-id", "svc", "--ttl", "0"],
+        &["--client-id", "svc", "--ttl", "86401"],
+    ] {
+        let refused = mint(args);
+        assert_eq!(refused.code, Some(2), "{args:?}: {}", refused.stderr);
+        assert!(refused.stdout.is_empty());
+    }
+    // One line and exit 1: an unknown client, a scope it does not have, an in-memory database.
+    for (args, url) in [
+        (&["--client-id", "nobody"][..], db.url.as_str()),
+        (
+            &["--client-id", "svc", "--scope", "read admin"],
+            db.url.as_str(),
+        ),
+        (&["--client-id", "svc"], "sqlite::memory:"),
+    ] {
+        let mut all = vec!["token", "mint"];
+        all.extend_from_slice(args);
+        let refused = testkit::binary::run(crate::binary(), &all, &[], url, None, "warn");
+        assert_eq!(refused.code, Some(1), "{args:?}: {}", refused.stderr);
+        assert_eq!(
+            refused.stderr.trim().lines().count(),
+            1,
+            "{}",
+            refused.stderr
+        );
+        assert!(refused.stdout.is_empty());
+    }
+    assert!(server.stop().await.success());
 }
