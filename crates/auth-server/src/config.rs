@@ -280,8 +280,9 @@ pub enum TokenCommand {
     Mint(TokenMint),
 }
 
-/// The claims a token sets itself, which `--claim` may not name.
-pub const RESERVED_CLAIMS: [&str; 10] = [
+/// The claims a token sets itself or that change how it is read (`nbf`, `auth_time`: a user token's
+/// without a family is inactive; `nonce`, `at_hash`, `sid` of an ID token), which `--claim` may not name.
+pub const RESERVED_CLAIMS: [&str; 15] = [
     "iss",
     "exp",
     "iat",
@@ -292,6 +293,11 @@ pub const RESERVED_CLAIMS: [&str; 10] = [
     "aud",
     "scope",
     "client_id",
+    "nbf",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "sid",
 ];
 
 /// `token mint`.

@@ -87,7 +87,16 @@ fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
             path: path.to_owned(),
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    // Read at most one byte past the cap: a file that grows meanwhile (or a FIFO) cannot hold us longer.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(|e| error(e.to_string()))?,
+            MAX_PEM_BYTES + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(|e| error(e.to_string()))?;
     if bytes.len() as u64 > MAX_PEM_BYTES {
         return Err(TlsError::TooLarge {
             flag,

@@ -1092,6 +1092,7 @@ async fn token_mint_signs_offline_what_the_server_would_issue_and_refuses_reserv
         &["--client-id", "svc", "--claim", r#"sub="root""#][..],
         &["--client-id", "svc", "--claim", r#"scope="admin""#],
         &["--client-id", "svc", "--claim", "cnf={}"],
+        &["--client-id", "svc", "--claim", "auth_time=1"],
         &["--client-id", "svc", "--claim", "tenant=acme"],
         &["--client-id", "svc", "--ttl", "0"],
         &["--client-id", "svc", "--ttl", "86401"],

@@ -290,9 +290,11 @@ pub const PURGE_LEEWAY: i64 = 300;
 /// Whether a database URL names an in-memory SQLite database (`sqlite::memory:`, or a `mode=memory` URI):
 /// nothing on disk, gone with the process.
 pub fn is_in_memory(url: &str) -> bool {
-    let url = url.trim();
-    url.starts_with("sqlite::memory:")
-        || (url.starts_with("sqlite:") && url.contains("mode=memory"))
+    let Some(rest) = url.trim().strip_prefix("sqlite:") else {
+        return false;
+    };
+    let database = rest.strip_prefix("//").unwrap_or(rest);
+    database.starts_with(":memory:") || database.contains("mode=memory")
 }
 
 impl SqlStore {
@@ -426,3 +428,27 @@ mod jtis;
 mod keys;
 mod pushed;
 mod users;
+
+#[cfg(test)]
+mod tests {
+    use super::is_in_memory;
+
+    #[test]
+    fn every_spelling_of_an_in_memory_sqlite_database_is_one() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite::memory:?cache=shared",
+            "sqlite://file:fixtures?mode=memory&cache=shared",
+        ] {
+            assert!(is_in_memory(url), "{url}");
+        }
+        for url in [
+            "sqlite://auth.db",
+            "sqlite:///var/lib/auth/memory.db",
+            "postgres://postgres@127.0.0.1/memory",
+        ] {
+            assert!(!is_in_memory(url), "{url}");
+        }
+    }
+}
