@@ -102,6 +102,9 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
 impl Application {
     /// Connects, migrates, loads keys and binds the listener.
     pub async fn build(config: ApplicationConfig) -> Result<Self> {
+        // The dummy hash that makes an unknown user cost a password check takes an argon2 run: on a blocking
+        // thread while the database is opened and the keys are read (start to ready is what CI waits for).
+        let hasher = tokio::task::spawn_blocking(PasswordHasher::new);
         // Bound first: the issuer may be the address the system picked (`--listen 127.0.0.1:0`).
         let listener = match config.listener {
             Some(listener) => {
@@ -154,7 +157,10 @@ impl Application {
             .registered_scopes()
             .await
             .context("reading the clients' scopes")?;
-        let hasher = PasswordHasher::new().context("initialising argon2")?;
+        let hasher = hasher
+            .await
+            .context("initialising argon2")?
+            .context("initialising argon2")?;
         let dpop_nonces = config.serve.dpop_nonce.then(|| secrets.dpop_nonce_source());
         let store: Arc<dyn crate::store::Store> = Arc::new(store);
         let jtis = crate::tokens::replay::JtiRecorder::start(store.clone());

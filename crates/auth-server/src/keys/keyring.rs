@@ -193,11 +193,25 @@ impl KeyRing {
             .into_iter()
             .filter(|alg| ring.snapshot().signer(*alg).is_none())
             .collect();
-        for alg in &missing {
-            let key = SigningKey::generate(*alg).map_err(|error| KeyRingError::BadKey {
-                kid: "new".into(),
-                reason: error.to_string(),
-            })?;
+        // Generated side by side on blocking threads: an RSA key takes tens of milliseconds.
+        let generating: Vec<_> = missing
+            .iter()
+            .map(|alg| {
+                let alg = *alg;
+                tokio::task::spawn_blocking(move || SigningKey::generate(alg))
+            })
+            .collect();
+        for (alg, generated) in missing.iter().zip(generating) {
+            let key = generated
+                .await
+                .map_err(|error| KeyRingError::BadKey {
+                    kid: "new".into(),
+                    reason: error.to_string(),
+                })?
+                .map_err(|error| KeyRingError::BadKey {
+                    kid: "new".into(),
+                    reason: error.to_string(),
+                })?;
             store.insert_key(&stored_form(&key, kek, now, now)?).await?;
             tracing::info!(target: "audit", event = "key_created", kid = key.kid(), alg = %alg, "signing key generated");
         }
