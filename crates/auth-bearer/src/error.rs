@@ -49,7 +49,20 @@ fn quoted(text: &str) -> String {
 
 /// The response for `error`, with `realm` in its challenge.
 pub fn challenge(error: &BearerError, realm: &str) -> Response {
+    challenge_with(error, realm, None)
+}
+
+/// The response for `error`, with `realm` in its challenge and, on a 401, `resource_metadata` naming the
+/// resource's RFC 9728 metadata in every challenge (RFC 9728 §5.1).
+pub fn challenge_with(
+    error: &BearerError,
+    realm: &str,
+    resource_metadata: Option<&str>,
+) -> Response {
     let realm = quoted(realm);
+    let metadata = resource_metadata
+        .map(|url| format!(", resource_metadata=\"{}\"", quoted(url)))
+        .unwrap_or_default();
     let dpop = format!(
         "DPoP algs=\"{}\"",
         auth_core::jose::ClientAlgorithm::names()
@@ -139,6 +152,15 @@ pub fn challenge(error: &BearerError, realm: &str) -> Response {
         Some(body) => (status, Json(body)).into_response(),
         None => status.into_response(),
     };
+    let unauthorized = status == StatusCode::UNAUTHORIZED;
+    let with_metadata = |challenge: String| {
+        if unauthorized {
+            format!("{challenge}{metadata}")
+        } else {
+            challenge
+        }
+    };
+    let challenge = with_metadata(challenge);
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         headers.insert(header::WWW_AUTHENTICATE, value);
@@ -150,7 +172,7 @@ pub fn challenge(error: &BearerError, realm: &str) -> Response {
         BearerError::WrongScheme(_) => Some(format!("Bearer realm=\"{realm}\"")),
         _ => None,
     };
-    if let Some(other) = other
+    if let Some(other) = other.map(with_metadata)
         && let Ok(value) = HeaderValue::from_str(&other)
     {
         headers.append(header::WWW_AUTHENTICATE, value);
@@ -199,6 +221,35 @@ mod tests {
         assert_eq!(
             scope.headers()[header::WWW_AUTHENTICATE],
             "Bearer realm=\"resource-api\", error=\"insufficient_scope\", scope=\"write\""
+        );
+        // RFC 9728 §5.1: every 401 challenge names the metadata; a 403 needs no discovery.
+        let url = "https://api.example/.well-known/oauth-protected-resource";
+        let missing = challenge_with(&BearerError::Missing, "api", Some(url));
+        let values: Vec<_> = missing
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            values[0],
+            format!("Bearer realm=\"api\", resource_metadata=\"{url}\"")
+        );
+        assert!(values[1].starts_with("DPoP algs="), "{values:?}");
+        assert!(
+            values[1].ends_with(&format!(", resource_metadata=\"{url}\"")),
+            "{values:?}"
+        );
+        let scope = challenge_with(
+            &BearerError::InsufficientScope("write".into()),
+            "api",
+            Some(url),
+        );
+        assert!(
+            !scope.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("resource_metadata")
         );
         let unavailable = challenge(&BearerError::Unavailable("down".into()), "r");
         assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 
-use crate::error::{BearerError, challenge};
+use crate::error::BearerError;
 use crate::validator::{BearerAuth, PresentedProof};
 
 /// How a request presented its access token.
@@ -159,8 +159,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let bearer = BearerAuth::from_ref(state);
-        let realm = bearer.config().realm.clone();
-        let refuse = |error: BearerError| challenge(&error, &realm);
+        let refuse = |error: BearerError| bearer.refuse(&error);
         let (scheme, token) = presented_token(parts).map_err(refuse)?;
         let token = token.to_owned();
         let claims = bearer.verify(&token).await.map_err(refuse)?;

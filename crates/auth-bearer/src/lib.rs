@@ -34,14 +34,16 @@
 //! | [`validator`] | [`BearerAuth`]: discovery, verification, introspection |
 //! | [`cache`] | the verified-token cache |
 //! | [`extract`] | the [`Authenticated`] extractor and the `Authorization` header |
+//! | [`metadata`] | RFC 9728 protected-resource metadata |
 
 pub mod cache;
 pub mod error;
 pub mod extract;
+pub mod metadata;
 mod replay;
 pub mod validator;
 
-pub use error::{BearerError, DEFAULT_REALM, challenge};
+pub use error::{BearerError, DEFAULT_REALM, challenge, challenge_with};
 pub use extract::{
     Authenticated, Scheme, authorization, bearer_token, dpop_header, presented_token,
 };

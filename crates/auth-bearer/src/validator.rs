@@ -80,6 +80,14 @@ pub struct BearerConfig {
     /// DPoP proof `jti`s remembered at once (each for the 71 s a proof can be fresh), at most 1/64 of them
     /// per key and 1/8 per client.
     pub dpop_replay_capacity: usize,
+    /// This resource's identifier (RFC 9728 §1.2, RFC 8707: https, or http on a loopback host; no fragment),
+    /// served and compared exactly as given: the layer then serves its protected-resource metadata, names
+    /// it in every 401 challenge, and accepts tokens whose `aud` holds it as well as [`Self::audience`].
+    pub resource: Option<String>,
+    /// `scopes_supported` of the metadata.
+    pub scopes_supported: Vec<String>,
+    /// `resource_name` of the metadata.
+    pub resource_name: Option<String>,
 }
 
 impl BearerConfig {
@@ -98,6 +106,9 @@ impl BearerConfig {
             https: false,
             dpop_nonce_key: None,
             dpop_replay_capacity: 1_000_000,
+            resource: None,
+            scopes_supported: Vec::new(),
+            resource_name: None,
         }
     }
 }
@@ -120,6 +131,7 @@ struct Inner {
     inactive: RwLock<HashMap<SecretDigest, Instant>>,
     replay: crate::replay::ReplayCache,
     nonces: Option<auth_core::dpop::NonceSource>,
+    metadata: Option<crate::metadata::ResourceMetadata>,
 }
 
 /// The validation layer's state. Cheap to clone.
@@ -146,11 +158,24 @@ impl BearerAuth {
             .dpop_nonce_key
             .as_deref()
             .map(auth_core::dpop::NonceSource::new);
-        let policy = ValidationPolicy::new(
+        let mut policy = ValidationPolicy::new(
             config.issuer.clone(),
             config.audience.clone(),
             clock.clone(),
         );
+        if let Some(resource) = &config.resource {
+            policy = policy.also_accepting(resource.clone());
+        }
+        let algorithms = auth_core::jose::ClientAlgorithm::names();
+        let metadata = config.resource.as_deref().and_then(|resource| {
+            crate::metadata::ResourceMetadata::new(
+                resource,
+                &config.issuer,
+                &config.scopes_supported,
+                config.resource_name.as_deref(),
+                &algorithms.split(' ').collect::<Vec<_>>(),
+            )
+        });
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -163,8 +188,51 @@ impl BearerAuth {
                 inactive: RwLock::new(HashMap::new()),
                 replay,
                 nonces,
+                metadata,
             }),
         }
+    }
+
+    /// The route of the RFC 9728 document (`GET`, JSON), when [`BearerConfig::resource`] is set; merge it
+    /// into the service's router.
+    pub fn metadata_routes<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        let Some(metadata) = self.inner.metadata.clone() else {
+            return axum::Router::new();
+        };
+        let json: Arc<str> = metadata.json.into();
+        axum::Router::new().route(
+            &metadata.path,
+            axum::routing::get(move || {
+                let json = json.clone();
+                async move {
+                    (
+                        [
+                            (axum::http::header::CONTENT_TYPE, "application/json"),
+                            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+                        ],
+                        json.to_string(),
+                    )
+                }
+            }),
+        )
+    }
+
+    /// The RFC 9728 protected-resource metadata, when [`BearerConfig::resource`] is set.
+    pub fn resource_metadata(&self) -> Option<&crate::metadata::ResourceMetadata> {
+        self.inner.metadata.as_ref()
+    }
+
+    /// The answer for `error`: its RFC 6750 §3 challenge with the configured realm and, on a 401, the
+    /// metadata URL (RFC 9728 §5.1). Handlers that refuse after the extractor answer with this too.
+    pub fn refuse(&self, error: &BearerError) -> axum::response::Response {
+        crate::error::challenge_with(
+            error,
+            &self.inner.config.realm,
+            self.inner
+                .metadata
+                .as_ref()
+                .map(|metadata| metadata.url.as_str()),
+        )
     }
 
     /// Checks the DPoP proof of a request that presented a bound access token (RFC 9449 §7.1, §4.3) under

@@ -101,6 +101,8 @@ pub fn issue(claims: &AccessTokenClaims, key: &SigningKey) -> Result<String, Tok
 pub struct ValidationPolicy {
     issuer: String,
     audience: Option<String>,
+    /// Another audience accepted as well (a resource's RFC 8707 identifier beside its name).
+    also_audience: Option<String>,
     leeway: i64,
     clock: SharedClock,
 }
@@ -121,6 +123,7 @@ impl ValidationPolicy {
         Self {
             issuer: issuer.into(),
             audience: Some(audience.into()),
+            also_audience: None,
             leeway: MAX_LEEWAY_SECONDS,
             clock,
         }
@@ -131,9 +134,16 @@ impl ValidationPolicy {
         Self {
             issuer: issuer.into(),
             audience: None,
+            also_audience: None,
             leeway: MAX_LEEWAY_SECONDS,
             clock,
         }
+    }
+
+    /// Accepts `aud` containing `audience` too (a resource known by a name and by its RFC 8707 identifier).
+    pub fn also_accepting(mut self, audience: impl Into<String>) -> Self {
+        self.also_audience = Some(audience.into());
+        self
     }
 
     /// Sets the clock-skew leeway, clamped to 0..=60 seconds.
@@ -214,6 +224,10 @@ fn check_claims(
     }
     if let Some(expected) = &policy.audience
         && !aud.contains(expected)
+        && !policy
+            .also_audience
+            .as_deref()
+            .is_some_and(|also| aud.contains(also))
     {
         return Err(TokenError::AudienceMismatch);
     }
@@ -537,6 +551,17 @@ mod tests {
         );
         let any = ValidationPolicy::any_audience(ISSUER, Arc::new(clock.clone()));
         assert!(verify(&token, &keyset(), &any).is_ok());
+        // A resource known by a name and by its identifier accepts either, and nothing else.
+        let by_identifier =
+            ValidationPolicy::new(ISSUER, "https://api.example/", Arc::new(clock.clone()))
+                .also_accepting("resource-api");
+        assert!(verify(&token, &keyset(), &by_identifier).is_ok());
+        let neither = ValidationPolicy::new(ISSUER, "billing", Arc::new(clock.clone()))
+            .also_accepting("https://billing.example/");
+        assert_eq!(
+            verify(&token, &keyset(), &neither),
+            Err(TokenError::AudienceMismatch)
+        );
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub struct Config {
     /// `htu`. Default: the listener's scheme (https with --tls-cert) and the request's Host
     #[arg(long, env = "RESOURCE_API_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// This API's resource identifier (RFC 8707, RFC 9728): served in its protected-resource metadata and
+    /// accepted in `aud` beside --audience. Default: --public-url, else the listener's scheme and bound
+    /// address
+    #[arg(long, env = "RESOURCE_API_RESOURCE")]
+    pub resource: Option<String>,
     /// PEM certificate chain: --listen speaks HTTPS only (with --tls-key); re-read as it changes on disk
     #[arg(
         long,

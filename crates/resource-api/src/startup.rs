@@ -97,10 +97,41 @@ impl Application {
             .timeout(Duration::from_secs(10))
             .build()
             .context("building the HTTP client")?;
-        let bearer = BearerAuth::new(bearer_config, http, clock);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        // RFC 9728: the identifier is configuration, never a request's Host.
+        let resource = match (&config.resource, &config.public_url) {
+            (Some(resource), _) => resource.clone(),
+            (None, Some(public_url)) => public_url.clone(),
+            (None, None) => {
+                let mut bound = listener.local_addr().context("reading the bound address")?;
+                if bound.ip().is_unspecified() {
+                    bound.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{bound}")
+            }
+        };
+        let parsed = url::Url::parse(&resource).ok().filter(|url| {
+            matches!(url.scheme(), "https" | "http")
+                && url.fragment().is_none()
+                && url.query().is_none()
+        });
+        match parsed {
+            Some(url)
+                if url.scheme() == "https"
+                    || service_kit::source::is_loopback_host(
+                        url.host_str().unwrap_or_default(),
+                    ) => {}
+            _ => anyhow::bail!(
+                "--resource {resource:?} must be an https URL (http only on a loopback host) without a query or fragment"
+            ),
+        }
+        bearer_config.resource = Some(resource);
+        bearer_config.scopes_supported = vec!["read".into(), "write".into()];
+        bearer_config.resource_name = Some("resource-api".into());
+        let bearer = BearerAuth::new(bearer_config, http, clock);
         let metrics = Metrics::new();
         let state = ApiState {
             bearer: bearer.clone(),

@@ -158,9 +158,14 @@ async fn a_bound_token_passes_only_with_a_fresh_proof_by_its_key_for_this_reques
     }
     // A bound token as a bearer token (RFC 9449 §7.2), and an unbound one with the DPoP scheme: the DPoP
     // challenge carries the error, a Bearer challenge follows it.
+    // RFC 9728 §5.1: every 401 challenge names the API's protected-resource metadata.
+    let metadata = format!(
+        ", resource_metadata=\"{}\"",
+        api.url("/.well-known/oauth-protected-resource")
+    );
     let wrong_scheme = |description: &str| {
         format!(
-            "DPoP algs=\"ES256 EdDSA Ed25519 RS256 PS256\", error=\"invalid_token\", error_description=\"{description}\" | Bearer realm=\"resource-api\""
+            "DPoP algs=\"ES256 EdDSA Ed25519 RS256 PS256\", error=\"invalid_token\", error_description=\"{description}\"{metadata} | Bearer realm=\"resource-api\"{metadata}"
         )
     };
     let (status, challenge, code) =
@@ -183,7 +188,9 @@ async fn a_bound_token_passes_only_with_a_fresh_proof_by_its_key_for_this_reques
     let (_, challenge, _) = call(&api, Method::GET, "/protected", "DPoP", &token, &[]).await;
     assert_eq!(
         challenge,
-        "DPoP algs=\"ES256 EdDSA Ed25519 RS256 PS256\", error=\"invalid_dpop_proof\", error_description=\"the DPoP scheme needs a DPoP proof header\""
+        format!(
+            "DPoP algs=\"ES256 EdDSA Ed25519 RS256 PS256\", error=\"invalid_dpop_proof\", error_description=\"the DPoP scheme needs a DPoP proof header\"{metadata}"
+        )
     );
     // No token at all: a bare Bearer challenge first, the DPoP one second.
     let none = api.http.get(&url).send().await.unwrap();
@@ -196,8 +203,8 @@ async fn a_bound_token_passes_only_with_a_fresh_proof_by_its_key_for_this_reques
     assert_eq!(
         challenges,
         [
-            "Bearer realm=\"resource-api\"",
-            "DPoP algs=\"ES256 EdDSA Ed25519 RS256 PS256\""
+            format!("Bearer realm=\"resource-api\"{metadata}"),
+            format!("DPoP algs=\"ES256 EdDSA Ed25519 RS256 PS256\"{metadata}")
         ]
     );
 }

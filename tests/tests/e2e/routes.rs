@@ -47,10 +47,12 @@ async fn no_token_is_401_with_a_bare_challenge_and_query_tokens_are_ignored() {
         .await
         .unwrap();
     assert_eq!(none.status(), 401);
-    assert_eq!(
-        none.headers()["www-authenticate"],
-        "Bearer realm=\"resource-api\""
+    // RFC 9728 §5.1: the challenge names where the API's metadata is.
+    let bare = format!(
+        "Bearer realm=\"resource-api\", resource_metadata=\"{}\"",
+        api.url("/.well-known/oauth-protected-resource")
     );
+    assert_eq!(none.headers()["www-authenticate"], bare.as_str());
     // RFC 6750 §3.1: no error code when the request carried no credentials, in the header or the body.
     assert_eq!(none.text().await.unwrap(), "");
     // RFC 6750 §2.3 allows a query parameter; this API accepts tokens only in the header.
@@ -61,10 +63,7 @@ async fn no_token_is_401_with_a_bare_challenge_and_query_tokens_are_ignored() {
         .await
         .unwrap();
     assert_eq!(query.status(), 401);
-    assert_eq!(
-        query.headers()["www-authenticate"],
-        "Bearer realm=\"resource-api\""
-    );
+    assert_eq!(query.headers()["www-authenticate"], bare.as_str());
     let garbage = api
         .with_token(Method::GET, "/protected", "not-a-token")
         .send()
@@ -437,4 +436,82 @@ async fn health_and_metrics() {
     );
     // The start-up fetch, counted.
     assert!(metrics.contains("resource_api_jwks_fetches 1"), "{metrics}");
+}
+
+/// RFC 9728: the API serves its protected-resource metadata (its identifier is the address it listens on,
+/// never a request's Host), names it in every 401, and accepts a token whose `aud` is that identifier (RFC
+/// 8707 `resource`) as well as one for its audience name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_describes_itself_and_accepts_its_identifier_as_audience() {
+    let issuer = TestIssuer::spawn(Backend::Sqlite).await;
+    let api = TestApi::start(issuer.issuer(), None, 5_000).await;
+    api.wait_ready().await;
+    let document_url = api.url("/.well-known/oauth-protected-resource");
+    let response = api
+        .http
+        .get(&document_url)
+        .header("Host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let document: Value = response.json().await.unwrap();
+    assert_eq!(document["resource"], api.base.as_str());
+    assert_eq!(document["authorization_servers"], json!([issuer.issuer()]));
+    assert_eq!(document["scopes_supported"], json!(["read", "write"]));
+    assert_eq!(document["bearer_methods_supported"], json!(["header"]));
+    assert_eq!(document["resource_name"], "resource-api");
+    assert_eq!(document["dpop_bound_access_tokens_required"], false);
+    // A client that asked for this resource by its identifier gets in.
+    let client = issuer
+        .register(
+            ClientSpec::confidential("mcp")
+                .grants([GrantType::ClientCredentials])
+                .scope("read")
+                .audiences([api.base.as_str(), "https://other.example/"]),
+        )
+        .await;
+    let token_for = |resource: &str| {
+        let (issuer, client, resource) = (&issuer, &client, resource.to_owned());
+        async move {
+            let response = issuer
+                .post_token(
+                    client,
+                    &[
+                        ("grant_type", "client_credentials"),
+                        ("resource", &resource),
+                    ],
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let token = token_for(&api.base).await;
+    let ok = api
+        .with_token(Method::GET, "/protected", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // Another resource's token is refused, and the refusal names the metadata.
+    let other = token_for("https://other.example/").await;
+    let refused = api
+        .with_token(Method::GET, "/protected", &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{document_url}\"")),
+        "{challenge}"
+    );
 }

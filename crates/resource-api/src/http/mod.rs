@@ -50,6 +50,8 @@ pub fn router(state: ApiState, metrics_here: bool) -> Router {
     if metrics_here {
         routes = routes.route("/metrics", get(health_metrics_get));
     }
+    // RFC 9728: where a client that got a 401 learns who issues tokens for this API.
+    let routes = routes.merge(state.bearer.metadata_routes());
     let routes = routes.layer(middleware::from_fn_with_state(
         state.metrics.clone(),
         service_kit::metrics::track_requests,
@@ -123,7 +125,10 @@ async fn items_delete(
 ) -> Result<Response, BearerError> {
     auth.require_scope("write")?;
     // A sensitive route: a token revoked before its exp must fail here (RFC 7662).
-    auth.require_active(&state.bearer).await?;
+    if let Err(error) = auth.require_active(&state.bearer).await {
+        // With the configured realm and the metadata URL, as the extractor's own refusals.
+        return Ok(state.bearer.refuse(&error));
+    }
     let Ok(id) = id.parse::<u64>() else {
         return Ok(StatusCode::NOT_FOUND.into_response());
     };
