@@ -26,6 +26,9 @@ pub const REQUEST_URI_TTL: i64 = 60;
 /// The most bytes of parameters stored for one push: real authorization requests are far smaller.
 pub const MAX_PUSHED_BYTES: usize = 4 * 1024;
 
+/// What a pushed `id_token_hint` too long to store becomes: a hint that verifies as nothing.
+const UNREADABLE_HINT: &str = "unreadable";
+
 /// The most unexpired pushes at once, over every client.
 pub const MAX_UNEXPIRED_PUSHES: u64 = 100_000;
 
@@ -94,7 +97,15 @@ pub async fn push(
         .await
         .map_err(|refusal| refusal.into_error())?;
     // Only what /authorize reads is kept (client authentication and unknown parameters are dropped).
-    let encoded = params.only(&PUSHED_FIELDS).encode();
+    let mut encoded = params.only(&PUSHED_FIELDS).encode();
+    // A hint too long to keep is a hint that cannot be read (OpenID Connect Core §3.1.2.1: the request is
+    // never refused for it): stored as one that does not verify, it still cannot vouch for prompt=none.
+    if encoded.len() > MAX_PUSHED_BYTES && params.get("id_token_hint")?.is_some() {
+        encoded = params
+            .only(&PUSHED_FIELDS)
+            .with_value("id_token_hint", UNREADABLE_HINT)
+            .encode();
+    }
     if encoded.len() > MAX_PUSHED_BYTES {
         return Err(invalid_request(
             "the pushed parameters are larger than 4 KiB",

@@ -202,6 +202,40 @@ async fn an_id_token_hint_for_another_user_asks_that_user_to_sign_in(backend: Ba
             page.html
         );
     }
+    // Pushed, the same: a hint too long to store is no error at /par, and cannot vouch for prompt=none.
+    let pushed = app
+        .post_form(
+            "/par",
+            &web,
+            &[
+                ("response_type", "code"),
+                ("redirect_uri", REDIRECT_URI),
+                ("scope", "openid"),
+                ("state", "xyz-state"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("prompt", "none"),
+                ("id_token_hint", &too_long[..6 * 1024]),
+            ],
+        )
+        .await;
+    assert_eq!(pushed.status(), StatusCode::CREATED);
+    let request_uri = pushed.json::<Value>().await.unwrap()["request_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut by_reference = url::Url::parse(&app.url("/authorize")).unwrap();
+    by_reference
+        .query_pairs_mut()
+        .append_pair("client_id", "web")
+        .append_pair("request_uri", &request_uri);
+    let page = browser.get(by_reference.as_str()).await;
+    assert_eq!(
+        page.redirect_param("error").as_deref(),
+        Some("login_required"),
+        "{}",
+        page.html
+    );
 }
 
 async fn a_loopback_redirect_uri_matches_on_any_port_and_on_nothing_else(backend: Backend) {
