@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use crate::stack::{Binaries, Output, fresh_sqlite, seed, start_servers};
-use crate::{cargo, unix_seconds};
+use crate::unix_seconds;
 
 pub const USAGE: &str = "\
 usage: cargo xtask load [--scenario NAME]... [--users N] [--run-time 30s | --iterations N]
@@ -272,22 +272,10 @@ impl LoadArgs {
 
 pub fn load(args: &[String]) -> Result<()> {
     let args = LoadArgs::parse(args)?;
-    let binaries = match &args.bin_dir {
-        Some(dir) => Binaries::prebuilt(dir)?,
-        None => {
-            cargo(&[
-                "build",
-                "--release",
-                "--package",
-                "auth-server",
-                "--package",
-                "resource-api",
-                "--package",
-                "loadtest",
-            ])?;
-            Binaries::release()?
-        }
-    };
+    let binaries = Binaries::prebuilt_or_release(
+        args.bin_dir.as_deref(),
+        &["auth-server", "resource-api", "loadtest"],
+    )?;
     binaries.check(&["auth-server", "resource-api", "loadtest"])?;
     let out = match &args.out {
         Some(out) => out.clone(),

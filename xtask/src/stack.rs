@@ -461,6 +461,19 @@ impl Binaries {
         Ok(Self(crate::target_dir()?.join("release")))
     }
 
+    /// The binaries in `bin_dir` when given, else a release build of `packages` first.
+    pub fn prebuilt_or_release(bin_dir: Option<&Path>, packages: &[&str]) -> Result<Self> {
+        if let Some(dir) = bin_dir {
+            return Self::prebuilt(dir);
+        }
+        let mut args = vec!["build", "--release"];
+        for package in packages {
+            args.extend(["--package", package]);
+        }
+        crate::cargo(&args)?;
+        Self::release()
+    }
+
     /// Prebuilt binaries in `dir` (a debug build, an installed release): nothing is built.
     pub fn prebuilt(dir: &Path) -> Result<Self> {
         let dir = dir

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::callback;
 use crate::stack::{Binaries, Children, Output, fresh_sqlite, seed, start_servers};
-use crate::{cargo, on_path, unix_seconds};
+use crate::{on_path, unix_seconds};
 
 const DEMO_PASSWORD: &str = "demo-password-change-me";
 /// RFC 7636 Appendix B's verifier and its S256 challenge: the tour's authorize URL and exchange command.
@@ -229,20 +229,8 @@ pub fn up(args: &[String]) -> Result<()> {
     // Both checks again after the build, which takes minutes: they fail fast here.
     RunFile::check(&state_dir)?;
     check_addresses_free(&args)?;
-    let binaries = match &args.bin_dir {
-        Some(dir) => Binaries::prebuilt(dir)?,
-        None => {
-            cargo(&[
-                "build",
-                "--release",
-                "--package",
-                "auth-server",
-                "--package",
-                "resource-api",
-            ])?;
-            Binaries::release()?
-        }
-    };
+    let binaries =
+        Binaries::prebuilt_or_release(args.bin_dir.as_deref(), &["auth-server", "resource-api"])?;
     binaries.check(&["auth-server", "resource-api"])?;
     let run_file = RunFile::claim(&state_dir)?;
     check_addresses_free(&args)?;

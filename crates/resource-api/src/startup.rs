@@ -31,6 +31,15 @@ pub struct Application {
     limits: ServeLimits,
 }
 
+/// `https`, or `http` on a loopback host (what never leaves the machine).
+fn https_or_loopback(url: &url::Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => service_kit::source::is_loopback_host(url.host_str().unwrap_or_default()),
+        _ => false,
+    }
+}
+
 impl Application {
     /// Binds the listener and prepares validation. The issuer is contacted in the background.
     pub async fn build(config: Config, clock: SharedClock) -> Result<Self> {
@@ -38,9 +47,7 @@ impl Application {
         // unless it never leaves the machine.
         let issuer = url::Url::parse(&config.issuer)
             .with_context(|| format!("--issuer {:?} is not a URL", config.issuer))?;
-        if issuer.scheme() == "http"
-            && !service_kit::source::is_loopback_host(issuer.host_str().unwrap_or_default())
-        {
+        if !https_or_loopback(&issuer) {
             anyhow::bail!(
                 "--issuer {:?} must be https: plain http is allowed for loopback hosts only (127.0.0.0/8, ::1, localhost)",
                 config.issuer
@@ -113,20 +120,14 @@ impl Application {
                 format!("{scheme}://{bound}")
             }
         };
-        let parsed = url::Url::parse(&resource).ok().filter(|url| {
-            matches!(url.scheme(), "https" | "http")
-                && url.fragment().is_none()
-                && url.query().is_none()
+        // RFC 9728 §1.2, RFC 8707 §2: an absolute URL, https unless loopback, no query or fragment.
+        let usable = url::Url::parse(&resource).is_ok_and(|url| {
+            https_or_loopback(&url) && url.query().is_none() && url.fragment().is_none()
         });
-        match parsed {
-            Some(url)
-                if url.scheme() == "https"
-                    || service_kit::source::is_loopback_host(
-                        url.host_str().unwrap_or_default(),
-                    ) => {}
-            _ => anyhow::bail!(
+        if !usable {
+            anyhow::bail!(
                 "--resource {resource:?} must be an https URL (http only on a loopback host) without a query or fragment"
-            ),
+            );
         }
         bearer_config.resource = Some(resource);
         bearer_config.scopes_supported = vec!["read".into(), "write".into()];

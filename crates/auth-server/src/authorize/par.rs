@@ -11,7 +11,7 @@ use auth_core::secret::{OpaqueToken, SecretDigest};
 use auth_core::wire::ErrorCode;
 use serde::Serialize;
 
-use super::request::{Origin, PUSHED_FIELDS, REQUEST_URI_PREFIX, bind};
+use super::request::{Origin, REQUEST_FIELDS, REQUEST_URI_PREFIX, bind};
 use crate::clients::authentication::{AuthMethod, AuthenticatedClient};
 use crate::error::{Error, Result, invalid_request, oauth};
 use crate::params::Params;
@@ -96,15 +96,18 @@ pub async fn push(
         .validate(state, &params, Origin::BeingPushed)
         .await
         .map_err(|refusal| refusal.into_error())?;
-    // Only what /authorize reads is kept (client authentication and unknown parameters are dropped).
-    let mut encoded = params.only(&PUSHED_FIELDS).encode();
+    // Only what /authorize reads is kept (client authentication and unknown parameters are dropped): the
+    // fields its forms carry, and the `id_token_hint`, read again at each use.
+    let fields = params.only(&REQUEST_FIELDS);
+    let hint = params.get("id_token_hint")?.filter(|hint| !hint.is_empty());
+    let mut encoded = match hint {
+        Some(hint) => fields.clone().with_value("id_token_hint", hint).encode(),
+        None => fields.encode(),
+    };
     // A hint too long to keep is a hint that cannot be read (OpenID Connect Core §3.1.2.1: the request is
     // never refused for it): stored as one that does not verify, it still cannot vouch for prompt=none.
-    if encoded.len() > MAX_PUSHED_BYTES && params.get("id_token_hint")?.is_some() {
-        encoded = params
-            .only(&PUSHED_FIELDS)
-            .with_value("id_token_hint", UNREADABLE_HINT)
-            .encode();
+    if encoded.len() > MAX_PUSHED_BYTES && hint.is_some() {
+        encoded = fields.with_value("id_token_hint", UNREADABLE_HINT).encode();
     }
     if encoded.len() > MAX_PUSHED_BYTES {
         return Err(invalid_request(

@@ -45,25 +45,6 @@ pub const REQUEST_FIELDS: [&str; 13] = [
     "login_hint",
 ];
 
-/// What a pushed request stores: the fields, and the `id_token_hint` (read at each use, never carried
-/// through the forms: once the login form is answered, the hint has done its work).
-pub const PUSHED_FIELDS: [&str; 14] = [
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-    "resource",
-    "nonce",
-    "prompt",
-    "max_age",
-    "dpop_jkt",
-    "login_hint",
-    "id_token_hint",
-];
-
 /// The longest `login_hint` used to pre-fill the login form (a longer one is ignored).
 pub const MAX_LOGIN_HINT_CHARS: usize = 256;
 
