@@ -19,6 +19,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --create-home auth
 COPY --from=build /out/ /usr/local/bin/
+# The example configuration, for `--config /etc/auth-platform/platform.toml` (AUTH_CONFIG); mount your own
+# file over it. Its secrets come from the variables it names.
+COPY examples/platform.toml /etc/auth-platform/platform.toml
 USER auth
 WORKDIR /data
 EXPOSE 8080 8081

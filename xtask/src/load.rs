@@ -298,19 +298,19 @@ pub fn load(args: &[String]) -> Result<()> {
             })?;
         }
     }
-    let (database_url, suffix) = match &args.database_url {
-        // Someone's database keeps its rows: this run seeds its own ids.
-        Some(url) => (url.clone(), format!("-{}", unix_seconds())),
-        None => (fresh_sqlite(out)?, String::new()),
+    let database_url = match &args.database_url {
+        // Someone's database keeps its rows; the example's clients and user are made to match the file.
+        Some(url) => url.clone(),
+        None => fresh_sqlite(out)?,
     };
     let auth_server = binaries.path("auth-server");
     let password = format!("load-{}", unix_seconds());
     let seeded = seed(
         &auth_server,
         &database_url,
-        &suffix,
         &password,
-        "http://127.0.0.1:8082",
+        crate::stack::EXAMPLE_APP,
+        out,
     )?;
 
     let stack = start_servers(

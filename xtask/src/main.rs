@@ -78,7 +78,7 @@ fn run() -> Result<()> {
 }
 
 /// The workspace root: the parent of this crate's manifest directory.
-fn project_root() -> Result<PathBuf> {
+pub fn project_root() -> Result<PathBuf> {
     let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));

@@ -12,29 +12,23 @@ use anyhow::{Context, Result, bail};
 
 use crate::tls::LocalTls;
 
-/// Runs one auth-server subcommand against `database_url`; returns its stdout.
-pub fn run_capture(
+/// Runs one auth-server subcommand against `database_url` with `envs`; returns its stdout.
+fn run_capture(
     binary: &Path,
     args: &[&str],
     database_url: &str,
-    stdin: Option<&str>,
+    envs: &[(&str, &str)],
 ) -> Result<String> {
-    let mut child = Command::new(binary)
+    let child = Command::new(binary)
         .args(args)
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("running {}", binary.display()))?;
-    if let Some(mut input) = child.stdin.take()
-        && let Some(text) = stdin
-    {
-        input
-            .write_all(text.as_bytes())
-            .context("writing to stdin")?;
-    }
     let output = child
         .wait_with_output()
         .context("waiting for the seed command")?;
@@ -42,14 +36,6 @@ pub fn run_capture(
         bail!("`{} {}` failed", binary.display(), args.join(" "));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// The value of a string member in one line of JSON (the CLI prints `{"client_id":…,"client_secret":…}`).
-pub fn json_string_member(json: &str, member: &str) -> Option<String> {
-    let marker = format!("\"{member}\":\"");
-    let start = json.find(&marker)? + marker.len();
-    let end = json[start..].find('"')? + start;
-    Some(json[start..end].to_owned())
 }
 
 /// Waits until `GET path` on `address` answers 200 (a plain HTTP/1.1 request: xtask links no HTTP client;
@@ -152,107 +138,75 @@ pub struct Seed {
     pub redirect_uri: String,
     pub username: String,
     pub password: String,
+    /// The configuration file applied.
+    pub file: PathBuf,
 }
 
-/// Seeds a confidential client (client_credentials), an introspection-only client for resource-api (and the
-/// tour's and loadtest's /introspect calls), a public OpenID Connect
-/// PKCE client (authorization_code + refresh_token) and a user. `suffix` makes the ids unique, so a run
-/// against an existing PostgreSQL database adds its own rows instead of colliding with earlier ones.
-/// `app` is the base URL of the public client's pages (`/callback`, `/signed-out`).
+/// The demo platform `up` and `load` start: its clients and user are the example configuration file's, so
+/// that the demo is the documentation of configuration as code.
+pub const PLATFORM_FILE: &str = "examples/platform.toml";
+
+/// The origin of the demo client's pages in [`PLATFORM_FILE`] (its redirect and post-logout URIs).
+pub const EXAMPLE_APP: &str = "http://127.0.0.1:8082";
+
+/// A secret of 256 random bits, as 64 hex digits.
+fn random_secret() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// Applies [`PLATFORM_FILE`] with `auth-server config apply`: a confidential client `demo`
+/// (client_credentials), the introspection-only client `resource-api` (resource-api's, and the tour's and
+/// loadtest's /introspect calls), the public OpenID Connect PKCE client `demo-spa` and the user `demo`, with
+/// fresh secrets and `password` given through the variables the file names. A database that already holds
+/// them gets them updated to match. `app` is the base URL of the public client's pages: when it is not the
+/// example's, a copy of the file naming it is applied from `work_dir`.
 pub fn seed(
     auth_server: &Path,
     database_url: &str,
-    suffix: &str,
     password: &str,
     app: &str,
+    work_dir: &Path,
 ) -> Result<Seed> {
-    let client_id = format!("demo{suffix}");
-    let machine = run_capture(
-        auth_server,
-        &[
-            "client",
-            "create",
-            "--client-id",
-            &client_id,
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "read write",
-        ],
-        database_url,
-        None,
-    )?;
-    let client_secret = json_string_member(&machine, "client_secret")
-        .context("reading the demo client's secret")?;
-    let introspection_client_id = format!("resource-api{suffix}");
-    let introspection = run_capture(
-        auth_server,
-        &[
-            "client",
-            "create",
-            "--client-id",
-            &introspection_client_id,
-            "--introspection",
-        ],
-        database_url,
-        None,
-    )?;
-    let introspection_secret = json_string_member(&introspection, "client_secret")
-        .context("reading the introspection secret")?;
-    let public_client_id = format!("demo-spa{suffix}");
-    let redirect_uri = format!("{app}/callback");
-    let signed_out = format!("{app}/signed-out");
+    let example = crate::project_root()?.join(PLATFORM_FILE);
+    let file = if app == EXAMPLE_APP {
+        example
+    } else {
+        let text = std::fs::read_to_string(&example)
+            .with_context(|| format!("reading {}", example.display()))?;
+        std::fs::create_dir_all(work_dir)
+            .with_context(|| format!("creating {}", work_dir.display()))?;
+        let copy = work_dir.join("platform.toml");
+        std::fs::write(&copy, text.replace(EXAMPLE_APP, app))
+            .with_context(|| format!("writing {}", copy.display()))?;
+        copy
+    };
+    let client_secret = random_secret()?;
+    let introspection_secret = random_secret()?;
+    let file_arg = file.display().to_string();
     run_capture(
         auth_server,
-        &[
-            "client",
-            "create",
-            "--client-id",
-            &public_client_id,
-            "--public",
-            "--name",
-            "Demo SPA",
-            "--grant-type",
-            "authorization_code",
-            "--grant-type",
-            "refresh_token",
-            "--redirect-uri",
-            &redirect_uri,
-            "--post-logout-redirect-uri",
-            &signed_out,
-            "--scope",
-            "openid profile email read write",
-        ],
+        &["config", "apply", &file_arg],
         database_url,
-        None,
-    )?;
-    let username = format!("demo{suffix}");
-    run_capture(
-        auth_server,
         &[
-            "user",
-            "create",
-            "--username",
-            &username,
-            "--password-stdin",
-            "--name",
-            "Demo User",
-            "--email",
-            "demo@example.org",
-            "--email-verified",
+            ("DEMO_CLIENT_SECRET", &client_secret),
+            ("INTROSPECTION_SECRET", &introspection_secret),
+            ("DEMO_PASSWORD", password),
         ],
-        database_url,
-        Some(password),
     )?;
     Ok(Seed {
-        client_id,
+        client_id: "demo".into(),
         client_secret,
-        introspection_client_id,
+        introspection_client_id: "resource-api".into(),
         introspection_secret,
-        public_client_id,
-        redirect_uri,
-        username,
+        public_client_id: "demo-spa".into(),
+        redirect_uri: format!("{app}/callback"),
+        username: "demo".into(),
         password: password.to_owned(),
+        file,
     })
 }
 
@@ -507,13 +461,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_secret_from_the_cli_output() {
-        let output = "{\"client_id\":\"demo\",\"client_secret\":\"abc_DEF-123\"}\n";
-        assert_eq!(
-            json_string_member(output, "client_secret").as_deref(),
-            Some("abc_DEF-123")
-        );
-        assert_eq!(json_string_member(output, "missing"), None);
+    fn the_example_file_declares_what_the_demo_names() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let example = std::fs::read_to_string(root.join(PLATFORM_FILE)).unwrap();
+        for line in [
+            "client_id = \"demo\"",
+            "client_id = \"resource-api\"",
+            "client_id = \"demo-spa\"",
+            "username = \"demo\"",
+            "secret_env = \"DEMO_CLIENT_SECRET\"",
+            "secret_env = \"INTROSPECTION_SECRET\"",
+            "password_env = \"DEMO_PASSWORD\"",
+            "redirect_uris = [\"http://127.0.0.1:8082/callback\"]",
+        ] {
+            assert!(example.contains(line), "{PLATFORM_FILE} lacks {line}");
+        }
+        assert!(example.contains(EXAMPLE_APP));
     }
 }
 

@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::callback;
+use crate::on_path;
 use crate::stack::{Binaries, Children, Output, fresh_sqlite, seed, start_servers};
-use crate::{on_path, unix_seconds};
 
 const DEMO_PASSWORD: &str = "demo-password-change-me";
 /// RFC 7636 Appendix B's verifier and its S256 challenge: the tour's authorize URL and exchange command.
@@ -31,7 +31,7 @@ usage: cargo xtask up [--tls] [--database-url URL] [--listen ADDR] [--api-listen
   --tls           both servers on https, with a certificate for 127.0.0.1 and localhost signed by a local CA
                   (made once in the state folder's tls/ and kept; the tour uses curl --cacert)
   --database-url  auth-server's database (default: a fresh SQLite file in the state folder; a given
-                  database keeps its rows and gets seeded ids with a unique suffix)
+                  database keeps its rows, and the example's clients and user are created or updated in it)
   --listen        auth-server's address                          (default 127.0.0.1:8080; port 0: any free one)
   --api-listen    resource-api's address                         (default 127.0.0.1:8081)
   --app-listen    the demo client's callback page                (default 127.0.0.1:8082)
@@ -237,21 +237,16 @@ pub fn up(args: &[String]) -> Result<()> {
     let app_listener = TcpListener::bind(&args.app_listen)
         .with_context(|| format!("--app-listen {}", args.app_listen))?;
     let app = format!("http://{}", app_listener.local_addr()?);
-    // A database of the user's keeps its rows: this run's clients and user get their own ids.
-    let (database_url, suffix, store) = match &args.database_url {
-        Some(url) => (
-            url.clone(),
-            format!("-{}", unix_seconds()),
-            "the given database".to_owned(),
-        ),
+    // A database of the user's keeps its rows; the example's clients and user are made to match the file.
+    let (database_url, store) = match &args.database_url {
+        Some(url) => (url.clone(), "the given database".to_owned()),
         None => (
             fresh_sqlite(&state_dir)?,
-            String::new(),
             format!("a fresh SQLite database in {}", state_dir.display()),
         ),
     };
     let auth_server = binaries.path("auth-server");
-    let seeded = seed(&auth_server, &database_url, &suffix, DEMO_PASSWORD, &app)?;
+    let seeded = seed(&auth_server, &database_url, DEMO_PASSWORD, &app, &state_dir)?;
     let tls = if args.tls {
         Some(crate::tls::local_tls(&state_dir.join("tls"))?)
     } else {
@@ -355,7 +350,7 @@ The stack is up ({store}):
   resource-api  {api}
   demo client   {redirect}   (the public client's redirect URI: shows the code and how to exchange it)
 
-Seeded:
+Applied {file} (configuration as code: edit it, or pass your own with serve --config):
   confidential client  {cid} / {secret}   (client_credentials, scope \"read write\")
   resource server      {rid} / {rsecret}   (may call /introspect; resource-api uses it)
   public client        {spa}  (\"Demo SPA\": authorization_code + PKCE, redirect {redirect})
@@ -379,7 +374,8 @@ The operator CLI on this stack's database (another terminal):
 
 Ctrl-C stops both.
 ",
-        store = b.store
+        store = b.store,
+        file = seeded.file.display()
     )
 }
 

@@ -213,8 +213,9 @@ pub struct PasswordHasher {
 struct HasherInner {
     argon2: Argon2<'static>,
     /// A hash of a random password, verified against when the user does not exist, so that a wrong
-    /// username costs the same work as a wrong password (no user enumeration by timing).
-    dummy_hash: String,
+    /// username costs the same work as a wrong password (no user enumeration by timing). Made by
+    /// [`PasswordHasher::prepare`], or by the first unknown-user check if that comes first.
+    dummy_hash: std::sync::OnceLock<String>,
     buffers: Mutex<Vec<Vec<Block>>>,
     evaluations: AtomicU64,
 }
@@ -226,21 +227,47 @@ impl fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// A hasher with default argon2id parameters.
+    /// A hasher with default argon2id parameters, its dummy hash made (one argon2 run).
     pub fn new() -> Result<Self, SecretError> {
-        let argon2 = Argon2::default();
-        let random = OpaqueToken::try_generate()?;
-        let dummy_hash = argon2
-            .hash_password(random.as_str().as_bytes())
-            .map_err(|error| SecretError::Hashing(error.to_string()))?
-            .to_string();
-        Ok(Self {
+        let hasher = Self::deferred();
+        hasher.prepare()?;
+        Ok(hasher)
+    }
+
+    /// A hasher whose dummy hash is not made yet: hashing and verifying stored hashes work at once, and
+    /// [`PasswordHasher::prepare`] (on a blocking thread, once a server is up) makes the dummy before the
+    /// first unknown-user check needs it. A server starts one argon2 run sooner.
+    pub fn deferred() -> Self {
+        Self {
             inner: Arc::new(HasherInner {
-                argon2,
-                dummy_hash,
+                argon2: Argon2::default(),
+                dummy_hash: std::sync::OnceLock::new(),
                 buffers: Mutex::new(Vec::new()),
                 evaluations: AtomicU64::new(0),
             }),
+        }
+    }
+
+    /// Makes the dummy hash unless it exists (one argon2 run).
+    pub fn prepare(&self) -> Result<(), SecretError> {
+        if self.inner.dummy_hash.get().is_none() {
+            let dummy = self.make_dummy()?;
+            let _ = self.inner.dummy_hash.set(dummy);
+        }
+        Ok(())
+    }
+
+    fn make_dummy(&self) -> Result<String, SecretError> {
+        let random = OpaqueToken::try_generate()?;
+        self.hash(random.as_str())
+    }
+
+    /// The dummy hash, made now if [`PasswordHasher::prepare`] has not run yet.
+    fn dummy(&self) -> &str {
+        self.inner.dummy_hash.get_or_init(|| {
+            // Only a failing random number generator gets here without a hash; the check then costs
+            // nothing and still answers false.
+            self.make_dummy().unwrap_or_default()
         })
     }
 
@@ -289,7 +316,7 @@ impl PasswordHasher {
     /// Spends the work of one verification and answers `false`: for logins naming an unknown user.
     pub fn verify_unknown_user(&self, password: &str) -> bool {
         // The dummy hash is this hasher's own: the result is always Ok(false), and the work is real.
-        let verified = std::hint::black_box(self.verify(password, &self.inner.dummy_hash));
+        let verified = std::hint::black_box(self.verify(password, self.dummy()));
         debug_assert!(matches!(verified, Ok(false)));
         false
     }
@@ -297,6 +324,41 @@ impl PasswordHasher {
     /// How many argon2 evaluations this hasher has run (verifications, real or dummy).
     pub fn evaluations(&self) -> u64 {
         self.inner.evaluations.load(Ordering::Relaxed)
+    }
+
+    /// Checks a password hash given by an operator (a configuration file's `password_hash`): an argon2id
+    /// PHC string of version 19 with a salt and an output, whose costs are no higher than this hasher's, so
+    /// that a declared user can never make each of its logins cost more than anyone else's.
+    pub fn check_given_hash(stored: &str) -> Result<(), String> {
+        let parsed = PasswordHash::new(stored)
+            .map_err(|_| "not a PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash)".to_owned())?;
+        if parsed.algorithm.as_str() != "argon2id" {
+            return Err(format!("{} is not argon2id", parsed.algorithm.as_str()));
+        }
+        if parsed.version != Some(0x13) {
+            return Err("the argon2 version must be 19 (v=19)".into());
+        }
+        let params = Params::try_from(&parsed)
+            .map_err(|_| "the argon2 parameters do not parse".to_owned())?;
+        let ours = Params::DEFAULT;
+        if params.m_cost() > ours.m_cost()
+            || params.t_cost() > ours.t_cost()
+            || params.p_cost() > ours.p_cost()
+        {
+            return Err(format!(
+                "costs m={},t={},p={} are higher than the server's m={},t={},p={}",
+                params.m_cost(),
+                params.t_cost(),
+                params.p_cost(),
+                ours.m_cost(),
+                ours.t_cost(),
+                ours.p_cost()
+            ));
+        }
+        if parsed.salt.is_none() || parsed.hash.is_none() {
+            return Err("the hash has no salt or no output".into());
+        }
+        Ok(())
     }
 
     /// A kept buffer of at least `blocks` blocks, or a new one.
@@ -323,6 +385,32 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_hashes_must_be_argon2id_at_no_higher_cost_than_ours() {
+        let hasher = PasswordHasher::new().unwrap();
+        let ours = hasher.hash("correct horse").unwrap();
+        assert!(PasswordHasher::check_given_hash(&ours).is_ok());
+        let costly = ours.replace("m=19456", "m=65536");
+        assert!(
+            PasswordHasher::check_given_hash(&costly)
+                .unwrap_err()
+                .contains("higher")
+        );
+        let argon2i = ours.replace("$argon2id$", "$argon2i$");
+        assert!(PasswordHasher::check_given_hash(&argon2i).is_err());
+        assert!(PasswordHasher::check_given_hash("plain text").is_err());
+        let cheaper = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"pw")
+        .unwrap()
+        .to_string();
+        assert!(PasswordHasher::check_given_hash(&cheaper).is_ok());
+        assert!(hasher.verify("pw", &cheaper).unwrap());
+    }
 
     #[test]
     fn opaque_tokens_are_256_bits_base64url() {
@@ -418,11 +506,34 @@ mod tests {
     }
 
     #[test]
+    fn a_deferred_hasher_works_at_once_and_makes_its_dummy_when_first_needed() {
+        let hasher = PasswordHasher::deferred();
+        let stored = hasher.hash("pw").unwrap();
+        assert!(hasher.verify("pw", &stored).unwrap());
+        assert!(
+            hasher.inner.dummy_hash.get().is_none(),
+            "no argon2 run spent on it yet"
+        );
+        assert!(!hasher.verify_unknown_user("pw"));
+        assert!(hasher.inner.dummy_hash.get().is_some());
+        assert_eq!(
+            hasher.evaluations(),
+            2,
+            "the unknown user cost a real verification"
+        );
+        let prepared = PasswordHasher::deferred();
+        prepared.prepare().unwrap();
+        let dummy = prepared.inner.dummy_hash.get().cloned();
+        prepared.prepare().unwrap();
+        assert_eq!(prepared.inner.dummy_hash.get().cloned(), dummy, "made once");
+    }
+
+    #[test]
     fn an_unknown_user_costs_one_real_verification_with_the_same_parameters() {
         let hasher = PasswordHasher::new().unwrap();
         let real = hasher.hash("pw").unwrap();
         // The dummy hash has exactly the parameters of a real one: same algorithm, version, m, t, p, length.
-        let dummy = PasswordHash::new(&hasher.inner.dummy_hash).unwrap();
+        let dummy = PasswordHash::new(hasher.dummy()).unwrap();
         let real_parsed = PasswordHash::new(&real).unwrap();
         assert_eq!(dummy.algorithm, real_parsed.algorithm);
         assert_eq!(dummy.version, real_parsed.version);

@@ -112,7 +112,8 @@ where
     let now = now();
     let key = match record.id_token_signed_response_alg {
         Some(alg) if !store.list_keys().await?.iter().any(|key| key.alg == alg) => {
-            refuse_unsealed(store, kek, "the first key of its ID-token algorithm").await?;
+            crate::keys::refuse_unsealed(store, kek, "the first key of its ID-token algorithm")
+                .await?;
             let key = SigningKey::generate(alg).context("making a signing key")?;
             Some(crate::keys::keyring::stored_form(&key, kek, now, now)?)
         }
@@ -343,7 +344,7 @@ pub async fn keys_rotate<S>(
 where
     S: KeyStore + ClientStore,
 {
-    refuse_unsealed(store, kek, "a new signing key").await?;
+    crate::keys::refuse_unsealed(store, kek, "a new signing key").await?;
     let created_at = now();
     let active_from = created_at
         + i64::try_from(rotate.activate_after).context("--activate-after is too large")?;
@@ -371,33 +372,45 @@ where
     Ok(())
 }
 
-/// A one-shot command that would store `what` (a private key or a server secret) must not store it in the
-/// clear beside sealed ones: without the key-encryption key, refuse when the database holds anything sealed.
-pub async fn refuse_unsealed(
-    store: &dyn KeyStore,
+/// `config check FILE`: nothing on success; the file's lines (`FILE:LINE: KEY: reason`) otherwise.
+pub fn config_check(file: &std::path::Path) -> Result<()> {
+    let declaration = crate::declared::read(file, &|name| std::env::var(name).ok())?;
+    for warning in &declaration.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(())
+}
+
+/// `config apply FILE`: the database's clients and users made to match the file in one transaction;
+/// prints `{"clients": {"created", "updated", "unchanged", "pruned"}, "users": {…}}`.
+pub async fn config_apply<S>(
+    store: &S,
+    file: &std::path::Path,
     kek: Option<&KeyEncryptionKey>,
-    what: &str,
-) -> Result<()> {
-    if kek.is_some() {
-        return Ok(());
+) -> Result<()>
+where
+    S: crate::store::DeclaredStore + ClientStore + UserStore + KeyStore,
+{
+    let declaration = crate::declared::read(file, &|name| std::env::var(name).ok())?;
+    for warning in &declaration.warnings {
+        tracing::warn!("{warning}");
     }
-    let sealed_keys = store
-        .list_keys()
-        .await
-        .context("reading the signing keys")?
-        .iter()
-        .any(|key| key.encrypted);
-    let sealed_secrets = store
-        .list_server_secrets()
-        .await
-        .context("reading the server secrets")?
-        .iter()
-        .any(|secret| secret.encrypted);
-    if sealed_keys || sealed_secrets {
-        bail!(
-            "this database's keys are sealed, and {what} would be stored unsealed: set AUTH_KEY_ENCRYPTION_KEY (or --key-encryption-key) to the key the servers use"
-        );
-    }
+    // Hashing and verifying need no dummy hash: none is made.
+    let hasher = PasswordHasher::deferred();
+    let applied = crate::declared::apply::apply(store, &declaration, &hasher, kek, now()).await?;
+    println!("{}", crate::declared::apply::applied_json(&applied));
+    Ok(())
+}
+
+/// `config export`: the operator's clients and users as TOML on stdout, without secrets or hashes.
+pub async fn config_export<S>(store: &S) -> Result<()>
+where
+    S: ClientStore + UserStore,
+{
+    let clients = store.list_clients().await.context("listing the clients")?;
+    let users = store.list_users().await.context("listing the users")?;
+    let file = crate::declared::export::export(&clients, &users).context("writing TOML")?;
+    print!("{file}");
     Ok(())
 }
 

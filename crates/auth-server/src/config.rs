@@ -56,6 +56,10 @@ pub struct Cli {
         value_name = "KEY"
     )]
     pub key_encryption_key: Option<Secret>,
+    /// A configuration file (TOML): `[server]` settings under the flags and variables, and the clients,
+    /// users and scope descriptions that `serve` and `config apply` make the database match.
+    #[arg(long, env = "AUTH_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -83,6 +87,27 @@ pub enum Command {
     /// Tokens for test fixtures.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Configuration files (`--config`).
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a file without a database: silent exit 0, or one line per problem and exit 1.
+    Check {
+        /// The file.
+        file: std::path::PathBuf,
+    },
+    /// Make the database's clients and users match a file; prints what changed as JSON.
+    Apply {
+        /// The file.
+        file: std::path::PathBuf,
+    },
+    /// Print the operator's clients and users as a file `config apply` takes back unchanged (never a
+    /// secret or a password hash).
+    Export,
 }
 
 /// `serve` settings.
@@ -207,6 +232,12 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
+    /// `serve`'s arguments alone, as clap sees them (a configuration file's `[server]` keys are their long
+    /// names).
+    pub fn command() -> clap::Command {
+        Self::augment_args(clap::Command::new("serve"))
+    }
+
     /// The issuer: `--issuer`, or else `http://` (`https://` with TLS) and the address the server listens
     /// on, so `--listen 127.0.0.1:0` gives a working server on whatever port the system picks. A wildcard
     /// address (`0.0.0.0`, `::`) stands for 127.0.0.1: the one host it surely covers, and the name a local

@@ -13,12 +13,14 @@
 //! | [`http`] | HTTP in and out: handlers, pages, cookies, the source address; no decisions |
 //! | [`store`] | SQL on SQLite and PostgreSQL behind traits, one per role; no HTTP, no domain |
 //! | [`error`], [`params`] | the domain's errors; request parameters read strictly |
+//! | [`declared`] | configuration as code: a TOML file of settings, clients and users, checked with the clients' and users' rule sets and applied in one transaction |
 //! | [`config`], [`startup`], [`state`], [`commands`] | the command line, the running server, its shared state, the one-shot subcommands |
 
 pub mod authorize;
 pub mod clients;
 pub mod commands;
 pub mod config;
+pub mod declared;
 pub mod error;
 pub mod http;
 pub mod keys;
@@ -34,16 +36,25 @@ use anyhow::{Context, Result};
 use auth_core::keys::KeyEncryptionKey;
 
 use crate::config::{
-    Cli, ClientCommand, Command, ConsentCommand, KeysCommand, TokenCommand, UserCommand,
+    Cli, ClientCommand, Command, ConfigCommand, ConsentCommand, KeysCommand, TokenCommand,
+    UserCommand,
 };
+use crate::declared::Declaration;
 use crate::startup::{Application, ApplicationConfig};
 use crate::store::sql::SqlStore;
 
-/// Runs a parsed command line.
-pub async fn run(cli: Cli) -> Result<()> {
+/// Runs a parsed command line with its `--config` file, read and checked.
+pub async fn run(cli: Cli, declaration: Option<Declaration>) -> Result<()> {
+    if let Some(declaration) = &declaration {
+        for warning in &declaration.warnings {
+            tracing::warn!("{warning}");
+        }
+    }
     match cli.command {
         // Needs no database and no configured key (a malformed one may be the very key being replaced).
         Command::Keys(KeysCommand::GenerateKek) => commands::keys_generate_kek(),
+        // Needs no database: the file alone.
+        Command::Config(ConfigCommand::Check { file }) => commands::config_check(&file),
         command => {
             let kek = match &cli.key_encryption_key {
                 Some(text) => Some(
@@ -52,7 +63,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 ),
                 None => None,
             };
-            run_with_database(command, cli.database_url, kek).await
+            run_with_database(command, cli.database_url, kek, declaration).await
         }
     }
 }
@@ -78,6 +89,7 @@ async fn run_with_database(
     command: Command,
     database_url: String,
     kek: Option<KeyEncryptionKey>,
+    declaration: Option<Declaration>,
 ) -> Result<()> {
     // An in-memory database lives inside one process: a one-shot command would change a database nobody
     // else can see, and lose it when it exits.
@@ -97,6 +109,7 @@ async fn run_with_database(
                 key_encryption_key: kek,
                 clock: std::sync::Arc::new(auth_core::clock::SystemClock),
                 listener: None,
+                declaration,
             })
             .await?;
             // Handlers first: whoever reads the line below may stop the server at once.
@@ -153,6 +166,11 @@ async fn run_with_database(
         Command::Consent(ConsentCommand::Revoke(revoke)) => {
             commands::consent_revoke(&connect().await?, &revoke).await
         }
+        Command::Config(ConfigCommand::Check { file }) => commands::config_check(&file),
+        Command::Config(ConfigCommand::Apply { file }) => {
+            commands::config_apply(&connect().await?, &file, kek.as_ref()).await
+        }
+        Command::Config(ConfigCommand::Export) => commands::config_export(&connect().await?).await,
         Command::Token(TokenCommand::Mint(mint)) => {
             commands::token_mint(&connect().await?, &mint, kek.as_ref()).await
         }

@@ -37,6 +37,8 @@ pub struct ApplicationConfig {
     /// A listener already bound (socket activation, or a test that owned the port first); `None` binds
     /// `--listen`.
     pub listener: Option<std::net::TcpListener>,
+    /// A configuration file, checked: applied once the database is migrated, before anything is read.
+    pub declaration: Option<crate::declared::Declaration>,
 }
 
 /// Purge expired rows every this many seconds of the server's clock, whatever the poll interval.
@@ -102,9 +104,18 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
 impl Application {
     /// Connects, migrates, loads keys and binds the listener.
     pub async fn build(config: ApplicationConfig) -> Result<Self> {
-        // The dummy hash that makes an unknown user cost a password check takes an argon2 run: on a blocking
-        // thread while the database is opened and the keys are read (start to ready is what CI waits for).
-        let hasher = tokio::task::spawn_blocking(PasswordHasher::new);
+        // The dummy hash that makes an unknown user cost a password check takes an argon2 run: made on a
+        // blocking thread once everything else is ready (start to ready is what CI waits for).
+        let hasher = PasswordHasher::deferred();
+        // An in-memory database starts without keys: the server's own are made while it opens.
+        let fresh = if crate::store::sql::is_in_memory(&config.database_url) {
+            crate::keys::keyring::FreshKeys::start(&crate::keys::keyring::algorithms_in_use(
+                config.serve.signing_alg,
+                &[],
+            ))
+        } else {
+            crate::keys::keyring::FreshKeys::default()
+        };
         // Bound first: the issuer may be the address the system picked (`--listen 127.0.0.1:0`).
         let listener = match config.listener {
             Some(listener) => {
@@ -135,6 +146,19 @@ impl Application {
             .await
             .context("connecting to the database")?;
         let now = config.clock.now();
+        // The file first: the keys of the clients' ID-token algorithms and the scopes are read after it.
+        if let Some(declaration) = &config.declaration {
+            crate::declared::apply::apply(
+                &store,
+                declaration,
+                &hasher,
+                config.key_encryption_key.as_ref(),
+                now,
+            )
+            .await?;
+        }
+        // Read before anything it versions: a change from now on is picked up by the first poll.
+        let known_version = crate::store::HealthStore::config_version(&store).await.ok();
         let client_algs = store
             .id_token_algorithms()
             .await
@@ -146,6 +170,7 @@ impl Application {
             &client_algs,
             settings.access_token_ttl,
             now,
+            fresh,
         )
         .await
         .context("loading signing keys")?;
@@ -157,10 +182,6 @@ impl Application {
             .registered_scopes()
             .await
             .context("reading the clients' scopes")?;
-        let hasher = hasher
-            .await
-            .context("initialising argon2")?
-            .context("initialising argon2")?;
         let dpop_nonces = config.serve.dpop_nonce.then(|| secrets.dpop_nonce_source());
         let store: Arc<dyn crate::store::Store> = Arc::new(store);
         let jtis = crate::tokens::replay::JtiRecorder::start(store.clone());
@@ -183,9 +204,19 @@ impl Application {
             dpop_nonces,
             supported_scopes: std::sync::RwLock::new(Arc::new(supported_scopes)),
         });
+        // Before the first unknown-user check, which would otherwise make it itself.
+        tokio::task::spawn_blocking({
+            let hasher = state.hasher.clone();
+            move || {
+                if let Err(error) = hasher.prepare() {
+                    tracing::error!(error = %error, "making the password checks' dummy hash");
+                }
+            }
+        });
         let poller = tokio::spawn(poll_changes(
             state.clone(),
             Duration::from_millis(config.serve.config_poll_ms.max(50)),
+            known_version,
         ));
         let metrics = match config.serve.metrics_listen {
             Some(address) => {
@@ -280,8 +311,10 @@ impl Application {
 /// Every tick: if another replica (or a CLI command) changed clients or keys, drop the caches and reload
 /// keys; recompute which key signs and which are published; keep the metrics recorder bounded; now and
 /// then purge expired rows.
-async fn poll_changes(state: AppState, interval: Duration) {
-    let mut known_version = state.store.config_version().await.ok();
+/// `known_version` is the configuration version read before the keys and scopes were: a change made
+/// after that read (at another replica, while this one starts) is reloaded at the first poll.
+async fn poll_changes(state: AppState, interval: Duration, known_version: Option<i64>) {
+    let mut known_version = known_version;
     let mut last_purge = state.clock.now();
     loop {
         tokio::time::sleep(interval).await;

@@ -20,12 +20,25 @@ impl ServedBinary {
     /// flags. The issuer is the bound address unless `extra` names one. Stderr is piped: take it from
     /// `child` and read it, or a chatty log fills the pipe.
     pub fn start(binary: &Path, database_url: &str, rust_log: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(binary, database_url, rust_log, extra, &[])
+    }
+
+    /// [`ServedBinary::start`] with environment variables (`AUTH_…` settings, a configuration file's
+    /// secrets).
+    pub fn start_with_env(
+        binary: &Path,
+        database_url: &str,
+        rust_log: &str,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", rust_log)
             .env_remove("AUTH_ISSUER")
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -104,8 +117,15 @@ pub fn run(
         .spawn()
         .expect("run the binary");
     let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("write stdin");
+    if let Some(text) = stdin
+        && let Err(error) = input.write_all(text.as_bytes())
+    {
+        // A command refused before it reads its input (a usage error) may have exited already.
+        assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "write stdin: {error}"
+        );
     }
     drop(input);
     let output = child.wait_with_output().expect("wait");

@@ -151,6 +151,7 @@ impl TestIssuer {
             key_encryption_key: None,
             clock: Arc::new(clock.clone()),
             listener,
+            declaration: None,
         })
         .await
         .expect("build auth-server");

@@ -77,7 +77,9 @@ type Slot = Arc<tokio::sync::Mutex<Option<Fetched>>>;
 
 /// Keys fetched from clients' `jwks_uri`s.
 pub struct ClientKeys {
-    http: reqwest::Client,
+    /// Built at the first fetch: loading the platform's root certificates costs milliseconds of every start
+    /// (what a test harness waits for), and most servers never fetch a `jwks_uri`.
+    http: std::sync::OnceLock<reqwest::Client>,
     slots: std::sync::Mutex<HashMap<String, Slot>>,
 }
 
@@ -90,11 +92,7 @@ impl Default for ClientKeys {
 impl ClientKeys {
     pub fn new() -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(FETCH_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
+            http: std::sync::OnceLock::new(),
             slots: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -178,6 +176,13 @@ impl ClientKeys {
         let fail = |why: String| KeysError::Fetch(why);
         let mut response = self
             .http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .timeout(FETCH_TIMEOUT)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap_or_default()
+            })
             .get(uri)
             .send()
             .await

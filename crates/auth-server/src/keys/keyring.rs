@@ -182,6 +182,7 @@ impl KeyRing {
         client_algs: &[SigningAlgorithm],
         access_token_ttl: i64,
         now: i64,
+        fresh: FreshKeys,
     ) -> Result<Self, KeyRingError> {
         // Keys at rest (docs/security.md): with a key-encryption key, nothing stays in the clear.
         if let Some(kek) = kek {
@@ -193,14 +194,10 @@ impl KeyRing {
             .into_iter()
             .filter(|alg| ring.snapshot().signer(*alg).is_none())
             .collect();
-        // Generated side by side on blocking threads: an RSA key takes tens of milliseconds.
-        let generating: Vec<_> = missing
-            .iter()
-            .map(|alg| {
-                let alg = *alg;
-                tokio::task::spawn_blocking(move || SigningKey::generate(alg))
-            })
-            .collect();
+        // Generated side by side on blocking threads (an RSA key takes tens of milliseconds), or taken
+        // from those started before the database was open.
+        let mut fresh = fresh;
+        let generating: Vec<_> = missing.iter().map(|alg| fresh.take(*alg)).collect();
         for (alg, generated) in missing.iter().zip(generating) {
             let key = generated
                 .await
@@ -373,6 +370,46 @@ fn compute_snapshot(
         signers,
         published,
         jwks_json,
+    }
+}
+
+/// Keys being generated before the store says whether it needs them: a database that starts empty (in
+/// memory) surely lacks them, and an RSA key takes 20–100 ms, so its generation overlaps opening the database
+/// and applying a configuration file instead of following them. A key nobody takes is dropped unused.
+#[derive(Default)]
+pub struct FreshKeys(
+    Vec<(
+        SigningAlgorithm,
+        tokio::task::JoinHandle<Result<SigningKey, auth_core::keys::KeyError>>,
+    )>,
+);
+
+impl FreshKeys {
+    /// Starts generating a key of each algorithm, each on a blocking thread.
+    pub fn start(algorithms: &[SigningAlgorithm]) -> Self {
+        Self(
+            algorithms
+                .iter()
+                .map(|alg| {
+                    let alg = *alg;
+                    (
+                        alg,
+                        tokio::task::spawn_blocking(move || SigningKey::generate(alg)),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The generation of a key of `alg`: one started before, or a new one.
+    fn take(
+        &mut self,
+        alg: SigningAlgorithm,
+    ) -> tokio::task::JoinHandle<Result<SigningKey, auth_core::keys::KeyError>> {
+        match self.0.iter().position(|(started, _)| *started == alg) {
+            Some(index) => self.0.swap_remove(index).1,
+            None => tokio::task::spawn_blocking(move || SigningKey::generate(alg)),
+        }
     }
 }
 

@@ -32,6 +32,9 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A declaration cannot be applied as it stands (a client or user it keeps a secret of has none).
+    #[error("{0}")]
+    Declared(String),
     /// A batched write failed (each waiting request gets this, the cause is logged once).
     #[error("a batched write failed: {0}")]
     Batch(String),
@@ -530,6 +533,87 @@ pub trait HealthStore: Send + Sync {
     async fn config_version(&self) -> Result<i64, StoreError>;
 }
 
+/// A client as a configuration file declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredClient {
+    /// The client to have; its `secret_digest` is ignored when `keep_secret`.
+    pub record: ClientRecord,
+    /// The declaration names no secret for a confidential client: keep the stored one (there must be one).
+    pub keep_secret: bool,
+}
+
+/// A user as a configuration file declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredUser {
+    /// The id it gets if it is new (an existing user keeps its own: it is the `sub` of its tokens).
+    pub new_id: UserId,
+    pub username: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub password: DeclaredPassword,
+}
+
+/// What a declared user's password hash becomes.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DeclaredPassword {
+    /// No password declared: keep the stored hash (there must be one).
+    Keep,
+    /// This hash, unless the stored one is it or `equivalent` (a hash the declared password was already
+    /// checked against): then the stored hash stays and the user's sessions with it.
+    Set {
+        hash: String,
+        equivalent: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for DeclaredPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Keep => f.write_str("Keep"),
+            Self::Set { .. } => f.write_str("Set(..)"),
+        }
+    }
+}
+
+/// Everything one configuration file declares, applied in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Declared {
+    pub clients: Vec<DeclaredClient>,
+    pub users: Vec<DeclaredUser>,
+    /// Delete the clients and users not declared.
+    pub prune: bool,
+    /// First keys of ID-token algorithms the declared clients use, each stored unless one of its algorithm
+    /// exists by then.
+    pub keys: Vec<StoredKey>,
+}
+
+/// What applying did to one kind of entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppliedCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub pruned: u64,
+}
+
+/// What applying a declaration did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub clients: AppliedCounts,
+    pub users: AppliedCounts,
+}
+
+/// Declared configuration.
+#[async_trait]
+pub trait DeclaredStore: Send + Sync {
+    /// Makes the clients and users match `declared` in one transaction. Transactions applying at once
+    /// (replicas starting with one file) run one after the other, and each later one finds the state the
+    /// earlier made. A changed password ends the user's sessions and revokes its grants, as `set_password`
+    /// does; a pruned client or user goes as `delete_client` and `delete_user` take them.
+    async fn apply_declared(&self, declared: &Declared, now: i64) -> Result<Applied, StoreError>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
     ClientStore
@@ -540,6 +624,7 @@ pub trait Store:
     + PushedRequestStore
     + JtiStore
     + HealthStore
+    + DeclaredStore
 {
 }
 
@@ -552,5 +637,6 @@ impl<T> Store for T where
         + PushedRequestStore
         + JtiStore
         + HealthStore
+        + DeclaredStore
 {
 }

@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod client_credentials;
 mod code_flow;
+mod declared;
 mod dpop;
 mod faults;
 mod fuzz;

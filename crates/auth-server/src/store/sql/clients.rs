@@ -16,9 +16,81 @@ use auth_core::scope::ScopeSet;
 use crate::store::{ClientRecord, ClientStore, StoredKey};
 
 /// The columns `client_from_row!` reads.
-const CLIENT_COLUMNS: &str = "client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
+pub(super) const CLIENT_COLUMNS: &str = "client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
     skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, name, \
     id_token_signed_response_alg";
+
+/// Stores a new client: `bind_client!` binds $1–$17.
+pub(super) const INSERT_CLIENT: &str = "insert into client (client_id, secret_digest, is_public, grant_types, \
+    redirect_uris, scope, audiences, skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, \
+    jwks_uri, require_par, name, id_token_signed_response_alg, created_at, updated_at) \
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)";
+
+/// Changes a client in place (its tokens stay valid): `bind_client!` binds $1–$17.
+pub(super) const UPDATE_CLIENT: &str = "update client set secret_digest = $2, is_public = $3, grant_types = $4, \
+    redirect_uris = $5, scope = $6, audiences = $7, skip_consent = $8, introspection = $9, \
+    post_logout_redirect_uris = $10, require_dpop = $11, jwks = $12, jwks_uri = $13, require_par = $14, \
+    name = $15, id_token_signed_response_alg = $16, updated_at = $17 where client_id = $1";
+
+/// The first key of its algorithm, unless one exists: `bind_first_key!` binds $1–$5.
+pub(super) const INSERT_FIRST_KEY: &str = "insert into signing_key (kid, alg, private_key, encrypted, created_at, \
+    active_from) select $1, $2, $3, $4, $5, $5 where not exists (select 1 from signing_key where alg = $2)";
+
+/// Deletes a client ($1); families, codes, refresh tokens, consent and pushed requests go with it (on delete
+/// cascade).
+pub(super) const DELETE_CLIENT: &str = "delete from client where client_id = $1";
+
+/// Remembers when a client id was deleted ($1, at $2): tokens issued before stay inactive even if the id is
+/// registered again.
+pub(super) const RECORD_DELETED_CLIENT: &str = "insert into deleted_client (client_id, deleted_at) values ($1, $2) \
+    on conflict (client_id) do update set deleted_at = excluded.deleted_at";
+
+/// Binds a client's columns in the order of [`INSERT_CLIENT`] and [`UPDATE_CLIENT`], then `now`.
+macro_rules! bind_client {
+    ($query:expr, $client:expr, $now:expr) => {{
+        let client: &ClientRecord = $client;
+        $query
+            .bind(client.client_id.as_str())
+            .bind(client.secret_digest.map(|digest| digest.to_hex()))
+            .bind(client.is_public)
+            .bind(
+                client
+                    .grant_types
+                    .iter()
+                    .map(|grant| grant.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+            .bind(client.redirect_uris.join(" "))
+            .bind(client.scope.to_string())
+            .bind(client.audiences.join(" "))
+            .bind(client.skip_consent)
+            .bind(client.introspection)
+            .bind(client.post_logout_redirect_uris.join(" "))
+            .bind(client.require_dpop)
+            .bind(client.jwks.clone())
+            .bind(client.jwks_uri.clone())
+            .bind(client.require_par)
+            .bind(client.name.clone())
+            .bind(client.id_token_signed_response_alg.map(|alg| alg.as_str()))
+            .bind($now)
+    }};
+}
+pub(super) use bind_client;
+
+/// Binds a key in the order of [`INSERT_FIRST_KEY`].
+macro_rules! bind_first_key {
+    ($query:expr, $key:expr) => {{
+        let key: &StoredKey = $key;
+        $query
+            .bind(key.kid.clone())
+            .bind(key.alg.as_str())
+            .bind(key.private_key.clone())
+            .bind(key.encrypted)
+            .bind(key.created_at)
+    }};
+}
+pub(super) use bind_first_key;
 
 macro_rules! client_from_row {
     ($row:expr) => {{
@@ -61,6 +133,7 @@ macro_rules! client_from_row {
         }
     }};
 }
+pub(super) use client_from_row;
 
 #[async_trait]
 impl ClientStore for SqlStore {
@@ -70,55 +143,18 @@ impl ClientStore for SqlStore {
         key: Option<&StoredKey>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let grant_types = client
-            .grant_types
-            .iter()
-            .map(|grant| grant.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "insert into client (client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
-                 skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, name, \
-                 id_token_signed_response_alg, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)",
-            )
-            .bind(client.client_id.as_str())
-            .bind(client.secret_digest.map(|digest| digest.to_hex()))
-            .bind(client.is_public)
-            .bind(&grant_types)
-            .bind(client.redirect_uris.join(" "))
-            .bind(client.scope.to_string())
-            .bind(client.audiences.join(" "))
-            .bind(client.skip_consent)
-            .bind(client.introspection)
-            .bind(client.post_logout_redirect_uris.join(" "))
-            .bind(client.require_dpop)
-            .bind(&client.jwks)
-            .bind(&client.jwks_uri)
-            .bind(client.require_par)
-            .bind(&client.name)
-            .bind(client.id_token_signed_response_alg.map(|alg| alg.as_str()))
-            .bind(now)
+            bind_client!(sqlx::query(INSERT_CLIENT), client, now)
             .execute(&mut *tx)
             .await
             .map_err(|error| unique_violation(error, "client"))?;
             if let Some(key) = key {
                 // The first key of its algorithm, unless one exists: the client's ID tokens can be signed
                 // from its first sign-in, at every replica once it reloads.
-                sqlx::query(
-                    "insert into signing_key (kid, alg, private_key, encrypted, created_at, active_from) \
-                     select $1, $2, $3, $4, $5, $5 \
-                     where not exists (select 1 from signing_key where alg = $2)",
-                )
-                .bind(&key.kid)
-                .bind(key.alg.as_str())
-                .bind(&key.private_key)
-                .bind(key.encrypted)
-                .bind(key.created_at)
-                .execute(&mut *tx)
-                .await?;
+                bind_first_key!(sqlx::query(INSERT_FIRST_KEY), key)
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
             tx.commit().await?;
@@ -190,17 +226,14 @@ impl ClientStore for SqlStore {
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             // Families, codes, refresh tokens, consent and pushed requests go with it (on delete cascade).
-            let deleted = sqlx::query("delete from client where client_id = $1")
+            let deleted = sqlx::query(DELETE_CLIENT)
                 .bind(client_id.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
                 > 0;
             if deleted {
-                sqlx::query(
-                    "insert into deleted_client (client_id, deleted_at) values ($1, $2) \
-                     on conflict (client_id) do update set deleted_at = excluded.deleted_at",
-                )
+                sqlx::query(RECORD_DELETED_CLIENT)
                 .bind(client_id.as_str())
                 .bind(now)
                 .execute(&mut *tx)

@@ -422,6 +422,7 @@ impl SqlStore {
 
 mod clients;
 mod consent;
+mod declared;
 mod grants;
 mod health;
 mod jtis;

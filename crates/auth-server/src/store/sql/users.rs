@@ -12,7 +12,8 @@ use crate::store::StoreError;
 use crate::store::{StoredSession, UserRecord, UserStore};
 
 /// The columns `user_from_row!` reads.
-const USER_COLUMNS: &str = "user_id, username, password_hash, name, email, email_verified";
+pub(super) const USER_COLUMNS: &str =
+    "user_id, username, password_hash, name, email, email_verified";
 
 macro_rules! user_from_row {
     ($row:expr) => {{
@@ -27,6 +28,14 @@ macro_rules! user_from_row {
         }
     }};
 }
+pub(super) use user_from_row;
+
+/// After a password change: the user's sessions end ($1 the user id).
+pub(super) const END_USER_SESSIONS: &str = "delete from login_session where user_id = $1";
+
+/// After a password change: the user's grants are revoked ($1 now, $2 the user id).
+pub(super) const REVOKE_USER_FAMILIES: &str =
+    "update token_family set revoked_at = $1 where user_id = $2 and revoked_at is null";
 
 #[async_trait]
 impl UserStore for SqlStore {
@@ -110,13 +119,11 @@ impl UserStore for SqlStore {
             let Some(user_id) = user_id else {
                 return Ok(None);
             };
-            sqlx::query("delete from login_session where user_id = $1")
+            sqlx::query(END_USER_SESSIONS)
                 .bind(&user_id)
                 .execute(&mut *tx)
                 .await?;
-            let revoked = sqlx::query(
-                "update token_family set revoked_at = $1 where user_id = $2 and revoked_at is null",
-            )
+            let revoked = sqlx::query(REVOKE_USER_FAMILIES)
             .bind(now)
             .bind(&user_id)
             .execute(&mut *tx)
