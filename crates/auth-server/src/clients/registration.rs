@@ -22,7 +22,7 @@ pub const MIN_GIVEN_SECRET_CHARS: usize = 32;
 pub const MAX_NAME_BYTES: usize = 100;
 
 /// A client as described by whoever registers it, before any rule is applied.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ClientMetadata {
     pub client_id: String,
     /// A public client: no secret, authenticates with `none` and must use PKCE.
@@ -47,6 +47,33 @@ pub struct ClientMetadata {
     /// The algorithm of its ID tokens (OpenID Connect Registration §2): RS256, PS256, ES256 or EdDSA;
     /// `None` is RS256.
     pub id_token_signed_response_alg: Option<String>,
+}
+
+impl std::fmt::Debug for ClientMetadata {
+    /// Everything but the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientMetadata")
+            .field("client_id", &self.client_id)
+            .field("public", &self.public)
+            .field("secret", &self.secret.as_ref().map(|_| ".."))
+            .field("grant_types", &self.grant_types)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("scope", &self.scope)
+            .field("audiences", &self.audiences)
+            .field("skip_consent", &self.skip_consent)
+            .field("introspection", &self.introspection)
+            .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
+            .field("require_dpop", &self.require_dpop)
+            .field("jwks", &self.jwks)
+            .field("jwks_uri", &self.jwks_uri)
+            .field("require_par", &self.require_par)
+            .field("name", &self.name)
+            .field(
+                "id_token_signed_response_alg",
+                &self.id_token_signed_response_alg,
+            )
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for SecretShown {
@@ -261,16 +288,24 @@ pub fn validate(
             "a client has a JWK set or a jwks_uri, not both",
         ));
     }
-    if let Some(document) = &metadata.jwks {
-        let keys = parse_jwks(document.as_bytes())
-            .map_err(|error| ClientError::new(Field::Jwks, error.to_string()))?;
-        if keys.is_empty() {
-            return Err(ClientError::new(
-                Field::Jwks,
-                "no usable public signing key (EC P-256, OKP Ed25519 or RSA ≥ 2048 bits)",
-            ));
+    // Stored in one form (compact JSON, members sorted), whatever the spacing of the file it came from: the
+    // same keys are the same registration, whichever way they were written.
+    let jwks = match &metadata.jwks {
+        Some(document) => {
+            let keys = parse_jwks(document.as_bytes())
+                .map_err(|error| ClientError::new(Field::Jwks, error.to_string()))?;
+            if keys.is_empty() {
+                return Err(ClientError::new(
+                    Field::Jwks,
+                    "no usable public signing key (EC P-256, OKP Ed25519 or RSA ≥ 2048 bits)",
+                ));
+            }
+            let canonical = serde_json::from_str::<serde_json::Value>(document)
+                .map_err(|error| ClientError::new(Field::Jwks, error.to_string()))?;
+            Some(canonical.to_string())
         }
-    }
+        None => None,
+    };
     if let Some(uri) = &metadata.jwks_uri {
         let parsed = url::Url::parse(uri)
             .map_err(|error| ClientError::new(Field::JwksUri, error.to_string()))?;
@@ -334,7 +369,7 @@ pub fn validate(
         introspection: metadata.introspection,
         post_logout_redirect_uris,
         require_dpop: metadata.require_dpop,
-        jwks: metadata.jwks.clone(),
+        jwks,
         jwks_uri: metadata.jwks_uri.clone(),
         require_par: metadata.require_par,
         name: metadata.name.clone(),
@@ -428,6 +463,21 @@ mod tests {
         assert_eq!(validate(&public).unwrap_err().field, Field::Introspection);
         let (ordinary, _) = validate(&metadata(&["client_credentials"], &[], false)).unwrap();
         assert!(!ordinary.introspection, "not by default");
+    }
+
+    #[test]
+    fn a_jwk_set_is_stored_in_one_form_however_it_was_written_and_debug_hides_the_secret() {
+        let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
+        let set = serde_json::json!({ "keys": [key.public_jwk()] });
+        let mut client = metadata(&["client_credentials"], &[], false);
+        client.jwks = Some(serde_json::to_string_pretty(&set).unwrap() + "\n");
+        let (pretty, _) = validate(&client).unwrap();
+        client.jwks = Some(set.to_string());
+        let (compact, _) = validate(&client).unwrap();
+        assert_eq!(pretty.jwks, compact.jwks);
+        client.jwks = None;
+        client.secret = Some("a-secret-nobody-should-see-in-a-log".into());
+        assert!(!format!("{client:?}").contains("nobody"));
     }
 
     #[test]

@@ -14,6 +14,10 @@ use crate::store::{
     DeclaredUser, KeyStore, StoreError, UserStore,
 };
 
+/// How many times an apply whose password checks went stale (another replica applied in between) is
+/// checked and tried again. Each retry follows a commit by someone else, so a handful always suffices.
+const ATTEMPTS: usize = 5;
+
 /// Applies `declaration`, hashing and verifying with `hasher` the passwords given in clear. A refusal that
 /// names entries is a [`Problems`] error.
 pub async fn apply<S>(
@@ -25,6 +29,67 @@ pub async fn apply<S>(
 ) -> Result<Applied>
 where
     S: DeclaredStore + ClientStore + UserStore + KeyStore,
+{
+    let mut attempt = 0;
+    let applied = loop {
+        attempt += 1;
+        let declared = plan(store, declaration, hasher, kek, now).await?;
+        match store.apply_declared(&declared, now).await {
+            Ok(applied) => break applied,
+            Err(StoreError::Stale) if attempt < ATTEMPTS => {}
+            // Another process changed the database between the checks and the transaction.
+            Err(StoreError::Declared(reason)) => {
+                return Err(
+                    Problems(vec![format!("{}: {reason}", declaration.path.display())]).into(),
+                );
+            }
+            Err(error) => return Err(error).context("applying the configuration"),
+        }
+    };
+    audit(declaration, &applied);
+    Ok(applied)
+}
+
+/// Each change as the CLI's command would audit it, then the totals.
+fn audit(declaration: &Declaration, applied: &Applied) {
+    for client_id in &applied.pruned_clients {
+        tracing::info!(target: "audit", event = "client_deleted", client_id = %client_id, outcome = "pruned", "client deleted: not in the configuration file");
+    }
+    for username in &applied.pruned_users {
+        tracing::info!(target: "audit", event = "user_deleted", username = %username, outcome = "pruned", "user deleted: not in the configuration file");
+    }
+    for username in &applied.passwords_changed {
+        tracing::info!(target: "audit", event = "password_changed", username = %username, outcome = "changed", "password set from the configuration file");
+    }
+    tracing::info!(
+        target: "audit",
+        event = "config_applied",
+        file = %declaration.path.display(),
+        clients_created = applied.clients.created,
+        clients_updated = applied.clients.updated,
+        clients_unchanged = applied.clients.unchanged,
+        clients_pruned = applied.clients.pruned,
+        users_created = applied.users.created,
+        users_updated = applied.users.updated,
+        users_unchanged = applied.users.unchanged,
+        users_pruned = applied.users.pruned,
+        outcome = "applied",
+        "configuration applied"
+    );
+}
+
+/// What the transaction is to do, from the stored state now: the entries that keep a secret nobody stored
+/// are the file's lines; each password given in clear is checked against the stored hash (kept when it
+/// verifies, so applying twice changes nothing and keeps the user's sessions) or hashed anew.
+async fn plan<S>(
+    store: &S,
+    declaration: &Declaration,
+    hasher: &PasswordHasher,
+    kek: Option<&KeyEncryptionKey>,
+    now: i64,
+) -> Result<Declared>
+where
+    S: ClientStore + UserStore + KeyStore,
 {
     let stored_clients = store.list_clients().await.context("reading the clients")?;
     let stored_users = store.list_users().await.context("reading the users")?;
@@ -58,27 +123,21 @@ where
                 ));
                 continue;
             }
-            (PasswordSource::Hash(hash), _) => DeclaredPassword::Set {
-                hash: hash.clone(),
-                equivalent: None,
-            },
+            (PasswordSource::Hash(hash), _) => DeclaredPassword::Hash(hash.clone()),
             (PasswordSource::Plain(password), stored) => {
                 let hasher = hasher.clone();
                 let password = password.clone();
-                let stored_hash = stored.map(|stored| stored.password_hash.clone());
+                let checked_against = stored.map(|stored| stored.password_hash.clone());
                 tokio::task::spawn_blocking(move || {
-                    // A password that still verifies keeps its hash: nothing changes, no session ends.
-                    if let Some(stored_hash) = stored_hash
-                        && hasher.verify(&password, &stored_hash).unwrap_or(false)
-                    {
-                        return Ok(DeclaredPassword::Set {
-                            hash: stored_hash.clone(),
-                            equivalent: Some(stored_hash),
-                        });
-                    }
-                    hasher.hash(&password).map(|hash| DeclaredPassword::Set {
+                    let hash = match &checked_against {
+                        Some(stored) if hasher.verify(&password, stored).unwrap_or(false) => {
+                            stored.clone()
+                        }
+                        _ => hasher.hash(&password)?,
+                    };
+                    Ok::<_, auth_core::secret::SecretError>(DeclaredPassword::Checked {
                         hash,
-                        equivalent: None,
+                        checked_against,
                     })
                 })
                 .await
@@ -107,21 +166,26 @@ where
         .iter()
         .map(|key| key.alg)
         .collect();
-    let mut keys = Vec::new();
+    let mut missing = Vec::new();
     for client in &declaration.clients {
         if let Some(alg) = client.record.id_token_signed_response_alg
             && !stored_algs.contains(&alg)
-            && !keys
-                .iter()
-                .any(|key: &crate::store::StoredKey| key.alg == alg)
+            && !missing.contains(&alg)
         {
-            crate::keys::refuse_unsealed(store, kek, "the first key of an ID-token algorithm")
-                .await?;
-            let key = SigningKey::generate(alg).context("making a signing key")?;
-            keys.push(crate::keys::keyring::stored_form(&key, kek, now, now)?);
+            missing.push(alg);
         }
     }
-    let declared = Declared {
+    let mut keys = Vec::new();
+    for alg in missing {
+        crate::keys::refuse_unsealed(store, kek, "the first key of an ID-token algorithm").await?;
+        // An RSA key takes tens of milliseconds: not on the runtime's threads.
+        let key = tokio::task::spawn_blocking(move || SigningKey::generate(alg))
+            .await
+            .context("making a signing key")?
+            .context("making a signing key")?;
+        keys.push(crate::keys::keyring::stored_form(&key, kek, now, now)?);
+    }
+    Ok(Declared {
         clients: declaration
             .clients
             .iter()
@@ -133,31 +197,7 @@ where
         users,
         prune: declaration.prune,
         keys,
-    };
-    let applied = match store.apply_declared(&declared, now).await {
-        Ok(applied) => applied,
-        // Another process changed the database between the checks above and the transaction.
-        Err(StoreError::Declared(reason)) => {
-            return Err(Problems(vec![format!("{}: {reason}", declaration.path.display())]).into());
-        }
-        Err(error) => return Err(error).context("applying the configuration"),
-    };
-    tracing::info!(
-        target: "audit",
-        event = "config_applied",
-        file = %declaration.path.display(),
-        clients_created = applied.clients.created,
-        clients_updated = applied.clients.updated,
-        clients_unchanged = applied.clients.unchanged,
-        clients_pruned = applied.clients.pruned,
-        users_created = applied.users.created,
-        users_updated = applied.users.updated,
-        users_unchanged = applied.users.unchanged,
-        users_pruned = applied.users.pruned,
-        outcome = "applied",
-        "configuration applied"
-    );
-    Ok(applied)
+    })
 }
 
 fn counts_json(counts: &AppliedCounts) -> serde_json::Value {

@@ -387,6 +387,18 @@ impl<'a> Reader<'a> {
         let key = *given.first()?;
         let (text, span) = self.string(table, key)?;
         let value = if key == env_key {
+            // A variable's name, never its value: a secret pasted here is not repeated in the message.
+            let is_name = !text.is_empty()
+                && !text.starts_with(|c: char| c.is_ascii_digit())
+                && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !is_name {
+                self.problem(
+                    span,
+                    key,
+                    "expected the name of an environment variable (letters, digits and _), not a value",
+                );
+                return None;
+            }
             match (self.env)(&text) {
                 Some(value) => value,
                 None => {
@@ -604,6 +616,10 @@ impl<'a> Reader<'a> {
         let mut scopes = Vec::new();
         for (key, value) in table.iter() {
             let scope = key.get_ref().as_ref();
+            if scope.contains('=') {
+                self.problem(key.span(), scope, "a scope name has no =");
+                continue;
+            }
             let Some(text) = value.get_ref().as_str() else {
                 self.problem(value.span(), scope, "expected the description as a string");
                 continue;

@@ -8,7 +8,7 @@ use clap::FromArgMatches;
 use clap::parser::ValueSource;
 
 use super::{Declaration, Problems, read};
-use crate::config::{Cli, Command, ServeConfig};
+use crate::config::{Cli, Command, ConfigCommand, KeysCommand, ServeConfig};
 
 /// Why a command line cannot run.
 #[derive(Debug)]
@@ -32,7 +32,13 @@ pub fn parse(
         .try_get_matches_from(&args)
         .map_err(Refusal::Usage)?;
     let cli = Cli::from_arg_matches(&matches).map_err(Refusal::Usage)?;
-    let Some(path) = cli.config.clone() else {
+    // `keys generate-kek` needs nothing configured (it may be what fixes the configuration), and `config
+    // check` reads the file it names.
+    let reads_config = !matches!(
+        cli.command,
+        Command::Keys(KeysCommand::GenerateKek) | Command::Config(ConfigCommand::Check { .. })
+    );
+    let Some(path) = cli.config.clone().filter(|_| reads_config) else {
         return Ok((cli, None));
     };
     let declaration = read(&path, env).map_err(Refusal::File)?;
@@ -68,8 +74,19 @@ pub fn parse(
         // `serve` takes no positional arguments, so flags appended at the end are serve's.
         let mut all = args;
         all.extend(added);
-        let matches = command.try_get_matches_from(all).map_err(Refusal::Usage)?;
-        Cli::from_arg_matches(&matches).map_err(Refusal::Usage)?
+        // The file's settings were each checked alone; together with the command line they may still not
+        // go (a flag the file sets conflicting with one given): said as the file's problem.
+        let as_file_problem = |error: clap::Error| {
+            let text = error.to_string();
+            let reason = text.lines().next().unwrap_or("invalid settings");
+            let reason = reason.strip_prefix("error: ").unwrap_or(reason);
+            Refusal::File(Problems(vec![format!(
+                "{}: [server]: {reason}",
+                path.display()
+            )]))
+        };
+        let matches = command.try_get_matches_from(all).map_err(as_file_problem)?;
+        Cli::from_arg_matches(&matches).map_err(as_file_problem)?
     };
     if let Command::Serve(serve) = &mut cli.command {
         let mut scopes = declaration.scopes.clone();

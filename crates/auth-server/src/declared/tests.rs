@@ -286,3 +286,44 @@ fn the_command_line_wins_over_the_file_and_the_file_over_the_defaults() {
     assert_eq!(descriptions.describe("read"), "From the flag");
     assert_eq!(descriptions.describe("write"), "Write, from the file");
 }
+
+#[test]
+fn a_secret_pasted_where_a_variable_name_goes_is_not_repeated() {
+    let lines = problems(
+        "[[clients]]\nclient_id = \"m\"\ngrant_types = [\"client_credentials\"]\nsecret_env = \"s3cr3t-value-of-forty-characters-000000\"\n",
+    );
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("platform.toml:4: secret_env: "),
+        "{}",
+        lines[0]
+    );
+    assert!(!lines[0].contains("s3cr3t"), "{}", lines[0]);
+}
+
+#[test]
+fn server_settings_that_only_conflict_together_are_the_files_problem() {
+    let dir = std::env::temp_dir().join(format!("declared-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("platform.toml");
+    std::fs::write(&path, "[server]\ntls_cert = \"cert.pem\"\n").unwrap();
+    let refused = server::parse(
+        without_environment(Cli::command()),
+        ["auth-server", "--config", path.to_str().unwrap(), "serve"]
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        &env,
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    match refused {
+        Err(server::Refusal::File(problems)) => {
+            assert_eq!(problems.0.len(), 1);
+            assert!(
+                problems.0[0].contains("[server]") && problems.0[0].contains("tls"),
+                "{problems:?}"
+            );
+        }
+        other => panic!("a file problem expected, got {other:?}"),
+    }
+}

@@ -35,6 +35,9 @@ pub enum StoreError {
     /// A declaration cannot be applied as it stands (a client or user it keeps a secret of has none).
     #[error("{0}")]
     Declared(String),
+    /// What a declaration was checked against changed before it was applied: check and apply again.
+    #[error("the stored state changed while the configuration was being applied")]
+    Stale,
     /// A batched write failed (each waiting request gets this, the cause is logged once).
     #[error("a batched write failed: {0}")]
     Batch(String),
@@ -559,11 +562,15 @@ pub struct DeclaredUser {
 pub enum DeclaredPassword {
     /// No password declared: keep the stored hash (there must be one).
     Keep,
-    /// This hash, unless the stored one is it or `equivalent` (a hash the declared password was already
-    /// checked against): then the stored hash stays and the user's sessions with it.
-    Set {
+    /// An operator's hash: stored unless it is already.
+    Hash(String),
+    /// A password that was checked against `checked_against` (the stored hash then; `None`: no such user):
+    /// `hash` is that very hash when the password verified, else a new one. When the stored hash is no
+    /// longer `checked_against` (another replica applied in between), the check is stale and the apply
+    /// answers [`StoreError::Stale`], to be checked and applied again.
+    Checked {
         hash: String,
-        equivalent: Option<String>,
+        checked_against: Option<String>,
     },
 }
 
@@ -571,7 +578,8 @@ impl std::fmt::Debug for DeclaredPassword {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Keep => f.write_str("Keep"),
-            Self::Set { .. } => f.write_str("Set(..)"),
+            Self::Hash(_) => f.write_str("Hash(..)"),
+            Self::Checked { .. } => f.write_str("Checked(..)"),
         }
     }
 }
@@ -598,10 +606,15 @@ pub struct AppliedCounts {
 }
 
 /// What applying a declaration did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     pub clients: AppliedCounts,
     pub users: AppliedCounts,
+    /// The ids of the clients pruned, the usernames of the users pruned and of those whose password changed
+    /// (each audited as the CLI's command would be).
+    pub pruned_clients: Vec<String>,
+    pub pruned_users: Vec<String>,
+    pub passwords_changed: Vec<String>,
 }
 
 /// Declared configuration.

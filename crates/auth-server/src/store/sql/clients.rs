@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use auth_core::id::ClientId;
 use sqlx::Row;
 
-use super::{BUMP_CONFIG_VERSION, digest, scope, unique_violation, words};
+use super::{BUMP_CONFIG_VERSION, LOCK_CONFIG_VERSION, digest, scope, unique_violation, words};
 use super::{Backend, SqlStore};
 use crate::store::StoreError;
 use auth_core::scope::ScopeSet;
@@ -145,6 +145,8 @@ impl ClientStore for SqlStore {
     ) -> Result<(), StoreError> {
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
+            // The configuration row first, as every transaction changing clients takes it.
+            sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
             bind_client!(sqlx::query(INSERT_CLIENT), client, now)
             .execute(&mut *tx)
             .await
@@ -156,7 +158,6 @@ impl ClientStore for SqlStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
             tx.commit().await?;
         });
         Ok(())
@@ -225,6 +226,7 @@ impl ClientStore for SqlStore {
     async fn delete_client(&self, client_id: &ClientId, now: i64) -> Result<bool, StoreError> {
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
+            sqlx::query(LOCK_CONFIG_VERSION).execute(&mut *tx).await?;
             // Families, codes, refresh tokens, consent and pushed requests go with it (on delete cascade).
             let deleted = sqlx::query(DELETE_CLIENT)
                 .bind(client_id.as_str())

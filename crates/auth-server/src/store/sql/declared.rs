@@ -1,8 +1,10 @@
 //! `DeclaredStore` in SQL: a configuration file applied in one transaction.
 //!
-//! The transaction's first statement bumps the configuration version: a write, so on PostgreSQL it holds
-//! that row's lock and on SQLite the database's write lock until commit. Two replicas applying one file at
-//! once therefore run one after the other, and the second finds what the first made (nothing to change).
+//! The transaction's first statement writes the configuration row without changing it: on PostgreSQL that
+//! holds the row's lock and on SQLite the database's write lock until commit. Two replicas applying one file
+//! at once therefore run one after the other, and the second finds what the first made (nothing to change;
+//! a password the first hashed anew is checked again by the second, [`crate::store::StoreError::Stale`]).
+//! The version is bumped, so that replicas reload, only when something changed.
 
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
@@ -17,7 +19,7 @@ use super::clients::{
     UPDATE_CLIENT, bind_client, bind_first_key, client_from_row,
 };
 use super::users::{END_USER_SESSIONS, REVOKE_USER_FAMILIES, USER_COLUMNS, user_from_row};
-use super::{BUMP_CONFIG_VERSION, digest, scope, words};
+use super::{BUMP_CONFIG_VERSION, LOCK_CONFIG_VERSION, digest, scope, words};
 use super::{Backend, SqlStore};
 use crate::store::{
     Applied, ClientRecord, Declared, DeclaredPassword, DeclaredStore, StoreError, StoredKey,
@@ -49,18 +51,24 @@ fn desired_hash(
     password: &DeclaredPassword,
     stored: Option<&UserRecord>,
 ) -> Result<(String, bool), StoreError> {
-    match (password, stored) {
-        (DeclaredPassword::Keep, Some(stored)) => Ok((stored.password_hash.clone(), false)),
-        (DeclaredPassword::Keep, None) => Err(StoreError::Declared(format!(
-            "user {username}: it is new, so its entry needs password_env, password_file or password_hash"
-        ))),
-        (DeclaredPassword::Set { hash, equivalent }, Some(stored))
-            if stored.password_hash == *hash
-                || equivalent.as_deref() == Some(stored.password_hash.as_str()) =>
-        {
-            Ok((stored.password_hash.clone(), false))
+    let stored_hash = stored.map(|stored| stored.password_hash.as_str());
+    match password {
+        DeclaredPassword::Keep => match stored_hash {
+            Some(hash) => Ok((hash.to_owned(), false)),
+            None => Err(StoreError::Declared(format!(
+                "user {username}: it is new, so its entry needs password_env, password_file or password_hash"
+            ))),
+        },
+        DeclaredPassword::Hash(hash) => Ok((hash.clone(), stored_hash != Some(hash.as_str()))),
+        DeclaredPassword::Checked {
+            hash,
+            checked_against,
+        } => {
+            if stored_hash != checked_against.as_deref() {
+                return Err(StoreError::Stale);
+            }
+            Ok((hash.clone(), stored_hash != Some(hash.as_str())))
         }
-        (DeclaredPassword::Set { hash, .. }, _) => Ok((hash.clone(), true)),
     }
 }
 
@@ -70,8 +78,9 @@ impl DeclaredStore for SqlStore {
         let mut applied = Applied::default();
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
-            // The lock: replicas applying at once queue here.
-            sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
+            // The lock first: replicas applying at once queue here, and each finds what the last made.
+            sqlx::query(LOCK_CONFIG_VERSION).execute(&mut *tx).await?;
+            let mut keys_added = false;
 
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!("select {CLIENT_COLUMNS} from client")))
                 .fetch_all(&mut *tx)
@@ -104,7 +113,10 @@ impl DeclaredStore for SqlStore {
                 }
             }
             if declared.prune {
-                for id in stored_clients.keys().filter(|id| !named.contains(*id)) {
+                let mut pruned: Vec<&String> =
+                    stored_clients.keys().filter(|id| !named.contains(*id)).collect();
+                pruned.sort();
+                for id in pruned {
                     sqlx::query(DELETE_CLIENT).bind(id).execute(&mut *tx).await?;
                     sqlx::query(RECORD_DELETED_CLIENT)
                         .bind(id)
@@ -112,12 +124,15 @@ impl DeclaredStore for SqlStore {
                         .execute(&mut *tx)
                         .await?;
                     applied.clients.pruned += 1;
+                    applied.pruned_clients.push(id.clone());
                 }
             }
             for key in &declared.keys {
-                bind_first_key!(sqlx::query(INSERT_FIRST_KEY), key)
+                keys_added |= bind_first_key!(sqlx::query(INSERT_FIRST_KEY), key)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected()
+                    > 0;
             }
 
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!("select {USER_COLUMNS} from app_user")))
@@ -165,6 +180,7 @@ impl DeclaredStore for SqlStore {
                                 .bind(stored.user_id.as_str())
                                 .execute(&mut *tx)
                                 .await?;
+                            applied.passwords_changed.push(user.username.clone());
                         }
                         applied.users.updated += 1;
                     }
@@ -187,13 +203,24 @@ impl DeclaredStore for SqlStore {
                 }
             }
             if declared.prune {
-                for username in stored_users.keys().filter(|name| !named.contains(*name)) {
+                let mut pruned: Vec<&String> =
+                    stored_users.keys().filter(|name| !named.contains(*name)).collect();
+                pruned.sort();
+                for username in pruned {
                     sqlx::query("delete from app_user where username = $1")
                         .bind(username)
                         .execute(&mut *tx)
                         .await?;
                     applied.users.pruned += 1;
+                    applied.pruned_users.push(username.clone());
                 }
+            }
+            let changed = applied.clients.created + applied.clients.updated + applied.clients.pruned
+                + applied.users.created + applied.users.updated + applied.users.pruned
+                > 0;
+            // Replicas reload what changed; an apply that changed nothing makes none of them reload.
+            if changed || keys_added {
+                sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });

@@ -211,6 +211,12 @@ fn unique_violation(error: sqlx::Error, what: &'static str) -> StoreError {
 }
 
 /// Run in the transaction of every change to clients or keys, so replicas notice and drop their caches.
+/// Takes the configuration row's lock without changing it: on PostgreSQL a row lock, on SQLite the
+/// database's write lock, each held until the transaction ends. Every transaction that changes clients
+/// takes it first (or bumps first), so that two of them never wait on each other's rows in turn.
+const LOCK_CONFIG_VERSION: &str =
+    "update config_version set version = version where config_version_id = 1";
+
 const BUMP_CONFIG_VERSION: &str =
     "update config_version set version = version + 1 where config_version_id = 1";
 
