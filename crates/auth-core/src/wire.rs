@@ -277,6 +277,9 @@ pub struct AuthorizationServerMetadata {
     /// RFC 8414 §2, for the revocation endpoint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// RFC 7591 registration endpoint (absent when clients cannot register themselves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
     /// RFC 7662 introspection endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<String>,

@@ -165,6 +165,7 @@ pub fn client_json(client: &ClientRecord) -> serde_json::Value {
             .id_token_signed_response_alg
             .unwrap_or(auth_core::keys::SigningAlgorithm::Rs256)
             .as_str(),
+        "registered": client.registered.as_str(),
     })
 }
 
@@ -369,6 +370,28 @@ where
         rotated.push(serde_json::json!({ "kid": key.kid(), "alg": alg.as_str(), "active_from": active_from }));
     }
     println!("{}", serde_json::Value::Array(rotated));
+    Ok(())
+}
+
+/// `registration token create`: a new initial access token (256 bits) for `--registration token`, printed
+/// once as `{"initial_access_token", "expires_in", "max_uses"}` and stored as its digest.
+pub async fn registration_token_create(
+    store: &dyn crate::store::RegistrationStore,
+    ttl: u64,
+    max_uses: u32,
+) -> Result<()> {
+    let token = auth_core::secret::OpaqueToken::generate();
+    let now = now();
+    let ttl_seconds = i64::try_from(ttl).context("--ttl is too large")?;
+    store
+        .create_initial_token(&token.digest(), now + ttl_seconds, max_uses, now)
+        .await
+        .context("storing the token")?;
+    tracing::info!(target: "audit", event = "initial_access_token_created", expires_at = now + ttl_seconds, max_uses, outcome = "created", "initial access token created");
+    println!(
+        "{}",
+        serde_json::json!({ "initial_access_token": token.as_str(), "expires_in": ttl, "max_uses": max_uses })
+    );
     Ok(())
 }
 

@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 
 use auth_core::keys::SigningAlgorithm;
+
+pub use crate::clients::policy::RegistrationPolicy;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use service_kit::secret::Secret;
@@ -84,12 +86,37 @@ pub enum Command {
     /// Manage remembered consent.
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// Dynamic client registration (RFC 7591).
+    #[command(subcommand)]
+    Registration(RegistrationCommand),
     /// Tokens for test fixtures.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// Dynamic client registration.
+#[derive(Debug, Subcommand)]
+pub enum RegistrationCommand {
+    /// Initial access tokens for `--registration token`.
+    #[command(subcommand)]
+    Token(RegistrationTokenCommand),
+}
+
+/// Initial access tokens.
+#[derive(Debug, Subcommand)]
+pub enum RegistrationTokenCommand {
+    /// Print a new initial access token once, as {"initial_access_token", "expires_in", "max_uses"}.
+    Create {
+        /// Lifetime, seconds.
+        #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+        ttl: u64,
+        /// Registrations it allows.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_uses: u32,
+    },
 }
 
 /// Configuration files (`--config`).
@@ -198,6 +225,17 @@ pub struct ServeConfig {
         value_name = "CIDR"
     )]
     pub trusted_proxies: Vec<Cidr>,
+    /// Who may register clients at /register (RFC 7591): nobody (`off`: no endpoint), holders of an initial
+    /// access token from `registration token create` (`token`), or anyone (`open`, capped per source).
+    #[arg(long, env = "AUTH_REGISTRATION", value_enum, default_value = "off")]
+    pub registration: RegistrationPolicy,
+    /// The scopes a dynamically registered client may have, space separated [default: every scope of
+    /// `scopes_supported`].
+    #[arg(long, env = "AUTH_REGISTRATION_SCOPES", value_name = "SCOPES")]
+    pub registration_scopes: Option<String>,
+    /// Dynamically registered clients at most; beyond, registration answers 403 `access_denied`.
+    #[arg(long, env = "AUTH_REGISTRATION_MAX_CLIENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub registration_max_clients: u64,
     /// What a scope lets an application do, as the consent page says it (repeatable; in the variable one
     /// per line). Defaults exist for openid, profile, email, read and write.
     #[arg(

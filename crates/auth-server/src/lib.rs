@@ -7,7 +7,7 @@
 //! | [`authorize`] | the authorization endpoint: the request and its two validation steps ([`authorize::request`]), the next step and approval ([`authorize::decision`]), typed outcomes ([`authorize::outcome`]), sign-in and sessions ([`authorize::login`]), pushed requests ([`authorize::par`]), RP-initiated logout ([`authorize::logout`]), CSRF tokens ([`authorize::csrf`]), the consent page's words ([`authorize::scope_descriptions`]) |
 //! | [`tokens`] | the token endpoint: one module per grant ([`tokens::grants`]), the one issuing path ([`tokens::issue`]), scope and audience rules ([`tokens::rules`]), OpenID Connect claims ([`tokens::openid`]), our tokens read back ([`tokens::access`]), introspection, revocation, UserInfo, DPoP and the `jti` ledger ([`tokens::replay`]) |
 //! | [`users`] | the rules of a valid user (username, name, e-mail, password length) |
-//! | [`clients`] | registration rules ([`clients::registration`]), the client cache, client authentication, `private_key_jwt` keys |
+//! | [`clients`] | registration rules ([`clients::registration`]), self-registration (RFC 7591/7592: [`clients::dynamic`] reads a registration, [`clients::registrar`] decides who may), the client cache, client authentication, `private_key_jwt` keys |
 //! | [`protection`] | failed-login counters ([`protection::throttle`]) and the argon2 gate ([`protection::password_checks`]) |
 //! | [`keys`] | signing keys in memory ([`keys::keyring`]) and the replicas' shared secrets ([`keys::server_secrets`]) |
 //! | [`http`] | HTTP in and out: handlers, pages, cookies, the source address; no decisions |
@@ -36,8 +36,8 @@ use anyhow::{Context, Result};
 use auth_core::keys::KeyEncryptionKey;
 
 use crate::config::{
-    Cli, ClientCommand, Command, ConfigCommand, ConsentCommand, KeysCommand, TokenCommand,
-    UserCommand,
+    Cli, ClientCommand, Command, ConfigCommand, ConsentCommand, KeysCommand, RegistrationCommand,
+    RegistrationTokenCommand, TokenCommand, UserCommand,
 };
 use crate::declared::Declaration;
 use crate::startup::{Application, ApplicationConfig};
@@ -166,6 +166,10 @@ async fn run_with_database(
         Command::Consent(ConsentCommand::Revoke(revoke)) => {
             commands::consent_revoke(&connect().await?, &revoke).await
         }
+        Command::Registration(RegistrationCommand::Token(RegistrationTokenCommand::Create {
+            ttl,
+            max_uses,
+        })) => commands::registration_token_create(&connect().await?, ttl, max_uses).await,
         Command::Config(ConfigCommand::Check { file }) => commands::config_check(&file),
         Command::Config(ConfigCommand::Apply { file }) => {
             commands::config_apply(&connect().await?, &file, kek.as_ref()).await

@@ -94,6 +94,15 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
         ipv6_source_prefix: serve.ipv6_source_prefix,
         refresh_family_max_age: ttl(serve.refresh_family_max_age, "--refresh-family-max-age")?,
         accept_token_endpoint_audience: serve.accept_token_endpoint_audience,
+        registration: serve.registration,
+        registration_scopes: match &serve.registration_scopes {
+            Some(text) => Some(
+                auth_core::scope::ScopeSet::parse(text)
+                    .map_err(|error| anyhow::anyhow!("--registration-scopes: {error}"))?,
+            ),
+            None => None,
+        },
+        registration_max_clients: serve.registration_max_clients,
         scope_descriptions: crate::authorize::scope_descriptions::ScopeDescriptions::new(
             &serve.scope_descriptions,
         ),

@@ -48,6 +48,12 @@ pub struct Settings {
     pub scope_descriptions: crate::authorize::scope_descriptions::ScopeDescriptions,
     /// `--accept-token-endpoint-audience`: client assertions may name the token endpoint URL as `aud`.
     pub accept_token_endpoint_audience: bool,
+    /// Who may register clients at /register (RFC 7591).
+    pub registration: crate::clients::policy::RegistrationPolicy,
+    /// The scopes a dynamic client may have (`None`: every scope of `scopes_supported`).
+    pub registration_scopes: Option<ScopeSet>,
+    /// Dynamic clients at most.
+    pub registration_max_clients: u64,
 }
 
 /// Everything handlers share.

@@ -98,7 +98,11 @@ pub async fn next_step(
         }
         return Ok(Next::SignIn);
     };
+    // A client its developer registered is never approved without the page (RFC 8252 §8.6): its name is
+    // its developer's claim, so the user decides each time.
+    let dynamic = request.client().registered == crate::store::Registered::Dynamic;
     if !request.prompt.consent
+        && !dynamic
         && (request.client().skip_consent || has_consented(state, request, &session).await?)
     {
         return Ok(match approve(state, request, &session).await? {
@@ -151,16 +155,19 @@ pub async fn approve_and_remember(
     request: &AuthorizationRequest,
     session: &Session,
 ) -> Result<Option<Redirect>, Error> {
-    state
-        .store
-        .remember_consent(
-            &session.user_id,
-            &request.client().client_id,
-            &request.audience,
-            &request.scope,
-            state.clock.now(),
-        )
-        .await?;
+    // Consent to a self-registered client is never remembered (it is asked every time).
+    if request.client().registered == crate::store::Registered::Operator {
+        state
+            .store
+            .remember_consent(
+                &session.user_id,
+                &request.client().client_id,
+                &request.audience,
+                &request.scope,
+                state.clock.now(),
+            )
+            .await?;
+    }
     approve(state, request, session).await
 }
 

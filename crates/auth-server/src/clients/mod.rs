@@ -4,5 +4,8 @@
 
 pub mod authentication;
 pub mod cache;
+pub mod dynamic;
 pub mod keys;
+pub mod policy;
+pub mod registrar;
 pub mod registration;

@@ -374,6 +374,7 @@ pub fn validate(
         require_par: metadata.require_par,
         name: metadata.name.clone(),
         id_token_signed_response_alg,
+        registered: crate::store::Registered::Operator,
     };
     Ok((record, secret.map(SecretShown)))
 }

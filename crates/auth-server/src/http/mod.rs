@@ -19,6 +19,7 @@ pub mod logout;
 pub mod oauth2;
 pub mod outcome;
 pub mod pages;
+pub mod register;
 pub mod source;
 pub mod userinfo;
 pub mod wellknown;
@@ -35,6 +36,7 @@ pub fn router(state: AppState, request_timeout: Duration, metrics_here: bool) ->
         .merge(oauth2::router())
         .merge(userinfo::router())
         .merge(logout::router())
+        .merge(register::router())
         .merge(pages::router())
         .merge(health::router(metrics_here));
     // An issuer with a path (behind a proxy that may or may not strip it) answers under both.

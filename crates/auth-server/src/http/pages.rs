@@ -81,6 +81,8 @@ struct ConsentPage<'a> {
     audience: Option<&'a str>,
     fields: &'a [(&'static str, String)],
     csrf_token: &'a str,
+    /// The application registered itself (RFC 7591): its name is its developer's claim.
+    self_registered: bool,
 }
 
 #[derive(Template)]
@@ -201,6 +203,7 @@ pub fn consent_page(
                 .then_some(request.audience.as_str()),
             fields: &request.fields,
             csrf_token,
+            self_registered: request.client().registered == crate::store::Registered::Dynamic,
         }
         .render(),
     )

@@ -84,6 +84,9 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         revocation_endpoint: Some(format!("{base}/revoke")),
         revocation_endpoint_auth_methods_supported: methods,
         introspection_endpoint: Some(format!("{base}/introspect")),
+        registration_endpoint: (state.settings.registration
+            != crate::clients::policy::RegistrationPolicy::Off)
+            .then(|| format!("{base}/register")),
         pushed_authorization_request_endpoint: Some(format!("{base}/par")),
         require_pushed_authorization_requests: false,
         introspection_endpoint_auth_methods_supported: confidential,

@@ -21,6 +21,10 @@ pub const LOGIN_FAILURES_PER_SOURCE: u32 = 20;
 pub const PUSHES_PER_PUBLIC_CLIENT_AND_SOURCE: u32 = 30;
 /// The window, seconds.
 pub const WINDOW_SECONDS: i64 = 60;
+/// Open registrations (RFC 7591) per source a minute, counted before the request is read.
+pub const REGISTRATIONS_PER_SOURCE: u32 = 10;
+/// RFC 7592 calls per client a minute.
+pub const MANAGEMENT_CALLS_PER_CLIENT: u32 = 30;
 /// Keys tracked at most. Each key that stays costs a password check (which is bounded), so a window
 /// cannot fill the table; were it full of live keys, a new key would go uncounted rather than lock anyone.
 pub const CAPACITY: usize = 65_536;
@@ -101,6 +105,29 @@ impl Throttle {
             &[(
                 self.key(("par", client_id, source)),
                 PUSHES_PER_PUBLIC_CLIENT_AND_SOURCE,
+            )],
+            now,
+        )
+        .map(|_| ())
+    }
+
+    /// Counts an open registration from `source` (RFC 7591), unless its limit is reached: then
+    /// `Err(seconds until the window ends)`.
+    pub fn count_registration(&self, source: IpAddr, now: i64) -> Result<(), i64> {
+        self.count(
+            &[(self.key(("register", "", source)), REGISTRATIONS_PER_SOURCE)],
+            now,
+        )
+        .map(|_| ())
+    }
+
+    /// Counts an RFC 7592 call for `client_id`, unless its limit is reached.
+    pub fn count_management(&self, client_id: &str, now: i64) -> Result<(), i64> {
+        let nowhere = IpAddr::from([0, 0, 0, 0]);
+        self.count(
+            &[(
+                self.key(("manage", client_id, nowhere)),
+                MANAGEMENT_CALLS_PER_CLIENT,
             )],
             now,
         )

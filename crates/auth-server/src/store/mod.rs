@@ -77,6 +77,104 @@ pub struct ClientRecord {
     pub name: Option<String>,
     /// What its ID tokens are signed with (OpenID Connect Registration §2); `None` is RS256.
     pub id_token_signed_response_alg: Option<auth_core::keys::SigningAlgorithm>,
+    /// Who registered it.
+    pub registered: Registered,
+}
+
+/// Who registered a client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Registered {
+    /// The operator: `client create` or a configuration file.
+    #[default]
+    Operator,
+    /// Its developer, through RFC 7591 dynamic registration: its name is the developer's claim, its consent
+    /// page is always shown, and a configuration file's `prune` never deletes it.
+    Dynamic,
+}
+
+impl Registered {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Dynamic => "dynamic",
+        }
+    }
+
+    /// The stored word; anything else is corrupt.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "operator" => Some(Self::Operator),
+            "dynamic" => Some(Self::Dynamic),
+            _ => None,
+        }
+    }
+}
+
+/// What a dynamic registration stores beside its client (RFC 7591, RFC 7592).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicRegistration {
+    /// The registration access token's digest (RFC 7592 §1).
+    pub token_digest: SecretDigest,
+    /// The metadata as registered and echoed (a JSON object).
+    pub metadata: String,
+    /// The source that registered it (its per-source key).
+    pub source: String,
+}
+
+/// Why a registration was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationRefused {
+    /// The initial access token is unknown, expired or spent.
+    InitialToken,
+    /// `--registration-max-clients` dynamic clients exist.
+    Full,
+    /// This source registered its daily share.
+    SourceShare,
+}
+
+/// Dynamic registration (RFC 7591, RFC 7592).
+#[async_trait]
+pub trait RegistrationStore: Send + Sync {
+    /// Stores a new initial access token (by digest).
+    async fn create_initial_token(
+        &self,
+        digest: &SecretDigest,
+        expires_at: i64,
+        max_uses: u32,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Whether the initial access token is usable now (unknown, expired and spent ones are not).
+    async fn initial_token_usable(
+        &self,
+        digest: &SecretDigest,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Stores a dynamic client, in one transaction: a use of `initial_token` is spent (only when stored),
+    /// and the caps checked: at most `max_clients` dynamic clients, at most `source_daily` registered by
+    /// this source in the last 24 hours (`None`: no share).
+    async fn register_client(
+        &self,
+        client: &ClientRecord,
+        registration: &DynamicRegistration,
+        initial_token: Option<&SecretDigest>,
+        max_clients: u64,
+        source_daily: Option<u64>,
+        now: i64,
+    ) -> Result<Result<(), RegistrationRefused>, StoreError>;
+    /// A dynamic client with its registration.
+    async fn find_registration(
+        &self,
+        client_id: &ClientId,
+    ) -> Result<Option<(ClientRecord, DynamicRegistration)>, StoreError>;
+    /// Replaces a dynamic client's metadata and registration access token, if its token is still
+    /// `expected` (a concurrent update wins once); `false` when it was not.
+    async fn update_registration(
+        &self,
+        client: &ClientRecord,
+        registration: &DynamicRegistration,
+        expected: &SecretDigest,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A pushed authorization request, as stored (RFC 9126 §2).
@@ -638,6 +736,7 @@ pub trait Store:
     + JtiStore
     + HealthStore
     + DeclaredStore
+    + RegistrationStore
 {
 }
 
@@ -651,5 +750,6 @@ impl<T> Store for T where
         + JtiStore
         + HealthStore
         + DeclaredStore
+        + RegistrationStore
 {
 }

@@ -112,6 +112,7 @@ mod tests {
             require_par: false,
             name: None,
             id_token_signed_response_alg: None,
+            registered: crate::store::Registered::Operator,
         }
     }
 

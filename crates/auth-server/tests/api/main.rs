@@ -25,6 +25,7 @@ mod par;
 mod private_key_jwt;
 mod races;
 mod refresh;
+mod registration;
 mod replicas;
 mod storage;
 

@@ -105,6 +105,7 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
             "post_logout_redirect_uris",
             "public",
             "redirect_uris",
+            "registered",
             "require_dpop",
             "require_par",
             "scope",

@@ -18,13 +18,21 @@ use crate::store::{ClientRecord, ClientStore, StoredKey};
 /// The columns `client_from_row!` reads.
 pub(super) const CLIENT_COLUMNS: &str = "client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
     skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, name, \
-    id_token_signed_response_alg";
+    id_token_signed_response_alg, registered";
 
-/// Stores a new client: `bind_client!` binds $1–$17.
+/// Stores a new client of the operator: `bind_client!` binds $1–$17.
 pub(super) const INSERT_CLIENT: &str = "insert into client (client_id, secret_digest, is_public, grant_types, \
     redirect_uris, scope, audiences, skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, \
     jwks_uri, require_par, name, id_token_signed_response_alg, created_at, updated_at) \
     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)";
+
+/// Stores a new dynamic client: `bind_client!` binds $1–$17, then its registration token digest, metadata and
+/// source ($18–$20).
+pub(super) const INSERT_DYNAMIC_CLIENT: &str = "insert into client (client_id, secret_digest, is_public, grant_types, \
+    redirect_uris, scope, audiences, skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, \
+    jwks_uri, require_par, name, id_token_signed_response_alg, created_at, updated_at, registered, \
+    registration_token_digest, registration_metadata, registration_source) \
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, 'dynamic', $18, $19, $20)";
 
 /// Changes a client in place (its tokens stay valid): `bind_client!` binds $1–$17.
 pub(super) const UPDATE_CLIENT: &str = "update client set secret_digest = $2, is_public = $3, grant_types = $4, \
@@ -130,6 +138,8 @@ macro_rules! client_from_row {
                         .map_err(|_| StoreError::Corrupt("client id_token_signed_response_alg"))
                 })
                 .transpose()?,
+            registered: crate::store::Registered::parse(&row.try_get::<String, _>("registered")?)
+                .ok_or(StoreError::Corrupt("client registered"))?,
         }
     }};
 }

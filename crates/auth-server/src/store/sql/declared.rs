@@ -113,8 +113,14 @@ impl DeclaredStore for SqlStore {
                 }
             }
             if declared.prune {
-                let mut pruned: Vec<&String> =
-                    stored_clients.keys().filter(|id| !named.contains(*id)).collect();
+                // Never a client its developer registered: the file is the operator's list.
+                let mut pruned: Vec<&String> = stored_clients
+                    .iter()
+                    .filter(|(id, client)| {
+                        !named.contains(*id) && client.registered == crate::store::Registered::Operator
+                    })
+                    .map(|(id, _)| id)
+                    .collect();
                 pruned.sort();
                 for id in pruned {
                     sqlx::query(DELETE_CLIENT).bind(id).execute(&mut *tx).await?;

@@ -71,6 +71,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "id token algorithms",
         include_str!("../../../migrations/postgres/0010_id_token_algorithms.sql"),
     ),
+    (
+        11,
+        "dynamic registration",
+        include_str!("../../../migrations/postgres/0011_dynamic_registration.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -122,6 +127,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "id token algorithms",
         include_str!("../../../migrations/sqlite/0010_id_token_algorithms.sql"),
+    ),
+    (
+        11,
+        "dynamic registration",
+        include_str!("../../../migrations/sqlite/0011_dynamic_registration.sql"),
     ),
 ];
 
@@ -434,6 +444,7 @@ mod health;
 mod jtis;
 mod keys;
 mod pushed;
+mod registration;
 mod users;
 
 #[cfg(test)]
