@@ -98,11 +98,7 @@ pub async fn next_step(
         }
         return Ok(Next::SignIn);
     };
-    // A client its developer registered is never approved without the page (RFC 8252 §8.6): its name is
-    // its developer's claim, so the user decides each time.
-    let dynamic = request.client().registered == crate::store::Registered::Dynamic;
     if !request.prompt.consent
-        && !dynamic
         && (request.client().skip_consent || has_consented(state, request, &session).await?)
     {
         return Ok(match approve(state, request, &session).await? {
@@ -155,7 +151,8 @@ pub async fn approve_and_remember(
     request: &AuthorizationRequest,
     session: &Session,
 ) -> Result<Option<Redirect>, Error> {
-    // Consent to a self-registered client is never remembered (it is asked every time).
+    // Consent to a client its developer registered is never remembered, so it is asked every time (RFC 8252
+    // §8.6): its name is its developer's claim. (Registration never gives it skip_consent.)
     if request.client().registered == crate::store::Registered::Operator {
         state
             .store

@@ -392,3 +392,74 @@ async fn a_person_signs_in_over_https() {
     assert_eq!(query.get("iss").map(String::as_str), Some(issuer.issuer()));
     browser.close().await;
 }
+
+/// A client that registered itself (RFC 7591, `--registration open`): in a real browser its consent page
+/// says its developer registered it, not the operator, and it still reaches the application; a second visit
+/// shows the page again (consent to a self-registered client is never remembered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_registered_clients_consent_page_says_who_registered_it() {
+    let Some(browser) = HeadlessChrome::start().await else {
+        return;
+    };
+    let issuer = TestIssuer::spawn_with(Backend::Sqlite, |serve| {
+        serve.registration = auth_server::config::RegistrationPolicy::Open;
+    })
+    .await;
+    issuer.register(ClientSpec::machine().scope("read")).await;
+    issuer.user("alice").await;
+    let app = CallbackApp::start().await;
+    let registered: Value = issuer
+        .http
+        .post(issuer.url("/register"))
+        .json(&serde_json::json!({
+            "redirect_uris": [app.redirect_uri],
+            "token_endpoint_auth_method": "none",
+            "client_name": "Your Bank",
+            "scope": "read",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = registered["client_id"].as_str().unwrap().to_owned();
+    let (_, challenge) = testkit::jwt::pkce();
+    let mut url = url::Url::parse(&issuer.url("/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client_id)
+        .append_pair("redirect_uri", &app.redirect_uri)
+        .append_pair("scope", "read")
+        .append_pair("state", "s-1")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    browser.goto(url.as_str()).await;
+    sign_in(&browser, "alice", PASSWORD).await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("Your Bank wants to access your account"),
+        "{text}"
+    );
+    assert!(
+        text.contains("registered by its developer, not by the operator of this server"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&client_id),
+        "the id beside the claimed name: {text}"
+    );
+    browser.screenshot("consent-self-registered").await;
+    browser.click("button[value=approve]").await;
+    let (landed_at, query) = landed(&browser).await;
+    assert!(
+        landed_at.as_str().starts_with(&app.redirect_uri),
+        "{landed_at}"
+    );
+    assert!(query.contains_key("code"), "{landed_at}");
+    // Never remembered: the next request asks again.
+    browser.goto(url.as_str()).await;
+    let again = browser.text().await;
+    assert!(again.contains("registered by its developer"), "{again}");
+    browser.close().await;
+}

@@ -22,7 +22,42 @@ backend_tests!(
     a_registration_is_read_replaced_and_deleted_only_with_its_current_token,
     an_openidconnect_relying_party_registers_itself_and_signs_in,
     the_cli_makes_initial_access_tokens_shown_once,
+    a_configuration_files_prune_never_deletes_a_self_registered_client,
 );
+
+async fn a_configuration_files_prune_never_deletes_a_self_registered_client(backend: Backend) {
+    let app = open(backend, |_| {}).await;
+    app.register(ClientSpec::machine().scope("read")).await;
+    let registered: Value = post_register(&app.http, &app, None, &mcp_like())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let folder = std::env::temp_dir().join(format!("prune-dynamic-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = folder.join("empty.toml");
+    std::fs::write(&file, "prune = true\n").unwrap();
+    let applied = crate::cli::json(&crate::cli::run(
+        &["config", "apply", file.to_str().unwrap()],
+        &app.database_url,
+        None,
+    ));
+    std::fs::remove_dir_all(&folder).unwrap();
+    assert_eq!(
+        applied["clients"]["pruned"], 1,
+        "the operator's client: {applied}"
+    );
+    let left: Vec<String> = app
+        .state
+        .store
+        .list_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|client| client.client_id.into_string())
+        .collect();
+    assert_eq!(left, [registered["client_id"].as_str().unwrap()]);
+}
 
 async fn the_cli_makes_initial_access_tokens_shown_once(backend: Backend) {
     let db = testkit::TestDatabase::create(&backend).await;
