@@ -64,6 +64,9 @@ fn redirect_error(description: impl Into<String>) -> RegistrationError {
 pub struct Allowance<'a> {
     /// Registered with an initial access token: `client_credentials` is allowed to confidential clients.
     pub trusted: bool,
+    /// A `jwks_uri` may be registered: only with an initial access token, since the server fetches it (an
+    /// open registration could point it at addresses inside the server's network).
+    pub jwks_uri_allowed: bool,
     /// The scopes a dynamic client may have, and the default.
     pub scopes: &'a ScopeSet,
     /// Its only audience.
@@ -293,7 +296,28 @@ pub fn register(
         ));
     }
     if let Some(uri) = &jwks_uri {
+        if !policy.jwks_uri_allowed {
+            return Err(metadata_error(
+                "jwks_uri needs an initial access token; register the public keys as jwks",
+            ));
+        }
+        if uri.chars().any(char::is_control) {
+            return Err(metadata_error("jwks_uri is not a URL"));
+        }
         check_page_url("jwks_uri", uri)?;
+    }
+    let post_logout_redirect_uris =
+        strings(&body, "post_logout_redirect_uris")?.unwrap_or_default();
+    if post_logout_redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(metadata_error(format!(
+            "at most {MAX_REDIRECT_URIS} post_logout_redirect_uris"
+        )));
+    }
+    // Where the server sends a browser after logout: the same rules as the redirect URIs.
+    for uri in &post_logout_redirect_uris {
+        check_redirect_uri(native, uri).map_err(|error| {
+            metadata_error(format!("post_logout_redirect_uris: {}", error.description))
+        })?;
     }
     let metadata = ClientMetadata {
         client_id: client_id.to_owned(),
@@ -305,7 +329,7 @@ pub fn register(
         audiences: vec![policy.audience.to_owned()],
         skip_consent: false,
         introspection: false,
-        post_logout_redirect_uris: strings(&body, "post_logout_redirect_uris")?.unwrap_or_default(),
+        post_logout_redirect_uris,
         require_dpop: boolean(&body, "dpop_bound_access_tokens")?,
         jwks,
         jwks_uri,
@@ -443,6 +467,7 @@ mod tests {
     fn policy(scopes: &ScopeSet) -> Allowance<'_> {
         Allowance {
             trusted: false,
+            jwks_uri_allowed: false,
             scopes,
             audience: "https://api.example",
         }

@@ -38,7 +38,14 @@ pub enum Refusal {
 
 impl From<StoreError> for Refusal {
     fn from(error: StoreError) -> Self {
-        Self::Store(error)
+        match error {
+            // A value the database cannot hold (a NUL on PostgreSQL) is the registrant's mistake.
+            StoreError::Rejected(_) => Self::Metadata(RegistrationError {
+                code: dynamic::RegistrationErrorCode::InvalidClientMetadata,
+                description: "a member holds a value that cannot be stored".into(),
+            }),
+            error => Self::Store(error),
+        }
     }
 }
 
@@ -93,6 +100,7 @@ pub async fn register(
         &client_id,
         &Allowance {
             trusted: initial_token.is_some(),
+            jwks_uri_allowed: initial_token.is_some(),
             scopes: &scopes,
             audience: &state.settings.default_audience,
         },
@@ -255,6 +263,8 @@ pub async fn update(
         &Allowance {
             // What it may be was decided when it registered: client_credentials only if it had it then.
             trusted: client.allows(auth_core::wire::GrantType::ClientCredentials),
+            // A jwks_uri it registered with an initial access token stays allowed; none is added.
+            jwks_uri_allowed: client.jwks_uri.is_some(),
             scopes: &scopes,
             audience: &state.settings.default_audience,
         },

@@ -86,6 +86,10 @@ async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // No endpoint at all under `off`, whatever the request holds.
+    if state.settings.registration == crate::clients::policy::RegistrationPolicy::Off {
+        return refused(Refusal::Off);
+    }
     let bearer = match bearer(&headers) {
         Ok(bearer) => bearer,
         Err(refusal) => return refused(refusal),
@@ -101,6 +105,10 @@ async fn read(
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    // No endpoint at all under `off`, whatever the request holds.
+    if state.settings.registration == crate::clients::policy::RegistrationPolicy::Off {
+        return refused(Refusal::Off);
+    }
     let bearer = match bearer(&headers) {
         Ok(bearer) => bearer,
         Err(refusal) => return refused(refusal),
@@ -117,6 +125,10 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // No endpoint at all under `off`, whatever the request holds.
+    if state.settings.registration == crate::clients::policy::RegistrationPolicy::Off {
+        return refused(Refusal::Off);
+    }
     let bearer = match bearer(&headers) {
         Ok(bearer) => bearer,
         Err(refusal) => return refused(refusal),
@@ -132,6 +144,10 @@ async fn delete(
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    // No endpoint at all under `off`, whatever the request holds.
+    if state.settings.registration == crate::clients::policy::RegistrationPolicy::Off {
+        return refused(Refusal::Off);
+    }
     let bearer = match bearer(&headers) {
         Ok(bearer) => bearer,
         Err(refusal) => return refused(refusal),
