@@ -45,7 +45,8 @@ pub struct RegistrationError {
     pub description: String,
 }
 
-fn metadata_error(description: impl Into<String>) -> RegistrationError {
+/// An `invalid_client_metadata` refusal (RFC 7591 §3.2.2).
+pub fn metadata_error(description: impl Into<String>) -> RegistrationError {
     RegistrationError {
         code: RegistrationErrorCode::InvalidClientMetadata,
         description: description.into(),

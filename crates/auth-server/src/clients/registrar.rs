@@ -40,10 +40,9 @@ impl From<StoreError> for Refusal {
     fn from(error: StoreError) -> Self {
         match error {
             // A value the database cannot hold (a NUL on PostgreSQL) is the registrant's mistake.
-            StoreError::Rejected(_) => Self::Metadata(RegistrationError {
-                code: dynamic::RegistrationErrorCode::InvalidClientMetadata,
-                description: "a member holds a value that cannot be stored".into(),
-            }),
+            StoreError::Rejected(_) => Self::Metadata(dynamic::metadata_error(
+                "a member holds a value that cannot be stored",
+            )),
             error => Self::Store(error),
         }
     }
@@ -211,17 +210,11 @@ pub async fn update(
 ) -> Result<Value, Refusal> {
     let (client, registration) = authorized(state, client_id, bearer).await?;
     let Ok(Value::Object(mut members)) = serde_json::from_slice::<Value>(body) else {
-        return Err(Refusal::Metadata(RegistrationError {
-            code: dynamic::RegistrationErrorCode::InvalidClientMetadata,
-            description: "the registration must be a JSON object".into(),
-        }));
+        return Err(Refusal::Metadata(dynamic::metadata_error(
+            "the registration must be a JSON object",
+        )));
     };
-    let invalid = |description: &str| {
-        Refusal::Metadata(RegistrationError {
-            code: dynamic::RegistrationErrorCode::InvalidClientMetadata,
-            description: description.to_owned(),
-        })
-    };
+    let invalid = |description: &str| Refusal::Metadata(dynamic::metadata_error(description));
     if members.get("client_id").and_then(Value::as_str) != Some(client.client_id.as_str()) {
         return Err(invalid("client_id must be the client's"));
     }

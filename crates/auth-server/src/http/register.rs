@@ -20,8 +20,12 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-/// The Bearer token of the request, if it has one (a missing or other scheme is `None`: a bare challenge).
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Refusal> {
+/// The Bearer token of the request, if it has one (a missing or other scheme is `None`: a bare challenge);
+/// under `off` there is no endpoint at all (404), whatever the request holds.
+fn bearer<'a>(state: &AppState, headers: &'a HeaderMap) -> Result<Option<&'a str>, Refusal> {
+    if state.settings.registration == crate::clients::policy::RegistrationPolicy::Off {
+        return Err(Refusal::Off);
+    }
     match auth_bearer::authorization(headers) {
         Ok((auth_bearer::Scheme::Bearer, token)) => Ok(Some(token)),
         Ok((auth_bearer::Scheme::Dpop, _)) | Err(auth_bearer::BearerError::Missing) => Ok(None),
@@ -86,11 +90,7 @@ async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // No endpoint at all under `off`, whatever the request holds.
-    if state.settings.registration == crate::clients::policy::RegistrationPolicy::Off {
-        return refused(Refusal::Off);
-    }
-    let bearer = match bearer(&headers) {
+    let bearer = match bearer(&state, &headers) {
         Ok(bearer) => bearer,
         Err(refusal) => return refused(refusal),
     };
@@ -105,11 +105,7 @@ async fn read(
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    // No endpoint at all under `off`, whatever the request holds.
-    if state.settings.registration == crate::clients::policy::RegistrationPolicy::Off {
-        return refused(Refusal::Off);
-    }
-    let bearer = match bearer(&headers) {
+    let bearer = match bearer(&state, &headers) {
         Ok(bearer) => bearer,
         Err(refusal) => return refused(refusal),
     };
@@ -125,11 +121,7 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // No endpoint at all under `off`, whatever the request holds.
-    if state.settings.registration == crate::clients::policy::RegistrationPolicy::Off {
-        return refused(Refusal::Off);
-    }
-    let bearer = match bearer(&headers) {
+    let bearer = match bearer(&state, &headers) {
         Ok(bearer) => bearer,
         Err(refusal) => return refused(refusal),
     };
@@ -144,11 +136,7 @@ async fn delete(
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    // No endpoint at all under `off`, whatever the request holds.
-    if state.settings.registration == crate::clients::policy::RegistrationPolicy::Off {
-        return refused(Refusal::Off);
-    }
-    let bearer = match bearer(&headers) {
+    let bearer = match bearer(&state, &headers) {
         Ok(bearer) => bearer,
         Err(refusal) => return refused(refusal),
     };
