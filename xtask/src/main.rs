@@ -192,6 +192,7 @@ fn test(args: &[String], mut require_postgres: bool) -> Result<()> {
              --require-postgres): apt-get install chromium chromium-driver"
         );
     }
+    mcp_client()?;
     let mut envs: Vec<(&str, &str)> = postgres
         .url_for_children()
         .map(|url| ("DATABASE_URL", url))
@@ -229,6 +230,41 @@ fn test(args: &[String], mut require_postgres: bool) -> Result<()> {
         );
     } else if counts.postgres == 0 {
         bail!("no PostgreSQL test ran although PostgreSQL was there: {counts}");
+    }
+    Ok(())
+}
+
+/// The official MCP TypeScript SDK that the end-to-end test drives (`tests/mcp`): installed from its lock
+/// file when missing or older than the lock file (`npm ci`: exactly the pinned versions, checked against the
+/// lock file's hashes).
+fn mcp_client() -> Result<()> {
+    let folder = project_root()?.join("tests/mcp");
+    if !on_path("node") || !on_path("npm") {
+        bail!("the MCP client test needs node and npm on PATH: apt-get install nodejs npm");
+    }
+    let installed = folder.join("node_modules/.package-lock.json");
+    let modified = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|meta| meta.modified())
+            .ok()
+    };
+    let current = match (
+        modified(&installed),
+        modified(&folder.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(locked)) => installed >= locked,
+        _ => false,
+    };
+    if !current {
+        eprintln!("xtask: installing the MCP SDK (npm ci in tests/mcp)");
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel", "error"])
+            .current_dir(&folder)
+            .status()
+            .context("running npm ci")?;
+        if !status.success() {
+            bail!("npm ci in {} failed", folder.display());
+        }
     }
     Ok(())
 }

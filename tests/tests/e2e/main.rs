@@ -8,4 +8,5 @@ mod dpop;
 mod fuzz;
 mod lifecycle;
 mod load;
+mod mcp;
 mod routes;

@@ -7,8 +7,9 @@ use auth_core::wire::ErrorCode;
 use crate::error::{Result, oauth};
 use crate::store::ClientRecord;
 
-/// RFC 8707 §2: `resource` is an absolute URI without a fragment, registered for the client. Without it the
-/// audience is the client's first registered audience, else the server default.
+/// RFC 8707 §2: `resource` is an absolute URI without a fragment, registered for the client ([`same_resource`]).
+/// The audience is the registered form, so a resource server comparing `aud` exactly finds its own
+/// identifier. Without `resource`, the client's first registered audience, else the server default.
 pub fn resolve_audience(
     client: &ClientRecord,
     resource: Option<&str>,
@@ -24,13 +25,17 @@ pub fn resolve_audience(
                     "resource must not contain a fragment",
                 ));
             }
-            if !client.audiences.iter().any(|audience| audience == resource) {
-                return Err(oauth(
-                    ErrorCode::InvalidTarget,
-                    "resource is not registered for this client",
-                ));
-            }
-            Ok(resource.to_owned())
+            client
+                .audiences
+                .iter()
+                .find(|audience| same_resource(audience, resource))
+                .cloned()
+                .ok_or_else(|| {
+                    oauth(
+                        ErrorCode::InvalidTarget,
+                        "resource is not registered for this client",
+                    )
+                })
         }
         None => Ok(client
             .audiences
@@ -38,6 +43,29 @@ pub fn resolve_audience(
             .cloned()
             .unwrap_or_else(|| default_audience.to_owned())),
     }
+}
+
+/// Whether a requested `resource` names the `registered` one: the same string, or, for http and https, the
+/// same URL once an empty path is written `/` (RFC 3986 §6.2.3: `https://api.example` and
+/// `https://api.example/` are one resource). Clients serialize through a URL parser (the MCP SDK sends
+/// `new URL(resource).href`), so an identifier registered without its `/` would otherwise be refused to
+/// them. Nothing else is normalized: case, ports, dot segments and percent-encoding must match.
+pub fn same_resource(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    let root = |shorter: &str, longer: &str| {
+        longer.strip_suffix('/') == Some(shorter)
+            && url::Url::parse(shorter).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.path() == "/"
+                    && url.query().is_none()
+                    && !shorter.ends_with('/')
+                    // `https://host` only: no `?` or `#` that the parser may have dropped.
+                    && !shorter.contains(['?', '#'])
+            })
+    };
+    root(registered, requested) || root(requested, registered)
 }
 
 /// RFC 6749 §3.3: the scope a request without `scope` gets: every scope of the client but the OpenID Connect
@@ -150,6 +178,29 @@ mod tests {
             code(resolve_audience(&registered, Some("https://api.example/#f"), "d").unwrap_err()),
             ErrorCode::InvalidTarget
         );
+    }
+
+    #[test]
+    fn a_root_resource_matches_with_or_without_its_slash_and_nothing_else_is_normalized() {
+        let registered = client(&["http://127.0.0.1:8081", "https://api.example/v1"]);
+        for requested in ["http://127.0.0.1:8081/", "http://127.0.0.1:8081"] {
+            assert_eq!(
+                resolve_audience(&registered, Some(requested), "d").unwrap(),
+                "http://127.0.0.1:8081",
+                "the registered form is the audience"
+            );
+        }
+        assert!(same_resource("https://api.example/", "https://api.example"));
+        for (registered, requested) in [
+            ("https://api.example/v1", "https://api.example/v1/"),
+            ("https://api.example", "https://API.example/"),
+            ("https://api.example", "https://api.example:443/"),
+            ("https://api.example", "https://api.example//"),
+            ("resource-api", "resource-api/"),
+            ("urn:example:api", "urn:example:api/"),
+        ] {
+            assert!(!same_resource(registered, requested), "{requested}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::store::{ClientRecord, Consumption, StoreError};
 use crate::tokens::dpop::invalid_proof;
 use crate::tokens::issue::{IdTokenDue, IssueRequest, Issuer, Subject};
 use crate::tokens::openid::is_openid;
+use crate::tokens::rules::same_resource;
 
 /// The parameters of an authorization_code request.
 #[derive(Debug, Clone, Copy)]
@@ -106,7 +107,7 @@ pub async fn grant(
         )
     })?;
     if let Some(resource) = request.resource
-        && resource != grant.audience
+        && !same_resource(&grant.audience, resource)
     {
         return Err(oauth(
             ErrorCode::InvalidTarget,

@@ -14,7 +14,7 @@ use crate::store::{Authorization, ClientRecord, RefreshTokenRecord, Rotation, Ro
 use crate::tokens::dpop::invalid_proof;
 use crate::tokens::issue::{IdTokenDue, IssueRequest, Issuer, Subject};
 use crate::tokens::openid::is_openid;
-use crate::tokens::rules::resolve_scope;
+use crate::tokens::rules::{resolve_scope, same_resource};
 
 /// The parameters of a refresh_token request.
 #[derive(Debug, Clone, Copy)]
@@ -175,7 +175,7 @@ async fn refusal(
             return error;
         }
         if let Some(resource) = request.resource
-            && resource != grant.audience
+            && !same_resource(&grant.audience, resource)
         {
             return oauth(
                 ErrorCode::InvalidTarget,
