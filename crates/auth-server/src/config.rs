@@ -236,6 +236,10 @@ pub struct ServeConfig {
     /// Dynamically registered clients at most; beyond, registration answers 403 `access_denied`.
     #[arg(long, env = "AUTH_REGISTRATION_MAX_CLIENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub registration_max_clients: u64,
+    /// A dynamic client to which no token was issued for this many days is deleted, as `client delete`
+    /// deletes (its registration forgotten, its tokens inactive).
+    #[arg(long, env = "AUTH_REGISTRATION_IDLE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub registration_idle_days: u32,
     /// What a scope lets an application do, as the consent page says it (repeatable; in the variable one
     /// per line). Defaults exist for openid, profile, email, read and write.
     #[arg(

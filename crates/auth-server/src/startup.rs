@@ -103,6 +103,7 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
             None => None,
         },
         registration_max_clients: serve.registration_max_clients,
+        registration_idle_days: i64::from(serve.registration_idle_days),
         scope_descriptions: crate::authorize::scope_descriptions::ScopeDescriptions::new(
             &serve.scope_descriptions,
         ),
@@ -212,6 +213,7 @@ impl Application {
             secrets,
             dpop_nonces,
             supported_scopes: std::sync::RwLock::new(Arc::new(supported_scopes)),
+            issued_today: crate::clients::idle::IssuedToday::default(),
         });
         // Before the first unknown-user check, which would otherwise make it itself.
         tokio::task::spawn_blocking({
@@ -368,6 +370,9 @@ async fn poll_changes(state: AppState, interval: Duration, known_version: Option
             {
                 Ok(purged) => tracing::debug!(purged, "expired rows purged"),
                 Err(error) => tracing::warn!(%error, "purging expired rows failed"),
+            }
+            if let Err(error) = crate::clients::registrar::delete_idle(&state, now).await {
+                tracing::warn!(%error, "deleting idle dynamic clients failed");
             }
         }
     }

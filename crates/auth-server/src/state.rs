@@ -54,6 +54,8 @@ pub struct Settings {
     pub registration_scopes: Option<ScopeSet>,
     /// Dynamic clients at most.
     pub registration_max_clients: u64,
+    /// Days without a token after which a dynamic client is deleted.
+    pub registration_idle_days: i64,
 }
 
 /// Everything handlers share.
@@ -82,6 +84,8 @@ pub struct AppInner {
     /// Every scope a registered client may be granted (RFC 8414 `scopes_supported`), renewed by the
     /// config-version poll.
     pub supported_scopes: RwLock<Arc<ScopeSet>>,
+    /// The dynamic clients whose activity this replica noted today.
+    pub issued_today: crate::clients::idle::IssuedToday,
 }
 
 impl AppInner {

@@ -5,6 +5,7 @@
 pub mod authentication;
 pub mod cache;
 pub mod dynamic;
+pub mod idle;
 pub mod keys;
 pub mod policy;
 pub mod registrar;

@@ -11,11 +11,51 @@ use super::dynamic::{self, Allowance, RegistrationError};
 use crate::clients::policy::RegistrationPolicy as Policy;
 use crate::protection::source::RequestSource;
 use crate::state::AppState;
-use crate::store::{DynamicRegistration, RegistrationRefused, StoreError};
+use crate::store::{
+    ClientRecord, DynamicRegistration, Registered, RegistrationRefused, StoreError,
+};
 
 /// Under `open`, one source may create at most this share of `--registration-max-clients` a day, so that
 /// one party cannot close registration for everyone.
 pub const SOURCE_DAILY_SHARE_PERCENT: u64 = 1;
+
+/// Idle dynamic clients deleted per purge round at most (the next round, minutes later, takes the rest).
+const IDLE_DELETIONS_PER_ROUND: u32 = 500;
+
+/// Notes that a token was issued to `client`, when it registered itself: once a day per replica (the
+/// first issuance of the day writes, the others only read a set in memory). A failed write is logged and
+/// tried again at the next issuance; it never fails the token request.
+pub async fn note_issuance(state: &AppState, client: &ClientRecord) {
+    if client.registered != Registered::Dynamic {
+        return;
+    }
+    let now = state.clock.now();
+    if !state.issued_today.first_today(&client.client_id, now) {
+        return;
+    }
+    if let Err(error) = state
+        .store
+        .record_dynamic_issuance(&client.client_id, now)
+        .await
+    {
+        state.issued_today.forget(&client.client_id);
+        tracing::warn!(%error, client_id = %client.client_id.as_str(), "noting a dynamic client's activity failed");
+    }
+}
+
+/// Deletes the dynamic clients to which no token was issued (nor registered) for `--registration-idle-days`,
+/// as `client delete` deletes; each one audited.
+pub async fn delete_idle(state: &AppState, now: i64) -> Result<usize, StoreError> {
+    let before = now - state.settings.registration_idle_days * super::idle::DAY_SECONDS;
+    let deleted = state
+        .store
+        .delete_idle_clients(before, IDLE_DELETIONS_PER_ROUND, now)
+        .await?;
+    for client_id in &deleted {
+        tracing::info!(target: "audit", event = "client_deleted", client_id = %client_id.as_str(), outcome = "idle", "dynamic client deleted: no token for --registration-idle-days");
+    }
+    Ok(deleted.len())
+}
 
 /// Why a registration request gets no 2xx.
 #[derive(Debug)]

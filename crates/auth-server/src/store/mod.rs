@@ -175,6 +175,22 @@ pub trait RegistrationStore: Send + Sync {
         expected: &SecretDigest,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// Notes that a token was issued to the dynamic client `client_id` at `now` (an operator's client is
+    /// left alone).
+    async fn record_dynamic_issuance(
+        &self,
+        client_id: &ClientId,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Deletes, as `delete_client` does, at most `limit` dynamic clients to which no token was issued, and
+    /// which were not registered, since `before`; the ids deleted. A client that a concurrent issuance
+    /// marked is not deleted.
+    async fn delete_idle_clients(
+        &self,
+        before: i64,
+        limit: u32,
+        now: i64,
+    ) -> Result<Vec<ClientId>, StoreError>;
 }
 
 /// A pushed authorization request, as stored (RFC 9126 §2).

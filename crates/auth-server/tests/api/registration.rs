@@ -23,7 +23,104 @@ backend_tests!(
     an_openidconnect_relying_party_registers_itself_and_signs_in,
     the_cli_makes_initial_access_tokens_shown_once,
     a_configuration_files_prune_never_deletes_a_self_registered_client,
+    an_idle_dynamic_client_is_deleted_and_issuance_writes_once_a_day,
 );
+
+/// `--registration-idle-days`: a dynamic client without a token for that long is deleted by the purge
+/// round (its tokens with it), one that got a token stays; issuance notes activity at most once a day, so
+/// the token endpoint does not write per request.
+async fn an_idle_dynamic_client_is_deleted_and_issuance_writes_once_a_day(backend: Backend) {
+    let app = TestIssuer::spawn_with(backend, |serve| {
+        serve.registration = RegistrationPolicy::Token;
+        serve.registration_idle_days = 30;
+    })
+    .await;
+    let operator = app.register(ClientSpec::machine().scope("read")).await;
+    let token = OpaqueToken::generate();
+    let now = app.clock.now();
+    app.state
+        .store
+        .create_initial_token(&token.digest(), now + 60, 2, now)
+        .await
+        .unwrap();
+    let mut machines = Vec::new();
+    for _ in 0..2 {
+        let registered: Value = post_register(
+            &app.http,
+            &app,
+            Some(token.as_str()),
+            &json!({"grant_types": ["client_credentials"], "scope": "read"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        machines.push(TestClient {
+            id: registered["client_id"].as_str().unwrap().to_owned(),
+            secret: registered["client_secret"].as_str().map(str::to_owned),
+        });
+    }
+    let [used, idle] = <[TestClient; 2]>::try_from(machines).unwrap();
+    let last_issued = async |client: &TestClient| {
+        app.count(&format!(
+            "select coalesce(last_issued_at, -1) from client where client_id = '{}'",
+            client.id
+        ))
+        .await
+    };
+    app.access_token(&idle).await;
+    // Twenty days on, `used` gets tokens: the first of the day is noted, the next (an hour later) is not.
+    app.clock.advance(20 * 86_400);
+    app.access_token(&used).await;
+    let noted = last_issued(&used).await;
+    assert_eq!(noted, app.clock.now());
+    app.clock.advance(3_600);
+    app.access_token(&used).await;
+    assert_eq!(
+        last_issued(&used).await,
+        noted,
+        "a second write the same day"
+    );
+    // Fifteen more days: `idle` had no token for 35 days and goes at the next purge round; `used` (15 days)
+    // and the operator's client stay.
+    app.clock.advance(15 * 86_400);
+    let mut gone = false;
+    for _ in 0..100 {
+        if app
+            .count(&format!(
+                "select count(*) from client where client_id = '{}'",
+                idle.id
+            ))
+            .await
+            == 0
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the idle client was not deleted");
+    // Its record leaves the replica's cache at the next configuration poll, as after `client delete`.
+    let mut status = StatusCode::OK;
+    for _ in 0..50 {
+        status = app
+            .http
+            .post(app.url("/token"))
+            .basic_auth(&idle.id, idle.secret.as_deref())
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.access_token(&used).await;
+    app.access_token(&operator).await;
+}
 
 async fn a_configuration_files_prune_never_deletes_a_self_registered_client(backend: Backend) {
     let app = open(backend, |_| {}).await;

@@ -76,6 +76,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "dynamic registration",
         include_str!("../../../migrations/postgres/0011_dynamic_registration.sql"),
     ),
+    (
+        12,
+        "idle dynamic clients",
+        include_str!("../../../migrations/postgres/0012_idle_dynamic_clients.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -132,6 +137,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "dynamic registration",
         include_str!("../../../migrations/sqlite/0011_dynamic_registration.sql"),
+    ),
+    (
+        12,
+        "idle dynamic clients",
+        include_str!("../../../migrations/sqlite/0012_idle_dynamic_clients.sql"),
     ),
 ];
 

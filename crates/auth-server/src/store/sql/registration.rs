@@ -8,7 +8,9 @@ use auth_core::secret::SecretDigest;
 use auth_core::wire::GrantType;
 use sqlx::Row;
 
-use super::clients::{CLIENT_COLUMNS, INSERT_DYNAMIC_CLIENT, bind_client, client_from_row};
+use super::clients::{
+    CLIENT_COLUMNS, INSERT_DYNAMIC_CLIENT, RECORD_DELETED_CLIENT, bind_client, client_from_row,
+};
 use super::{BUMP_CONFIG_VERSION, Backend, LOCK_CONFIG_VERSION, SqlStore, digest, scope, words};
 use crate::store::{
     ClientRecord, DynamicRegistration, RegistrationRefused, RegistrationStore, StoreError,
@@ -199,6 +201,59 @@ impl RegistrationStore for SqlStore {
             }
             tx.commit().await?;
             Ok(updated)
+        })
+    }
+
+    async fn record_dynamic_issuance(
+        &self,
+        client_id: &ClientId,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, pool => {
+            sqlx::query(
+                "update client set last_issued_at = $2 where client_id = $1 and registered = 'dynamic'",
+            )
+            .bind(client_id.as_str())
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn delete_idle_clients(
+        &self,
+        before: i64,
+        limit: u32,
+        now: i64,
+    ) -> Result<Vec<ClientId>, StoreError> {
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(LOCK_CONFIG_VERSION).execute(&mut *tx).await?;
+            // The condition is on the deleting statement itself, so a row that an issuance updated meanwhile
+            // is re-checked (PostgreSQL re-evaluates it on the new row version) and kept.
+            let deleted: Vec<String> = sqlx::query_scalar(
+                "delete from client where registered = 'dynamic' and coalesce(last_issued_at, created_at) < $1 \
+                 and client_id in (select client_id from client where registered = 'dynamic' \
+                 and coalesce(last_issued_at, created_at) < $1 order by client_id limit $2) \
+                 returning client_id",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            for client_id in &deleted {
+                sqlx::query(RECORD_DELETED_CLIENT)
+                    .bind(client_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if !deleted.is_empty() {
+                sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(deleted.into_iter().map(ClientId::from_trusted).collect())
         })
     }
 }

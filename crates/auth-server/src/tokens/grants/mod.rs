@@ -73,5 +73,6 @@ pub async fn exchange(
     if let Some(proof) = &proof {
         record_use(state, proof).await?;
     }
+    crate::clients::registrar::note_issuance(state, client).await;
     Ok(response)
 }
