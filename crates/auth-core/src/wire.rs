@@ -280,6 +280,10 @@ pub struct AuthorizationServerMetadata {
     /// RFC 7591 registration endpoint (absent when clients cannot register themselves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_endpoint: Option<String>,
+    /// draft-ietf-oauth-client-id-metadata-document: an https `client_id` names the client's metadata
+    /// document (omitted when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_id_metadata_document_supported: bool,
     /// RFC 7662 introspection endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection_endpoint: Option<String>,

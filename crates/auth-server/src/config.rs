@@ -240,6 +240,14 @@ pub struct ServeConfig {
     /// deletes (its registration forgotten, its tokens inactive).
     #[arg(long, env = "AUTH_REGISTRATION_IDLE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub registration_idle_days: u32,
+    /// An https `client_id` with a path names the client's metadata document
+    /// (draft-ietf-oauth-client-id-metadata-document): fetched (64 KiB, 5 s, no redirects, never from a
+    /// special-use address), checked under the rules of an open registration, and cached.
+    #[arg(long, env = "AUTH_CLIENT_ID_METADATA_DOCUMENTS")]
+    pub client_id_metadata_documents: bool,
+    /// Tests only: metadata documents on 127.0.0.1, [::1] and localhost may be fetched, over http too.
+    #[arg(long, env = "AUTH_INSECURE_LOOPBACK_METADATA")]
+    pub insecure_loopback_metadata: bool,
     /// What a scope lets an application do, as the consent page says it (repeatable; in the variable one
     /// per line). Defaults exist for openid, profile, email, read and write.
     #[arg(

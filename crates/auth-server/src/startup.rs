@@ -104,6 +104,7 @@ pub fn settings(serve: &ServeConfig, issuer: String) -> Result<Settings> {
         },
         registration_max_clients: serve.registration_max_clients,
         registration_idle_days: i64::from(serve.registration_idle_days),
+        client_id_metadata_documents: serve.client_id_metadata_documents,
         scope_descriptions: crate::authorize::scope_descriptions::ScopeDescriptions::new(
             &serve.scope_descriptions,
         ),
@@ -214,6 +215,9 @@ impl Application {
             dpop_nonces,
             supported_scopes: std::sync::RwLock::new(Arc::new(supported_scopes)),
             issued_today: crate::clients::idle::IssuedToday::default(),
+            documents: crate::clients::document_fetch::DocumentFetcher::new(
+                config.serve.insecure_loopback_metadata,
+            ),
         });
         // Before the first unknown-user check, which would otherwise make it itself.
         tokio::task::spawn_blocking({

@@ -56,6 +56,8 @@ pub struct Settings {
     pub registration_max_clients: u64,
     /// Days without a token after which a dynamic client is deleted.
     pub registration_idle_days: i64,
+    /// Whether an https `client_id` names a client ID metadata document.
+    pub client_id_metadata_documents: bool,
 }
 
 /// Everything handlers share.
@@ -86,6 +88,8 @@ pub struct AppInner {
     pub supported_scopes: RwLock<Arc<ScopeSet>>,
     /// The dynamic clients whose activity this replica noted today.
     pub issued_today: crate::clients::idle::IssuedToday,
+    /// The fetcher of client ID metadata documents, and its cache.
+    pub documents: crate::clients::document_fetch::DocumentFetcher,
 }
 
 impl AppInner {

@@ -49,6 +49,13 @@ impl ClientCache {
         Ok(Some(client))
     }
 
+    /// Forgets one client (this replica changed it).
+    pub fn forget(&self, client_id: &ClientId) {
+        if let Ok(mut cache) = self.clients.write() {
+            cache.0.remove(client_id);
+        }
+    }
+
     /// Forgets every client.
     pub fn clear(&self) {
         if let Ok(mut cache) = self.clients.write() {

@@ -4,6 +4,8 @@
 
 pub mod authentication;
 pub mod cache;
+pub mod document_fetch;
+pub mod documents;
 pub mod dynamic;
 pub mod idle;
 pub mod keys;

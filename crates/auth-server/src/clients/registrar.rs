@@ -26,7 +26,10 @@ const IDLE_DELETIONS_PER_ROUND: u32 = 500;
 /// first issuance of the day writes, the others only read a set in memory). A failed write is logged and
 /// tried again at the next issuance; it never fails the token request.
 pub async fn note_issuance(state: &AppState, client: &ClientRecord) {
-    if client.registered != Registered::Dynamic {
+    if !matches!(
+        client.registered,
+        Registered::Dynamic | Registered::Document
+    ) {
         return;
     }
     let now = state.clock.now();
@@ -91,7 +94,9 @@ impl From<StoreError> for Refusal {
 /// `--registration-scopes`, or every scope of `scopes_supported` (OpenID Connect's and every registered
 /// client's, read now: a client registered a moment ago counts), so that a client asking for a resource's
 /// scopes can register.
-async fn policy_scopes(state: &AppState) -> Result<auth_core::scope::ScopeSet, StoreError> {
+pub(super) async fn policy_scopes(
+    state: &AppState,
+) -> Result<auth_core::scope::ScopeSet, StoreError> {
     if let Some(scopes) = &state.settings.registration_scopes {
         return Ok(scopes.clone());
     }

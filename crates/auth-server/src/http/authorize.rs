@@ -18,6 +18,7 @@ use crate::authorize::csrf::Form;
 use crate::authorize::decision::{self, Next, SignedIn};
 use crate::authorize::login::{self, Session, SignIn};
 use crate::authorize::request::{self, AuthorizationRequest};
+use crate::clients::documents::{self, DocumentRefusal};
 use crate::error::Error;
 use crate::params::Params;
 use crate::state::AppState;
@@ -68,16 +69,47 @@ fn next_page(
 
 async fn oauth2_authorize_get(
     State(state): State<AppState>,
+    source: Source,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let params = Params::parse(query.unwrap_or_default().as_bytes());
-    authorization_request(&state, &params, &headers).await
+    authorization_request(&state, &params, &headers, source).await
+}
+
+/// A client named by its metadata document is fetched (or refreshed) before the request is read: the page
+/// that says why when it cannot be used (never a redirect: the redirect URI is not known to be its own).
+async fn client_document(state: &AppState, params: &Params, source: Source) -> Option<Response> {
+    let Ok(Some(client_id)) = params.get("client_id") else {
+        return None;
+    };
+    match documents::ensure(state, client_id, source.0).await {
+        Ok(()) => None,
+        Err(DocumentRefusal::Busy { retry_after }) => Some(with_retry_after(
+            error_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many applications are being looked up right now. Try again in a moment.",
+            ),
+            retry_after,
+        )),
+        Err(refusal @ DocumentRefusal::Unusable(_)) => {
+            Some(error_page(StatusCode::BAD_REQUEST, &format!("{refusal}.")))
+        }
+        Err(DocumentRefusal::Store(error)) => Some(failure(&Error::Store(error))),
+    }
 }
 
 /// An authorization request, from the query of a GET or the form of a POST (Core §3.1.2.1: both MUST be
 /// supported): the page of its next step, or where it ends.
-async fn authorization_request(state: &AppState, params: &Params, headers: &HeaderMap) -> Response {
+async fn authorization_request(
+    state: &AppState,
+    params: &Params,
+    headers: &HeaderMap,
+    source: Source,
+) -> Response {
+    if let Some(refused) = client_document(state, params, source).await {
+        return refused;
+    }
     let csrf = match Csrf::of_page(state, headers) {
         Ok(csrf) => csrf,
         Err(error) => return failure(&error),
@@ -116,7 +148,10 @@ async fn oauth2_authorize_post(
     // Only this server's own forms carry a CSRF token: any other post is an authorization request made
     // by POST, answered exactly as the GET would be (its pages then carry their own tokens).
     if !params.has("csrf_token") {
-        return authorization_request(&state, &params, &headers).await;
+        return authorization_request(&state, &params, &headers, source).await;
+    }
+    if let Some(refused) = client_document(&state, &params, source).await {
+        return refused;
     }
     let browser = browser_digest(&state, &headers);
     let request = match request::validate(&state, &params, browser.as_ref()).await {

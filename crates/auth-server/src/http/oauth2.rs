@@ -14,7 +14,8 @@ use super::error::{ApiError, Result};
 use super::form::OAuthForm;
 use super::source::Source;
 use crate::clients::authentication::{self, AuthMethod, AuthenticatedClient};
-use crate::error::oauth;
+use crate::clients::documents;
+use crate::error::{Error, oauth};
 use crate::params::Params;
 use crate::state::AppState;
 use crate::tokens::dpop::invalid_proof;
@@ -73,6 +74,9 @@ async fn authenticate(
     source: Source,
 ) -> Result<AuthenticatedClient> {
     let credentials = client_credentials(headers, params)?;
+    documents::ensure(state, credentials.client_id.as_str(), source.0)
+        .await
+        .map_err(|refusal| ApiError::from(Error::from(refusal)))?;
     authentication::authenticate(state, &credentials, source.0)
         .await
         .map_err(|error| ApiError {

@@ -81,8 +81,11 @@ struct ConsentPage<'a> {
     audience: Option<&'a str>,
     fields: &'a [(&'static str, String)],
     csrf_token: &'a str,
-    /// The application registered itself (RFC 7591): its name is its developer's claim.
+    /// The application registered itself (RFC 7591, or a metadata document): its name is its developer's
+    /// claim.
     self_registered: bool,
+    /// The host of its metadata document, when a document registered it.
+    document_host: Option<String>,
 }
 
 #[derive(Template)]
@@ -203,7 +206,11 @@ pub fn consent_page(
                 .then_some(request.audience.as_str()),
             fields: &request.fields,
             csrf_token,
-            self_registered: request.client().registered == crate::store::Registered::Dynamic,
+            self_registered: request.client().registered != crate::store::Registered::Operator,
+            document_host: (request.client().registered == crate::store::Registered::Document)
+                .then(|| url::Url::parse(request.client().client_id.as_str()).ok())
+                .flatten()
+                .and_then(|url| url.host_str().map(str::to_owned)),
         }
         .render(),
     )

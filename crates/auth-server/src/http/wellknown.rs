@@ -87,6 +87,7 @@ pub fn metadata(state: &AppState) -> AuthorizationServerMetadata {
         registration_endpoint: (state.settings.registration
             != crate::clients::policy::RegistrationPolicy::Off)
             .then(|| format!("{base}/register")),
+        client_id_metadata_document_supported: state.settings.client_id_metadata_documents,
         pushed_authorization_request_endpoint: Some(format!("{base}/par")),
         require_pushed_authorization_requests: false,
         introspection_endpoint_auth_methods_supported: confidential,

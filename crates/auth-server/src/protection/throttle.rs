@@ -23,6 +23,8 @@ pub const PUSHES_PER_PUBLIC_CLIENT_AND_SOURCE: u32 = 30;
 pub const WINDOW_SECONDS: i64 = 60;
 /// Open registrations (RFC 7591) per source a minute, counted before the request is read.
 pub const REGISTRATIONS_PER_SOURCE: u32 = 10;
+/// Uncached client ID metadata document fetches per source per window.
+pub const DOCUMENT_FETCHES_PER_SOURCE: u32 = 10;
 /// RFC 7592 calls per client a minute.
 pub const MANAGEMENT_CALLS_PER_CLIENT: u32 = 30;
 /// Keys tracked at most. Each key that stays costs a password check (which is bounded), so a window
@@ -116,6 +118,18 @@ impl Throttle {
     pub fn count_registration(&self, source: IpAddr, now: i64) -> Result<(), i64> {
         self.count(
             &[(self.key(("register", "", source)), REGISTRATIONS_PER_SOURCE)],
+            now,
+        )
+        .map(|_| ())
+    }
+
+    /// Counts an uncached fetch of a client ID metadata document for `source`, unless its limit is reached.
+    pub fn count_document_fetch(&self, source: IpAddr, now: i64) -> Result<(), i64> {
+        self.count(
+            &[(
+                self.key(("document", "", source)),
+                DOCUMENT_FETCHES_PER_SOURCE,
+            )],
             now,
         )
         .map(|_| ())

@@ -90,6 +90,9 @@ pub enum Registered {
     /// Its developer, through RFC 7591 dynamic registration: its name is the developer's claim, its consent
     /// page is always shown, and a configuration file's `prune` never deletes it.
     Dynamic,
+    /// By its client ID metadata document (its `client_id` is the document's URL): as `Dynamic`, and kept
+    /// in step with the document.
+    Document,
 }
 
 impl Registered {
@@ -97,6 +100,7 @@ impl Registered {
         match self {
             Self::Operator => "operator",
             Self::Dynamic => "dynamic",
+            Self::Document => "document",
         }
     }
 
@@ -105,6 +109,7 @@ impl Registered {
         match text {
             "operator" => Some(Self::Operator),
             "dynamic" => Some(Self::Dynamic),
+            "document" => Some(Self::Document),
             _ => None,
         }
     }
@@ -175,16 +180,26 @@ pub trait RegistrationStore: Send + Sync {
         expected: &SecretDigest,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// Notes that a token was issued to the dynamic client `client_id` at `now` (an operator's client is
-    /// left alone).
+    /// Stores the client of a client ID metadata document, or replaces it when the document changed
+    /// (only a client registered by a document: an operator's client with that id stays as it is); `false`,
+    /// and nothing stored, when the operator deleted that id less than `refuse_for` seconds ago.
+    async fn upsert_document_client(
+        &self,
+        client: &ClientRecord,
+        refuse_for: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Notes that a token was issued to the self-registered (dynamic or document) client `client_id` at
+    /// `now` (an operator's client is left alone).
     async fn record_dynamic_issuance(
         &self,
         client_id: &ClientId,
         now: i64,
     ) -> Result<(), StoreError>;
-    /// Deletes, as `delete_client` does, at most `limit` dynamic clients to which no token was issued, and
-    /// which were not registered, since `before`; the ids deleted. A client that a concurrent issuance
-    /// marked is not deleted.
+    /// Deletes, as `delete_client` does, at most `limit` self-registered clients to which no token was
+    /// issued, and which were not registered, since `before`; the ids deleted. A client that a concurrent
+    /// issuance marked is not deleted. A document's client is not remembered as deleted (its document may
+    /// register it again at once).
     async fn delete_idle_clients(
         &self,
         before: i64,

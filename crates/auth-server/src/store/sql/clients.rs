@@ -34,6 +34,19 @@ pub(super) const INSERT_DYNAMIC_CLIENT: &str = "insert into client (client_id, s
     registration_token_digest, registration_metadata, registration_source) \
     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, 'dynamic', $18, $19, $20)";
 
+/// Stores a document's client, or replaces it when it is a document's client (`bind_client!` binds $1–$17).
+pub(super) const UPSERT_DOCUMENT_CLIENT: &str = "insert into client (client_id, secret_digest, is_public, \
+    grant_types, redirect_uris, scope, audiences, skip_consent, introspection, post_logout_redirect_uris, \
+    require_dpop, jwks, jwks_uri, require_par, name, id_token_signed_response_alg, created_at, updated_at, \
+    registered) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, \
+    'document') on conflict (client_id) do update set secret_digest = excluded.secret_digest, \
+    is_public = excluded.is_public, grant_types = excluded.grant_types, redirect_uris = excluded.redirect_uris, \
+    scope = excluded.scope, audiences = excluded.audiences, post_logout_redirect_uris = \
+    excluded.post_logout_redirect_uris, require_dpop = excluded.require_dpop, jwks = excluded.jwks, \
+    jwks_uri = excluded.jwks_uri, name = excluded.name, id_token_signed_response_alg = \
+    excluded.id_token_signed_response_alg, updated_at = excluded.updated_at \
+    where client.registered = 'document'";
+
 /// Changes a client in place (its tokens stay valid): `bind_client!` binds $1–$17.
 pub(super) const UPDATE_CLIENT: &str = "update client set secret_digest = $2, is_public = $3, grant_types = $4, \
     redirect_uris = $5, scope = $6, audiences = $7, skip_consent = $8, introspection = $9, \

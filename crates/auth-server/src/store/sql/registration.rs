@@ -9,7 +9,8 @@ use auth_core::wire::GrantType;
 use sqlx::Row;
 
 use super::clients::{
-    CLIENT_COLUMNS, INSERT_DYNAMIC_CLIENT, RECORD_DELETED_CLIENT, bind_client, client_from_row,
+    CLIENT_COLUMNS, INSERT_DYNAMIC_CLIENT, RECORD_DELETED_CLIENT, UPSERT_DOCUMENT_CLIENT,
+    bind_client, client_from_row,
 };
 use super::{BUMP_CONFIG_VERSION, Backend, LOCK_CONFIG_VERSION, SqlStore, digest, scope, words};
 use crate::store::{
@@ -204,6 +205,36 @@ impl RegistrationStore for SqlStore {
         })
     }
 
+    async fn upsert_document_client(
+        &self,
+        client: &ClientRecord,
+        refuse_for: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let deleted_at: Option<i64> =
+                sqlx::query_scalar("select deleted_at from deleted_client where client_id = $1")
+                    .bind(client.client_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if deleted_at.is_some_and(|at| now - at < refuse_for) {
+                let exists: i64 = sqlx::query_scalar("select count(*) from client where client_id = $1")
+                    .bind(client.client_id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if exists == 0 {
+                    return Ok(false);
+                }
+            }
+            bind_client!(sqlx::query(UPSERT_DOCUMENT_CLIENT), client, now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
     async fn record_dynamic_issuance(
         &self,
         client_id: &ClientId,
@@ -211,7 +242,8 @@ impl RegistrationStore for SqlStore {
     ) -> Result<(), StoreError> {
         on_backend!(self, pool => {
             sqlx::query(
-                "update client set last_issued_at = $2 where client_id = $1 and registered = 'dynamic'",
+                "update client set last_issued_at = $2 where client_id = $1 \
+                 and registered in ('dynamic', 'document')",
             )
             .bind(client_id.as_str())
             .bind(now)
@@ -232,28 +264,35 @@ impl RegistrationStore for SqlStore {
             sqlx::query(LOCK_CONFIG_VERSION).execute(&mut *tx).await?;
             // The condition is on the deleting statement itself, so a row that an issuance updated meanwhile
             // is re-checked (PostgreSQL re-evaluates it on the new row version) and kept.
-            let deleted: Vec<String> = sqlx::query_scalar(
-                "delete from client where registered = 'dynamic' and coalesce(last_issued_at, created_at) < $1 \
-                 and client_id in (select client_id from client where registered = 'dynamic' \
+            let deleted: Vec<(String, String)> = sqlx::query_as(
+                "delete from client where registered in ('dynamic', 'document') \
+                 and coalesce(last_issued_at, created_at) < $1 \
+                 and client_id in (select client_id from client where registered in ('dynamic', 'document') \
                  and coalesce(last_issued_at, created_at) < $1 order by client_id limit $2) \
-                 returning client_id",
+                 returning client_id, registered",
             )
             .bind(before)
             .bind(i64::from(limit))
             .fetch_all(&mut *tx)
             .await?;
-            for client_id in &deleted {
-                sqlx::query(RECORD_DELETED_CLIENT)
-                    .bind(client_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+            // A document's client is not remembered as deleted: its document may register it again at once.
+            for (client_id, registered) in &deleted {
+                if registered == "dynamic" {
+                    sqlx::query(RECORD_DELETED_CLIENT)
+                        .bind(client_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             if !deleted.is_empty() {
                 sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(deleted.into_iter().map(ClientId::from_trusted).collect())
+            Ok(deleted
+                .into_iter()
+                .map(|(client_id, _)| ClientId::from_trusted(client_id))
+                .collect())
         })
     }
 }
