@@ -49,10 +49,12 @@ impl ClientCache {
         Ok(Some(client))
     }
 
-    /// Forgets one client (this replica changed it).
+    /// Forgets one client (this replica changed it); a read of the store already under way does not put
+    /// the old record back.
     pub fn forget(&self, client_id: &ClientId) {
         if let Ok(mut cache) = self.clients.write() {
             cache.0.remove(client_id);
+            cache.1 = cache.1.wrapping_add(1);
         }
     }
 

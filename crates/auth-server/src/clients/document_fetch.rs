@@ -38,6 +38,7 @@ pub fn is_document_url(client_id: &str, loopback: bool) -> bool {
         _ => false,
     };
     scheme_ok
+        && client_id.len() <= auth_core::id::MAX_CLIENT_ID_BYTES
         && url.host().is_some()
         && url.username().is_empty()
         && url.password().is_none()
@@ -60,14 +61,18 @@ pub fn is_special_use(ip: IpAddr) -> bool {
                 return special_v4(v4);
             }
             let s = v6.segments();
-            // NAT64 (64:ff9b::/96): the IPv4 address it stands for.
-            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+            // NAT64 (64:ff9b::/96) and IPv4-translated (::ffff:0:0:0/96) addresses: the IPv4 address they
+            // stand for.
+            if (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0])
+                || (s[0..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0)
+            {
                 let v4 =
                     Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
                 return special_v4(v4);
             }
             v6.is_unspecified()
                 || v6.is_loopback()
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 64:ff9b:1::/48 (RFC 8215)
                 || s[0] & 0xfe00 == 0xfc00 // unique local fc00::/7
                 || s[0] & 0xffc0 == 0xfe80 // link-local fe80::/10
                 || s[0] & 0xffc0 == 0xfec0 // site-local fec0::/10 (deprecated)
@@ -99,10 +104,14 @@ fn special_v4(ip: Ipv4Addr) -> bool {
         || a >= 224 // multicast, reserved, broadcast
 }
 
-/// Whether a fetch may connect to `ip`: never a special-use address, but a loopback one when
-/// `--insecure-loopback-metadata` allows it (tests only).
+/// Whether a fetch may connect to `ip`: never a special-use address, but `127.0.0.1` or `::1` when
+/// `loopback` (`--insecure-loopback-metadata`, tests only, and only for the hosts `127.0.0.1`, `[::1]` and
+/// `localhost`).
 pub fn may_connect(ip: IpAddr, loopback: bool) -> bool {
-    !is_special_use(ip) || (loopback && ip.is_loopback())
+    !is_special_use(ip)
+        || (loopback
+            && (ip == IpAddr::from(Ipv4Addr::LOCALHOST)
+                || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)))
 }
 
 /// The resolver of document fetches: only permitted addresses reach the connector.
@@ -112,7 +121,8 @@ struct GuardedResolver {
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let loopback = self.loopback;
+        // The test flag lifts the rule for `localhost` only, not for any name that resolves to loopback.
+        let loopback = self.loopback && name.as_str().eq_ignore_ascii_case("localhost");
         Box::pin(async move {
             let addresses = tokio::net::lookup_host((name.as_str(), 0)).await?;
             let permitted: Vec<SocketAddr> = addresses
@@ -143,6 +153,9 @@ fn refused_by_resolver(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The answer to every network failure (unreachable, too slow, not a 200, a redirect, cut off).
+const UNFETCHABLE: &str = "the document could not be fetched (only a 200 within 5 seconds is one; redirects are not followed)";
+
 /// Why a document could not be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -171,8 +184,9 @@ struct Cache {
 #[derive(Debug)]
 pub struct DocumentFetcher {
     loopback: bool,
-    /// Built at the first fetch (loading root certificates costs milliseconds of every start).
-    http: OnceLock<reqwest::Client>,
+    /// Built at the first fetch (loading root certificates costs milliseconds of every start); `None` if
+    /// it could not be built, and then nothing is fetched.
+    http: OnceLock<Option<reqwest::Client>>,
     all: Arc<tokio::sync::Semaphore>,
     per_source: Mutex<HashMap<IpAddr, usize>>,
     cache: Mutex<Cache>,
@@ -271,19 +285,21 @@ impl DocumentFetcher {
         })
     }
 
-    fn http(&self) -> &reqwest::Client {
-        self.http.get_or_init(|| {
-            reqwest::Client::builder()
-                .timeout(FETCH_TIMEOUT)
-                .connect_timeout(FETCH_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .dns_resolver(Arc::new(GuardedResolver {
-                    loopback: self.loopback,
-                }))
-                .build()
-                .unwrap_or_default()
-        })
+    fn http(&self) -> Option<&reqwest::Client> {
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .timeout(FETCH_TIMEOUT)
+                    .connect_timeout(FETCH_TIMEOUT)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .dns_resolver(Arc::new(GuardedResolver {
+                        loopback: self.loopback,
+                    }))
+                    .build()
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// Fetches the document at `url` (already known to be a document URL).
@@ -296,31 +312,39 @@ impl DocumentFetcher {
             Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
             _ => None,
         };
-        if literal.is_some_and(|ip| !may_connect(ip, self.loopback)) {
+        if literal.is_some_and(|ip| !may_connect(ip, self.loopback && is_loopback_host(&parsed))) {
             return Err(fail("the document's address is a special-use address"));
         }
-        let mut response = self
+        let http = self
             .http()
+            .ok_or_else(|| fail("documents cannot be fetched here (no HTTP client)"))?;
+        let mut response = http
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
             .map_err(|error| {
+                // One answer for every network failure: the fetch is no port scanner for the caller.
                 if refused_by_resolver(&error) {
                     fail("the document's host resolves only to special-use addresses")
-                } else if error.is_timeout() {
-                    fail("the document did not arrive within 5 seconds")
-                } else if error.is_connect() {
-                    fail("the document's host could not be reached")
                 } else {
-                    fail("the document could not be fetched")
+                    fail(UNFETCHABLE)
                 }
             })?;
         if response.status() != reqwest::StatusCode::OK {
-            return Err(FetchError(format!(
-                "the document answered {} (only a 200 is a document; redirects are not followed)",
-                response.status().as_u16()
-            )));
+            return Err(fail(UNFETCHABLE));
+        }
+        let json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|media| {
+                let media = media.trim().to_ascii_lowercase();
+                media == "application/json" || media.ends_with("+json")
+            });
+        if !json {
+            return Err(fail("the document is not served as application/json"));
         }
         if response
             .content_length()
@@ -334,11 +358,7 @@ impl DocumentFetcher {
             let chunk = match tokio::time::timeout(FETCH_TIMEOUT, response.chunk()).await {
                 Ok(Ok(Some(chunk))) => chunk,
                 Ok(Ok(None)) => break,
-                Ok(Err(error)) if error.is_timeout() => {
-                    return Err(fail("the document did not arrive within 5 seconds"));
-                }
-                Ok(Err(_)) => return Err(fail("the document could not be read")),
-                Err(_) => return Err(fail("the document did not arrive within 5 seconds")),
+                Ok(Err(_)) | Err(_) => return Err(fail(UNFETCHABLE)),
             };
             if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
                 return Err(fail("the document is larger than 64 KiB"));
@@ -427,6 +447,8 @@ mod tests {
             "::ffff:169.254.169.254",
             "::ffff:10.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "::ffff:0:a00:1",
             "2001:db8::1",
             "ff02::1",
         ] {
@@ -443,6 +465,7 @@ mod tests {
         }
         assert!(may_connect("127.0.0.1".parse().unwrap(), true));
         assert!(may_connect("::1".parse().unwrap(), true));
+        assert!(!may_connect("127.0.0.2".parse().unwrap(), true));
         assert!(!may_connect("10.0.0.1".parse().unwrap(), true));
     }
 

@@ -5,6 +5,7 @@
 //! [`ensure`] before they look the client up; everything after is the path of any other client.
 
 use serde_json::Value;
+use service_kit::telemetry::untrusted;
 
 use super::document_fetch::{self, FetchError};
 use super::dynamic::{self, Allowance};
@@ -61,18 +62,27 @@ pub async fn ensure(
         return Ok(());
     }
     let now = state.clock.now();
-    match state.clients.get(state.store.as_ref(), client_id).await? {
+    let stored = match state.clients.get(state.store.as_ref(), client_id).await? {
         Some(client) if client.registered != Registered::Document => return Ok(()),
         // Fresh, and still stored (`client delete` or the idle purge may have removed it since).
         Some(_) if state.documents.fresh(client_id, now) => return Ok(()),
-        _ => {}
+        stored => stored.is_some(),
+    };
+    // When the fetches are used up (by this source, or by everyone's slow documents), a client already
+    // stored is served as it was stored and refreshed at a later request: a flood of new documents cannot
+    // lock out the clients that exist. Only a document never seen waits (429).
+    let busy = |retry_after: i64| {
+        if stored {
+            Ok(())
+        } else {
+            Err(DocumentRefusal::Busy { retry_after })
+        }
+    };
+    if let Err(retry_after) = state.throttle.count_document_fetch(source.key, now) {
+        return busy(retry_after);
     }
-    state
-        .throttle
-        .count_document_fetch(source.key, now)
-        .map_err(|retry_after| DocumentRefusal::Busy { retry_after })?;
     let Some(_place) = state.documents.enter(source.key) else {
-        return Err(DocumentRefusal::Busy { retry_after: 5 });
+        return busy(5);
     };
     let fetched = state
         .documents
@@ -95,6 +105,7 @@ pub async fn ensure(
             "the operator deleted this client less than a day ago".into(),
         ));
     }
+    tracing::info!(target: "audit", event = "client_registered", client_id = &*untrusted(client_id), outcome = "document", "client registered by its metadata document");
     // This replica reads the new record at once; the others when their own copy of the document expires.
     state.clients.forget(&client.client_id);
     state.documents.remember(client_id, now + fetched.fresh_for);

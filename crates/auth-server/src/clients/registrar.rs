@@ -49,13 +49,15 @@ pub async fn note_issuance(state: &AppState, client: &ClientRecord) {
 /// Deletes the dynamic clients to which no token was issued (nor registered) for `--registration-idle-days`,
 /// as `client delete` deletes; each one audited.
 pub async fn delete_idle(state: &AppState, now: i64) -> Result<usize, StoreError> {
-    let before = now - state.settings.registration_idle_days * super::idle::DAY_SECONDS;
+    // Activity is noted at the first token of a day, so a client noted at `t` may have had tokens until
+    // `t` + a day: one more day of margin.
+    let before = now - (state.settings.registration_idle_days + 1) * super::idle::DAY_SECONDS;
     let deleted = state
         .store
         .delete_idle_clients(before, IDLE_DELETIONS_PER_ROUND, now)
         .await?;
     for client_id in &deleted {
-        tracing::info!(target: "audit", event = "client_deleted", client_id = %client_id.as_str(), outcome = "idle", "dynamic client deleted: no token for --registration-idle-days");
+        tracing::info!(target: "audit", event = "client_deleted", client_id = %client_id.as_str(), outcome = "idle", "self-registered client deleted: no token for --registration-idle-days");
     }
     Ok(deleted.len())
 }
@@ -191,7 +193,8 @@ pub async fn register(
 
 /// The dynamic client `client_id` if `bearer` is its registration access token; every failure is the same
 /// `invalid_token` (RFC 7592 §2.1), whether the client does not exist, is the operator's, or the token is
-/// another's.
+/// another's. Calls are counted per client once the token is right: a stranger guessing tokens (256-bit) spends
+/// none of the developer's.
 async fn authorized(
     state: &AppState,
     client_id: &str,
@@ -204,16 +207,17 @@ async fn authorized(
     let Some(id) = dynamic::parse_client_id(client_id) else {
         return Err(Refusal::InvalidToken);
     };
-    state
-        .throttle
-        .count_management(client_id, state.clock.now())
-        .map_err(|retry_after| Refusal::TooMany { retry_after })?;
+    let now = state.clock.now();
     let Some((client, registration)) = state.store.find_registration(&id).await? else {
         return Err(Refusal::InvalidToken);
     };
     if !registration.token_digest.matches(token) {
         return Err(Refusal::InvalidToken);
     }
+    state
+        .throttle
+        .count_management(client_id, now)
+        .map_err(|retry_after| Refusal::TooMany { retry_after })?;
     Ok((client, registration))
 }
 

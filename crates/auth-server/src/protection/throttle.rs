@@ -135,7 +135,7 @@ impl Throttle {
         .map(|_| ())
     }
 
-    /// Counts an RFC 7592 call for `client_id`, unless its limit is reached.
+    /// Counts an RFC 7592 call for `client_id` whose token was right, unless its limit is reached.
     pub fn count_management(&self, client_id: &str, now: i64) -> Result<(), i64> {
         let nowhere = IpAddr::from([0, 0, 0, 0]);
         self.count(

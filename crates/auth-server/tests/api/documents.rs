@@ -114,6 +114,11 @@ async fn serve_document(
             json(body)
         }
         "/array" => json(json!([document(&url)])),
+        "/text" => (
+            [(header::CONTENT_TYPE, "text/plain")],
+            document(&url).to_string(),
+        )
+            .into_response(),
         _ => AxumStatus::NOT_FOUND.into_response(),
     }
 }
@@ -235,6 +240,7 @@ async fn bad_documents_fail_closed_and_are_never_cached(backend: Backend) {
         "/basic",
         "/evil-redirect",
         "/array",
+        "/text",
         "/missing",
     ] {
         let before = documents.fetches();
@@ -327,6 +333,26 @@ async fn fetches_are_limited_per_source_and_a_deleted_client_waits_a_day(backend
     assert_eq!(
         open(app.http.clone(), documents.url("/good?n=0")).await,
         StatusCode::OK
+    );
+    // An hour on, every document is stale. With this source's fetches used up again, a client already
+    // stored is served as stored (no fetch) while a document never seen waits.
+    app.clock.advance(3_601);
+    for n in 30..40 {
+        assert_eq!(
+            open(app.http.clone(), documents.url(&format!("/good?n={n}"))).await,
+            StatusCode::OK
+        );
+    }
+    let fetched = documents.fetches();
+    assert_eq!(
+        open(app.http.clone(), documents.url("/good?n=0")).await,
+        StatusCode::OK,
+        "a stored client locked out by the fetch limit"
+    );
+    assert_eq!(documents.fetches(), fetched);
+    assert_eq!(
+        open(app.http.clone(), documents.url("/good?n=40")).await,
+        StatusCode::TOO_MANY_REQUESTS
     );
     let other: IpAddr = "127.0.0.2".parse().unwrap();
     assert_eq!(

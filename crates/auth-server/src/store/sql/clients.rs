@@ -47,11 +47,15 @@ pub(super) const UPSERT_DOCUMENT_CLIENT: &str = "insert into client (client_id, 
     excluded.id_token_signed_response_alg, updated_at = excluded.updated_at \
     where client.registered = 'document'";
 
-/// Changes a client in place (its tokens stay valid): `bind_client!` binds $1–$17.
+/// Changes a client in place (its tokens stay valid): `bind_client!` binds $1–$17. The operator's file
+/// declares it, so it is the operator's from now on, whoever registered the id first (a metadata document
+/// can then never refresh it).
 pub(super) const UPDATE_CLIENT: &str = "update client set secret_digest = $2, is_public = $3, grant_types = $4, \
     redirect_uris = $5, scope = $6, audiences = $7, skip_consent = $8, introspection = $9, \
     post_logout_redirect_uris = $10, require_dpop = $11, jwks = $12, jwks_uri = $13, require_par = $14, \
-    name = $15, id_token_signed_response_alg = $16, updated_at = $17 where client_id = $1";
+    name = $15, id_token_signed_response_alg = $16, updated_at = $17, registered = 'operator', \
+    registration_token_digest = null, registration_metadata = null, registration_source = null \
+    where client_id = $1";
 
 /// The first key of its algorithm, unless one exists: `bind_first_key!` binds $1–$5.
 pub(super) const INSERT_FIRST_KEY: &str = "insert into signing_key (kid, alg, private_key, encrypted, created_at, \

@@ -213,6 +213,8 @@ impl RegistrationStore for SqlStore {
     ) -> Result<bool, StoreError> {
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
+            // The lock first, as `client delete` takes it: a deletion is either seen here or waits for this.
+            sqlx::query(LOCK_CONFIG_VERSION).execute(&mut *tx).await?;
             let deleted_at: Option<i64> =
                 sqlx::query_scalar("select deleted_at from deleted_client where client_id = $1")
                     .bind(client.client_id.as_str())
