@@ -47,11 +47,11 @@ run() { # label connections url [lua]
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$2" "$rps" "$p50" "$p99" "${non2xx:-0}"
 }
-run_dpop() { # label connections port basic: proofs made just before the run (fresh for a minute)
-  local out rps p50 p99 non2xx requests count=$((duration * 30000)) note=""
-  target/release/examples/dpop_proofs token "http://127.0.0.1:$3/token" "$count" > "$work/proofs.txt"
+run_dpop() { # label connections port basic [path]: proofs made just before the run (fresh for a minute)
+  local out rps p50 p99 non2xx requests count=$((duration * 30000)) note="" path="${5:-/token}"
+  target/release/examples/dpop_proofs token "http://127.0.0.1:$3$path" "$count" > "$work/proofs.txt"
   out=$(PROOFS_FILE="$work/proofs.txt" BASIC="$4" wrk -t2 -c"$2" -d"${duration}s" --latency \
-    -s scripts/bench-issuance-dpop.lua "http://127.0.0.1:$3/token")
+    -s scripts/bench-issuance-dpop.lua "http://127.0.0.1:$3$path")
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
@@ -67,6 +67,7 @@ for connections in 16 64; do
   run "sign-only axum handler (POST /sign, ES256)" "$connections" http://127.0.0.1:8090/sign scripts/bench-sign.lua ""
   run "auth-server /token, SQLite" "$connections" http://127.0.0.1:8091/token scripts/bench-issuance.lua "$basic_sqlite"
   run "auth-server /token, PostgreSQL" "$connections" http://127.0.0.1:8092/token scripts/bench-issuance.lua "$basic_pg"
+  run_dpop "DPoP ceiling axum handler (POST /sign-dpop: verify the proof, sign)" "$connections" 8090 "" /sign-dpop
   run_dpop "auth-server /token with DPoP, SQLite" "$connections" 8091 "$basic_sqlite"
   run_dpop "auth-server /token with DPoP, PostgreSQL" "$connections" 8092 "$basic_pg"
 done

@@ -3,7 +3,10 @@
 //! - `POST /sign`: an axum handler that only signs an ES256 access token with a cached key and answers the
 //!   same JSON shape as /token;
 //! - `GET /verify`: an axum handler that only verifies the bearer token (ES256) against the issuer's keys,
-//!   fetched once at start when an issuer URL is given.
+//!   fetched once at start when an issuer URL is given;
+//! - `POST /sign-dpop`: the irreducible work of a DPoP token request (RFC 9449 §5): read the `DPoP` proof's
+//!   `jwk`, verify the proof's signature with it, sign an access token; nothing else (no claim checks, no
+//!   thumbprint, no replay check, no client authentication).
 //!
 //! The figures of auth-server and resource-api are read against these.
 //!
@@ -12,6 +15,7 @@
 use std::sync::Arc;
 
 use auth_core::clock::{Clock, SystemClock};
+use auth_core::jose::{ClientJws, ClientKey};
 use auth_core::jwks::KeySet;
 use auth_core::keys::{SigningAlgorithm, SigningKey};
 use auth_core::token::{AccessTokenClaims, Audience, issue};
@@ -80,6 +84,26 @@ async fn sign(State(state): State<Baseline>) -> Result<Json<TokenResponse>, Stat
     }))
 }
 
+/// The DPoP ceiling: the proof's key from its header, the proof's signature verified with it, a token signed.
+async fn sign_dpop(
+    State(state): State<Baseline>,
+    headers: HeaderMap,
+) -> Result<Json<TokenResponse>, StatusCode> {
+    let proof = headers
+        .get("dpop")
+        .and_then(|value| value.to_str().ok())
+        .ok_or(StatusCode::BAD_REQUEST)?;
+    let jws = ClientJws::parse(proof, None).map_err(|_| StatusCode::BAD_REQUEST)?;
+    let jwk = jws
+        .header
+        .get("jwk")
+        .and_then(serde_json::Value::as_object)
+        .ok_or(StatusCode::BAD_REQUEST)?;
+    let key = ClientKey::from_json(jwk).map_err(|_| StatusCode::BAD_REQUEST)?;
+    jws.verify_with(&key).map_err(|_| StatusCode::BAD_REQUEST)?;
+    sign(State(state)).await
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let address = std::env::args()
@@ -108,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
     let app = Router::new()
         .route("/plain", get(plain))
         .route("/sign", post(sign))
+        .route("/sign-dpop", post(sign_dpop))
         .route("/verify", get(verify_only))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(&address).await?;

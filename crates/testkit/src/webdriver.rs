@@ -75,34 +75,47 @@ impl HeadlessChrome {
             );
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let mut driver = tokio::process::Command::new(driver)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start chromedriver");
-        let url = format!("http://127.0.0.1:{port}");
-        let status = crate::http::http_client();
-        let mut ready = false;
-        for _ in 0..200 {
-            if let Ok(response) = status.get(format!("{url}/status")).send().await
-                && response.status().is_success()
-            {
-                ready = true;
+        // chromedriver takes a port number, not a listener: a free port is found and passed on, so another
+        // process may take it in between (then chromedriver exits) and, on two cores busy compiling and
+        // testing, it may start slowly. Up to three drivers, each given 30 s.
+        let mut started = None;
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free port")
+                .port();
+            let mut child = tokio::process::Command::new(&driver)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("start chromedriver");
+            let url = format!("http://127.0.0.1:{port}");
+            let status = crate::http::http_client();
+            let mut ready = false;
+            for _ in 0..600 {
+                if let Ok(response) = status.get(format!("{url}/status")).send().await
+                    && response.status().is_success()
+                {
+                    ready = true;
+                    break;
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if ready {
+                started = Some((child, url));
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = child.kill().await;
         }
-        if !ready {
-            let _ = driver.kill().await;
-            panic!("chromedriver did not answer on {url} within 10 s");
-        }
+        let Some((driver, url)) = started else {
+            panic!("chromedriver did not answer in three tries of 30 s");
+        };
         let profile = std::env::temp_dir().join(format!("chrome-profile-{}", uuid::Uuid::new_v4()));
         let mut capabilities = serde_json::Map::new();
         let mut args: Vec<String> = [
