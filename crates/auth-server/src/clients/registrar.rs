@@ -346,11 +346,19 @@ pub async fn delete(
     client_id: &str,
     bearer: Option<&str>,
 ) -> Result<(), Refusal> {
-    let (client, _) = authorized(state, client_id, bearer).await?;
-    state
+    let (client, registration) = authorized(state, client_id, bearer).await?;
+    // The token is checked again by the deleting statement: a concurrent PUT that rotated it wins.
+    if !state
         .store
-        .delete_client(&client.client_id, state.clock.now())
-        .await?;
+        .delete_registration(
+            &client.client_id,
+            &registration.token_digest,
+            state.clock.now(),
+        )
+        .await?
+    {
+        return Err(Refusal::InvalidToken);
+    }
     state.clients.clear();
     tracing::info!(target: "audit", event = "client_deleted", client_id = %client.client_id.as_str(), outcome = "deleted", "dynamic client deleted by its developer");
     Ok(())

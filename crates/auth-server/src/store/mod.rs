@@ -180,6 +180,14 @@ pub trait RegistrationStore: Send + Sync {
         expected: &SecretDigest,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// Deletes a dynamic client as `delete_client` does, if its registration access token is still
+    /// `expected` (RFC 7592 §2.3; a concurrent update that rotated it wins); `false` when it was not.
+    async fn delete_registration(
+        &self,
+        client_id: &ClientId,
+        expected: &SecretDigest,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Stores the client of a client ID metadata document, or replaces it when the document changed
     /// (only a client registered by a document: an operator's client with that id stays as it is); `false`,
     /// and nothing stored, when the operator deleted that id less than `refuse_for` seconds ago.

@@ -24,7 +24,60 @@ backend_tests!(
     the_cli_makes_initial_access_tokens_shown_once,
     a_configuration_files_prune_never_deletes_a_self_registered_client,
     an_idle_dynamic_client_is_deleted_and_issuance_writes_once_a_day,
+    an_update_and_a_delete_with_one_token_never_both_succeed,
 );
+
+/// RFC 7592: a PUT rotates the registration access token, so a DELETE sent at the same moment with the same
+/// token must not also succeed (the deleting statement checks the token itself), and one of them always does.
+async fn an_update_and_a_delete_with_one_token_never_both_succeed(backend: Backend) {
+    let app = TestIssuer::spawn_with(backend, |serve| {
+        serve.registration = RegistrationPolicy::Token
+    })
+    .await;
+    app.register(ClientSpec::machine().scope("read")).await;
+    let token = OpaqueToken::generate();
+    let now = app.clock.now();
+    app.state
+        .store
+        .create_initial_token(&token.digest(), now + 600, 40, now)
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        let registered: Value = post_register(
+            &app.http,
+            &app,
+            Some(token.as_str()),
+            &json!({"grant_types": ["client_credentials"], "scope": "read"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        let uri = registered["registration_client_uri"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let access = registered["registration_access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let body = json!({"client_id": registered["client_id"], "grant_types": ["client_credentials"], "scope": "read"});
+        let (put, delete) = tokio::join!(
+            app.http.put(&uri).bearer_auth(&access).json(&body).send(),
+            app.http.delete(&uri).bearer_auth(&access).send()
+        );
+        let (put, delete) = (put.unwrap().status(), delete.unwrap().status());
+        assert_ne!(
+            (put, delete),
+            (StatusCode::OK, StatusCode::NO_CONTENT),
+            "both won"
+        );
+        assert!(
+            put == StatusCode::OK || delete == StatusCode::NO_CONTENT,
+            "neither won: {put} {delete}"
+        );
+    }
+}
 
 /// `--registration-idle-days`: a dynamic client without a token for that long is deleted by the purge
 /// round (its tokens with it), one that got a token stays; issuance notes activity at most once a day, so
