@@ -498,5 +498,31 @@ mod tests {
         assert!(fetcher.enter(other).is_some(), "another source");
         drop(places);
         assert!(fetcher.enter(source).is_some());
+        // 32 in flight in all: eight sources of four, and a ninth source waits.
+        let all: Vec<_> = (0..MAX_IN_FLIGHT)
+            .map(|n| {
+                let source = IpAddr::from([198, 51, 100, (n / MAX_IN_FLIGHT_PER_SOURCE) as u8]);
+                fetcher.enter(source).unwrap()
+            })
+            .collect();
+        assert!(fetcher.enter("203.0.113.9".parse().unwrap()).is_none());
+        drop(all);
+    }
+
+    #[test]
+    fn a_full_cache_drops_the_document_used_longest_ago() {
+        let fetcher = DocumentFetcher::new(false);
+        let url = |n: usize| format!("https://app.example/{n}");
+        for n in 0..MAX_CACHED {
+            fetcher.remember(&url(n), 1_000);
+        }
+        // The first is used again: the second is now the one used longest ago.
+        assert!(fetcher.fresh(&url(0), 0));
+        fetcher.remember(&url(MAX_CACHED), 1_000);
+        assert!(fetcher.fresh(&url(0), 0));
+        assert!(!fetcher.fresh(&url(1), 0), "the least recently used stays");
+        assert!(fetcher.fresh(&url(2), 0));
+        assert!(fetcher.fresh(&url(MAX_CACHED), 0));
+        assert_eq!(lock(&fetcher.cache).documents.len(), MAX_CACHED);
     }
 }
