@@ -47,7 +47,8 @@ pub fn is_document_url(client_id: &str, loopback: bool) -> bool {
         && url.as_str() == client_id
 }
 
-fn is_loopback_host(url: &url::Url) -> bool {
+/// A loopback host as RFC 8252 §7.3 and this server name them: `127.0.0.1`, `[::1]` or `localhost`.
+pub fn is_loopback_host(url: &url::Url) -> bool {
     matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"))
 }
 

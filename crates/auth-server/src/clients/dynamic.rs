@@ -90,7 +90,7 @@ pub fn new_client_id() -> String {
 }
 
 fn is_loopback_http(url: &url::Url) -> bool {
-    url.scheme() == "http" && matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"))
+    url.scheme() == "http" && super::document_fetch::is_loopback_host(url)
 }
 
 /// A web page of the client's (`client_uri`, `logo_uri`, `tos_uri`, `policy_uri`): https, or http on loopback.

@@ -251,22 +251,37 @@ impl ClientStore for SqlStore {
     }
 
     async fn delete_client(&self, client_id: &ClientId, now: i64) -> Result<bool, StoreError> {
+        self.delete_client_by(DELETE_CLIENT, client_id, None, now)
+            .await
+    }
+}
+
+impl SqlStore {
+    /// The one way a client is deleted (`client delete`, RFC 7592 DELETE): under the configuration lock,
+    /// `statement` deletes it ($1 the id, $2 `condition` when given); when it did, the id is remembered as
+    /// deleted (its earlier tokens stay inactive) and the replicas drop their caches.
+    pub(super) async fn delete_client_by(
+        &self,
+        statement: &'static str,
+        client_id: &ClientId,
+        condition: Option<String>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(LOCK_CONFIG_VERSION).execute(&mut *tx).await?;
             // Families, codes, refresh tokens, consent and pushed requests go with it (on delete cascade).
-            let deleted = sqlx::query(DELETE_CLIENT)
-                .bind(client_id.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
+            let mut delete = sqlx::query(statement).bind(client_id.as_str());
+            if let Some(condition) = condition {
+                delete = delete.bind(condition);
+            }
+            let deleted = delete.execute(&mut *tx).await?.rows_affected() > 0;
             if deleted {
                 sqlx::query(RECORD_DELETED_CLIENT)
-                .bind(client_id.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                    .bind(client_id.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
             }
             tx.commit().await?;

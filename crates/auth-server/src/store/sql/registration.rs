@@ -211,31 +211,14 @@ impl RegistrationStore for SqlStore {
         expected: &SecretDigest,
         now: i64,
     ) -> Result<bool, StoreError> {
-        on_backend!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(LOCK_CONFIG_VERSION).execute(&mut *tx).await?;
-            // Families, codes, refresh tokens, consent and pushed requests go with it (on delete cascade).
-            let deleted = sqlx::query(
-                "delete from client where client_id = $1 and registered = 'dynamic' \
-                 and registration_token_digest = $2",
-            )
-            .bind(client_id.as_str())
-            .bind(expected.to_hex())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                > 0;
-            if deleted {
-                sqlx::query(RECORD_DELETED_CLIENT)
-                    .bind(client_id.as_str())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(BUMP_CONFIG_VERSION).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(deleted)
-        })
+        self.delete_client_by(
+            "delete from client where client_id = $1 and registered = 'dynamic' \
+             and registration_token_digest = $2",
+            client_id,
+            Some(expected.to_hex()),
+            now,
+        )
+        .await
     }
 
     async fn upsert_document_client(
