@@ -122,8 +122,10 @@ async fn an_idle_dynamic_client_is_deleted_and_issuance_writes_once_a_day(backen
         .await
     };
     app.access_token(&idle).await;
-    // Twenty days on, `used` gets tokens: the first of the day is noted, the next (an hour later) is not.
-    app.clock.advance(20 * 86_400);
+    // Twenty days on, at noon (so that an hour later is the same day whatever the time of the run), `used`
+    // gets tokens: the first of the day is noted, the next (an hour later) is not.
+    let to_noon = (86_400 + 43_200 - app.clock.now().rem_euclid(86_400)) % 86_400;
+    app.clock.advance(20 * 86_400 + to_noon);
     app.access_token(&used).await;
     let noted = last_issued(&used).await;
     assert_eq!(noted, app.clock.now());
