@@ -89,6 +89,8 @@ mod tests {
             auth_time: None,
             fam: None,
             cnf: None,
+            act: None,
+            may_act: None,
         })
     }
 

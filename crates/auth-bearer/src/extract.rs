@@ -129,6 +129,13 @@ pub struct Authenticated {
 }
 
 impl Authenticated {
+    /// Who acts for the subject, when the token came from a token exchange (RFC 8693 §4.1): the current
+    /// actor, whose own `act` names whoever acted before it (see `Actor::chain`). Authorization decisions
+    /// look at the subject and the current actor only; the earlier ones are history (§4.1).
+    pub fn actor(&self) -> Option<&auth_core::token::Actor> {
+        self.claims.act.as_ref()
+    }
+
     /// 403 `insufficient_scope` unless the token carries `scope`.
     pub fn require_scope(&self, scope: &str) -> Result<(), BearerError> {
         if self.claims.scope.contains(scope) {

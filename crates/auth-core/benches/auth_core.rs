@@ -32,6 +32,8 @@ fn claims() -> AccessTokenClaims {
         auth_time: None,
         fam: None,
         cnf: None,
+        act: None,
+        may_act: None,
     }
 }
 

@@ -52,6 +52,34 @@ pub struct AccessTokenClaims {
     /// RFC 7800 confirmation: the key a DPoP-bound token is bound to (RFC 9449 §6.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// RFC 8693 §4.1: the party acting for the subject, on a token issued by a token exchange; its own
+    /// `act` names whoever acted before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// RFC 8693 §4.4: who may act for the subject by exchanging this token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_act: Option<Actor>,
+}
+
+/// The `act` (and `may_act`) claim of RFC 8693 §4.1: the acting party's `sub`, and the party that acted
+/// before it. Only the outermost actor is the current one; the nested ones are history (§4.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// How many actors the chain names, this one included.
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_ref().map_or(0, |inner| inner.depth())
+    }
+
+    /// The chain from the current actor outwards: this one, then whoever acted before it.
+    pub fn chain(&self) -> impl Iterator<Item = &Actor> {
+        std::iter::successors(Some(self), |actor| actor.act.as_deref())
+    }
 }
 
 /// The `cnf` claim of a sender-constrained token (RFC 7800 §3.1, RFC 9449 §6.1).
@@ -85,6 +113,8 @@ pub struct Confirmation {
 ///     auth_time: None,
 ///     fam: None,
 ///     cnf: None,
+///     act: None,
+///     may_act: None,
 /// };
 /// let token = issue(&claims, &key)?;
 /// let keys = KeySet::from_signing_keys([&key]);
@@ -178,6 +208,8 @@ struct ReceivedClaims {
     auth_time: Option<i64>,
     fam: Option<String>,
     cnf: Option<Confirmation>,
+    act: Option<Actor>,
+    may_act: Option<Actor>,
 }
 
 /// Reads the header and the `kid` it names, checking everything that needs no key.
@@ -257,6 +289,8 @@ fn check_claims(
         auth_time: received.auth_time,
         fam: received.fam,
         cnf: received.cnf,
+        act: received.act,
+        may_act: received.may_act,
     })
 }
 
@@ -297,6 +331,8 @@ mod tests {
             auth_time: Some(now - 5),
             fam: Some("family-1".into()),
             cnf: None,
+            act: None,
+            may_act: None,
         }
     }
 

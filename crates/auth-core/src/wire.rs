@@ -6,9 +6,15 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The grant types the server implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The device authorization grant's `grant_type` (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// The token exchange grant's `grant_type` (RFC 8693 §2.1).
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The token type URN of an access token (RFC 8693 §3).
+pub const ACCESS_TOKEN_TYPE_URN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// The grant types the server implements; on the wire as their `grant_type` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GrantType {
     /// RFC 6749 §4.1.
     AuthorizationCode,
@@ -16,14 +22,20 @@ pub enum GrantType {
     ClientCredentials,
     /// RFC 6749 §6.
     RefreshToken,
+    /// RFC 8628 §3.4: `urn:ietf:params:oauth:grant-type:device_code`.
+    DeviceCode,
+    /// RFC 8693 §2.1: `urn:ietf:params:oauth:grant-type:token-exchange`.
+    TokenExchange,
 }
 
 impl GrantType {
     /// Every grant type.
-    pub const ALL: [GrantType; 3] = [
+    pub const ALL: [GrantType; 5] = [
         Self::AuthorizationCode,
         Self::ClientCredentials,
         Self::RefreshToken,
+        Self::DeviceCode,
+        Self::TokenExchange,
     ];
 
     /// The `grant_type` parameter value.
@@ -32,7 +44,24 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::DeviceCode => DEVICE_CODE_GRANT,
+            Self::TokenExchange => TOKEN_EXCHANGE_GRANT,
         }
+    }
+}
+
+impl Serialize for GrantType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for GrantType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        value
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("unknown grant type {value:?}")))
     }
 }
 
@@ -51,6 +80,8 @@ impl FromStr for GrantType {
             "authorization_code" => Ok(Self::AuthorizationCode),
             "client_credentials" => Ok(Self::ClientCredentials),
             "refresh_token" => Ok(Self::RefreshToken),
+            DEVICE_CODE_GRANT => Ok(Self::DeviceCode),
+            TOKEN_EXCHANGE_GRANT => Ok(Self::TokenExchange),
             _ => Err(ErrorCode::UnsupportedGrantType),
         }
     }
@@ -102,6 +133,12 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 §8: the proof must carry the server's current nonce (given in the `DPoP-Nonce` header).
     UseDpopNonce,
+    /// RFC 8628 §3.5: the user has not finished at the verification page yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polling too often; the interval grew by 5 seconds.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -128,6 +165,9 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::InvalidRequestUri => "invalid_request_uri",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
             Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
@@ -187,6 +227,9 @@ pub struct TokenResponse {
     /// An OpenID Connect ID token, for grants with scope `openid` (Core §3.1.3.3, §12.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// The type of the token issued by a token exchange (RFC 8693 §2.2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
 }
 
 /// An introspection response (RFC 7662 §2.2). Inactive tokens carry `active: false` and nothing else.
@@ -230,6 +273,9 @@ pub struct IntrospectionResponse {
     /// RFC 7800 confirmation: `{"jkt": …}` for a DPoP-bound token (RFC 9449 §6.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<crate::token::Confirmation>,
+    /// RFC 8693 §4.1: who acts for the subject, on an exchanged token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<crate::token::Actor>,
 }
 
 impl IntrospectionResponse {
@@ -368,6 +414,7 @@ mod tests {
             scope: Some("read".into()),
             refresh_token: None,
             id_token: None,
+            issued_token_type: None,
         };
         let json = serde_json::to_value(&response).unwrap();
         assert_eq!(json["token_type"], "Bearer");

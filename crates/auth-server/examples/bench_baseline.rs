@@ -72,6 +72,8 @@ async fn sign(State(state): State<Baseline>) -> Result<Json<TokenResponse>, Stat
         auth_time: None,
         fam: None,
         cnf: None,
+        act: None,
+        may_act: None,
     };
     let access_token = issue(&claims, key).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     Ok(Json(TokenResponse {
@@ -81,6 +83,7 @@ async fn sign(State(state): State<Baseline>) -> Result<Json<TokenResponse>, Stat
         scope: Some("read write".into()),
         refresh_token: None,
         id_token: None,
+        issued_token_type: None,
     }))
 }
 

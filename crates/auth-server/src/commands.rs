@@ -78,6 +78,9 @@ pub fn client_metadata(
         require_par: create.require_par,
         name: create.name.clone(),
         id_token_signed_response_alg: create.id_token_signed_response_alg.clone(),
+        token_exchange: create.token_exchange,
+        exchange_audiences: create.exchange_audiences.clone(),
+        backchannel_logout_uri: create.backchannel_logout_uri.clone(),
     })
 }
 
@@ -166,6 +169,9 @@ pub fn client_json(client: &ClientRecord) -> serde_json::Value {
             .unwrap_or(auth_core::keys::SigningAlgorithm::Rs256)
             .as_str(),
         "registered": client.registered.as_str(),
+        "token_exchange": client.allows(auth_core::wire::GrantType::TokenExchange),
+        "exchange_audiences": client.exchange_audiences,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
     })
 }
 
@@ -555,6 +561,8 @@ where
             auth_time: None,
             fam: None,
             cnf: None,
+            act: None,
+            may_act: None,
         };
         sign_with_extra_claims(JwtType::Access, &claims, &extra, key)
     }
@@ -595,6 +603,9 @@ mod tests {
             require_par: false,
             name: None,
             id_token_signed_response_alg: None,
+            backchannel_logout_uri: None,
+            token_exchange: false,
+            exchange_audiences: vec![],
         };
         let metadata = client_metadata(&create, None).unwrap();
         let error = registration::validate(&metadata).unwrap_err();

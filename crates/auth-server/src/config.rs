@@ -484,7 +484,7 @@ pub struct ClientCreate {
     #[arg(long)]
     pub secret_stdin: bool,
     /// Grants it may use (repeatable; none for a client that only introspects).
-    #[arg(long = "grant-type", value_parser = ["authorization_code", "client_credentials", "refresh_token"])]
+    #[arg(long = "grant-type", value_parser = ["authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"])]
     pub grant_types: Vec<String>,
     /// Exact redirect URIs (repeatable).
     #[arg(long = "redirect-uri")]
@@ -523,6 +523,16 @@ pub struct ClientCreate {
     /// The name shown on the login and consent pages (the client id is shown when absent).
     #[arg(long)]
     pub name: Option<String>,
+    /// Where it is told that a session ended (OpenID Connect Back-Channel Logout 1.0): https, or http on
+    /// a loopback host.
+    #[arg(long)]
+    pub backchannel_logout_uri: Option<String>,
+    /// May exchange access tokens for tokens to other audiences (RFC 8693); needs --exchange-audience.
+    #[arg(long, conflicts_with = "public")]
+    pub token_exchange: bool,
+    /// An audience its token exchanges may ask for (repeatable).
+    #[arg(long = "exchange-audience", requires = "token_exchange")]
+    pub exchange_audiences: Vec<String>,
 }
 
 /// User management.

@@ -31,6 +31,8 @@ pub struct ClientSpec {
     require_par: bool,
     name: Option<String>,
     id_token_alg: Option<String>,
+    exchange_audiences: Vec<String>,
+    backchannel_logout_uri: Option<String>,
 }
 
 impl ClientSpec {
@@ -51,7 +53,21 @@ impl ClientSpec {
             require_par: false,
             name: None,
             id_token_alg: None,
+            exchange_audiences: Vec::new(),
+            backchannel_logout_uri: None,
         }
+    }
+
+    /// May exchange tokens (RFC 8693) for `audience` (repeatable).
+    pub fn exchange_audience(mut self, audience: &str) -> Self {
+        self.exchange_audiences.push(audience.to_owned());
+        self
+    }
+
+    /// Told of ended sessions at `uri` (OpenID Connect Back-Channel Logout).
+    pub fn backchannel_logout_uri(mut self, uri: &str) -> Self {
+        self.backchannel_logout_uri = Some(uri.to_owned());
+        self
     }
 
     /// A client with a generated secret.
@@ -193,6 +209,9 @@ impl ClientSpec {
             require_par: self.require_par,
             name: self.name.clone(),
             id_token_signed_response_alg: self.id_token_alg.clone(),
+            token_exchange: !self.exchange_audiences.is_empty(),
+            exchange_audiences: self.exchange_audiences.clone(),
+            backchannel_logout_uri: self.backchannel_logout_uri.clone(),
         }
     }
 

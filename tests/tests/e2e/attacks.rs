@@ -71,6 +71,8 @@ fn signed_by_issuer(issuer: &TestIssuer, edit: impl FnOnce(&mut AccessTokenClaim
         auth_time: None,
         fam: None,
         cnf: None,
+        act: None,
+        may_act: None,
     };
     edit(&mut claims);
     let signer = issuer
@@ -159,6 +161,8 @@ async fn unknown_keys_are_refused_and_made_up_kids_cannot_hammer_the_issuer() {
         auth_time: None,
         fam: None,
         cnf: None,
+        act: None,
+        may_act: None,
     };
     let forged = |claims: &AccessTokenClaims| {
         let key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();

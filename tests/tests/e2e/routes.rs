@@ -515,3 +515,65 @@ async fn the_api_describes_itself_and_accepts_its_identifier_as_audience() {
         "{challenge}"
     );
 }
+
+/// RFC 8693: a gateway exchanges the caller's token for one to this API; `/protected` names the subject
+/// and the actor, as the bearer layer hands them to handlers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_names_the_actor_of_an_exchanged_token() {
+    let issuer = TestIssuer::spawn(Backend::Sqlite).await;
+    let svc = issuer
+        .register(svc().audiences(["https://front.example/"]))
+        .await;
+    let gateway = issuer
+        .register(
+            ClientSpec::confidential("gateway")
+                .grants([GrantType::ClientCredentials])
+                .scope("read")
+                .exchange_audience("resource-api"),
+        )
+        .await;
+    let api = TestApi::start(issuer.issuer(), None, 5_000).await;
+    api.wait_ready().await;
+    let subject = issuer.token(&svc, Some("read")).await;
+    let direct = api
+        .with_token(Method::GET, "/protected", &subject)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        direct.status(),
+        401,
+        "the subject token is for another audience"
+    );
+    let exchanged: Value = issuer
+        .post_token(
+            &gateway,
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", &subject),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+                ("audience", "resource-api"),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = exchanged["access_token"].as_str().unwrap();
+    let answer = api
+        .with_token(Method::GET, "/protected", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.json::<Value>().await.unwrap(),
+        json!({ "message": "Secure data", "user": "svc", "act": { "sub": "gateway" } })
+    );
+}

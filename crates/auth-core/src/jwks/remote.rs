@@ -447,6 +447,8 @@ mod tests {
             auth_time: None,
             fam: None,
             cnf: None,
+            act: None,
+            may_act: None,
         };
         issue(&claims, key).unwrap()
     }

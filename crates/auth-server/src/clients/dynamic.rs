@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use auth_core::id::ClientId;
 use auth_core::scope::ScopeSet;
 use auth_core::secret::OpaqueToken;
+use auth_core::wire::{DEVICE_CODE_GRANT, TOKEN_EXCHANGE_GRANT};
 
 use super::registration::{self, ClientMetadata, Field, SecretShown};
 use crate::store::{ClientRecord, Registered};
@@ -184,6 +185,8 @@ fn member_of(field: Field) -> &'static str {
         Field::JwksUri => "jwks_uri",
         Field::Name => "client_name",
         Field::IdTokenSignedResponseAlg => "id_token_signed_response_alg",
+        Field::TokenExchange | Field::ExchangeAudiences => "grant_types",
+        Field::BackchannelLogoutUri => "backchannel_logout_uri",
     }
 }
 
@@ -219,17 +222,18 @@ pub fn register(
         strings(&body, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
     for grant in &grant_types {
         let allowed = match grant.as_str() {
-            "authorization_code" | "refresh_token" => true,
-            "client_credentials" => policy.trusted && !public,
+            "authorization_code" | "refresh_token" | DEVICE_CODE_GRANT => true,
+            "client_credentials" | TOKEN_EXCHANGE_GRANT => policy.trusted && !public,
             _ => false,
         };
         if !allowed {
-            return Err(metadata_error(if grant == "client_credentials" {
-                "client_credentials needs an initial access token and a confidential client"
-                    .to_owned()
-            } else {
-                "grant_types are authorization_code and refresh_token (and client_credentials with an initial access token)".to_owned()
-            }));
+            return Err(metadata_error(
+                if matches!(grant.as_str(), "client_credentials" | TOKEN_EXCHANGE_GRANT) {
+                    format!("{grant} needs an initial access token and a confidential client")
+                } else {
+                    "grant_types are authorization_code, refresh_token and the device_code grant (and client_credentials and token exchange with an initial access token)".to_owned()
+                },
+            ));
         }
     }
     let response_types = strings(&body, "response_types")?.unwrap_or_else(|| vec!["code".into()]);
@@ -337,6 +341,17 @@ pub fn register(
         require_par: false,
         name: string(&body, "client_name")?,
         id_token_signed_response_alg: string(&body, "id_token_signed_response_alg")?,
+        token_exchange: false,
+        // A dynamic client's one exchange target is the server's default audience, as its one audience.
+        exchange_audiences: if grant_types
+            .iter()
+            .any(|grant| grant == TOKEN_EXCHANGE_GRANT)
+        {
+            vec![policy.audience.to_owned()]
+        } else {
+            Vec::new()
+        },
+        backchannel_logout_uri: string(&body, "backchannel_logout_uri")?,
     };
     let (mut client, secret) = registration::validate(&metadata).map_err(|error| {
         let description = format!("{}: {}", member_of(error.field), error.reason);
@@ -409,6 +424,10 @@ pub fn register(
     }
     if let Some(uri) = &client.jwks_uri {
         put("jwks_uri", json!(uri));
+    }
+    if let Some(uri) = &client.backchannel_logout_uri {
+        put("backchannel_logout_uri", json!(uri));
+        put("backchannel_logout_session_required", json!(true));
     }
     if Value::Object(accepted.clone()).to_string().len() > MAX_METADATA_BYTES {
         return Err(metadata_error(format!(

@@ -47,6 +47,12 @@ pub struct ClientMetadata {
     /// The algorithm of its ID tokens (OpenID Connect Registration §2): RS256, PS256, ES256 or EdDSA;
     /// `None` is RS256.
     pub id_token_signed_response_alg: Option<String>,
+    /// May exchange tokens (RFC 8693): the token-exchange grant, for a confidential client only.
+    pub token_exchange: bool,
+    /// The audiences its exchanges may ask for.
+    pub exchange_audiences: Vec<String>,
+    /// Where it is told that a session ended (OpenID Connect Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl std::fmt::Debug for ClientMetadata {
@@ -72,6 +78,9 @@ impl std::fmt::Debug for ClientMetadata {
                 "id_token_signed_response_alg",
                 &self.id_token_signed_response_alg,
             )
+            .field("token_exchange", &self.token_exchange)
+            .field("exchange_audiences", &self.exchange_audiences)
+            .field("backchannel_logout_uri", &self.backchannel_logout_uri)
             .finish()
     }
 }
@@ -102,6 +111,9 @@ pub enum Field {
     JwksUri,
     Name,
     IdTokenSignedResponseAlg,
+    TokenExchange,
+    ExchangeAudiences,
+    BackchannelLogoutUri,
 }
 
 impl Field {
@@ -121,6 +133,9 @@ impl Field {
             Self::JwksUri => "--jwks-uri",
             Self::Name => "--name",
             Self::IdTokenSignedResponseAlg => "--id-token-signed-response-alg",
+            Self::TokenExchange => "--token-exchange",
+            Self::ExchangeAudiences => "--exchange-audience",
+            Self::BackchannelLogoutUri => "--backchannel-logout-uri",
         }
     }
 
@@ -140,6 +155,9 @@ impl Field {
             Self::JwksUri => "jwks_uri",
             Self::Name => "name",
             Self::IdTokenSignedResponseAlg => "id_token_signed_response_alg",
+            Self::TokenExchange => "token_exchange",
+            Self::ExchangeAudiences => "exchange_audiences",
+            Self::BackchannelLogoutUri => "backchannel_logout_uri",
         }
     }
 }
@@ -189,6 +207,25 @@ pub fn normalize_redirect_uri(text: &str) -> Result<String, String> {
     Ok(url.to_string())
 }
 
+/// OpenID Connect Back-Channel Logout 1.0 §2.2: an absolute https URL (loopback http for development, as
+/// RFC 8252 §7.3 allows redirects), without a fragment; stored as URL parsing writes it.
+pub fn backchannel_logout_uri(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text)
+        .map_err(|_| format!("backchannel logout URI {text:?} is not an absolute URI"))?;
+    if url.fragment().is_some() {
+        return Err(format!(
+            "backchannel logout URI {text:?} must not contain a fragment"
+        ));
+    }
+    let loopback = url.scheme() == "http" && super::document_fetch::is_loopback_host(&url);
+    if url.scheme() != "https" && !loopback {
+        return Err(format!(
+            "backchannel logout URI {text:?} must be https (or http on a loopback host)"
+        ));
+    }
+    Ok(url.to_string())
+}
+
 /// Applies every rule; returns the record to store and the secret to show once (none for public and
 /// `private_key_jwt` clients).
 pub fn validate(
@@ -214,6 +251,49 @@ pub fn validate(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // `--token-exchange` and the token-exchange grant type are one right, stored as the grant type.
+    let mut grant_types = grant_types;
+    if metadata.token_exchange && !grant_types.contains(&GrantType::TokenExchange) {
+        grant_types.push(GrantType::TokenExchange);
+    }
+    grant_types.dedup();
+    let exchanges = grant_types.contains(&GrantType::TokenExchange);
+    if exchanges && metadata.public {
+        return Err(ClientError::new(
+            Field::TokenExchange,
+            "a public client cannot exchange tokens: it cannot prove who is acting (RFC 8693 §2.1)",
+        ));
+    }
+    if exchanges && metadata.exchange_audiences.is_empty() {
+        return Err(ClientError::new(
+            Field::ExchangeAudiences,
+            "token exchange needs at least one audience to exchange for",
+        ));
+    }
+    if !exchanges && !metadata.exchange_audiences.is_empty() {
+        return Err(ClientError::new(
+            Field::ExchangeAudiences,
+            "exchange audiences are for a token-exchange client",
+        ));
+    }
+    if metadata
+        .exchange_audiences
+        .iter()
+        .any(|audience| audience.is_empty() || audience.contains(' '))
+    {
+        return Err(ClientError::new(
+            Field::ExchangeAudiences,
+            "exchange audiences must be non-empty without spaces",
+        ));
+    }
+    let backchannel_logout_uri = metadata
+        .backchannel_logout_uri
+        .as_deref()
+        .map(|uri| {
+            backchannel_logout_uri(uri)
+                .map_err(|why| ClientError::new(Field::BackchannelLogoutUri, why))
+        })
+        .transpose()?;
     if grant_types.is_empty() && !metadata.introspection {
         return Err(ClientError::new(
             Field::GrantTypes,
@@ -375,6 +455,8 @@ pub fn validate(
         name: metadata.name.clone(),
         id_token_signed_response_alg,
         registered: crate::store::Registered::Operator,
+        exchange_audiences: metadata.exchange_audiences.clone(),
+        backchannel_logout_uri,
     };
     Ok((record, secret.map(SecretShown)))
 }

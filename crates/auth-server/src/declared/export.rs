@@ -89,6 +89,12 @@ fn client_table(client: &ClientRecord) -> toml::Table {
     if let Some(uri) = &client.jwks_uri {
         put("jwks_uri", toml::Value::String(uri.clone()));
     }
+    if !client.exchange_audiences.is_empty() {
+        put("exchange_audiences", strings(&client.exchange_audiences));
+    }
+    if let Some(uri) = &client.backchannel_logout_uri {
+        put("backchannel_logout_uri", toml::Value::String(uri.clone()));
+    }
     if let Some(alg) = client.id_token_signed_response_alg {
         put(
             "id_token_signed_response_alg",

@@ -143,7 +143,7 @@ const TOP_LEVEL_KEYS: [&str; 6] = [
     "scopes",
 ];
 
-const CLIENT_KEYS: [&str; 19] = [
+const CLIENT_KEYS: [&str; 22] = [
     "client_id",
     "name",
     "public",
@@ -163,6 +163,9 @@ const CLIENT_KEYS: [&str; 19] = [
     "jwks_file",
     "jwks_uri",
     "id_token_signed_response_alg",
+    "token_exchange",
+    "exchange_audiences",
+    "backchannel_logout_uri",
 ];
 
 const USER_KEYS: [&str; 7] = [
@@ -702,6 +705,11 @@ impl<'a> Reader<'a> {
             name: self.string(table, "name").map(|(text, _)| text),
             id_token_signed_response_alg: self
                 .string(table, "id_token_signed_response_alg")
+                .map(|(text, _)| text),
+            token_exchange: self.boolean(table, "token_exchange"),
+            exchange_audiences: self.strings(table, "exchange_audiences"),
+            backchannel_logout_uri: self
+                .string(table, "backchannel_logout_uri")
                 .map(|(text, _)| text),
         };
         match registration::validate(&metadata) {

@@ -1,7 +1,7 @@
 //! `POST /token` (RFC 6749 §3.2), `POST /revoke` (RFC 7009), `POST /introspect` (RFC 7662): parse the
 //! form, authenticate the client, call the domain, answer JSON that no cache keeps.
 
-use auth_core::wire::{ErrorCode, GrantType};
+use auth_core::wire::{ACCESS_TOKEN_TYPE_URN, ErrorCode, GrantType};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -19,7 +19,9 @@ use crate::error::{Error, oauth};
 use crate::params::Params;
 use crate::state::AppState;
 use crate::tokens::dpop::invalid_proof;
-use crate::tokens::grants::{self, TokenRequest, authorization_code, client_credentials, refresh};
+use crate::tokens::grants::{
+    self, TokenRequest, authorization_code, client_credentials, refresh, token_exchange,
+};
 use crate::tokens::{introspection, revocation};
 
 /// The routes of this module.
@@ -123,6 +125,66 @@ fn token_request(params: &Params) -> Result<TokenRequest<'_>> {
             scope: params.get("scope")?,
             resource: resource(params)?,
         }),
+        GrantType::TokenExchange => TokenRequest::TokenExchange(exchange_request(params)?),
+        GrantType::DeviceCode => {
+            return Err(oauth(
+                ErrorCode::UnsupportedGrantType,
+                "grant_type is not supported",
+            )
+            .into());
+        }
+    })
+}
+
+/// RFC 8693 §2.1: the token types must be the access-token URN (the only tokens this server exchanges);
+/// `audience` and `resource` may each repeat, together 1 to 10 values.
+fn exchange_request(params: &Params) -> Result<token_exchange::Request<'_>> {
+    let access_token_type = |name: &str| -> Result<()> {
+        match params.get(name)? {
+            Some(ACCESS_TOKEN_TYPE_URN) => Ok(()),
+            Some(_) => Err(oauth(
+                ErrorCode::InvalidRequest,
+                format!("{name} must be {ACCESS_TOKEN_TYPE_URN}"),
+            )
+            .into()),
+            None => Err(oauth(ErrorCode::InvalidRequest, format!("{name} is required")).into()),
+        }
+    };
+    let subject_token = params.require("subject_token")?;
+    access_token_type("subject_token_type")?;
+    let actor_token = params.get("actor_token")?;
+    match actor_token {
+        Some(_) => access_token_type("actor_token_type")?,
+        // §2.1: actor_token_type must not be sent without actor_token.
+        None if params.has("actor_token_type") => {
+            return Err(oauth(
+                ErrorCode::InvalidRequest,
+                "actor_token_type without actor_token",
+            )
+            .into());
+        }
+        None => {}
+    }
+    if params.get("requested_token_type")?.is_some() {
+        access_token_type("requested_token_type")?;
+    }
+    let targets: Vec<&str> = params
+        .pairs()
+        .filter(|(name, value)| matches!(*name, "audience" | "resource") && !value.is_empty())
+        .map(|(_, value)| value)
+        .collect();
+    if targets.is_empty() {
+        return Err(oauth(
+            ErrorCode::InvalidRequest,
+            "an audience or resource is required",
+        )
+        .into());
+    }
+    Ok(token_exchange::Request {
+        subject_token,
+        actor_token,
+        scope: params.get("scope")?,
+        targets,
     })
 }
 

@@ -79,6 +79,11 @@ pub struct ClientRecord {
     pub id_token_signed_response_alg: Option<auth_core::keys::SigningAlgorithm>,
     /// Who registered it.
     pub registered: Registered,
+    /// The audiences a token exchange (RFC 8693) may ask for; it may exchange when its grant types hold
+    /// the token-exchange grant.
+    pub exchange_audiences: Vec<String>,
+    /// Where it is told that a session ended (OpenID Connect Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// Who registered a client.

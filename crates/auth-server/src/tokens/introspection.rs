@@ -66,6 +66,7 @@ pub async fn introspect(
             iss: Some(claims.iss),
             jti: Some(claims.jti),
             cnf: claims.cnf,
+            act: claims.act,
         });
     }
     let Some(record) = state
@@ -99,5 +100,6 @@ pub async fn introspect(
         iss: Some(state.settings.issuer.clone()),
         jti: None,
         cnf: None,
+        act: None,
     })
 }

@@ -10,8 +10,8 @@ use auth_core::id::{FamilyId, Jkt, UnixTime, UserId};
 use auth_core::keys::{SigningAlgorithm, SigningKey};
 use auth_core::scope::ScopeSet;
 use auth_core::secret::OpaqueToken;
-use auth_core::token::{self, AccessTokenClaims, Audience, Confirmation};
-use auth_core::wire::{GrantType, TokenResponse, TokenType};
+use auth_core::token::{self, AccessTokenClaims, Actor, Audience, Confirmation};
+use auth_core::wire::{ACCESS_TOKEN_TYPE_URN, GrantType, TokenResponse, TokenType};
 
 use super::openid;
 use crate::error::{Error, Result};
@@ -28,6 +28,12 @@ pub enum Subject {
     },
     /// The client itself (client_credentials).
     Client,
+    /// The subject of a token exchanged for this one (RFC 8693): a user, or the client a
+    /// client_credentials token was issued to, with the user's `auth_time` if any.
+    Delegated {
+        sub: String,
+        auth_time: Option<UnixTime>,
+    },
 }
 
 /// An ID token is due with the access token (OpenID Connect Core §3.1.3.3, §12.2).
@@ -58,6 +64,11 @@ pub struct IssueRequest<'a> {
     pub id_token: Option<IdTokenDue>,
     /// The refresh token the grant stored, to hand out once.
     pub refresh_token: Option<OpaqueToken>,
+    /// Who acts for the subject (RFC 8693 §4.1), on an exchanged token.
+    pub act: Option<Actor>,
+    /// When the access token expires, if sooner than the configured lifetime (an exchanged token never
+    /// outlives its subject token, RFC 8693 §2.1).
+    pub expires_at: Option<i64>,
 }
 
 /// The keys that sign this request's tokens, taken before a grant changes anything: a replica that cannot
@@ -96,7 +107,12 @@ impl Issuer {
         let (sub, auth_time) = match &request.subject {
             Subject::User { user_id, auth_time } => (user_id.as_str(), Some(*auth_time)),
             Subject::Client => (request.client.client_id.as_str(), None),
+            Subject::Delegated { sub, auth_time } => (sub.as_str(), *auth_time),
         };
+        let lifetime_end = now + state.settings.access_token_ttl;
+        let exp = request
+            .expires_at
+            .map_or(lifetime_end, |cap| cap.min(lifetime_end));
         let claims = AccessTokenClaims {
             iss: state.settings.issuer.clone(),
             sub: sub.to_owned(),
@@ -104,12 +120,14 @@ impl Issuer {
             client_id: request.client.client_id.as_str().to_owned(),
             scope: request.scope.clone(),
             iat: now,
-            exp: now + state.settings.access_token_ttl,
+            exp,
             nbf: None,
             jti: uuid::Uuid::new_v4().to_string(),
             auth_time: auth_time.map(UnixTime::seconds),
             fam: request.family.map(FamilyId::into_string),
             cnf: request.cnf.clone().map(|jkt| Confirmation { jkt }),
+            act: request.act,
+            may_act: None,
         };
         let access_token = token::issue(&claims, &self.signer).map_err(|_| Error::Signing)?;
         let id_token = match (request.id_token, auth_time) {
@@ -139,10 +157,13 @@ impl Issuer {
             } else {
                 TokenType::Bearer
             },
-            expires_in: u64::try_from(state.settings.access_token_ttl).unwrap_or(0),
+            expires_in: u64::try_from(exp - now).unwrap_or(0),
             scope: (!request.scope.is_empty()).then(|| request.scope.to_string()),
             refresh_token: request.refresh_token.map(OpaqueToken::into_string),
             id_token,
+            // RFC 8693 §2.2.1.
+            issued_token_type: (request.grant == GrantType::TokenExchange)
+                .then(|| ACCESS_TOKEN_TYPE_URN.to_owned()),
         })
     }
 }

@@ -117,12 +117,12 @@ pub fn resolve_scope(requested: Option<&str>, allowed: &ScopeSet) -> Result<Scop
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::Error;
     use auth_core::wire::GrantType;
 
-    fn client(audiences: &[&str]) -> ClientRecord {
+    pub(crate) fn client(audiences: &[&str]) -> ClientRecord {
         ClientRecord {
             client_id: auth_core::id::ClientId::from_trusted("c"),
             secret_digest: None,
@@ -141,6 +141,8 @@ mod tests {
             name: None,
             id_token_signed_response_alg: None,
             registered: crate::store::Registered::Operator,
+            exchange_audiences: vec![],
+            backchannel_logout_uri: None,
         }
     }
 

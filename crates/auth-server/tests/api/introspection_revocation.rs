@@ -78,6 +78,8 @@ async fn a_user_token_without_a_family_fails_closed(backend: Backend) {
         auth_time,
         fam: None,
         cnf: None,
+        act: None,
+        may_act: None,
     };
     let old_user_token = issue(&claims(Some(now - 10)), &signer).unwrap();
     assert_eq!(

@@ -29,6 +29,7 @@ mod refresh;
 mod registration;
 mod replicas;
 mod storage;
+mod token_exchange;
 
 /// The `auth-server` binary cargo built for these tests.
 pub fn binary() -> &'static std::path::Path {

@@ -274,6 +274,8 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
             auth_time: None,
             fam: None,
             cnf: None,
+            act: None,
+            may_act: None,
         },
         &signer,
     )

@@ -66,8 +66,22 @@ pub fn metrics_router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-async fn protected_get(auth: Authenticated) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "message": "Secure data", "user": auth.claims.sub }))
+/// The answer of `/protected`: the subject, and who acts for it on an exchanged token (RFC 8693 §4.1).
+#[derive(serde::Serialize)]
+struct Protected<'a> {
+    message: &'static str,
+    user: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<&'a auth_core::token::Actor>,
+}
+
+async fn protected_get(auth: Authenticated) -> Response {
+    Json(Protected {
+        message: "Secure data",
+        user: &auth.claims.sub,
+        act: auth.actor(),
+    })
+    .into_response()
 }
 
 async fn items_list_get(

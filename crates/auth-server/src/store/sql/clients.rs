@@ -18,42 +18,46 @@ use crate::store::{ClientRecord, ClientStore, StoredKey};
 /// The columns `client_from_row!` reads.
 pub(super) const CLIENT_COLUMNS: &str = "client_id, secret_digest, is_public, grant_types, redirect_uris, scope, audiences, \
     skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, jwks_uri, require_par, name, \
-    id_token_signed_response_alg, registered";
+    id_token_signed_response_alg, registered, exchange_audiences, backchannel_logout_uri";
 
-/// Stores a new client of the operator: `bind_client!` binds $1–$17.
+/// Stores a new client of the operator: `bind_client!` binds $1–$19.
 pub(super) const INSERT_CLIENT: &str = "insert into client (client_id, secret_digest, is_public, grant_types, \
     redirect_uris, scope, audiences, skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, \
-    jwks_uri, require_par, name, id_token_signed_response_alg, created_at, updated_at) \
-    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)";
+    jwks_uri, require_par, name, id_token_signed_response_alg, exchange_audiences, backchannel_logout_uri, \
+    created_at, updated_at) \
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)";
 
-/// Stores a new dynamic client: `bind_client!` binds $1–$17, then its registration token digest, metadata and
-/// source ($18–$20).
+/// Stores a new dynamic client: `bind_client!` binds $1–$19, then its registration token digest, metadata and
+/// source ($20–$22).
 pub(super) const INSERT_DYNAMIC_CLIENT: &str = "insert into client (client_id, secret_digest, is_public, grant_types, \
     redirect_uris, scope, audiences, skip_consent, introspection, post_logout_redirect_uris, require_dpop, jwks, \
-    jwks_uri, require_par, name, id_token_signed_response_alg, created_at, updated_at, registered, \
-    registration_token_digest, registration_metadata, registration_source) \
-    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, 'dynamic', $18, $19, $20)";
+    jwks_uri, require_par, name, id_token_signed_response_alg, exchange_audiences, backchannel_logout_uri, \
+    created_at, updated_at, registered, registration_token_digest, registration_metadata, registration_source) \
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, \
+    'dynamic', $20, $21, $22)";
 
-/// Stores a document's client, or replaces it when it is a document's client (`bind_client!` binds $1–$17).
+/// Stores a document's client, or replaces it when it is a document's client (`bind_client!` binds $1–$19).
 pub(super) const UPSERT_DOCUMENT_CLIENT: &str = "insert into client (client_id, secret_digest, is_public, \
     grant_types, redirect_uris, scope, audiences, skip_consent, introspection, post_logout_redirect_uris, \
-    require_dpop, jwks, jwks_uri, require_par, name, id_token_signed_response_alg, created_at, updated_at, \
-    registered) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, \
-    'document') on conflict (client_id) do update set secret_digest = excluded.secret_digest, \
+    require_dpop, jwks, jwks_uri, require_par, name, id_token_signed_response_alg, exchange_audiences, \
+    backchannel_logout_uri, created_at, updated_at, registered) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+    $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, 'document') on conflict (client_id) do update set secret_digest = excluded.secret_digest, \
     is_public = excluded.is_public, grant_types = excluded.grant_types, redirect_uris = excluded.redirect_uris, \
     scope = excluded.scope, audiences = excluded.audiences, post_logout_redirect_uris = \
     excluded.post_logout_redirect_uris, require_dpop = excluded.require_dpop, jwks = excluded.jwks, \
     jwks_uri = excluded.jwks_uri, name = excluded.name, id_token_signed_response_alg = \
-    excluded.id_token_signed_response_alg, updated_at = excluded.updated_at \
+    excluded.id_token_signed_response_alg, exchange_audiences = excluded.exchange_audiences, \
+    backchannel_logout_uri = excluded.backchannel_logout_uri, updated_at = excluded.updated_at \
     where client.registered = 'document'";
 
-/// Changes a client in place (its tokens stay valid): `bind_client!` binds $1–$17. The operator's file
+/// Changes a client in place (its tokens stay valid): `bind_client!` binds $1–$19. The operator's file
 /// declares it, so it is the operator's from now on, whoever registered the id first (a metadata document
 /// can then never refresh it).
 pub(super) const UPDATE_CLIENT: &str = "update client set secret_digest = $2, is_public = $3, grant_types = $4, \
     redirect_uris = $5, scope = $6, audiences = $7, skip_consent = $8, introspection = $9, \
     post_logout_redirect_uris = $10, require_dpop = $11, jwks = $12, jwks_uri = $13, require_par = $14, \
-    name = $15, id_token_signed_response_alg = $16, updated_at = $17, registered = 'operator', \
+    name = $15, id_token_signed_response_alg = $16, exchange_audiences = $17, backchannel_logout_uri = $18, \
+    updated_at = $19, registered = 'operator', \
     registration_token_digest = null, registration_metadata = null, registration_source = null \
     where client_id = $1";
 
@@ -98,6 +102,8 @@ macro_rules! bind_client {
             .bind(client.require_par)
             .bind(client.name.clone())
             .bind(client.id_token_signed_response_alg.map(|alg| alg.as_str()))
+            .bind(client.exchange_audiences.join(" "))
+            .bind(client.backchannel_logout_uri.clone())
             .bind($now)
     }};
 }
@@ -157,6 +163,8 @@ macro_rules! client_from_row {
                 .transpose()?,
             registered: crate::store::Registered::parse(&row.try_get::<String, _>("registered")?)
                 .ok_or(StoreError::Corrupt("client registered"))?,
+            exchange_audiences: words(&row.try_get::<String, _>("exchange_audiences")?),
+            backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
         }
     }};
 }

@@ -81,6 +81,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "idle dynamic clients",
         include_str!("../../../migrations/postgres/0012_idle_dynamic_clients.sql"),
     ),
+    (
+        13,
+        "exchange_and_logout",
+        include_str!("../../../migrations/postgres/0013_exchange_and_logout.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -142,6 +147,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "idle dynamic clients",
         include_str!("../../../migrations/sqlite/0012_idle_dynamic_clients.sql"),
+    ),
+    (
+        13,
+        "exchange_and_logout",
+        include_str!("../../../migrations/sqlite/0013_exchange_and_logout.sql"),
     ),
 ];
 

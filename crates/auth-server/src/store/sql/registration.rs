@@ -174,7 +174,7 @@ impl RegistrationStore for SqlStore {
                 "update client set secret_digest = $2, grant_types = $3, redirect_uris = $4, scope = $5, \
                  post_logout_redirect_uris = $6, require_dpop = $7, jwks = $8, jwks_uri = $9, name = $10, \
                  id_token_signed_response_alg = $11, registration_token_digest = $12, registration_metadata = $13, \
-                 updated_at = $14 \
+                 updated_at = $14, exchange_audiences = $16, backchannel_logout_uri = $17 \
                  where client_id = $1 and registered = 'dynamic' and registration_token_digest = $15",
             )
             .bind(client.client_id.as_str())
@@ -192,6 +192,8 @@ impl RegistrationStore for SqlStore {
             .bind(&registration.metadata)
             .bind(now)
             .bind(expected.to_hex())
+            .bind(client.exchange_audiences.join(" "))
+            .bind(&client.backchannel_logout_uri)
             .execute(&mut *tx)
             .await?
             .rows_affected()

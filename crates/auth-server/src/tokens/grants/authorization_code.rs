@@ -145,6 +145,8 @@ pub async fn grant(
                 sid: grant.sid.clone(),
             }),
             refresh_token,
+            act: None,
+            expires_at: None,
         },
     )?;
     match state

@@ -50,6 +50,8 @@ pub fn grant(
             cnf: jkt,
             id_token: None,
             refresh_token: None,
+            act: None,
+            expires_at: None,
         },
     )
 }

@@ -13,13 +13,15 @@ use crate::tokens::dpop::{record_use, token_request_proof};
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh;
+pub mod token_exchange;
 
 /// A token request, by grant, with the parameters each grant takes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum TokenRequest<'a> {
     ClientCredentials(client_credentials::Request<'a>),
     AuthorizationCode(authorization_code::Request<'a>),
     RefreshToken(refresh::Request<'a>),
+    TokenExchange(token_exchange::Request<'a>),
 }
 
 impl TokenRequest<'_> {
@@ -29,6 +31,7 @@ impl TokenRequest<'_> {
             Self::ClientCredentials(_) => GrantType::ClientCredentials,
             Self::AuthorizationCode(_) => GrantType::AuthorizationCode,
             Self::RefreshToken(_) => GrantType::RefreshToken,
+            Self::TokenExchange(_) => GrantType::TokenExchange,
         }
     }
 }
@@ -50,23 +53,31 @@ pub async fn exchange(
             "the client is not registered for this grant type",
         ));
     }
+    // RFC 6749 §4.4, RFC 8693 §2.1: acting for itself or for others needs a client that proves who it is.
+    if caller.method == AuthMethod::None
+        && matches!(
+            request,
+            TokenRequest::ClientCredentials(_) | TokenRequest::TokenExchange(_)
+        )
+    {
+        return Err(oauth(
+            ErrorCode::UnauthorizedClient,
+            "a public client cannot use this grant",
+        ));
+    }
     let proof = token_request_proof(state, client, proof)?;
     let jkt = proof.as_ref().map(|proof| proof.jkt.clone());
     let response = match request {
         TokenRequest::ClientCredentials(request) => {
-            // RFC 6749 §4.4: only confidential clients.
-            if caller.method == AuthMethod::None {
-                return Err(oauth(
-                    ErrorCode::UnauthorizedClient,
-                    "public clients cannot use client_credentials",
-                ));
-            }
             client_credentials::grant(state, client, request, jkt)
         }
         TokenRequest::AuthorizationCode(request) => {
             authorization_code::grant(state, client, request, jkt).await
         }
         TokenRequest::RefreshToken(request) => refresh::grant(state, client, request, jkt).await,
+        TokenRequest::TokenExchange(request) => {
+            token_exchange::grant(state, client, request, jkt).await
+        }
     }?;
     // The proof's jti is spent only by a request that succeeded (a refused one writes nothing); a replayed
     // proof is refused here, and the tokens just signed are never sent.

@@ -135,6 +135,8 @@ pub async fn grant(
                 sid: grant.sid.clone(),
             }),
             refresh_token: Some(new_token),
+            act: None,
+            expires_at: None,
         },
     )
 }
