@@ -369,6 +369,15 @@ pub struct AuthorizationServerMetadata {
     /// OpenID Connect Discovery §3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_uri_parameter_supported: Option<bool>,
+    /// RFC 8628 §4: the device authorization endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens are sent to clients' back channels.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_logout_supported: bool,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens carry `sid`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_logout_session_supported: bool,
     /// RFC 9126 §5: the PAR endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pushed_authorization_request_endpoint: Option<String>,

@@ -39,6 +39,10 @@ pub enum Form<'a> {
     Consent(&'a SecretDigest),
     /// The logout confirmation.
     Logout,
+    /// The device page's form for entering a user code (RFC 8628 §3.3).
+    Device,
+    /// The device consent form for the user code with this fingerprint.
+    DeviceConsent(&'a SecretDigest),
 }
 
 impl Form<'_> {
@@ -47,6 +51,8 @@ impl Form<'_> {
             Self::Login => (b"login", b""),
             Self::Consent(request) => (b"consent", request.as_bytes()),
             Self::Logout => (b"logout", b""),
+            Self::Device => (b"device", b""),
+            Self::DeviceConsent(code) => (b"device-consent", code.as_bytes()),
         }
     }
 }

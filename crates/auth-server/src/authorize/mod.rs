@@ -5,6 +5,7 @@
 
 pub mod csrf;
 pub mod decision;
+pub mod device;
 pub mod login;
 pub mod logout;
 pub mod outcome;

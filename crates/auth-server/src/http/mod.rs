@@ -12,6 +12,7 @@ use crate::state::AppState;
 pub mod authorize;
 pub mod cookies;
 pub mod credentials;
+pub mod device;
 pub mod error;
 pub mod form;
 pub mod health;
@@ -34,6 +35,7 @@ pub fn router(state: AppState, request_timeout: Duration, metrics_here: bool) ->
         .merge(wellknown::router(issuer_path.as_deref()))
         .merge(authorize::router())
         .merge(oauth2::router())
+        .merge(device::router())
         .merge(userinfo::router())
         .merge(logout::router())
         .merge(register::router())

@@ -20,7 +20,8 @@ use crate::params::Params;
 use crate::state::AppState;
 use crate::tokens::dpop::invalid_proof;
 use crate::tokens::grants::{
-    self, TokenRequest, authorization_code, client_credentials, refresh, token_exchange,
+    self, TokenRequest, authorization_code, client_credentials, device_code, refresh,
+    token_exchange,
 };
 use crate::tokens::{introspection, revocation};
 
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/revoke", post(oauth2_revoke_post))
         .route("/introspect", post(oauth2_introspect_post))
         .route("/par", post(oauth2_par_post))
+        .route("/device_authorization", post(device_authorization_post))
 }
 
 /// RFC 6749 §5.1: token responses must not be cached.
@@ -126,13 +128,9 @@ fn token_request(params: &Params) -> Result<TokenRequest<'_>> {
             resource: resource(params)?,
         }),
         GrantType::TokenExchange => TokenRequest::TokenExchange(exchange_request(params)?),
-        GrantType::DeviceCode => {
-            return Err(oauth(
-                ErrorCode::UnsupportedGrantType,
-                "grant_type is not supported",
-            )
-            .into());
-        }
+        GrantType::DeviceCode => TokenRequest::DeviceCode(device_code::Request {
+            device_code: params.require("device_code")?,
+        }),
     })
 }
 
@@ -219,6 +217,29 @@ async fn oauth2_par_post(
             crate::authorize::par::push(&state, &caller, params, proof.as_deref(), source.0)
                 .await?;
         Ok(no_store((StatusCode::CREATED, Json(pushed))))
+    }
+    .await;
+    answer(&state, result)
+}
+
+/// RFC 8628 §3.1: a device asks for a device code and a user code.
+async fn device_authorization_post(
+    State(state): State<AppState>,
+    source: Source,
+    headers: HeaderMap,
+    OAuthForm(params): OAuthForm,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&state, &headers, &params, source).await?;
+        let started = crate::authorize::device::start(
+            &state,
+            &caller.client,
+            params.get("scope")?,
+            resource(&params)?,
+            source.0,
+        )
+        .await?;
+        Ok(no_store(Json(started)))
     }
     .await;
     answer(&state, result)

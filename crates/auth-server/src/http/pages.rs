@@ -217,6 +217,142 @@ pub fn consent_page(
 }
 
 #[derive(Template)]
+#[template(path = "device.html")]
+struct DevicePage<'a> {
+    action: &'a str,
+    csrf_token: &'a str,
+    user_code: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "device_consent.html")]
+struct DeviceConsentPage<'a> {
+    action: &'a str,
+    client_id: &'a str,
+    client_name: &'a str,
+    username: &'a str,
+    user_code: &'a str,
+    scopes: Vec<ScopeLine<'a>>,
+    audience: Option<&'a str>,
+    csrf_token: &'a str,
+    self_registered: bool,
+}
+
+#[derive(Template)]
+#[template(path = "device_done.html")]
+struct DeviceDonePage<'a> {
+    client_name: &'a str,
+    approved: bool,
+}
+
+/// Where the device pages post.
+fn device_action(state: &AppState) -> String {
+    format!("{}/device", state.settings.base_url)
+}
+
+/// The device page: a form for the user code (RFC 8628 §3.3), filled with `user_code` (never submitted
+/// by itself).
+pub fn device_page(
+    state: &AppState,
+    csrf_token: &str,
+    user_code: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let action = device_action(state);
+    html(
+        status,
+        DevicePage {
+            action: &action,
+            csrf_token,
+            user_code,
+            error,
+        }
+        .render(),
+    )
+}
+
+/// The login form of the device flow: the same form as at /authorize, posting to /device with the code.
+pub fn device_login_page(
+    state: &AppState,
+    client: &ClientRecord,
+    user_code: &str,
+    csrf_token: &str,
+    error: Option<&str>,
+    status: StatusCode,
+    username: &str,
+) -> Response {
+    let action = device_action(state);
+    let fields = [("user_code", user_code.to_owned())];
+    html(
+        status,
+        LoginPage {
+            action: &action,
+            client_id: client.client_id.as_str(),
+            client_name: display_name(client),
+            fields: &fields,
+            csrf_token,
+            error,
+            username,
+        }
+        .render(),
+    )
+}
+
+/// The device consent page (RFC 8628 §5.4): the client, the code the user must check against their
+/// device, and what the access allows; always shown.
+pub fn device_consent_page(
+    state: &AppState,
+    client: &ClientRecord,
+    record: &crate::store::DeviceAuthorizationRecord,
+    csrf_token: &str,
+    username: &str,
+) -> Response {
+    let action = device_action(state);
+    let user_code = crate::authorize::device::display(&record.user_code);
+    let scopes = record
+        .scope
+        .iter()
+        .map(|name| ScopeLine {
+            name,
+            description: state.settings.scope_descriptions.describe(name),
+        })
+        .collect();
+    html(
+        StatusCode::OK,
+        DeviceConsentPage {
+            action: &action,
+            client_id: client.client_id.as_str(),
+            client_name: display_name(client),
+            username,
+            user_code: &user_code,
+            scopes,
+            audience: record
+                .scope
+                .iter()
+                .any(|scope| !crate::tokens::openid::USER_SCOPES.contains(&scope))
+                .then_some(record.audience.as_str()),
+            csrf_token,
+            self_registered: client.registered != crate::store::Registered::Operator,
+        }
+        .render(),
+    )
+}
+
+/// After the device consent: "return to your device", or the denial.
+pub fn device_done_page(client: &ClientRecord, approved: bool) -> Response {
+    html(
+        StatusCode::OK,
+        DeviceDonePage {
+            client_name: display_name(client),
+            approved,
+        }
+        .render(),
+    )
+}
+
+#[derive(Template)]
 #[template(path = "logout.html")]
 struct LogoutPage<'a> {
     action: &'a str,

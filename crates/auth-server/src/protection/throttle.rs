@@ -25,6 +25,10 @@ pub const WINDOW_SECONDS: i64 = 60;
 pub const REGISTRATIONS_PER_SOURCE: u32 = 10;
 /// Uncached client ID metadata document fetches per source per window.
 pub const DOCUMENT_FETCHES_PER_SOURCE: u32 = 10;
+/// Device authorization requests (RFC 8628 §3.1) per (client, source) a minute: each stores a row.
+pub const DEVICE_AUTHORIZATIONS_PER_CLIENT_AND_SOURCE: u32 = 30;
+/// Wrong user codes per source a minute (RFC 8628 §5.1): the sixth lookup that finds nothing is refused.
+pub const USER_CODE_FAILURES_PER_SOURCE: u32 = 5;
 /// RFC 7592 calls per client a minute.
 pub const MANAGEMENT_CALLS_PER_CLIENT: u32 = 30;
 /// Keys tracked at most. Each key that stays costs a password check (which is bounded), so a window
@@ -133,6 +137,35 @@ impl Throttle {
             now,
         )
         .map(|_| ())
+    }
+
+    /// Counts a device authorization request of `client_id` from `source`, unless its limit is reached.
+    pub fn count_device_authorization(
+        &self,
+        client_id: &str,
+        source: IpAddr,
+        now: i64,
+    ) -> Result<(), i64> {
+        self.count(
+            &[(
+                self.key(("device", client_id, source)),
+                DEVICE_AUTHORIZATIONS_PER_CLIENT_AND_SOURCE,
+            )],
+            now,
+        )
+        .map(|_| ())
+    }
+
+    /// Counts a user-code lookup from `source` before it runs, unless the limit is reached; a lookup that
+    /// finds a pending code gives its attempt back.
+    pub fn count_user_code(&self, source: IpAddr, now: i64) -> Result<Attempt, i64> {
+        self.count(
+            &[(
+                self.key(("user_code", "", source)),
+                USER_CODE_FAILURES_PER_SOURCE,
+            )],
+            now,
+        )
     }
 
     /// Counts an RFC 7592 call for `client_id` whose token was right, unless its limit is reached.

@@ -327,6 +327,37 @@ pub struct Authorization {
     pub sid: Option<String>,
 }
 
+/// A device authorization (RFC 8628 §3.2), as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAuthorizationRecord {
+    pub device_code_digest: SecretDigest,
+    /// The user code, normalized: 8 letters of the RFC 8628 §6.1 alphabet, without the dash.
+    pub user_code: String,
+    pub client_id: ClientId,
+    pub scope: ScopeSet,
+    pub audience: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Seconds a client must wait between polls; grows by 5 at each `slow_down` (RFC 8628 §3.5).
+    pub interval: i64,
+    /// The user approved: the grant, its family created at approval.
+    pub approved: Option<Authorization>,
+    pub denied: bool,
+    /// The winning poll took the tokens.
+    pub used: bool,
+}
+
+/// What a poll of a pending device code found (RFC 8628 §3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// Polled in time: keep waiting.
+    Pending,
+    /// Polled too soon: the interval grew by 5 seconds.
+    SlowDown,
+    /// No longer pending (approved, denied or used meanwhile): look again.
+    Decided,
+}
+
 /// An authorization code, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationCodeRecord {
@@ -559,6 +590,45 @@ pub trait GrantStore: Send + Sync {
     async fn exchange_code(
         &self,
         code: &AuthorizationCodeRecord,
+        now: i64,
+        refresh_token: Option<&RefreshTokenRecord>,
+    ) -> Result<Consumption, StoreError>;
+    /// Stores a new device authorization; `false` when its user code is taken (draw another).
+    async fn create_device_authorization(
+        &self,
+        record: &DeviceAuthorizationRecord,
+    ) -> Result<bool, StoreError>;
+    /// Looks a device authorization up by its device code.
+    async fn find_device_authorization(
+        &self,
+        device_code: &SecretDigest,
+    ) -> Result<Option<DeviceAuthorizationRecord>, StoreError>;
+    /// Looks a device authorization up by its (normalized) user code.
+    async fn find_user_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<DeviceAuthorizationRecord>, StoreError>;
+    /// Approves a pending, unexpired user code: creates the grant's family and records it, in one
+    /// transaction; `false` when the code was not pending any more.
+    async fn approve_user_code(
+        &self,
+        user_code: &str,
+        grant: &Authorization,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Denies a pending, unexpired user code; `false` when it was not pending any more.
+    async fn deny_user_code(&self, user_code: &str, now: i64) -> Result<bool, StoreError>;
+    /// Records a poll of a pending device code, growing its interval when it came too soon.
+    async fn poll_device_code(
+        &self,
+        device_code: &SecretDigest,
+        now: i64,
+    ) -> Result<Poll, StoreError>;
+    /// Marks an approved device code used, if it is unused, unexpired and its family live, and stores the
+    /// refresh token it produced: one atomic step, as [`GrantStore::exchange_code`].
+    async fn redeem_device_code(
+        &self,
+        record: &DeviceAuthorizationRecord,
         now: i64,
         refresh_token: Option<&RefreshTokenRecord>,
     ) -> Result<Consumption, StoreError>;

@@ -463,3 +463,91 @@ async fn a_self_registered_clients_consent_page_says_who_registered_it() {
     assert!(again.contains("registered by its developer"), "{again}");
     browser.close().await;
 }
+
+/// RFC 8628 end to end: the `oauth2` crate as the device (it implements the device flow: the request, the
+/// polling, `authorization_pending` and `slow_down`), and a person in Chromium on "another device" who
+/// opens `verification_uri_complete`, confirms the code, signs in and allows. The device's polls advance the
+/// server's clock by the interval they wait, so the test takes real seconds only for the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_is_connected_from_a_browser_on_another_device() {
+    use oauth2::{
+        ClientId, DeviceAuthorizationUrl, Scope, StandardDeviceAuthorizationResponse,
+        TokenResponse, TokenUrl,
+    };
+    let Some(browser) = HeadlessChrome::start().await else {
+        return;
+    };
+    let issuer = TestIssuer::spawn(Backend::Sqlite).await;
+    issuer
+        .register(
+            ClientSpec::public("tv")
+                .name("Living Room TV")
+                .grants([GrantType::DeviceCode, GrantType::RefreshToken])
+                .scope("read write"),
+        )
+        .await;
+    issuer.user("alice").await;
+    let device = oauth2::basic::BasicClient::new(ClientId::new("tv".into()))
+        .set_auth_type(oauth2::AuthType::RequestBody)
+        .set_device_authorization_url(
+            DeviceAuthorizationUrl::new(issuer.url("/device_authorization")).unwrap(),
+        )
+        .set_token_uri(TokenUrl::new(issuer.url("/token")).unwrap());
+    let details: StandardDeviceAuthorizationResponse = device
+        .exchange_device_code()
+        .add_scope(Scope::new("read".into()))
+        .request_async(&super::client_credentials::oauth2_http)
+        .await
+        .unwrap();
+    assert_eq!(details.verification_uri().as_str(), issuer.url("/device"));
+    let complete = details
+        .verification_uri_complete()
+        .expect("verification_uri_complete")
+        .secret()
+        .clone();
+    let user_code = details.user_code().secret().clone();
+    let clock = issuer.clock.clone();
+    let polling = tokio::spawn(async move {
+        device
+            .exchange_device_access_token(&details)
+            .request_async(
+                &super::client_credentials::oauth2_http,
+                move |wait| {
+                    clock.advance(i64::try_from(wait.as_secs()).unwrap());
+                    tokio::time::sleep(std::time::Duration::from_millis(200))
+                },
+                None,
+            )
+            .await
+    });
+
+    // The person: the code is filled in, shown, and waits for them to confirm it.
+    browser.goto(&complete).await;
+    let field = browser.find("input#user_code").await;
+    assert_eq!(
+        field.prop("value").await.unwrap().as_deref(),
+        Some(user_code.as_str())
+    );
+    browser.screenshot("device-code").await;
+    browser.click("button[type=submit]").await;
+    sign_in(&browser, "alice", testkit::PASSWORD).await;
+    let text = browser.text().await;
+    assert!(text.contains("Living Room TV"), "{text}");
+    assert!(text.contains(&user_code), "the code to compare: {text}");
+    browser.screenshot("device-consent").await;
+    assert_fits_a_phone(&browser, "device consent", None).await;
+    browser.click("button[value=approve]").await;
+    let text = browser.text().await;
+    assert!(text.contains("You can return to your device"), "{text}");
+
+    let token = polling.await.unwrap().expect("the device gets its tokens");
+    assert_eq!(token.scopes().unwrap()[0].as_str(), "read");
+    assert!(token.refresh_token().is_some());
+    let claims = testkit::jwt::claims(token.access_token().secret());
+    assert_eq!(claims["client_id"], "tv");
+    assert_eq!(
+        issuer.introspect(token.access_token().secret()).await["active"],
+        true
+    );
+    browser.close().await;
+}

@@ -11,6 +11,7 @@ mod cli;
 mod client_credentials;
 mod code_flow;
 mod declared;
+mod device;
 mod documents;
 mod dpop;
 mod faults;

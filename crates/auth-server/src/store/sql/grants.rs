@@ -20,8 +20,8 @@ use super::{Backend, SqlStore};
 use super::{PURGE_LEEWAY, PURGE_STATEMENTS, digest, scope};
 use crate::store::StoreError;
 use crate::store::{
-    AccessTokenState, Authorization, AuthorizationCodeRecord, Consumption, GrantStore,
-    RefreshTokenRecord, Rotation, RotationOutcome,
+    AccessTokenState, Authorization, AuthorizationCodeRecord, Consumption,
+    DeviceAuthorizationRecord, GrantStore, Poll, RefreshTokenRecord, Rotation, RotationOutcome,
 };
 
 macro_rules! authorization_from_row {
@@ -124,7 +124,7 @@ const FAMILY_IS_LIVE: &str =
 impl SqlStore {
     /// Runs `update` (`$1` the family, `$2` now, `$3` the code or token digest; `{live}` stands for the
     /// family condition) and, when it changed a row, inserts the new refresh token: one atomic step.
-    async fn consume(
+    pub(super) async fn consume(
         &self,
         update: &str,
         family_id: &FamilyId,
@@ -276,6 +276,59 @@ impl GrantStore for SqlStore {
             refresh_token,
         )
         .await
+    }
+
+    async fn create_device_authorization(
+        &self,
+        record: &DeviceAuthorizationRecord,
+    ) -> Result<bool, StoreError> {
+        self.insert_device_authorization(record).await
+    }
+
+    async fn find_device_authorization(
+        &self,
+        device_code: &SecretDigest,
+    ) -> Result<Option<DeviceAuthorizationRecord>, StoreError> {
+        self.select_device_authorization("device_code_digest", &device_code.to_hex())
+            .await
+    }
+
+    async fn find_user_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<DeviceAuthorizationRecord>, StoreError> {
+        self.select_device_authorization("user_code", user_code)
+            .await
+    }
+
+    async fn approve_user_code(
+        &self,
+        user_code: &str,
+        grant: &Authorization,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.approve_device(user_code, grant, now).await
+    }
+
+    async fn deny_user_code(&self, user_code: &str, now: i64) -> Result<bool, StoreError> {
+        self.deny_device(user_code, now).await
+    }
+
+    async fn poll_device_code(
+        &self,
+        device_code: &SecretDigest,
+        now: i64,
+    ) -> Result<Poll, StoreError> {
+        self.poll_device(device_code, now).await
+    }
+
+    async fn redeem_device_code(
+        &self,
+        record: &DeviceAuthorizationRecord,
+        now: i64,
+        refresh_token: Option<&RefreshTokenRecord>,
+    ) -> Result<Consumption, StoreError> {
+        self.redeem_device(record, now, refresh_token).await
     }
 
     async fn find_refresh_token(
@@ -460,6 +513,7 @@ impl GrantStore for SqlStore {
             sqlx::query(
                 "delete from token_family where created_at < $1 \
                  and not exists (select 1 from authorization_code c where c.family_id = token_family.family_id and c.expires_at >= $1) \
+                 and not exists (select 1 from device_authorization d where d.family_id = token_family.family_id and d.expires_at >= $1) \
                  and not exists (select 1 from refresh_token r where r.family_id = token_family.family_id \
                      and (r.expires_at >= $2 or r.created_at >= $1))",
             )

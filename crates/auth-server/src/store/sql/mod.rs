@@ -86,6 +86,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "exchange_and_logout",
         include_str!("../../../migrations/postgres/0013_exchange_and_logout.sql"),
     ),
+    (
+        14,
+        "device_authorization",
+        include_str!("../../../migrations/postgres/0014_device_authorization.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -152,6 +157,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "exchange_and_logout",
         include_str!("../../../migrations/sqlite/0013_exchange_and_logout.sql"),
+    ),
+    (
+        14,
+        "device_authorization",
+        include_str!("../../../migrations/sqlite/0014_device_authorization.sql"),
     ),
 ];
 
@@ -254,7 +264,7 @@ const BUMP_CONFIG_VERSION: &str =
 /// access-token lifetime as well (`true`). A code stays until no access token minted with it can still be
 /// valid, so that its family is not purged early; a refresh token likewise. The leeway covers the clock skew
 /// between replicas and a token signed a moment after the database write.
-const PURGE_STATEMENTS: [(&str, bool); 7] = [
+const PURGE_STATEMENTS: [(&str, bool); 8] = [
     ("delete from authorization_code where expires_at < $1", true),
     ("delete from login_session where expires_at < $1", false),
     (
@@ -264,6 +274,11 @@ const PURGE_STATEMENTS: [(&str, bool); 7] = [
     ("delete from refresh_token where expires_at < $1", true),
     ("delete from used_jti where expires_at < $1", false),
     ("delete from pushed_request where expires_at < $1", false),
+    // RFC 8628: a denied or expired device code keeps its answer for 600 s after its expiry.
+    (
+        "delete from device_authorization where expires_at + 300 < $1",
+        false,
+    ),
     // Once no token of a deleted client can be unexpired, the record has nothing left to refuse.
     ("delete from deleted_client where deleted_at < $1", true),
 ];
@@ -459,6 +474,7 @@ impl SqlStore {
 mod clients;
 mod consent;
 mod declared;
+mod device;
 mod grants;
 mod health;
 mod jtis;

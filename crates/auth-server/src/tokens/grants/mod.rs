@@ -1,4 +1,4 @@
-//! The grants of the token endpoint (RFC 6749 §4.1.3, §4.4, §6), one module each. Handlers parse a
+//! The grants of the token endpoint (RFC 6749 §4.1.3, §4.4, §6, RFC 8628 §3.4, RFC 8693 §2), one module each. Handlers parse a
 //! [`TokenRequest`] and authenticate the client, then call [`exchange`]; each grant decides what to issue and
 //! hands an `IssueRequest` to the one issuer (`tokens::issue`). To add a grant: a module here, a variant
 //! of [`TokenRequest`], and its parameters in `http::oauth2::token_request`.
@@ -12,6 +12,7 @@ use crate::tokens::dpop::{record_use, token_request_proof};
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod refresh;
 pub mod token_exchange;
 
@@ -22,6 +23,7 @@ pub enum TokenRequest<'a> {
     AuthorizationCode(authorization_code::Request<'a>),
     RefreshToken(refresh::Request<'a>),
     TokenExchange(token_exchange::Request<'a>),
+    DeviceCode(device_code::Request<'a>),
 }
 
 impl TokenRequest<'_> {
@@ -32,6 +34,7 @@ impl TokenRequest<'_> {
             Self::AuthorizationCode(_) => GrantType::AuthorizationCode,
             Self::RefreshToken(_) => GrantType::RefreshToken,
             Self::TokenExchange(_) => GrantType::TokenExchange,
+            Self::DeviceCode(_) => GrantType::DeviceCode,
         }
     }
 }
@@ -78,6 +81,7 @@ pub async fn exchange(
         TokenRequest::TokenExchange(request) => {
             token_exchange::grant(state, client, request, jkt).await
         }
+        TokenRequest::DeviceCode(request) => device_code::grant(state, client, request, jkt).await,
     }?;
     // The proof's jti is spent only by a request that succeeded (a refused one writes nothing); a replayed
     // proof is refused here, and the tokens just signed are never sent.
