@@ -62,6 +62,40 @@ pub fn issue_id_token(claims: &IdTokenClaims, key: &SigningKey) -> Result<String
     sign_compact(key.encoded_header(JwtType::Id), claims, key)
 }
 
+/// The event a logout token carries (OpenID Connect Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// The claims of a back-channel logout token (Back-Channel Logout 1.0 §2.4): never a `nonce`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutTokenClaims {
+    pub iss: String,
+    /// The client told.
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub sub: String,
+    /// The session that ended, as the client's ID tokens named it.
+    pub sid: String,
+    /// `{"http://schemas.openid.net/event/backchannel-logout": {}}`.
+    pub events: serde_json::Value,
+}
+
+impl LogoutTokenClaims {
+    /// The `events` member of every logout token.
+    pub fn events() -> serde_json::Value {
+        serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} })
+    }
+}
+
+/// Signs `claims` with `key`: header `{"alg", "typ": "logout+jwt", "kid"}`.
+pub fn issue_logout_token(
+    claims: &LogoutTokenClaims,
+    key: &SigningKey,
+) -> Result<String, TokenError> {
+    sign_compact(key.encoded_header(JwtType::Logout), claims, key)
+}
+
 /// Claims as they arrive, every member optional, so a missing one gets its own error.
 #[derive(Deserialize)]
 struct ReceivedClaims {

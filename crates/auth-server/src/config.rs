@@ -245,6 +245,10 @@ pub struct ServeConfig {
     /// special-use address), checked under the rules of an open registration, and cached.
     #[arg(long, env = "AUTH_CLIENT_ID_METADATA_DOCUMENTS")]
     pub client_id_metadata_documents: bool,
+    /// Back-channel logouts waiting at most, in all (OpenID Connect Back-Channel Logout); beyond, a new one
+    /// is dropped and audited. Each client has at most 100 waiting.
+    #[arg(long, env = "AUTH_BACKCHANNEL_MAX_PENDING", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub backchannel_max_pending: u64,
     /// Tests only: metadata documents on 127.0.0.1, [::1] and localhost may be fetched, over http too.
     #[arg(long, env = "AUTH_INSECURE_LOOPBACK_METADATA")]
     pub insecure_loopback_metadata: bool,

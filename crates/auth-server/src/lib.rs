@@ -17,6 +17,7 @@
 //! | [`config`], [`startup`], [`state`], [`commands`] | the command line, the running server, its shared state, the one-shot subcommands |
 
 pub mod authorize;
+pub mod backchannel;
 pub mod clients;
 pub mod commands;
 pub mod config;

@@ -52,6 +52,8 @@ pub struct Application {
     metrics: Option<(TcpListener, Router)>,
     state: AppState,
     poller: JoinHandle<()>,
+    /// Delivers back-channel logouts.
+    deliverer: JoinHandle<()>,
     limits: ServeLimits,
 }
 
@@ -155,7 +157,10 @@ impl Application {
         let settings = settings(&config.serve, issuer)?;
         let store = SqlStore::connect(&config.database_url, config.serve.db_max_connections.max(1))
             .await
-            .context("connecting to the database")?;
+            .context("connecting to the database")?
+            .with_backchannel_max_pending(
+                i64::try_from(config.serve.backchannel_max_pending).unwrap_or(i64::MAX),
+            );
         let now = config.clock.now();
         // The file first: the keys of the clients' ID-token algorithms and the scopes are read after it.
         if let Some(declaration) = &config.declaration {
@@ -218,6 +223,9 @@ impl Application {
             documents: crate::clients::document_fetch::DocumentFetcher::new(
                 config.serve.insecure_loopback_metadata,
             ),
+            backchannel: crate::backchannel::Deliverer::new(
+                config.serve.insecure_loopback_metadata,
+            ),
         });
         // Before the first unknown-user check, which would otherwise make it itself.
         tokio::task::spawn_blocking({
@@ -228,6 +236,7 @@ impl Application {
                 }
             }
         });
+        let deliverer = tokio::spawn(crate::backchannel::deliver(state.clone()));
         let poller = tokio::spawn(poll_changes(
             state.clone(),
             Duration::from_millis(config.serve.config_poll_ms.max(50)),
@@ -254,6 +263,7 @@ impl Application {
             metrics,
             state,
             poller,
+            deliverer,
             limits: ServeLimits {
                 header_read_timeout: Duration::from_millis(config.serve.header_read_timeout_ms),
                 idle_timeout: Duration::from_millis(config.serve.idle_timeout_ms),
@@ -318,6 +328,7 @@ impl Application {
             let _ = metrics.await;
         }
         self.poller.abort();
+        self.deliverer.abort();
         tracing::info!("auth-server stopped");
         Ok(())
     }

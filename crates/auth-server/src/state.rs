@@ -90,6 +90,8 @@ pub struct AppInner {
     pub issued_today: crate::clients::idle::IssuedToday,
     /// The fetcher of client ID metadata documents, and its cache.
     pub documents: crate::clients::document_fetch::DocumentFetcher,
+    /// Delivers back-channel logouts.
+    pub backchannel: crate::backchannel::Deliverer,
 }
 
 impl AppInner {

@@ -25,3 +25,29 @@ pub fn pkce() -> (String, String) {
     let challenge = auth_core::pkce::s256_challenge(&verifier);
     (verifier, challenge)
 }
+
+/// Verifies an RS256 JWT with RustCrypto's `rsa` (not the server's aws-lc-rs) against the RSA key of `jwks`
+/// that its header's `kid` names, and returns its header and claims. `None` when no key matches or the
+/// signature is wrong: a relying party's own check, independent of the server's code.
+pub fn verify_rs256(token: &str, jwks: &Value) -> Option<(Value, Value)> {
+    let header = header(token);
+    if header["alg"] != "RS256" {
+        return None;
+    }
+    let key = jwks["keys"]
+        .as_array()?
+        .iter()
+        .find(|key| key["kid"] == header["kid"] && key["kty"] == "RSA")?;
+    let number = |member: &str| -> Option<rsa::BoxedUint> {
+        let bytes = URL_SAFE_NO_PAD.decode(key[member].as_str()?).ok()?;
+        let bits = u32::try_from(bytes.len() * 8).ok()?;
+        rsa::BoxedUint::from_be_slice(&bytes, bits).ok()
+    };
+    let public = rsa::PublicKey::new(number("n")?, number("e")?).ok()?;
+    let (signed, signature) = token.rsplit_once('.')?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    public
+        .pkcs1v15_verify::<sha2::Sha256>(signed.as_bytes(), &signature)
+        .ok()?;
+    Some((header, claims(token)))
+}

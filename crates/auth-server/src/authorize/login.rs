@@ -173,9 +173,14 @@ pub async fn current_session(state: &AppState, cookie: Option<&str>) -> Result<O
     }))
 }
 
-/// Ends the session a cookie names (sign-out); false when there was none.
+/// Ends the session a cookie names (sign-out); false when there was none. The same transaction queues a
+/// back-channel logout for each client that got an ID token in it (`crate::backchannel`), sent at once.
 pub async fn end_session(state: &AppState, cookie: &str) -> Result<bool> {
-    Ok(state.store.end_session(&SecretDigest::of(cookie)).await?)
+    let ended = state.store.end_session(&SecretDigest::of(cookie)).await?;
+    if ended {
+        state.backchannel.wake();
+    }
+    Ok(ended)
 }
 
 #[cfg(test)]

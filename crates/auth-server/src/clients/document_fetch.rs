@@ -115,6 +115,31 @@ pub fn may_connect(ip: IpAddr, loopback: bool) -> bool {
                 || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)))
 }
 
+/// An HTTP client for URLs a stranger chose (documents, and the back-channel logout URIs of self-registered
+/// clients): no redirects, no proxy, `timeout` for the whole exchange, and a resolver that hands the
+/// connector only addresses [`may_connect`] permits. A URL with an address written in it is judged by
+/// [`literal_permitted`] first (it is never resolved).
+pub fn guarded_client(loopback: bool, timeout: std::time::Duration) -> Option<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver { loopback }))
+        .build()
+        .ok()
+}
+
+/// Whether the address written in `url`, if any, may be connected to.
+pub fn literal_permitted(url: &url::Url, loopback: bool) -> bool {
+    let literal = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    literal.is_none_or(|ip| may_connect(ip, loopback && is_loopback_host(url)))
+}
+
 /// The resolver of document fetches: only permitted addresses reach the connector.
 struct GuardedResolver {
     loopback: bool,
@@ -288,18 +313,7 @@ impl DocumentFetcher {
 
     fn http(&self) -> Option<&reqwest::Client> {
         self.http
-            .get_or_init(|| {
-                reqwest::Client::builder()
-                    .timeout(FETCH_TIMEOUT)
-                    .connect_timeout(FETCH_TIMEOUT)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .no_proxy()
-                    .dns_resolver(Arc::new(GuardedResolver {
-                        loopback: self.loopback,
-                    }))
-                    .build()
-                    .ok()
-            })
+            .get_or_init(|| guarded_client(self.loopback, FETCH_TIMEOUT))
             .as_ref()
     }
 
@@ -308,12 +322,7 @@ impl DocumentFetcher {
         let fail = |why: &str| FetchError(why.to_owned());
         let parsed = url::Url::parse(url).map_err(|_| fail("not a URL"))?;
         // An address written in the URL is never resolved: judge it here.
-        let literal = match parsed.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if literal.is_some_and(|ip| !may_connect(ip, self.loopback && is_loopback_host(&parsed))) {
+        if !literal_permitted(&parsed, self.loopback) {
             return Err(fail("the document's address is a special-use address"));
         }
         let http = self

@@ -839,6 +839,36 @@ pub trait DeclaredStore: Send + Sync {
     async fn apply_declared(&self, declared: &Declared, now: i64) -> Result<Applied, StoreError>;
 }
 
+/// A back-channel logout waiting to be delivered (OpenID Connect Back-Channel Logout 1.0 §2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedLogout {
+    pub id: i64,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub sid: String,
+    /// Tries so far, this one included.
+    pub attempts: i64,
+    /// The token, once minted at the first try (every retry sends the same one).
+    pub logout_token: Option<String>,
+}
+
+/// The back-channel logout queue. The transactions that end sessions queue the logouts (`UserStore`,
+/// `ConsentStore`); the delivering replica claims them here.
+#[async_trait]
+pub trait LogoutStore: Send + Sync {
+    /// Claims up to `limit` due logouts for this replica (none that another replica claimed; at most two
+    /// in flight per client), counting the try.
+    async fn claim_logouts(&self, now: i64, limit: i64) -> Result<Vec<QueuedLogout>, StoreError>;
+    /// Keeps the token minted at a logout's first try.
+    async fn keep_logout_token(&self, id: i64, token: &str) -> Result<(), StoreError>;
+    /// The logout was delivered, or given up: it leaves the queue.
+    async fn logout_done(&self, id: i64) -> Result<(), StoreError>;
+    /// The try failed: tried again at `at`.
+    async fn logout_retry(&self, id: i64, at: i64) -> Result<(), StoreError>;
+    /// How many logouts wait.
+    async fn pending_logouts(&self) -> Result<i64, StoreError>;
+}
+
 /// Everything the server needs from storage.
 pub trait Store:
     ClientStore
@@ -851,6 +881,7 @@ pub trait Store:
     + HealthStore
     + DeclaredStore
     + RegistrationStore
+    + LogoutStore
 {
 }
 
@@ -865,5 +896,6 @@ impl<T> Store for T where
         + HealthStore
         + DeclaredStore
         + RegistrationStore
+        + LogoutStore
 {
 }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use auth_core::id::{ClientId, UserId};
 use auth_core::scope::ScopeSet;
 
+use super::logout::queue_logouts;
 use super::{Backend, SqlStore, scope};
 use crate::store::{ConsentStore, StoreError};
 
@@ -81,6 +82,24 @@ impl ConsentStore for SqlStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // Back-channel logout for this client in each of the user's sessions (the sessions go on).
+            let sessions: Vec<String> = sqlx::query_scalar(
+                "select sid from login_session where user_id = $1 and sid is not null",
+            )
+            .bind(user_id.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+            for sid in &sessions {
+                queue_logouts!(
+                    tx,
+                    self.backchannel_max_pending,
+                    sid,
+                    user_id.as_str(),
+                    Some(client_id.as_str()),
+                    now,
+                    false
+                );
+            }
             tx.commit().await?;
             Ok((forgotten, revoked))
         })

@@ -6,6 +6,7 @@ use auth_core::id::{ClientId, FamilyId, UnixTime, UserId};
 use auth_core::secret::SecretDigest;
 use sqlx::Row;
 
+use super::logout::record_session_client;
 use super::{Backend, SqlStore, digest, scope};
 use crate::store::{
     Authorization, Consumption, DeviceAuthorizationRecord, Poll, RefreshTokenRecord, StoreError,
@@ -137,6 +138,11 @@ impl SqlStore {
                 .rows_affected()
                 == 1;
             if approved {
+                if let Some(sid) = &grant.sid
+                    && grant.scope.contains("openid")
+                {
+                    record_session_client!(tx, sid, grant.client_id.as_str(), now);
+                }
                 tx.commit().await?;
             } else {
                 tx.rollback().await?;

@@ -16,6 +16,7 @@ use auth_core::secret::SecretDigest;
 use async_trait::async_trait;
 use sqlx::Row;
 
+use super::logout::record_session_client;
 use super::{Backend, SqlStore};
 use super::{PURGE_LEEWAY, PURGE_STATEMENTS, digest, scope};
 use crate::store::StoreError;
@@ -223,6 +224,12 @@ impl GrantStore for SqlStore {
             .bind(code.dpop_jkt.as_ref().map(Jkt::as_str))
             .execute(&mut *tx)
             .await?;
+            // OpenID Connect Back-Channel Logout: this client gets ID tokens in this session.
+            if let Some(sid) = &grant.sid
+                && grant.scope.contains("openid")
+            {
+                record_session_client!(tx, sid, grant.client_id.as_str(), now);
+            }
             tx.commit().await?;
         });
         Ok(())

@@ -91,6 +91,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "device_authorization",
         include_str!("../../../migrations/postgres/0014_device_authorization.sql"),
     ),
+    (
+        15,
+        "backchannel_logout",
+        include_str!("../../../migrations/postgres/0015_backchannel_logout.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -163,6 +168,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "device_authorization",
         include_str!("../../../migrations/sqlite/0014_device_authorization.sql"),
     ),
+    (
+        15,
+        "backchannel_logout",
+        include_str!("../../../migrations/sqlite/0015_backchannel_logout.sql"),
+    ),
 ];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
@@ -214,6 +224,8 @@ impl BackendKind {
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     backend: Backend,
+    /// The most back-channel logouts waiting in all (`--backchannel-max-pending`).
+    backchannel_max_pending: i64,
 }
 
 /// Runs `$body` with `$pool` bound to the back-end's own pool type.
@@ -264,7 +276,7 @@ const BUMP_CONFIG_VERSION: &str =
 /// access-token lifetime as well (`true`). A code stays until no access token minted with it can still be
 /// valid, so that its family is not purged early; a refresh token likewise. The leeway covers the clock skew
 /// between replicas and a token signed a moment after the database write.
-const PURGE_STATEMENTS: [(&str, bool); 8] = [
+const PURGE_STATEMENTS: [(&str, bool); 9] = [
     ("delete from authorization_code where expires_at < $1", true),
     ("delete from login_session where expires_at < $1", false),
     (
@@ -277,6 +289,12 @@ const PURGE_STATEMENTS: [(&str, bool); 8] = [
     // RFC 8628: a denied or expired device code keeps its answer for 600 s after its expiry.
     (
         "delete from device_authorization where expires_at + 300 < $1",
+        false,
+    ),
+    // A session's clients are kept while the session lives (its logout tells them).
+    (
+        "delete from session_client where created_at < $1 \
+         and not exists (select 1 from login_session s where s.sid = session_client.sid)",
         false,
     ),
     // Once no token of a deleted client can be unexpired, the record has nothing left to refuse.
@@ -336,6 +354,9 @@ fn postgres_connect_error(options: &PgConnectOptions, error: sqlx::Error) -> Sto
     StoreError::Connect(message)
 }
 
+/// The default bound on back-channel logouts waiting in all.
+pub const DEFAULT_BACKCHANNEL_MAX_PENDING: i64 = 10_000;
+
 /// Seconds every purge waits beyond an expiry (see `PURGE_STATEMENTS`).
 pub const PURGE_LEEWAY: i64 = 300;
 /// Whether a database URL names an in-memory SQLite database (`sqlite::memory:`, or a `mode=memory` URI):
@@ -349,6 +370,12 @@ pub fn is_in_memory(url: &str) -> bool {
 }
 
 impl SqlStore {
+    /// This store with at most `max` back-channel logouts waiting (beyond, new ones are dropped and audited).
+    pub fn with_backchannel_max_pending(mut self, max: i64) -> Self {
+        self.backchannel_max_pending = max.max(1);
+        self
+    }
+
     /// Connects to `url` (`sqlite:…` or `postgres://…`) and applies migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let store = Self::connect_without_migrating(url, max_connections).await?;
@@ -445,7 +472,10 @@ impl SqlStore {
                 ));
             }
         };
-        Ok(Self { backend })
+        Ok(Self {
+            backend,
+            backchannel_max_pending: DEFAULT_BACKCHANNEL_MAX_PENDING,
+        })
     }
 
     /// Applies the embedded migrations of the back-end.
@@ -479,6 +509,7 @@ mod grants;
 mod health;
 mod jtis;
 mod keys;
+mod logout;
 mod pushed;
 mod registration;
 mod users;

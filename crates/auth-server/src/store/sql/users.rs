@@ -6,6 +6,7 @@ use auth_core::secret::SecretDigest;
 use async_trait::async_trait;
 use sqlx::Row;
 
+use super::logout::queue_logouts;
 use super::unique_violation;
 use super::{Backend, SqlStore};
 use crate::store::StoreError;
@@ -91,12 +92,27 @@ impl UserStore for SqlStore {
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
         // Sessions, consent and families (with their codes and refresh tokens) go with it (on delete
         // cascade); access tokens naming a family that no longer exists are inactive.
+        let now = now_seconds();
+        let max = self.backchannel_max_pending;
         let deleted = on_backend!(self, pool => {
-            sqlx::query("delete from app_user where username = $1")
+            let mut tx = pool.begin().await?;
+            let sessions: Vec<(String, String)> = sqlx::query_as(
+                "select s.sid, s.user_id from login_session s join app_user u on u.user_id = s.user_id \
+                 where u.username = $1 and s.sid is not null",
+            )
+            .bind(username)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (sid, user) in &sessions {
+                queue_logouts!(tx, max, sid, user, None, now, true);
+            }
+            let deleted = sqlx::query("delete from app_user where username = $1")
                 .bind(username)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            tx.commit().await?;
+            deleted
         });
         Ok(deleted > 0)
     }
@@ -119,6 +135,15 @@ impl UserStore for SqlStore {
             let Some(user_id) = user_id else {
                 return Ok(None);
             };
+            let sessions: Vec<(String, String)> = sqlx::query_as(
+                "select sid, user_id from login_session where user_id = $1 and sid is not null",
+            )
+            .bind(&user_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (sid, user) in &sessions {
+                queue_logouts!(tx, self.backchannel_max_pending, sid, user, None, now, true);
+            }
             sqlx::query(END_USER_SESSIONS)
                 .bind(&user_id)
                 .execute(&mut *tx)
@@ -199,23 +224,50 @@ impl UserStore for SqlStore {
     }
 
     async fn end_session(&self, digest: &SecretDigest) -> Result<bool, StoreError> {
+        let now = now_seconds();
         Ok(on_backend!(self, pool => {
-            sqlx::query("delete from login_session where session_digest = $1")
-                .bind(digest.to_hex())
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }) > 0)
+            let mut tx = pool.begin().await?;
+            // The delete first: it locks the row, so of two logouts of one session one tells the clients.
+            let ended: Option<(Option<String>, String)> = sqlx::query_as(
+                "delete from login_session where session_digest = $1 returning sid, user_id",
+            )
+            .bind(digest.to_hex())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((Some(sid), user)) = &ended {
+                queue_logouts!(tx, self.backchannel_max_pending, sid, user, None, now, true);
+            }
+            tx.commit().await?;
+            ended.is_some()
+        }))
     }
 
     async fn end_session_by_sid(&self, sid: &str, user_id: &UserId) -> Result<bool, StoreError> {
+        let now = now_seconds();
         Ok(on_backend!(self, pool => {
-            sqlx::query("delete from login_session where sid = $1 and user_id = $2")
+            let mut tx = pool.begin().await?;
+            let ended = sqlx::query("delete from login_session where sid = $1 and user_id = $2")
                 .bind(sid)
                 .bind(user_id.as_str())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected()
-        }) > 0)
+                > 0;
+            if ended {
+                queue_logouts!(tx, self.backchannel_max_pending, sid, user_id.as_str(), None, now, true);
+            }
+            tx.commit().await?;
+            ended
+        }))
     }
+}
+
+/// The wall clock, for the rows a session's end queues (the store's callers pass no clock here: a logout is
+/// due at once).
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }
