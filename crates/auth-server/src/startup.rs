@@ -223,7 +223,7 @@ impl Application {
             documents: crate::clients::document_fetch::DocumentFetcher::new(
                 config.serve.insecure_loopback_metadata,
             ),
-            backchannel: crate::backchannel::Deliverer::new(
+            backchannel: crate::backchannel::deliverer::Deliverer::new(
                 config.serve.insecure_loopback_metadata,
             ),
         });

@@ -91,7 +91,7 @@ pub struct AppInner {
     /// The fetcher of client ID metadata documents, and its cache.
     pub documents: crate::clients::document_fetch::DocumentFetcher,
     /// Delivers back-channel logouts.
-    pub backchannel: crate::backchannel::Deliverer,
+    pub backchannel: crate::backchannel::deliverer::Deliverer,
 }
 
 impl AppInner {

@@ -10,77 +10,30 @@
 //! client, so a dead or slow client holds only its own share. Only a client's registered URI is ever
 //! called; for a self-registered client, never at a special-use address (the document fetch's rule).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::id_token::{LogoutTokenClaims, issue_logout_token};
 use auth_core::keys::SigningAlgorithm;
 use service_kit::telemetry::untrusted;
-use tokio::sync::{Notify, Semaphore};
 
-use crate::clients::document_fetch::{guarded_client, literal_permitted};
+use crate::clients::document_fetch::literal_permitted;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::store::{ClientRecord, QueuedLogout, Registered};
 
-/// Deliveries in flight per replica.
-pub const MAX_IN_FLIGHT: usize = 16;
+pub mod deliverer;
+
+pub use deliverer::{Deliverer, MAX_IN_FLIGHT};
+
 /// Tries per logout, all with the same token.
 pub const TRIES: i64 = 3;
-/// The whole exchange with a client's back channel.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
+pub use deliverer::TIMEOUT;
 /// The most of a client's answer read.
 pub const MAX_RESPONSE_BYTES: usize = 4096;
 /// A logout token's lifetime (§2.4 asks for a short one; a retry within it reuses the token).
 pub const TOKEN_LIFETIME: i64 = 120;
 /// How often a replica looks for due logouts when nothing woke it (a CLI command's queue is seen within it).
 const POLL: Duration = Duration::from_secs(1);
-
-/// The delivering side of one replica.
-pub struct Deliverer {
-    wake: Notify,
-    in_flight: Arc<Semaphore>,
-    /// For operator-registered clients: any address, as the operator chose it.
-    operator: Option<reqwest::Client>,
-    /// For self-registered clients: never a special-use address.
-    guarded: Option<reqwest::Client>,
-    loopback: bool,
-}
-
-impl std::fmt::Debug for Deliverer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deliverer")
-            .field(
-                "in_flight",
-                &(MAX_IN_FLIGHT - self.in_flight.available_permits()),
-            )
-            .finish()
-    }
-}
-
-impl Deliverer {
-    /// `loopback`: `--insecure-loopback-metadata` (tests) lifts the address rule for loopback hosts.
-    pub fn new(loopback: bool) -> Self {
-        Self {
-            wake: Notify::new(),
-            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-            operator: reqwest::Client::builder()
-                .timeout(TIMEOUT)
-                .connect_timeout(TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .build()
-                .ok(),
-            guarded: guarded_client(loopback, TIMEOUT),
-            loopback,
-        }
-    }
-
-    /// Something was queued here: look now rather than at the next poll.
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-}
 
 /// Runs for the life of the replica: claims due logouts and delivers each on its own task.
 pub async fn deliver(state: AppState) {
