@@ -202,7 +202,7 @@ mod tests {
         }
         assert_eq!(chain.depth(), 5);
         let error = actor_chain(&subject(Some(chain), None), "svc-6").unwrap_err();
-        assert!(error.to_string().contains("5 actors"), "{error}");
+        assert!(format!("{error:?}").contains("5 actors"), "{error:?}");
     }
 
     #[test]
