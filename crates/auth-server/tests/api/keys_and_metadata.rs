@@ -49,7 +49,17 @@ async fn metadata_lists_endpoints_and_capabilities(backend: Backend) {
     );
     assert_eq!(
         metadata["grant_types_supported"],
-        serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+        serde_json::json!([
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
+    );
+    assert_eq!(
+        metadata["device_authorization_endpoint"],
+        app.url("/device_authorization")
     );
     assert_eq!(
         metadata["token_endpoint_auth_methods_supported"],

@@ -95,7 +95,9 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
         keys,
         [
             "audiences",
+            "backchannel_logout_uri",
             "client_id",
+            "exchange_audiences",
             "grant_types",
             "id_token_signed_response_alg",
             "introspection",
@@ -111,6 +113,7 @@ async fn clients_are_listed_shown_and_deleted_with_every_token_they_hold(backend
             "scope",
             "skip_consent",
             "token_endpoint_auth_method",
+            "token_exchange",
         ]
     );
     assert_eq!(shown["name"], "Photo Album");
