@@ -21,6 +21,7 @@ pub mod step {
     pub const CLIENT_CREDENTIALS_DPOP: &str = "token: client_credentials (DPoP)";
     pub const PROTECTED_DPOP: &str = "api: protected (DPoP)";
     pub const REFRESH: &str = "token: refresh_token";
+    pub const TOKEN_EXCHANGE: &str = "token: token-exchange";
     pub const CODE_EXCHANGE: &str = "token: authorization_code";
     pub const INTROSPECT: &str = "introspect";
     pub const PROTECTED: &str = "api: protected";
@@ -197,6 +198,35 @@ pub async fn client_credentials<E: Exchange>(
     )
     .await?;
     tokens(exchange, step::CLIENT_CREDENTIALS, reply)
+}
+
+/// RFC 8693 §2.1: the confidential client exchanges `subject_token` (one of its own access tokens) for one
+/// to `--exchange-audience`; the answer must name the issued token type.
+pub async fn token_exchange<E: Exchange>(
+    exchange: &mut E,
+    target: &Target,
+    subject_token: &str,
+) -> Result<Tokens, FlowError> {
+    const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+    let form = [
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", subject_token),
+        ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ("audience", target.args.exchange_audience.as_str()),
+    ];
+    let reply = token_request(exchange, target, step::TOKEN_EXCHANGE, &form, true, None).await?;
+    let json = reply.json().unwrap_or(Value::Null);
+    if json.get("issued_token_type").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYPE) {
+        return Err(exchange.reject(
+            step::TOKEN_EXCHANGE,
+            reply,
+            "the exchange response names no access-token issued_token_type".into(),
+        ));
+    }
+    tokens(exchange, step::TOKEN_EXCHANGE, reply)
 }
 
 /// RFC 6749 §6: a refresh, as the public client. The server rotates refresh tokens, so the answer must

@@ -1,5 +1,5 @@
 //! The Goose scenarios (README, "Load testing"): `issue`, `validate`, `refresh`, `introspect`, `authcode`,
-//! `openid` and `mixed`.
+//! `openid`, `exchange` and `mixed`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +31,15 @@ pub enum ScenarioKind {
     /// authcode as an OpenID Connect sign-in: scope openid, a nonce, and each ID token validated like a
     /// relying party (signature by the JWKS, issuer, audience, expiry, nonce, at_hash)
     Openid,
+    /// RFC 8693 token exchange of a client_credentials token, beside `issue` in the same run (one
+    /// transaction each, equally weighted), so the two rates are measured together
+    Exchange,
     /// all of the above, weighted like a real deployment: mostly validation
     Mixed,
 }
 
 impl ScenarioKind {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Issue,
         Self::Validate,
         Self::IssueDpop,
@@ -45,6 +48,7 @@ impl ScenarioKind {
         Self::Introspect,
         Self::Authcode,
         Self::Openid,
+        Self::Exchange,
         Self::Mixed,
     ];
 
@@ -58,6 +62,7 @@ impl ScenarioKind {
             Self::Introspect => "introspect",
             Self::Authcode => "authcode",
             Self::Openid => "openid",
+            Self::Exchange => "exchange",
             Self::Mixed => "mixed",
         }
     }
@@ -69,7 +74,7 @@ impl ScenarioKind {
     fn uses_client_credentials(self) -> bool {
         matches!(
             self,
-            Self::Issue | Self::Validate | Self::Introspect | Self::Mixed
+            Self::Issue | Self::Validate | Self::Introspect | Self::Exchange | Self::Mixed
         )
     }
 
@@ -165,6 +170,19 @@ pub async fn preflight(
                     )
                 })?;
         }
+        if kind == ScenarioKind::Exchange {
+            oauth::token_exchange(&mut direct, target, &tokens.access.token)
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!(
+                        "client {:?} cannot exchange its token for {:?} ({error}); register it with \
+                         `client create --token-exchange --exchange-audience {}`",
+                        args.client_id,
+                        args.exchange_audience,
+                        args.exchange_audience
+                    )
+                })?;
+        }
         if kind.uses_introspection() {
             oauth::introspect(&mut direct, target, &tokens.access.token)
                 .await
@@ -231,6 +249,7 @@ enum Step {
     ValidateDpop,
     Refresh,
     Introspect,
+    Exchange,
     Authcode,
     AuthcodeOpenid,
 }
@@ -269,6 +288,12 @@ impl Step {
                 let token = access_token(user, target).await?;
                 oauth::introspect(&mut Measured(user), target, &token).await
             }
+            Self::Exchange => {
+                let token = access_token(user, target).await?;
+                oauth::token_exchange(&mut Measured(user), target, &token)
+                    .await
+                    .map(drop)
+            }
             Self::Refresh => refresh_chain(user, target).await,
             Self::Authcode => oauth::authorization_code(&mut Measured(user), target, Flavor::OAuth)
                 .await
@@ -292,6 +317,7 @@ impl Step {
             Self::ValidateDpop => "validate (DPoP)",
             Self::Refresh => "refresh",
             Self::Introspect => "introspect",
+            Self::Exchange => "exchange",
             Self::Authcode => "authcode",
             Self::AuthcodeOpenid => "authcode (openid)",
         }
@@ -380,9 +406,10 @@ async fn refresh_chain(user: &mut GooseUser, target: &Target) -> Result<(), Flow
 /// The Goose scenario for `kind`.
 pub fn scenario(kind: ScenarioKind, target: &Arc<Target>) -> Result<Scenario, GooseError> {
     let start = match kind {
-        ScenarioKind::Validate | ScenarioKind::Introspect | ScenarioKind::Mixed => {
-            Step::StartWithToken
-        }
+        ScenarioKind::Validate
+        | ScenarioKind::Introspect
+        | ScenarioKind::Exchange
+        | ScenarioKind::Mixed => Step::StartWithToken,
         ScenarioKind::ValidateDpop => Step::StartWithDpopToken,
         _ => Step::Start,
     };
@@ -397,6 +424,7 @@ pub fn scenario(kind: ScenarioKind, target: &Arc<Target>) -> Result<Scenario, Go
         ScenarioKind::Introspect => vec![(Step::Introspect, 1)],
         ScenarioKind::Authcode => vec![(Step::Authcode, 1)],
         ScenarioKind::Openid => vec![(Step::AuthcodeOpenid, 1)],
+        ScenarioKind::Exchange => vec![(Step::Issue, 1), (Step::Exchange, 1)],
         ScenarioKind::Mixed => MIXED_WEIGHTS.to_vec(),
     };
     for (step, weight) in steps {

@@ -56,6 +56,14 @@ pub struct TargetArgs {
     #[arg(long, env = "LOADTEST_RESOURCE")]
     pub resource: Option<String>,
     /// Public client with authorization_code + refresh_token (authcode, refresh, mixed)
+    /// The audience the `exchange` scenario asks for: one of the `--client-id` client's exchange audiences
+    /// (`client create --token-exchange --exchange-audience AUD`)
+    #[arg(
+        long,
+        env = "LOADTEST_EXCHANGE_AUDIENCE",
+        default_value = "resource-api"
+    )]
+    pub exchange_audience: String,
     #[arg(long, env = "LOADTEST_PUBLIC_CLIENT_ID", default_value = "demo-spa")]
     pub public_client_id: String,
     /// Redirect URI registered for --public-client-id (never fetched: the code is read from the redirect)

@@ -21,7 +21,8 @@ async fn seed(issuer: TestIssuer) -> (TestIssuer, String, TargetArgs) {
         .register(
             ClientSpec::confidential("load")
                 .grants([GrantType::ClientCredentials])
-                .scope("read write"),
+                .scope("read write")
+                .exchange_audience("https://downstream.example/"),
         )
         .await
         .secret
@@ -53,6 +54,7 @@ async fn seed(issuer: TestIssuer) -> (TestIssuer, String, TargetArgs) {
         public_client_id: "load-spa".into(),
         redirect_uri: REDIRECT_URI.into(),
         user_scope: "read".into(),
+        exchange_audience: "https://downstream.example/".into(),
         username: "load-user".into(),
         password: PASSWORD.into(),
     };
@@ -102,6 +104,7 @@ fn expected_requests(kind: ScenarioKind) -> &'static [&'static str] {
             "authorize: sign in",
             "token: authorization_code",
         ],
+        ScenarioKind::Exchange => &["token: client_credentials", "token: token-exchange"],
         ScenarioKind::Mixed => &["api: protected", "token: client_credentials"],
     }
 }
