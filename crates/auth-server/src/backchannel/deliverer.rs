@@ -46,6 +46,9 @@ impl Deliverer {
                 .connect_timeout(TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
+                // A few idle connections per client, not one per delivery ever made.
+                .pool_max_idle_per_host(2)
+                .pool_idle_timeout(Duration::from_secs(30))
                 .build()
                 .ok(),
             guarded: guarded_client(loopback, TIMEOUT),

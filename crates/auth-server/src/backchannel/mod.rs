@@ -32,6 +32,8 @@ pub use deliverer::TIMEOUT;
 pub const MAX_RESPONSE_BYTES: usize = 4096;
 /// A logout token's lifetime (§2.4 asks for a short one; a retry within it reuses the token).
 pub const TOKEN_LIFETIME: i64 = 120;
+/// The most one try may take, database work included: well inside a claim's 30 s.
+const WHOLE_TRY: Duration = Duration::from_secs(20);
 /// How often a replica looks for due logouts when nothing woke it (a CLI command's queue is seen within it).
 const POLL: Duration = Duration::from_secs(1);
 
@@ -63,7 +65,18 @@ pub async fn deliver(state: AppState) {
             };
             let state = state.clone();
             tokio::spawn(async move {
-                deliver_one(&state, logout).await;
+                // Well inside the 30 s claim, however slow the database: a row is never delivered by two
+                // replicas because one outlived its claim.
+                let id = logout.id;
+                if tokio::time::timeout(WHOLE_TRY, deliver_one(&state, logout))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        id,
+                        "a back-channel logout try took too long; another try follows"
+                    );
+                }
                 drop(permit);
             });
         }
@@ -100,8 +113,14 @@ async fn deliver_one(state: &AppState, logout: QueuedLogout) {
         Some(token) => token.clone(),
         None => match mint(state, &client, &logout) {
             Ok(token) => {
+                // Kept before it is sent, so every try sends this one token.
                 if let Err(error) = state.store.keep_logout_token(logout.id, &token).await {
-                    tracing::warn!(%error, "keeping a logout token failed");
+                    tracing::warn!(%error, "keeping a logout token failed; will retry");
+                    let _ = state
+                        .store
+                        .logout_retry(logout.id, state.clock.now() + 5)
+                        .await;
+                    return;
                 }
                 token
             }

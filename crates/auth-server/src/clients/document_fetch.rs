@@ -125,6 +125,8 @@ pub fn guarded_client(loopback: bool, timeout: std::time::Duration) -> Option<re
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
+        // Hosts are strangers' and unbounded in number: no idle connection is kept for any of them.
+        .pool_max_idle_per_host(0)
         .dns_resolver(Arc::new(GuardedResolver { loopback }))
         .build()
         .ok()

@@ -207,10 +207,7 @@ pub fn consent_page(
             fields: &request.fields,
             csrf_token,
             self_registered: request.client().registered != crate::store::Registered::Operator,
-            document_host: (request.client().registered == crate::store::Registered::Document)
-                .then(|| url::Url::parse(request.client().client_id.as_str()).ok())
-                .flatten()
-                .and_then(|url| url.host_str().map(str::to_owned)),
+            document_host: document_host(request.client()),
         }
         .render(),
     )
@@ -237,6 +234,8 @@ struct DeviceConsentPage<'a> {
     audience: Option<&'a str>,
     csrf_token: &'a str,
     self_registered: bool,
+    /// The host of its metadata document, when a document registered it.
+    document_host: Option<String>,
 }
 
 #[derive(Template)]
@@ -335,9 +334,18 @@ pub fn device_consent_page(
                 .then_some(record.audience.as_str()),
             csrf_token,
             self_registered: client.registered != crate::store::Registered::Operator,
+            document_host: document_host(client),
         }
         .render(),
     )
+}
+
+/// The host of a document client's metadata document.
+fn document_host(client: &ClientRecord) -> Option<String> {
+    (client.registered == crate::store::Registered::Document)
+        .then(|| url::Url::parse(client.client_id.as_str()).ok())
+        .flatten()
+        .and_then(|url| url.host_str().map(str::to_owned))
 }
 
 /// After the device consent: "return to your device", or the denial.

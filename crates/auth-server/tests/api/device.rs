@@ -406,6 +406,71 @@ async fn the_winning_poll_binds_the_tokens_to_its_dpop_key(backend: Backend) {
         claims(tokens["access_token"].as_str().unwrap())["cnf"]["jkt"],
         key.thumbprint()
     );
+    // A proof already spent is refused without spending another approved device code.
+    let second = start(&app, &tv, Some("read")).await;
+    let second_code = second["device_code"].as_str().unwrap();
+    answer(
+        &app,
+        &mut browser,
+        second["user_code"].as_str().unwrap(),
+        "alice",
+        "approve",
+    )
+    .await;
+    let spent = key.proof("POST", &token_url, app.clock.now(), None);
+    let second_form = [
+        ("grant_type", GRANT),
+        ("device_code", second_code),
+        ("client_id", "tv"),
+    ];
+    let third = start(&app, &tv, Some("read")).await;
+    answer(
+        &app,
+        &mut browser,
+        third["user_code"].as_str().unwrap(),
+        "alice",
+        "approve",
+    )
+    .await;
+    let third_form = [
+        ("grant_type", GRANT),
+        ("device_code", third["device_code"].as_str().unwrap()),
+        ("client_id", "tv"),
+    ];
+    let first_use = app
+        .http
+        .post(&token_url)
+        .header("DPoP", &spent)
+        .form(&third_form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first_use.status(), StatusCode::OK);
+    let replayed = app
+        .http
+        .post(&token_url)
+        .header("DPoP", &spent)
+        .form(&second_form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(replayed).await,
+        (StatusCode::BAD_REQUEST, "invalid_dpop_proof".into())
+    );
+    let fresh = app
+        .http
+        .post(&token_url)
+        .header("DPoP", key.proof("POST", &token_url, app.clock.now(), None))
+        .form(&second_form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh.status(),
+        StatusCode::OK,
+        "the device code was not spent"
+    );
     // The public client's refresh token is bound to the key too: without a proof it is refused.
     let refresh = app
         .post_token(

@@ -186,6 +186,23 @@ async fn an_actor_token_names_the_actor_and_chains_nest(backend: Backend) {
         error_of(too_deep).await,
         (StatusCode::BAD_REQUEST, "invalid_request".into())
     );
+    // An actor token issued to another client: nobody writes someone else into `act`.
+    let strangers = s.app.access_token(&orders).await;
+    let borrowed = exchange(
+        &s.app,
+        &s.gateway,
+        &s.user_token,
+        &[
+            ("audience", ORDERS),
+            ("actor_token", &strangers),
+            ("actor_token_type", TOKEN_TYPE),
+        ],
+    )
+    .await;
+    assert_eq!(
+        error_of(borrowed).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".into())
+    );
     // An actor token that is not an active token of ours.
     let forged = exchange(
         &s.app,

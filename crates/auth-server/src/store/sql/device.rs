@@ -111,8 +111,8 @@ impl SqlStore {
     ) -> Result<bool, StoreError> {
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
-            // The conditional update first: on SQLite it takes the write lock before anything is read, on
-            // PostgreSQL it locks the row, so of two approvals (or an approval and a denial) one wins.
+            // Of two approvals (or an approval and a denial) the conditional update decides: on PostgreSQL it
+            // locks the row and re-checks it, on SQLite the family insert before it took the write lock.
             let statement = format!(
                 "update device_authorization set family_id = $3, user_id = $4, auth_time = $5, sid = $6 \
                  where user_code = $1 and {PENDING}"

@@ -9,7 +9,8 @@ use sqlx::Row;
 use super::{Backend, SqlStore};
 use crate::store::{LogoutStore, QueuedLogout, StoreError};
 
-/// Logouts waiting per client at most (beyond, new ones are dropped and audited).
+/// Logouts waiting per client at most (beyond, new ones are dropped and audited). Self-registered clients
+/// together may fill at most half of the queue, so strangers cannot crowd out the operator's clients.
 pub const MAX_PENDING_PER_CLIENT: i64 = 100;
 
 /// In a transaction: the clients with a back-channel URI that got an ID token in session `$sid` (of
@@ -44,7 +45,10 @@ macro_rules! queue_logouts {
                 "insert into backchannel_logout (client_id, user_id, sid, created_at, next_attempt_at) \
                  select $1, $2, $3, $4, 0 \
                  where (select count(*) from backchannel_logout) < $5 \
-                 and (select count(*) from backchannel_logout where client_id = $1) < $6",
+                 and (select count(*) from backchannel_logout where client_id = $1) < $6 \
+                 and ((select registered from client where client_id = $1) = 'operator' \
+                      or (select count(*) from backchannel_logout b join client c on c.client_id = b.client_id \
+                          where c.registered <> 'operator') < $5 / 2)",
             )
             .bind(client_id)
             .bind(user)

@@ -4,7 +4,7 @@
 //! `expired_token`; once approved, the tokens, exactly once under concurrency (the same atomic,
 //! family-conditional step as a code's), then `invalid_grant`.
 
-use auth_core::id::Jkt;
+use auth_core::dpop::VerifiedProof;
 use auth_core::secret::SecretDigest;
 use auth_core::token::Audience;
 use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
@@ -13,6 +13,7 @@ use super::refresh::new_refresh_token;
 use crate::error::{Error, Result, oauth};
 use crate::state::AppState;
 use crate::store::{ClientRecord, Consumption, Poll};
+use crate::tokens::dpop::record_use;
 use crate::tokens::issue::{IdTokenDue, IssueRequest, Issuer, Subject};
 use crate::tokens::openid::is_openid;
 
@@ -34,8 +35,9 @@ pub async fn grant(
     state: &AppState,
     client: &ClientRecord,
     request: Request<'_>,
-    jkt: Option<Jkt>,
+    proof: Option<&VerifiedProof>,
 ) -> Result<TokenResponse> {
+    let jkt = proof.map(|proof| proof.jkt.clone());
     let digest = SecretDigest::of(request.device_code);
     let mut record = state
         .store
@@ -125,6 +127,10 @@ pub async fn grant(
             expires_at: None,
         },
     )?;
+    // The proof is spent before the code: a replayed proof is refused with the code still unspent.
+    if let Some(proof) = proof {
+        record_use(state, proof).await?;
+    }
     match state
         .store
         .redeem_device_code(&record, now, refresh_record.as_ref())

@@ -69,6 +69,7 @@ pub async fn exchange(
         ));
     }
     let proof = token_request_proof(state, client, proof)?;
+    let request_kind = request.grant_type();
     let jkt = proof.as_ref().map(|proof| proof.jkt.clone());
     let response = match request {
         TokenRequest::ClientCredentials(request) => {
@@ -81,11 +82,17 @@ pub async fn exchange(
         TokenRequest::TokenExchange(request) => {
             token_exchange::grant(state, client, request, jkt).await
         }
-        TokenRequest::DeviceCode(request) => device_code::grant(state, client, request, jkt).await,
+        // The device grant spends the proof itself, just before the code (RFC 8628 §3.5 polls are many, the
+        // redemption one): a replayed proof spends no device code.
+        TokenRequest::DeviceCode(request) => {
+            device_code::grant(state, client, request, proof.as_ref()).await
+        }
     }?;
     // The proof's jti is spent only by a request that succeeded (a refused one writes nothing); a replayed
     // proof is refused here, and the tokens just signed are never sent.
-    if let Some(proof) = &proof {
+    if let Some(proof) = &proof
+        && !matches!(request_kind, GrantType::DeviceCode)
+    {
         record_use(state, proof).await?;
     }
     crate::clients::registrar::note_issuance(state, client).await;

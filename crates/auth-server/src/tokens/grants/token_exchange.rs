@@ -122,8 +122,18 @@ pub async fn grant(
     // A DPoP-bound subject token is accepted without its key: the exchanging client is the party it was
     // presented to, and it authenticated here. The new token is bound only to the exchanger's own proof.
     let subject = active_token(state, request.subject_token, "subject_token").await?;
+    // The actor token is the acting party's own credential: one issued to the caller (RFC 8693 §2.1), so
+    // a caller cannot write someone else into `act`.
     let acting = match request.actor_token {
-        Some(token) => active_token(state, token, "actor_token").await?.sub,
+        Some(token) => {
+            let actor = active_token(state, token, "actor_token").await?;
+            if actor.client_id != client.client_id.as_str() {
+                return Err(invalid_request(
+                    "the actor_token was not issued to this client",
+                ));
+            }
+            actor.sub
+        }
         None => client.client_id.as_str().to_owned(),
     };
     let act = actor_chain(&subject, &acting)?;
