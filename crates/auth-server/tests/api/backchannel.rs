@@ -23,6 +23,7 @@ backend_tests!(
     the_operators_commands_tell_the_clients_too,
     a_black_hole_neither_delays_logouts_nor_grows_the_queue,
     a_self_registered_client_is_never_posted_to_at_a_special_use_address,
+    self_registered_clients_fill_at_most_half_of_the_queue,
 );
 
 /// A relying party's back channel: records every logout token; answers 503 to the first `failures` posts.
@@ -361,4 +362,52 @@ async fn a_self_registered_client_is_never_posted_to_at_a_special_use_address(ba
     let tokens = sign_in(&app, &mut browser, &operator).await;
     log_out(&app, &mut browser, tokens["id_token"].as_str().unwrap()).await;
     rp.wait_for(1).await;
+}
+
+async fn self_registered_clients_fill_at_most_half_of_the_queue(backend: Backend) {
+    let app = TestIssuer::spawn_with(backend, |serve| {
+        serve.registration = auth_server::clients::policy::RegistrationPolicy::Open;
+        serve.backchannel_max_pending = 4;
+    })
+    .await;
+    app.user("alice").await;
+    // A stranger's client whose back channel is never reached (a loopback address): its logouts wait.
+    let registered: Value = app
+        .http
+        .post(app.url("/register"))
+        .json(&json!({
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": ["authorization_code"],
+            "scope": "openid",
+            "backchannel_logout_uri": "http://127.0.0.1:9/never",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stranger = TestClient {
+        id: registered["client_id"].as_str().unwrap().to_owned(),
+        secret: registered["client_secret"].as_str().map(str::to_owned),
+    };
+    for _ in 0..4 {
+        let mut browser = app.browser();
+        let tokens = sign_in(&app, &mut browser, &stranger).await;
+        log_out(&app, &mut browser, tokens["id_token"].as_str().unwrap()).await;
+    }
+    assert_eq!(
+        app.state.store.pending_logouts().await.unwrap(),
+        2,
+        "strangers fill half of a queue of 4"
+    );
+    // The operator's client still gets its place.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}/bcl", hole.local_addr().unwrap());
+    let operator = app.register(rp_client("operator-app", Some(&uri))).await;
+    let mut browser = app.browser();
+    let tokens = sign_in(&app, &mut browser, &operator).await;
+    log_out(&app, &mut browser, tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(app.state.store.pending_logouts().await.unwrap(), 3);
+    drop(hole);
 }
