@@ -211,6 +211,7 @@ impl Application {
             client_keys: crate::clients::keys::ClientKeys::new(),
             hasher,
             throttle: Throttle::default(),
+            device_throttle: Throttle::default(),
             password_checks: PasswordChecks::new(
                 usize::try_from(config.serve.max_password_checks).unwrap_or(1),
             ),

@@ -72,6 +72,9 @@ pub struct AppInner {
     /// argon2id for passwords.
     pub hasher: PasswordHasher,
     pub throttle: Throttle,
+    /// The device authorization rate per (client, source), in a table of its own: requests that need no
+    /// credential never fill the table that counts failed logins and user codes.
+    pub device_throttle: Throttle,
     /// The bounded argon2 checks.
     pub password_checks: Arc<PasswordChecks>,
     pub metrics: Metrics,

@@ -26,6 +26,9 @@ pub const DEVICE_CODE_LIFETIME: i64 = 600;
 pub const POLL_INTERVAL: i64 = 5;
 /// RFC 8628 §6.1: consonants only (no vowels, so no words), none that look alike.
 pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+/// The most unexpired device authorizations at once, over every client (a public client needs no credential
+/// to make one: bounded per (client, source) and in total, as pushed requests are).
+pub const MAX_UNEXPIRED: u64 = 100_000;
 /// Letters in a user code (20^8 ≈ 2^34.6 codes; §5.1 with the per-source throttle).
 pub const USER_CODE_LENGTH: usize = 8;
 
@@ -92,7 +95,7 @@ pub async fn start(
     // Each request stores a row: bounded per (client, source) before anything else is done.
     if let Err(retry_after) =
         state
-            .throttle
+            .device_throttle
             .count_device_authorization(client.client_id.as_str(), source.key, now)
     {
         return Err(Error::TooMany { retry_after });
@@ -119,7 +122,11 @@ pub async fn start(
             denied: false,
             used: false,
         };
-        if state.store.create_device_authorization(&record).await? {
+        if state
+            .store
+            .create_device_authorization(&record, MAX_UNEXPIRED)
+            .await?
+        {
             let verification_uri = format!("{}/device", state.settings.base_url);
             return Ok(DeviceAuthorizationResponse {
                 device_code: device_code.into_string(),
@@ -134,7 +141,14 @@ pub async fn start(
             });
         }
     }
-    Err(Error::TooMany { retry_after: 1 })
+    // Five draws all taken: the total bound is reached (a collision five times over is not credible).
+    tracing::warn!(
+        max = MAX_UNEXPIRED,
+        "device authorizations refused: too many unexpired ones"
+    );
+    Err(Error::TooMany {
+        retry_after: POLL_INTERVAL * 12,
+    })
 }
 
 /// What a typed user code found.

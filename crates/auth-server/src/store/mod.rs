@@ -593,10 +593,12 @@ pub trait GrantStore: Send + Sync {
         now: i64,
         refresh_token: Option<&RefreshTokenRecord>,
     ) -> Result<Consumption, StoreError>;
-    /// Stores a new device authorization; `false` when its user code is taken (draw another).
+    /// Stores a new device authorization, unless `max_unexpired` unexpired ones exist; `false` when its user
+    /// code is taken (draw another) or the bound is reached.
     async fn create_device_authorization(
         &self,
         record: &DeviceAuthorizationRecord,
+        max_unexpired: u64,
     ) -> Result<bool, StoreError>;
     /// Looks a device authorization up by its device code.
     async fn find_device_authorization(

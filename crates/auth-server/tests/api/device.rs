@@ -21,6 +21,7 @@ backend_tests!(
     wrong_user_codes_are_throttled_per_source,
     the_pages_need_their_csrf_tokens_and_show_the_code,
     a_replica_approves_what_another_polls,
+    unexpired_device_codes_are_bounded_in_total,
 );
 
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -657,5 +658,64 @@ async fn a_replica_approves_what_another_polls(backend: Backend) {
     assert_eq!(
         error_of(poll(&second, &tv, device_code).await).await,
         (StatusCode::BAD_REQUEST, "invalid_grant".into())
+    );
+}
+
+/// The store refuses a device authorization once `max_unexpired` unexpired ones exist (the endpoint passes
+/// 100,000); expired ones do not count.
+async fn unexpired_device_codes_are_bounded_in_total(backend: Backend) {
+    use auth_server::store::DeviceAuthorizationRecord;
+    let app = TestIssuer::spawn(backend).await;
+    app.register(tv()).await;
+    let now = app.clock.now();
+    let record = |n: u8, expires_at: i64| DeviceAuthorizationRecord {
+        device_code_digest: auth_core::secret::SecretDigest::of(&format!("device-{n}")),
+        user_code: format!("BCDFGHJ{}", char::from(b"KLMNPQ"[usize::from(n)])),
+        client_id: auth_core::id::ClientId::from_trusted("tv"),
+        scope: auth_core::scope::ScopeSet::parse("read").unwrap(),
+        audience: "https://api.example/".into(),
+        created_at: now,
+        expires_at,
+        interval: 5,
+        approved: None,
+        denied: false,
+        used: false,
+    };
+    let store = &app.state.store;
+    assert!(
+        store
+            .create_device_authorization(&record(0, now - 100), 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create_device_authorization(&record(1, now + 600), 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create_device_authorization(&record(2, now + 600), 2)
+            .await
+            .unwrap(),
+        "the expired one does not count"
+    );
+    assert!(
+        !store
+            .create_device_authorization(&record(3, now + 600), 2)
+            .await
+            .unwrap(),
+        "two unexpired: full"
+    );
+    // A taken user code is refused too (the caller draws another).
+    let mut taken = record(4, now + 600);
+    taken.user_code = record(1, 0).user_code;
+    assert!(!store.create_device_authorization(&taken, 10).await.unwrap());
+    assert!(
+        store
+            .create_device_authorization(&record(5, now + 600), 10)
+            .await
+            .unwrap()
     );
 }

@@ -63,11 +63,16 @@ impl SqlStore {
     pub(super) async fn insert_device_authorization(
         &self,
         record: &DeviceAuthorizationRecord,
+        max_unexpired: u64,
     ) -> Result<bool, StoreError> {
+        let max_unexpired = i64::try_from(max_unexpired).unwrap_or(i64::MAX);
+        // The count and the insert are one statement: concurrent requests near the bound may each see room
+        // and pass it by a few, never by an unbounded number (each inserts one row).
         let result = on_backend!(self, pool => {
             sqlx::query(
                 "insert into device_authorization (device_code_digest, user_code, client_id, scope, audience, \
-                 created_at, expires_at, poll_interval) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 created_at, expires_at, poll_interval) select $1, $2, $3, $4, $5, $6, $7, $8 \
+                 where (select count(*) from device_authorization where expires_at > $6) < $9 \
                  on conflict (user_code) do nothing",
             )
             .bind(record.device_code_digest.to_hex())
@@ -78,6 +83,7 @@ impl SqlStore {
             .bind(record.created_at)
             .bind(record.expires_at)
             .bind(record.interval)
+            .bind(max_unexpired)
             .execute(pool)
             .await?
             .rows_affected()

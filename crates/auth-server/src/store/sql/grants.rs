@@ -288,8 +288,10 @@ impl GrantStore for SqlStore {
     async fn create_device_authorization(
         &self,
         record: &DeviceAuthorizationRecord,
+        max_unexpired: u64,
     ) -> Result<bool, StoreError> {
-        self.insert_device_authorization(record).await
+        self.insert_device_authorization(record, max_unexpired)
+            .await
     }
 
     async fn find_device_authorization(
