@@ -17,7 +17,7 @@ usage: cargo xtask load [--scenario NAME]... [--users N] [--run-time 30s | --ite
                         [--other-client-secret SECRET] [--other-name NAME] [--other-scope S] [--other-resource R]]
                         [--out DIR] [--bin-dir DIR] [-- extra loadtest/Goose options]
   --scenario     issue | validate | issue-dpop | validate-dpop | refresh | introspect | authcode | openid |
-                 mixed | all
+                 exchange | mixed | all
                  (default mixed; repeatable)
   --users        concurrent Goose users, 1 to 512                                     (default 8)
   --run-time     how long each scenario runs: 20s, 2m, 1m30s; at most 1h             (default 30s)
@@ -31,7 +31,7 @@ usage: cargo xtask load [--scenario NAME]... [--users N] [--run-time 30s | --ite
   --out          where the reports and server logs go                              (default target/loadtest)
   --bin-dir      run the auth-server, resource-api and loadtest binaries found there (no release build)";
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "issue",
     "validate",
     "issue-dpop",
@@ -40,6 +40,7 @@ const SCENARIOS: [&str; 9] = [
     "introspect",
     "authcode",
     "openid",
+    "exchange",
     "mixed",
 ];
 const MAX_USERS: usize = 512;
