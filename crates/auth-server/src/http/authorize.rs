@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 
@@ -12,7 +12,7 @@ use super::cookies::{
 };
 use super::form::OAuthForm;
 use super::outcome::{failure, redirect, refusal};
-use super::pages::{consent_page, error_page, login_page};
+use super::pages::{consent_page, error_page, login_page, with_retry_after};
 use super::source::Source;
 use crate::authorize::csrf::Form;
 use crate::authorize::decision::{self, Next, SignedIn};
@@ -29,14 +29,6 @@ pub fn router() -> Router<AppState> {
         "/authorize",
         get(oauth2_authorize_get).post(oauth2_authorize_post),
     )
-}
-
-/// Adds `Retry-After: seconds` (RFC 9110 §10.2.3).
-fn with_retry_after(mut response: Response, seconds: i64) -> Response {
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-    response
 }
 
 /// The page for the next step of a valid request, its form carrying the token for that form.

@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 
@@ -14,6 +14,7 @@ use super::form::OAuthForm;
 use super::outcome::failure;
 use super::pages::{
     device_consent_page, device_done_page, device_login_page, device_page, error_page,
+    with_retry_after,
 };
 use super::source::Source;
 use crate::authorize::csrf::Form;
@@ -26,13 +27,6 @@ use crate::store::{ClientRecord, DeviceAuthorizationRecord};
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new().route("/device", get(device_get).post(device_post))
-}
-
-fn with_retry_after(mut response: Response, seconds: i64) -> Response {
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-    response
 }
 
 fn forged() -> Response {

@@ -94,6 +94,28 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
+/// The scopes a consent page lists, each with what it lets the application do.
+fn scope_lines<'a>(
+    state: &'a AppState,
+    scope: &'a auth_core::scope::ScopeSet,
+) -> Vec<ScopeLine<'a>> {
+    scope
+        .iter()
+        .map(|name| ScopeLine {
+            name,
+            description: state.settings.scope_descriptions.describe(name),
+        })
+        .collect()
+}
+
+/// The API a consent page names: only when the request asks for more than who the user is.
+fn shown_audience<'a>(scope: &auth_core::scope::ScopeSet, audience: &'a str) -> Option<&'a str> {
+    scope
+        .iter()
+        .any(|scope| !crate::tokens::openid::USER_SCOPES.contains(&scope))
+        .then_some(audience)
+}
+
 /// The name a page shows for a client: its registered display name, else its id.
 fn display_name(client: &ClientRecord) -> &str {
     client.name.as_deref().unwrap_or(client.client_id.as_str())
@@ -145,6 +167,14 @@ fn action(state: &AppState) -> String {
     format!("{}/authorize", state.settings.base_url)
 }
 
+/// Adds `Retry-After: seconds` (RFC 9110 §10.2.3) to a page.
+pub fn with_retry_after(mut response: Response, seconds: i64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
 /// An error page; `message` is our own text (never the client's input), escaped all the same.
 pub fn error_page(status: StatusCode, message: &str) -> Response {
     html(status, ErrorPage { message }.render())
@@ -183,14 +213,7 @@ pub fn consent_page(
     username: &str,
 ) -> Response {
     let action = action(state);
-    let scopes = request
-        .scope
-        .iter()
-        .map(|name| ScopeLine {
-            name,
-            description: state.settings.scope_descriptions.describe(name),
-        })
-        .collect();
+    let scopes = scope_lines(state, &request.scope);
     html(
         StatusCode::OK,
         ConsentPage {
@@ -199,11 +222,7 @@ pub fn consent_page(
             client_name: display_name(request.client()),
             username,
             scopes,
-            audience: request
-                .scope
-                .iter()
-                .any(|scope| !crate::tokens::openid::USER_SCOPES.contains(&scope))
-                .then_some(request.audience.as_str()),
+            audience: shown_audience(&request.scope, &request.audience),
             fields: &request.fields,
             csrf_token,
             self_registered: request.client().registered != crate::store::Registered::Operator,
@@ -310,14 +329,7 @@ pub fn device_consent_page(
 ) -> Response {
     let action = device_action(state);
     let user_code = crate::authorize::device::display(&record.user_code);
-    let scopes = record
-        .scope
-        .iter()
-        .map(|name| ScopeLine {
-            name,
-            description: state.settings.scope_descriptions.describe(name),
-        })
-        .collect();
+    let scopes = scope_lines(state, &record.scope);
     html(
         StatusCode::OK,
         DeviceConsentPage {
@@ -327,11 +339,7 @@ pub fn device_consent_page(
             username,
             user_code: &user_code,
             scopes,
-            audience: record
-                .scope
-                .iter()
-                .any(|scope| !crate::tokens::openid::USER_SCOPES.contains(&scope))
-                .then_some(record.audience.as_str()),
+            audience: shown_audience(&record.scope, &record.audience),
             csrf_token,
             self_registered: client.registered != crate::store::Registered::Operator,
             document_host: document_host(client),

@@ -1,5 +1,6 @@
 //! `UserStore` in SQL: users and their login sessions.
 
+use auth_core::clock::{Clock, SystemClock};
 use auth_core::id::{UnixTime, UserId};
 use auth_core::secret::SecretDigest;
 
@@ -92,7 +93,7 @@ impl UserStore for SqlStore {
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
         // Sessions, consent and families (with their codes and refresh tokens) go with it (on delete
         // cascade); access tokens naming a family that no longer exists are inactive.
-        let now = now_seconds();
+        let now = SystemClock.now();
         let max = self.backchannel_max_pending;
         let deleted = on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -224,7 +225,7 @@ impl UserStore for SqlStore {
     }
 
     async fn end_session(&self, digest: &SecretDigest) -> Result<bool, StoreError> {
-        let now = now_seconds();
+        let now = SystemClock.now();
         Ok(on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             // The delete first: it locks the row, so of two logouts of one session one tells the clients.
@@ -243,7 +244,7 @@ impl UserStore for SqlStore {
     }
 
     async fn end_session_by_sid(&self, sid: &str, user_id: &UserId) -> Result<bool, StoreError> {
-        let now = now_seconds();
+        let now = SystemClock.now();
         Ok(on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             let ended = sqlx::query("delete from login_session where sid = $1 and user_id = $2")
@@ -260,14 +261,4 @@ impl UserStore for SqlStore {
             ended
         }))
     }
-}
-
-/// The wall clock, for the rows a session's end queues (the store's callers pass no clock here: a logout is
-/// due at once).
-fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
 }

@@ -7,7 +7,7 @@ use auth_core::token::Audience;
 use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
 use service_kit::telemetry::untrusted;
 
-use super::refresh::new_refresh_token;
+use super::refresh::first_refresh_token;
 use crate::error::{Error, Result, oauth};
 use crate::state::AppState;
 use crate::store::{ClientRecord, Consumption, StoreError};
@@ -115,14 +115,7 @@ pub async fn grant(
         ));
     }
     let issuer = Issuer::ready(state, client)?;
-    let refresh = if client.allows(GrantType::RefreshToken) {
-        // RFC 9449 §5: a public client's refresh token is bound to its proof key (a confidential client's is
-        // bound to the client by its authentication already).
-        let bound = if client.is_public { jkt.clone() } else { None };
-        Some(new_refresh_token(state, grant.clone(), now, bound)?)
-    } else {
-        None
-    };
+    let refresh = first_refresh_token(state, client, grant, now, jkt.as_ref())?;
     let (refresh_token, refresh_record) = refresh.unzip();
     // Signed before the code is spent: the tokens carry the family, so if the exchange is refused below they
     // die with it.

@@ -9,7 +9,7 @@ use auth_core::secret::SecretDigest;
 use auth_core::token::Audience;
 use auth_core::wire::{ErrorCode, GrantType, TokenResponse};
 
-use super::refresh::new_refresh_token;
+use super::refresh::first_refresh_token;
 use crate::error::{Error, Result, oauth};
 use crate::state::AppState;
 use crate::store::{ClientRecord, Consumption, Poll};
@@ -95,13 +95,7 @@ pub async fn grant(
         return Err(invalid_code());
     };
     let issuer = Issuer::ready(state, client)?;
-    let refresh = if client.allows(GrantType::RefreshToken) {
-        // RFC 9449 §5: a public client's refresh token is bound to its proof key.
-        let bound = if client.is_public { jkt.clone() } else { None };
-        Some(new_refresh_token(state, grant.clone(), now, bound)?)
-    } else {
-        None
-    };
+    let refresh = first_refresh_token(state, client, &grant, now, jkt.as_ref())?;
     let (refresh_token, refresh_record) = refresh.unzip();
     // Signed before the code is spent; a poll that loses the race below never sends them.
     let response = issuer.issue(

@@ -47,6 +47,23 @@ pub(super) fn new_refresh_token(
     Ok((token, record))
 }
 
+/// The refresh token a user grant's first tokens come with, when the client may refresh (RFC 6749 §6). RFC
+/// 9449 §5: a public client's is bound to its proof key (a confidential client's is bound to the client by its
+/// authentication already).
+pub(super) fn first_refresh_token(
+    state: &AppState,
+    client: &ClientRecord,
+    authorization: &Authorization,
+    now: i64,
+    jkt: Option<&Jkt>,
+) -> Result<Option<(OpaqueToken, RefreshTokenRecord)>> {
+    if !client.allows(GrantType::RefreshToken) {
+        return Ok(None);
+    }
+    let bound = if client.is_public { jkt.cloned() } else { None };
+    new_refresh_token(state, authorization.clone(), now, bound).map(Some)
+}
+
 fn invalid_refresh_token() -> Error {
     oauth(
         ErrorCode::InvalidGrant,
